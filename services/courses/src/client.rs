@@ -1,0 +1,73 @@
+//! The typed client other services (and loadgen) use to call courses.
+
+use mesh::{CallError, MeshClient};
+
+use crate::model::{Course, CourseSummary, Lesson, Page};
+
+/// Calls the courses service through the mesh's outbound stack.
+#[derive(Clone, Debug)]
+pub struct CoursesClient {
+    mesh: MeshClient,
+}
+
+impl CoursesClient {
+    /// The destination name edges and spans use.
+    pub const DESTINATION: &'static str = crate::NAME;
+
+    pub fn new(mesh: MeshClient) -> Self {
+        Self { mesh }
+    }
+
+    /// `GET /courses`: one page, most popular first.
+    pub async fn list(
+        &self,
+        page: u32,
+        per_page: u32,
+        tag: Option<&str>,
+    ) -> Result<Page<CourseSummary>, CallError> {
+        let mut query = vec![
+            ("page", page.to_string()),
+            ("per_page", per_page.to_string()),
+        ];
+        if let Some(tag) = tag {
+            query.push(("tag", tag.to_owned()));
+        }
+        self.mesh
+            .get("/courses", "/courses")
+            .query(&query)
+            .send_json()
+            .await
+    }
+
+    /// `GET /courses/{course_id}`: the course with its lessons.
+    pub async fn get(&self, course_id: &str) -> Result<Course, CallError> {
+        self.mesh
+            .get(
+                "/courses/{course_id}",
+                &format!("/courses/{}", encode(course_id)),
+            )
+            .send_json()
+            .await
+    }
+
+    /// `GET /courses/{course_id}/lessons/{lesson_id}`: 404 unless the lesson
+    /// belongs to the course.
+    pub async fn lesson(&self, course_id: &str, lesson_id: &str) -> Result<Lesson, CallError> {
+        self.mesh
+            .get(
+                "/courses/{course_id}/lessons/{lesson_id}",
+                &format!(
+                    "/courses/{}/lessons/{}",
+                    encode(course_id),
+                    encode(lesson_id)
+                ),
+            )
+            .send_json()
+            .await
+    }
+}
+
+/// Percent-encodes a path segment so an id can never change the route.
+fn encode(segment: &str) -> String {
+    mesh::outbound::encode_path_segment(segment)
+}

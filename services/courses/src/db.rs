@@ -1,0 +1,205 @@
+//! Queries. Every statement binds its values (`$n`), so the statement text
+//! recorded on the span carries no data.
+
+use mesh::{Db, Op};
+use sqlx::{Row as _, any::AnyRow};
+
+use crate::{
+    catalog::Catalog,
+    model::{Course, CourseSummary, Lesson},
+};
+
+fn summary(row: &AnyRow) -> Result<CourseSummary, sqlx::Error> {
+    let tags: String = row.try_get("tags")?;
+    Ok(CourseSummary {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        title: row.try_get("title")?,
+        summary: row.try_get("summary")?,
+        instructor: row.try_get("instructor")?,
+        level: row.try_get("level")?,
+        tags: tags
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        price_cents: row.try_get("price_cents")?,
+        currency: row.try_get("currency")?,
+        lesson_count: row.try_get("lesson_count")?,
+        popularity: row.try_get("popularity")?,
+    })
+}
+
+fn lesson(row: &AnyRow) -> Result<Lesson, sqlx::Error> {
+    Ok(Lesson {
+        id: row.try_get("id")?,
+        course_id: row.try_get("course_id")?,
+        position: row.try_get("position")?,
+        title: row.try_get("title")?,
+        duration_seconds: row.try_get("duration_seconds")?,
+    })
+}
+
+const COUNT_ALL: &str = "SELECT COUNT(*) AS n FROM courses";
+const COUNT_TAGGED: &str = "SELECT COUNT(*) AS n FROM course_tags WHERE tag = $1";
+const LIST_ALL: &str = "SELECT id, slug, title, summary, instructor, level, tags, price_cents, currency, lesson_count, popularity \
+     FROM courses ORDER BY popularity DESC, id LIMIT $1 OFFSET $2";
+const LIST_TAGGED: &str = "SELECT id, slug, title, summary, instructor, level, tags, price_cents, currency, lesson_count, popularity \
+     FROM courses WHERE id IN (SELECT course_id FROM course_tags WHERE tag = $1) \
+     ORDER BY popularity DESC, id LIMIT $2 OFFSET $3";
+const GET_COURSE: &str = "SELECT id, slug, title, summary, instructor, level, tags, price_cents, currency, lesson_count, popularity \
+     FROM courses WHERE id = $1";
+const LESSONS_OF: &str = "SELECT id, course_id, position, title, duration_seconds FROM lessons WHERE course_id = $1 ORDER BY position";
+const GET_LESSON: &str = "SELECT id, course_id, position, title, duration_seconds FROM lessons WHERE course_id = $1 AND id = $2";
+
+/// One page of courses, most popular first, optionally with one tag.
+pub async fn list_courses(
+    db: &Db,
+    tag: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<CourseSummary>, i64), sqlx::Error> {
+    let (rows, total) = match tag {
+        None => {
+            let rows = db
+                .run(
+                    Op::new("SELECT", "courses", LIST_ALL),
+                    sqlx::query(LIST_ALL)
+                        .bind(limit)
+                        .bind(offset)
+                        .fetch_all(db.pool()),
+                )
+                .await?;
+            let total = db
+                .run(
+                    Op::new("SELECT", "courses", COUNT_ALL),
+                    sqlx::query(COUNT_ALL).fetch_one(db.pool()),
+                )
+                .await?;
+            (rows, total)
+        }
+        Some(tag) => {
+            let rows = db
+                .run(
+                    Op::new("SELECT", "courses", LIST_TAGGED),
+                    sqlx::query(LIST_TAGGED)
+                        .bind(tag)
+                        .bind(limit)
+                        .bind(offset)
+                        .fetch_all(db.pool()),
+                )
+                .await?;
+            let total = db
+                .run(
+                    Op::new("SELECT", "course_tags", COUNT_TAGGED),
+                    sqlx::query(COUNT_TAGGED).bind(tag).fetch_one(db.pool()),
+                )
+                .await?;
+            (rows, total)
+        }
+    };
+    let items = rows.iter().map(summary).collect::<Result<_, _>>()?;
+    Ok((items, total.try_get("n")?))
+}
+
+/// A course with its lessons, or `None`.
+pub async fn get_course(db: &Db, id: &str) -> Result<Option<Course>, sqlx::Error> {
+    let Some(row) = db
+        .run(
+            Op::new("SELECT", "courses", GET_COURSE),
+            sqlx::query(GET_COURSE).bind(id).fetch_optional(db.pool()),
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let lessons = db
+        .run(
+            Op::new("SELECT", "lessons", LESSONS_OF),
+            sqlx::query(LESSONS_OF).bind(id).fetch_all(db.pool()),
+        )
+        .await?;
+    Ok(Some(Course {
+        summary: summary(&row)?,
+        lessons: lessons.iter().map(lesson).collect::<Result<_, _>>()?,
+    }))
+}
+
+/// The lesson `lesson_id` if it belongs to `course_id`.
+pub async fn get_lesson(
+    db: &Db,
+    course_id: &str,
+    lesson_id: &str,
+) -> Result<Option<Lesson>, sqlx::Error> {
+    db.run(
+        Op::new("SELECT", "lessons", GET_LESSON),
+        sqlx::query(GET_LESSON)
+            .bind(course_id)
+            .bind(lesson_id)
+            .fetch_optional(db.pool()),
+    )
+    .await?
+    .as_ref()
+    .map(lesson)
+    .transpose()
+}
+
+/// Inserts the seed catalog unless the database already holds courses.
+///
+/// Replicas starting together may race here: `ON CONFLICT DO NOTHING` makes
+/// the loser's inserts no-ops instead of errors. One span covers the whole
+/// seeding rather than one per row.
+#[tracing::instrument(name = "seed catalog", skip_all, fields(courses = catalog.courses.len()))]
+pub async fn seed(db: &Db, catalog: &Catalog) -> Result<bool, sqlx::Error> {
+    let existing: i64 = sqlx::query(COUNT_ALL)
+        .fetch_one(db.pool())
+        .await?
+        .try_get("n")?;
+    if existing > 0 {
+        return Ok(false);
+    }
+    let mut tx = db.pool().begin().await?;
+    for c in &catalog.courses {
+        sqlx::query(
+            "INSERT INTO courses (id, slug, title, summary, instructor, level, tags, price_cents, currency, popularity, lesson_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+        )
+        .bind(&c.id)
+        .bind(&c.slug)
+        .bind(&c.title)
+        .bind(&c.summary)
+        .bind(&c.instructor)
+        .bind(c.level.as_str())
+        .bind(c.tags.join(","))
+        .bind(c.price_cents)
+        .bind(c.currency)
+        .bind(c.popularity)
+        .bind(c.lessons.len() as i64)
+        .execute(&mut *tx)
+        .await?;
+        for tag in &c.tags {
+            sqlx::query(
+                "INSERT INTO course_tags (course_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&c.id)
+            .bind(tag)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for l in &c.lessons {
+            sqlx::query(
+                "INSERT INTO lessons (id, course_id, position, title, duration_seconds) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&l.id)
+            .bind(&c.id)
+            .bind(i64::from(l.position))
+            .bind(&l.title)
+            .bind(i64::from(l.duration_seconds))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}

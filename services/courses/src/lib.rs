@@ -1,0 +1,65 @@
+//! LearnSphere courses service: the catalog of courses and lessons, seeded
+//! on first start with a deterministic catalog so every database and every
+//! test names the same courses.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod client;
+pub mod config;
+mod db;
+pub mod error;
+pub mod model;
+pub mod routes;
+
+use axum::Router;
+use mesh::{Db, Mesh, Readiness, ServiceIdentity, server::Server};
+
+pub use crate::{client::CoursesClient, config::Config};
+
+/// `service.name` and the destination name other services use.
+pub const NAME: &str = "courses";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+}
+
+/// The API routes (without the mesh's stack; see [`build`]).
+pub fn router(state: AppState) -> Router {
+    routes::courses::router().with_state(state)
+}
+
+/// Connects the database, migrates, seeds, and binds the port.
+pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
+    let mesh = Mesh::new(identity, &config.serve);
+    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let catalog = catalog::generate(config.catalog_seed);
+    if db::seed(&db, &catalog).await? {
+        tracing::info!(
+            courses = catalog.courses.len(),
+            lessons = catalog.lesson_count(),
+            "seeded the catalog"
+        );
+    }
+    let readiness = Readiness::new(Some(db.clone()));
+    let app = mesh.router(router(AppState { db }), readiness.clone());
+    let server = Server::bind(
+        config.serve.host,
+        config.port,
+        app,
+        config.serve.shutdown_grace,
+    )
+    .await?;
+    readiness.mark_started();
+    Ok(server)
+}
+
+/// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let identity = ServiceIdentity::resolve(NAME, env!("CARGO_PKG_VERSION"), &config.telemetry);
+    let telemetry = config.telemetry.clone();
+    mesh::server::run_process(identity, &telemetry, |identity| build(config, identity)).await
+}

@@ -1,0 +1,103 @@
+//! Settings every service shares, as `clap` argument groups the services
+//! flatten into their own `Config`. Each flag also reads an environment
+//! variable; the OpenTelemetry ones use the standard `OTEL_*` names so the
+//! services behave like any other OpenTelemetry-instrumented program.
+
+use std::{net::IpAddr, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+/// How the service listens and stops.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// How long in-flight requests may take to finish after SIGTERM/Ctrl-C
+    /// before the service exits anyway.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deadline for every outbound call to another service.
+    #[arg(long, env = "OUTBOUND_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub outbound_timeout: Duration,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Which trace exporter to use (`OTEL_TRACES_EXPORTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TracesExporter {
+    /// OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    Otlp,
+    /// Spans are created (trace ids still propagate and appear in logs and
+    /// `traceresponse`) but not exported.
+    None,
+}
+
+/// OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC, port 4317 by convention.
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies, port 4318 by convention.
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// Logs and traces. The exporter endpoint, headers, timeout and the
+/// sampler (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`) and
+/// `OTEL_RESOURCE_ATTRIBUTES` are read by the OpenTelemetry SDK itself,
+/// exactly as the specification describes them.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryConfig {
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter (`tracing_subscriber::EnvFilter` syntax). It filters log
+    /// lines only: spans are exported whatever it says, so a quiet log never
+    /// breaks trace propagation.
+    #[arg(long, env = "RUST_LOG", default_value = "info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn")]
+    pub log_filter: String,
+
+    /// Overrides `service.name` (default: the service's own name).
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub service_name: Option<String>,
+
+    /// Disables the OpenTelemetry SDK: no spans are recorded or exported.
+    #[arg(long, env = "OTEL_SDK_DISABLED")]
+    pub otel_sdk_disabled: bool,
+
+    /// Trace exporter.
+    #[arg(long, env = "OTEL_TRACES_EXPORTER", value_enum, default_value = "otlp")]
+    pub traces_exporter: TracesExporter,
+
+    /// OTLP transport for traces.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", value_enum, hide = true)]
+    pub otlp_traces_protocol: Option<OtlpProtocol>,
+
+    /// OTLP transport.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, default_value = "grpc")]
+    pub otlp_protocol: OtlpProtocol,
+}
+
+impl TelemetryConfig {
+    /// The transport for traces: the signal-specific variable wins, as the
+    /// OTLP exporter specification says.
+    pub fn traces_protocol(&self) -> OtlpProtocol {
+        self.otlp_traces_protocol.unwrap_or(self.otlp_protocol)
+    }
+}

@@ -1,0 +1,183 @@
+//! The service's own database: SQLite by default (one file per service),
+//! PostgreSQL when `DATABASE_URL` says so, through sqlx's `Any` driver so
+//! one set of queries and migrations serves both.
+//!
+//! Every operation runs inside a client span with the OpenTelemetry
+//! database attributes and is timed into `db_client_operation_duration_seconds`.
+
+use std::{future::Future, path::Path, sync::Arc, time::Instant};
+
+use sqlx::{
+    AnyPool, Executor as _,
+    any::{AnyPoolOptions, install_default_drivers},
+    migrate::Migrator,
+};
+use tracing::{Instrument as _, field::Empty};
+
+use crate::metrics::{DbLabels, DbOutcome, Metrics, TraceExemplar};
+
+/// A database the service owns, with its pool and the name it reports.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    system: &'static str,
+    namespace: Arc<str>,
+    metrics: Arc<Metrics>,
+}
+
+/// Where the service's data lives, for the launcher to print.
+pub fn describe_url(url: &str) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) => format!("SQLite file {}", rest.split('?').next().unwrap_or(rest)),
+        None => {
+            // Never print a password.
+            match url.split_once('@') {
+                Some((_, host)) => format!("PostgreSQL {host}"),
+                None => url.to_owned(),
+            }
+        }
+    }
+}
+
+impl Db {
+    /// Connects and applies the service's migrations. A SQLite file and its
+    /// directory are created on first start.
+    pub async fn connect(url: &str, migrator: &Migrator, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let system = if is_sqlite { "sqlite" } else { "postgresql" };
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let file = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let url = if is_sqlite && !url.contains("mode=") {
+            // Create the file on first start rather than failing.
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_owned()
+        };
+        let namespace: Arc<str> = url
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.split('?').next())
+            .unwrap_or_default()
+            .into();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 8 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // WAL lets readers run beside the writer and
+                        // replicas share one file; the busy timeout turns
+                        // writer contention into a wait, not an error.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        migrator.run(&pool).await?;
+        Ok(Self {
+            pool,
+            system,
+            namespace,
+            metrics,
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// `sqlite` or `postgresql`, as `db.system.name` spells them.
+    pub fn system(&self) -> &'static str {
+        self.system
+    }
+
+    /// Readiness: the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Runs one database operation inside its span and times it.
+    ///
+    /// `sql` is the statement text with `$n` placeholders; values are bound,
+    /// never spliced in, so the text recorded as `db.query.text` holds no
+    /// user data.
+    pub async fn run<T, F>(&self, op: Op, fut: F) -> Result<T, sqlx::Error>
+    where
+        F: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let span = tracing::info_span!(
+            "db",
+            otel.name = format!("{} {}", op.operation, op.collection),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            db.system.name = self.system,
+            db.namespace = &*self.namespace,
+            db.operation.name = op.operation,
+            db.collection.name = op.collection,
+            db.query.text = op.sql,
+            error.type = Empty,
+        );
+        let start = Instant::now();
+        let result = fut.instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(_) => DbOutcome::success,
+            // "No rows" is an answer, not a database failure.
+            Err(sqlx::Error::RowNotFound) => DbOutcome::success,
+            Err(error) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", error_type(error));
+                DbOutcome::error
+            }
+        };
+        let exemplar = span.in_scope(TraceExemplar::current);
+        self.metrics.observe_db(
+            DbLabels {
+                service: self.metrics.service().clone(),
+                system: self.system,
+                operation: op.operation,
+                collection: op.collection,
+                outcome,
+            },
+            start.elapsed().as_secs_f64(),
+            exemplar,
+        );
+        result
+    }
+}
+
+fn error_type(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => "unique_violation",
+        sqlx::Error::Database(e) if e.is_foreign_key_violation() => "foreign_key_violation",
+        sqlx::Error::Database(_) => "database_error",
+        sqlx::Error::PoolTimedOut => "pool_timeout",
+        sqlx::Error::Io(_) => "io",
+        _ => "_OTHER",
+    }
+}
+
+/// What one database call does: `SELECT` on `courses`, with its statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Op {
+    pub operation: &'static str,
+    pub collection: &'static str,
+    pub sql: &'static str,
+}
+
+impl Op {
+    pub const fn new(operation: &'static str, collection: &'static str, sql: &'static str) -> Self {
+        Self {
+            operation,
+            collection,
+            sql,
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The in-process service mesh every LearnSphere service links.
+//!
+//! No sidecar: the mesh is a set of tower layers and an outbound client,
+//! composed the way linkerd2-proxy and Finagle compose theirs, so every
+//! service gets the same telemetry (and, later, the same resilience):
+//!
+//! - [`telemetry`]: `tracing` logs with trace ids, OpenTelemetry spans over
+//!   OTLP, W3C propagators, configured from the standard `OTEL_*` variables;
+//! - [`inbound`]: server span, RED metrics, in-flight gauge, request id,
+//!   `traceresponse`;
+//! - [`outbound`]: per-destination client with context injection, client
+//!   span and per-edge metrics;
+//! - [`admin`]: `/metrics` (OpenMetrics with exemplars), `/healthz`, `/readyz`;
+//! - [`db`]: the service's own database, every query a span.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod db;
+pub mod error;
+mod exporter;
+pub mod extract;
+pub mod inbound;
+mod log_format;
+pub mod metrics;
+pub mod outbound;
+mod process;
+pub mod server;
+pub mod telemetry;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, extract::DefaultBodyLimit};
+
+pub use crate::{
+    admin::Readiness,
+    config::{ServeConfig, TelemetryConfig},
+    db::{Db, Op},
+    error::{BadRequest, ErrorBody, error_response},
+    metrics::Metrics,
+    outbound::{CallError, MeshClient, OutboundError},
+};
+
+/// Who is running: reported as OpenTelemetry resource attributes and in
+/// the `build_info` metric.
+#[derive(Debug, Clone)]
+pub struct ServiceIdentity {
+    /// `service.name`.
+    pub name: Arc<str>,
+    /// `service.version`.
+    pub version: &'static str,
+    /// `service.instance.id`: unique per replica, so traces and metrics
+    /// of one replica can be told from its siblings'.
+    pub instance_id: Arc<str>,
+}
+
+impl ServiceIdentity {
+    /// The identity of this process: `OTEL_SERVICE_NAME` (via `config`)
+    /// overrides `default_name`; a `service.instance.id` from
+    /// `OTEL_RESOURCE_ATTRIBUTES` is kept, otherwise a fresh UUID is used.
+    pub fn resolve(default_name: &str, version: &'static str, config: &TelemetryConfig) -> Self {
+        let from_env = opentelemetry_sdk::Resource::builder().build();
+        let instance_id = from_env
+            .get(&opentelemetry::Key::from_static_str(
+                opentelemetry_semantic_conventions::resource::SERVICE_INSTANCE_ID,
+            ))
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Self {
+            name: config.service_name.as_deref().unwrap_or(default_name).into(),
+            version,
+            instance_id: instance_id.into(),
+        }
+    }
+}
+
+/// The mesh as one service sees it: its identity, metrics, and the
+/// factories for its inbound stack and outbound clients.
+#[derive(Clone, Debug)]
+pub struct Mesh {
+    identity: Arc<ServiceIdentity>,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+    max_body_bytes: usize,
+    outbound_timeout: Duration,
+}
+
+impl Mesh {
+    pub fn new(identity: ServiceIdentity, serve: &ServeConfig) -> Self {
+        let metrics = Arc::new(Metrics::new(&identity));
+        let http = reqwest::Client::builder()
+            // Keep-alive pools per destination; loopback calls should not
+            // pay a TCP handshake each.
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()
+            .expect("reqwest client with static settings builds");
+        Self {
+            identity: Arc::new(identity),
+            metrics,
+            http,
+            max_body_bytes: serve.max_body_bytes,
+            outbound_timeout: serve.outbound_timeout,
+        }
+    }
+
+    pub fn identity(&self) -> &ServiceIdentity {
+        &self.identity
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// A client for the service `destination` at `base_url`.
+    pub fn client(&self, destination: &str, base_url: &str) -> anyhow::Result<MeshClient> {
+        MeshClient::new(
+            self.metrics.clone(),
+            self.http.clone(),
+            destination,
+            base_url,
+            self.outbound_timeout,
+        )
+    }
+
+    /// Wraps the service's API routes in the inbound stack, adds JSON 404
+    /// and 405 answers and the admin routes.
+    pub fn router(&self, api: Router, readiness: Readiness) -> Router {
+        api.fallback(error::not_found)
+            .method_not_allowed_fallback(error::method_not_allowed)
+            .layer(DefaultBodyLimit::max(self.max_body_bytes))
+            .layer(inbound::layer(self.metrics.clone()))
+            .merge(admin::router(self.metrics.clone(), readiness))
+    }
+}

@@ -1,0 +1,144 @@
+//! Process-wide telemetry: the `tracing` subscriber (logs) and the
+//! OpenTelemetry tracer provider (spans), set up once at start and flushed
+//! once at shutdown.
+
+use std::time::Duration;
+
+use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::{
+    Resource,
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::SdkTracerProvider,
+};
+use opentelemetry_semantic_conventions::resource as semres;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+
+use crate::{
+    ServiceIdentity,
+    config::{LogFormat, OtlpProtocol, TelemetryConfig, TracesExporter},
+    exporter::QuietExporter,
+    log_format::TraceIdFormat,
+};
+
+/// Keeps the tracer provider alive; [`TelemetryGuard::shutdown`] flushes the
+/// spans still queued in the batch processor.
+#[must_use = "dropping the guard without shutdown() loses the last batch of spans"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Flushes queued spans and stops the exporter, waiting at most `timeout`.
+    pub async fn shutdown(mut self, timeout: Duration) {
+        if let Some(provider) = self.provider.take() {
+            // The SDK's shutdown blocks on the batch thread; keep it off the
+            // async workers, which the gRPC exporter still needs to finish.
+            let joined = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
+            match joined {
+                Ok(Ok(())) => tracing::debug!("spans flushed"),
+                Ok(Err(error)) => eprintln!("flushing spans at shutdown failed: {error}"),
+                Err(error) => eprintln!("flushing spans at shutdown panicked: {error}"),
+            }
+        }
+    }
+}
+
+/// The `service.*` resource the SDK reports: `OTEL_RESOURCE_ATTRIBUTES`
+/// and `OTEL_SERVICE_NAME` are read by the SDK's own detectors; we add the
+/// version and a per-replica instance id unless the environment set them.
+fn resource(identity: &ServiceIdentity) -> Resource {
+    let from_env = Resource::builder().build();
+    let mut builder = Resource::builder().with_service_name(identity.name.to_string());
+    if from_env.get(&semres::SERVICE_VERSION.into()).is_none() {
+        builder = builder.with_attribute(KeyValue::new(semres::SERVICE_VERSION, identity.version));
+    }
+    builder = builder.with_attribute(KeyValue::new(
+        semres::SERVICE_INSTANCE_ID,
+        identity.instance_id.to_string(),
+    ));
+    builder.build()
+}
+
+fn tracer_provider(config: &TelemetryConfig, identity: &ServiceIdentity) -> anyhow::Result<SdkTracerProvider> {
+    // The sampler comes from OTEL_TRACES_SAMPLER/_ARG through the SDK's
+    // default config (parent-based always-on when unset).
+    let builder = SdkTracerProvider::builder().with_resource(resource(identity));
+    if config.otel_sdk_disabled || config.traces_exporter == TracesExporter::None {
+        return Ok(builder.build());
+    }
+    let exporter = match config.traces_protocol() {
+        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+            .build()?,
+        // The blocking client: the batch processor exports from its own
+        // thread, where the async reqwest client panics for want of a
+        // reactor (opentelemetry-rust #2673).
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .build()?,
+    };
+    Ok(builder
+        .with_batch_exporter(QuietExporter::new(exporter, config.traces_protocol()))
+        .build())
+}
+
+/// Installs the global subscriber, tracer provider and W3C propagators.
+///
+/// Call once, inside the Tokio runtime (the gRPC exporter needs it). A
+/// second call in the same process (several services in one test binary)
+/// leaves the first installation in place.
+pub fn init(config: &TelemetryConfig, identity: &ServiceIdentity) -> anyhow::Result<TelemetryGuard> {
+    global::set_text_map_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+    let provider = if config.otel_sdk_disabled {
+        None
+    } else {
+        Some(tracer_provider(config, identity)?)
+    };
+
+    // Spans go to OpenTelemetry at INFO and above whatever RUST_LOG says:
+    // a log filter that dropped request spans would also stop context
+    // propagation (the span *is* the context). The transport crates are
+    // excluded so exporting spans never produces spans.
+    let otel_filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .parse_lossy("info,h2=off,hyper=off,tonic=off,tower=off,reqwest=off");
+    let otel_layer = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(identity.name.to_string()))
+            .with_filter(otel_filter)
+    });
+
+    let log_filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .parse_lossy(&config.log_filter);
+    let fmt_layer = match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .event_format(TraceIdFormat::text())
+            .with_filter(log_filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .event_format(TraceIdFormat::json())
+            .with_filter(log_filter)
+            .boxed(),
+    };
+
+    let installed = tracing_subscriber::registry()
+        .with(otel_layer)
+        .with(fmt_layer)
+        .try_init()
+        .is_ok();
+    if !installed {
+        return Ok(TelemetryGuard { provider: None });
+    }
+    if let Some(p) = &provider {
+        global::set_tracer_provider(p.clone());
+    }
+    Ok(TelemetryGuard { provider })
+}
