@@ -1,0 +1,7 @@
+//! loadgen: load generator, scenario runner and local launcher for LearnSphere.
+
+#![forbid(unsafe_code)]
+
+pub mod launcher;
+pub mod receiver;
+pub mod scrape;

@@ -1,0 +1,142 @@
+//! `loadgen`: starts LearnSphere locally and (soon) drives scenarios
+//! through it. `loadgen --help` lists the commands.
+
+use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use loadgen::launcher::{Databases, LaunchOptions, Logs, System};
+
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about = "LearnSphere's local launcher and load generator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Ports {
+    /// gateway 8080, users 8081, courses 8082, payments 8083, progress 8084.
+    Default,
+    /// Free ports chosen at start (run several systems side by side).
+    Auto,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start every service locally and keep them running until Ctrl-C.
+    Up {
+        /// Which ports the services listen on.
+        #[arg(long, value_enum, default_value = "default")]
+        ports: Ports,
+        /// Directory for the SQLite files and the discovery targets file.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Use PostgreSQL instead of SQLite: a URL of a database the
+        /// launcher can connect to and create `learnsphere_<service>`
+        /// databases from (e.g. postgres://postgres@127.0.0.1:5432/postgres).
+        #[arg(long, env = "LEARNSPHERE_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
+    /// Run one service in this process (what `up` starts as its children).
+    Serve {
+        #[arg(value_enum)]
+        service: Service,
+        /// The service's own flags (see `loadgen serve <service> --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Service {
+    Gateway,
+    Users,
+    Courses,
+    Payments,
+    Progress,
+}
+
+fn service_args(name: &'static str, args: Vec<String>) -> impl Iterator<Item = String> {
+    std::iter::once(name.to_owned()).chain(args)
+}
+
+async fn serve(service: Service, args: Vec<String>) -> anyhow::Result<()> {
+    match service {
+        Service::Gateway => gateway::run(gateway::Config::parse_from(service_args("gateway", args))).await,
+        Service::Users => users::run(users::Config::parse_from(service_args("users", args))).await,
+        Service::Courses => courses::run(courses::Config::parse_from(service_args("courses", args))).await,
+        Service::Payments => payments::run(payments::Config::parse_from(service_args("payments", args))).await,
+        Service::Progress => progress::run(progress::Config::parse_from(service_args("progress", args))).await,
+    }
+}
+
+async fn up(ports: Ports, data_dir: PathBuf, postgres: Option<String>) -> anyhow::Result<()> {
+    let mut options = LaunchOptions::local(&data_dir);
+    options.auto_ports = ports == Ports::Auto;
+    options.host = Ipv4Addr::LOCALHOST;
+    options.logs = Logs::Prefixed;
+    options.env = BTreeMap::new();
+    if let Some(admin_url) = postgres {
+        options.databases = Databases::Postgres {
+            admin_url,
+            prefix: "learnsphere".into(),
+        };
+    }
+    println!("starting LearnSphere...");
+    let mut system = System::start(options).await?;
+    println!();
+    println!("LearnSphere is up:");
+    for s in system.services() {
+        println!(
+            "  {:<9} {:<24} pid {:<7} {}",
+            s.name,
+            s.url,
+            s.pid,
+            s.database.as_deref().unwrap_or("(no database)")
+        );
+    }
+    println!();
+    println!(
+        "  try:  curl -i {}/api/courses?per_page=3",
+        system.url("gateway").unwrap_or_default()
+    );
+    println!("  discovery targets: {}", data_dir.join("targets.json").display());
+    println!("  Ctrl-C stops everything.");
+    println!();
+
+    let mut failed = false;
+    loop {
+        tokio::select! {
+            () = mesh::server::shutdown_signal() => break,
+            exit = system.next_exit() => match exit {
+                Some(exit) => {
+                    failed = true;
+                    eprintln!(
+                        "!! {} exited ({}); the rest keep running, degraded",
+                        exit.service,
+                        exit.status.map_or("unknown status".into(), |s| s.to_string())
+                    );
+                }
+                None => break,
+            },
+        }
+    }
+    println!("stopping...");
+    system.stop(Duration::from_secs(15)).await;
+    if failed {
+        anyhow::bail!("one or more services exited unexpectedly");
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up {
+            ports,
+            data_dir,
+            postgres,
+        } => up(ports, data_dir, postgres).await,
+        Command::Serve { service, args } => serve(service, args).await,
+    }
+}

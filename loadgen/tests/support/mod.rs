@@ -1,0 +1,204 @@
+//! Starting the whole system for a test: an OTLP receiver, then every
+//! service as a real process through the launcher, on free ports, with
+//! fresh databases (SQLite files in a temp dir, or PostgreSQL databases
+//! when `TEST_DATABASE_URL` names a server).
+
+#![allow(dead_code)]
+
+use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
+
+use loadgen::{
+    launcher::{Databases, LaunchOptions, Logs, System},
+    receiver::{Receiver, RunningReceiver},
+    scrape::Scrape,
+};
+use serde_json::{Value, json};
+
+pub struct TestSystem {
+    pub system: System,
+    pub receiver: RunningReceiver,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+/// Which OTLP transport the services export with.
+#[derive(Debug, Clone, Copy)]
+pub enum Otlp {
+    Grpc,
+    HttpProtobuf,
+}
+
+impl TestSystem {
+    pub async fn start(otlp: Otlp, extra_args: &[(&'static str, &[&str])]) -> Self {
+        let receiver = Receiver::new()
+            .start(
+                (Ipv4Addr::LOCALHOST, 0).into(),
+                (Ipv4Addr::LOCALHOST, 0).into(),
+            )
+            .await
+            .expect("OTLP receiver starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut options = LaunchOptions::local(dir.path().join("data"));
+        options.auto_ports = true;
+        options.exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_loadgen")));
+        options.logs = if std::env::var_os("TEST_LOG").is_some() {
+            Logs::Prefixed
+        } else {
+            Logs::Files(dir.path().join("logs"))
+        };
+        let (endpoint, protocol) = match otlp {
+            Otlp::Grpc => (receiver.grpc_endpoint(), "grpc"),
+            Otlp::HttpProtobuf => (receiver.http_endpoint(), "http/protobuf"),
+        };
+        options.env = BTreeMap::from([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), protocol.into()),
+            // Export within 100 ms instead of 5 s so tests need not wait.
+            ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+            ("OTEL_TRACES_SAMPLER".into(), "parentbased_always_on".into()),
+            ("RUST_LOG".into(), "info".into()),
+        ]);
+        for (service, args) in extra_args {
+            options
+                .args
+                .insert(service, args.iter().map(|a| a.to_string()).collect());
+        }
+        let postgres = std::env::var("TEST_DATABASE_URL").ok().map(|admin_url| {
+            let prefix = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+            (admin_url, prefix)
+        });
+        if let Some((admin_url, prefix)) = &postgres {
+            options.databases = Databases::Postgres {
+                admin_url: admin_url.clone(),
+                prefix: prefix.clone(),
+            };
+        }
+        let system = match System::start(options).await {
+            Ok(s) => s,
+            Err(e) => {
+                dump_logs(dir.path());
+                panic!("system did not start: {e:#}");
+            }
+        };
+        Self {
+            system,
+            receiver,
+            http: reqwest::Client::new(),
+            dir,
+            postgres,
+        }
+    }
+
+    pub fn gateway(&self) -> String {
+        self.system.url("gateway").expect("gateway is running").to_owned()
+    }
+
+    pub fn url(&self, service: &str) -> String {
+        self.system.url(service).expect("service is running").to_owned()
+    }
+
+    /// Registers and logs in a fresh user; returns (user id, token).
+    pub async fn signed_up_user(&self) -> (String, String) {
+        let email = format!("learner-{}@example.com", uuid::Uuid::new_v4().simple());
+        let res = self
+            .http
+            .post(format!("{}/api/users", self.gateway()))
+            .json(&json!({"email": email, "display_name": "Ada Learner", "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "register: {}", res.text().await.unwrap());
+        let user: Value = res.json().await.unwrap();
+        let res = self
+            .http
+            .post(format!("{}/api/sessions", self.gateway()))
+            .json(&json!({"email": email, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "login: {}", res.text().await.unwrap());
+        let session: Value = res.json().await.unwrap();
+        (
+            user["id"].as_str().unwrap().to_owned(),
+            session["access_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Scrapes a service's `/metrics` as Prometheus would (asking for OpenMetrics).
+    pub async fn scrape(&self, service: &str) -> Scrape {
+        let res = self
+            .http
+            .get(format!("{}/metrics", self.url(service)))
+            .header("accept", "application/openmetrics-text; version=1.0.0")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text"),
+            "metrics are served as OpenMetrics"
+        );
+        Scrape::parse(&res.text().await.unwrap()).expect("metrics parse")
+    }
+
+    pub async fn stop(mut self) {
+        self.system.stop(Duration::from_secs(10)).await;
+        if let Some((admin_url, prefix)) = self.postgres.take() {
+            drop_databases(&admin_url, &prefix).await;
+        }
+    }
+}
+
+impl Drop for TestSystem {
+    /// A failed test never reaches `stop()`: its children die with the
+    /// `System` (kill on drop), and its PostgreSQL databases are dropped
+    /// here, on a runtime of their own since we may be inside a panicking
+    /// async test.
+    fn drop(&mut self) {
+        if let Some((admin_url, prefix)) = self.postgres.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    // Give the killed children a moment to let go of their connections.
+                    rt.block_on(async {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        drop_databases(&admin_url, &prefix).await;
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+async fn drop_databases(admin_url: &str, prefix: &str) {
+    use sqlx::{Connection as _, Executor as _, Row as _};
+    sqlx::any::install_default_drivers();
+    let Ok(mut conn) = sqlx::AnyConnection::connect(admin_url).await else {
+        return;
+    };
+    let names: Vec<String> = sqlx::query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE $1")
+        .bind(format!("{prefix}_%"))
+        .fetch_all(&mut conn)
+        .await
+        .map(|rows| rows.iter().filter_map(|r| r.try_get("datname").ok()).collect())
+        .unwrap_or_default();
+    for name in names {
+        let _ = conn
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .await;
+    }
+}
+
+/// Prints every service log (for a failed start).
+pub fn dump_logs(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir.join("logs")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        eprintln!("===== {} =====\n{text}", entry.path().display());
+    }
+}

@@ -1,0 +1,73 @@
+//! Who is calling: the bearer token, verified with the same code the users
+//! service signs with, so issuer and verifier cannot drift.
+
+use axum::extract::FromRequestParts;
+use http::{header, request::Parts};
+use users::token::Claims;
+
+use crate::{AppState, error::AppError};
+
+/// The verified caller of a user-scoped route.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: String,
+}
+
+impl Caller {
+    /// 403 unless the caller is `user_id`: services trust the gateway to
+    /// have checked that a user only reaches their own data.
+    pub fn must_be(&self, user_id: &str) -> Result<(), AppError> {
+        if self.user_id == user_id {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<Option<&str>, AppError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(AppError::Unauthorized("Authorization must be `Bearer <token>`")),
+    }
+}
+
+fn verify(state: &AppState, token: &str) -> Result<Caller, AppError> {
+    let claims: Claims = state
+        .tokens
+        .verify(token)
+        .map_err(|_| AppError::Unauthorized("invalid or expired token"))?;
+    Ok(Caller { user_id: claims.sub })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?.ok_or(AppError::Unauthorized("this route needs a bearer token"))?;
+        verify(state, token)
+    }
+}
+
+/// A caller who may be anonymous; a token that is present must still be valid.
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match bearer(parts)? {
+            Some(token) => verify(state, token).map(|c| MaybeCaller(Some(c))),
+            None => Ok(MaybeCaller(None)),
+        }
+    }
+}

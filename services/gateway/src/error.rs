@@ -1,0 +1,70 @@
+//! The gateway's one error type. Errors from the services are passed on
+//! with their status and code when they are the client's to fix (4xx);
+//! failures of the services themselves become 502/503 without details.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use mesh::{BadRequest, CallError, error_response};
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 401: no token, or one that does not verify.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403: a valid token asking for another user's data.
+    #[error("this belongs to another user")]
+    Forbidden,
+    /// 4xx: the request itself is wrong (status chosen by the extractor).
+    #[error(transparent)]
+    BadRequest(#[from] BadRequest),
+    /// A service's answer: its 4xx passes through; 5xx → 502; no answer → 503.
+    #[error(transparent)]
+    Upstream(#[from] CallError),
+}
+
+impl AppError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::BadRequest(e) => e.status,
+            Self::Upstream(CallError::Status { status, .. }) if status.is_client_error() => *status,
+            Self::Upstream(CallError::Status { .. } | CallError::Decode { .. }) => StatusCode::BAD_GATEWAY,
+            Self::Upstream(CallError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        match self {
+            Self::Unauthorized(message) => {
+                let mut res = error_response(status, "unauthorized", message);
+                res.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"learnsphere\""),
+                );
+                res
+            }
+            Self::Forbidden => error_response(status, "forbidden", "this belongs to another user"),
+            Self::BadRequest(e) => e.into_response(),
+            Self::Upstream(CallError::Status { code, message, .. }) if status.is_client_error() => {
+                error_response(status, &code, message)
+            }
+            Self::Upstream(error) => {
+                // Which service failed is worth telling; how is not.
+                tracing::error!(error = %error, "upstream failure");
+                let (code, service) = match &error {
+                    CallError::Unavailable(e) => ("dependency_unavailable", e.destination().to_owned()),
+                    CallError::Status { destination, .. } | CallError::Decode { destination, .. } => {
+                        ("bad_gateway", destination.to_string())
+                    }
+                };
+                error_response(status, code, format!("the {service} service is not answering correctly"))
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! LearnSphere API gateway: the public API under `/api`. It verifies the
+//! caller's token, keeps users to their own data, and composes the
+//! services: `POST /api/checkout` (courses → payments → progress) and
+//! `GET /api/courses/{id}/page` (courses and progress concurrently, served
+//! without progress if progress is down).
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use courses::CoursesClient;
+use mesh::{Mesh, Readiness, ServiceIdentity, server::Server};
+use payments::PaymentsClient;
+use progress::ProgressClient;
+use users::{UsersClient, token::TokenKeys};
+
+pub use crate::config::Config;
+
+/// `service.name`.
+pub const NAME: &str = "gateway";
+
+/// What every handler can reach: a typed client per service, and the
+/// token verifier.
+#[derive(Clone)]
+pub struct AppState {
+    pub users: UsersClient,
+    pub courses: CoursesClient,
+    pub payments: PaymentsClient,
+    pub progress: ProgressClient,
+    pub tokens: Arc<TokenKeys>,
+}
+
+/// The API routes (without the mesh's stack; see [`build`]).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::accounts::router())
+        .merge(routes::catalog::router())
+        .merge(routes::checkout::router())
+        .merge(routes::learning::router())
+        .with_state(state)
+}
+
+/// Builds the clients and binds the port. The gateway has no database;
+/// it is ready as soon as it listens (the services report their own
+/// readiness, and the gateway degrades per route when one is down).
+pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
+    let tokens = TokenKeys::new(config.jwt_secret.as_bytes())
+        .map_err(|e| anyhow::anyhow!("JWT_SECRET cannot verify tokens: {e}"))?;
+    let mesh = Mesh::new(identity, &config.serve);
+    let state = AppState {
+        users: UsersClient::new(mesh.client(users::NAME, &config.users_url)?),
+        courses: CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?),
+        payments: PaymentsClient::new(mesh.client(payments::NAME, &config.payments_url)?),
+        progress: ProgressClient::new(mesh.client(progress::NAME, &config.progress_url)?),
+        tokens: Arc::new(tokens),
+    };
+    let readiness = Readiness::new(None);
+    let app = mesh.router(router(state), readiness.clone());
+    let server = Server::bind(config.serve.host, config.port, app, config.serve.shutdown_grace).await?;
+    readiness.mark_started();
+    Ok(server)
+}
+
+/// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let identity = ServiceIdentity::resolve(NAME, env!("CARGO_PKG_VERSION"), &config.telemetry);
+    let telemetry = config.telemetry.clone();
+    mesh::server::run_process(identity, &telemetry, |identity| build(config, identity)).await
+}

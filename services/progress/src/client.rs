@@ -1,0 +1,88 @@
+//! The typed client other services (the gateway, loadgen) use to call
+//! progress.
+
+use mesh::{CallError, MeshClient};
+
+use crate::model::{CourseProgress, EnrollRequest, Enrollment, EnrollmentList};
+
+/// Calls the progress service through the mesh's outbound stack.
+#[derive(Clone, Debug)]
+pub struct ProgressClient {
+    mesh: MeshClient,
+}
+
+impl ProgressClient {
+    /// The destination name edges and spans use.
+    pub const DESTINATION: &'static str = crate::NAME;
+
+    pub fn new(mesh: MeshClient) -> Self {
+        Self { mesh }
+    }
+
+    /// `POST /enrollments`: the new enrollment (201) or the one the user
+    /// already had (200); the two are not told apart here.
+    pub async fn enroll(&self, request: &EnrollRequest) -> Result<Enrollment, CallError> {
+        self.mesh
+            .post("/enrollments", "/enrollments")
+            .json(request)
+            .send_json()
+            .await
+    }
+
+    /// `GET /users/{user_id}/enrollments`: oldest first, with progress.
+    pub async fn enrollments(&self, user_id: &str) -> Result<EnrollmentList, CallError> {
+        self.mesh
+            .get(
+                "/users/{user_id}/enrollments",
+                &format!("/users/{}/enrollments", encode(user_id)),
+            )
+            .send_json()
+            .await
+    }
+
+    /// `POST /users/{user_id}/courses/{course_id}/lessons/{lesson_id}/complete`:
+    /// the course progress after recording the completion.
+    pub async fn complete_lesson(
+        &self,
+        user_id: &str,
+        course_id: &str,
+        lesson_id: &str,
+    ) -> Result<CourseProgress, CallError> {
+        self.mesh
+            .post(
+                "/users/{user_id}/courses/{course_id}/lessons/{lesson_id}/complete",
+                &format!(
+                    "/users/{}/courses/{}/lessons/{}/complete",
+                    encode(user_id),
+                    encode(course_id),
+                    encode(lesson_id)
+                ),
+            )
+            .send_json()
+            .await
+    }
+
+    /// `GET /users/{user_id}/courses/{course_id}/progress`.
+    pub async fn progress(
+        &self,
+        user_id: &str,
+        course_id: &str,
+    ) -> Result<CourseProgress, CallError> {
+        self.mesh
+            .get(
+                "/users/{user_id}/courses/{course_id}/progress",
+                &format!(
+                    "/users/{}/courses/{}/progress",
+                    encode(user_id),
+                    encode(course_id)
+                ),
+            )
+            .send_json()
+            .await
+    }
+}
+
+/// Percent-encodes a path segment so an id can never change the route.
+fn encode(segment: &str) -> String {
+    mesh::outbound::encode_path_segment(segment)
+}

@@ -1,0 +1,71 @@
+//! LearnSphere progress service: who is enrolled in which course and which
+//! lessons they have completed.
+//!
+//! It owns no catalog: whether a course or lesson exists, and how many
+//! lessons a course has, is asked of the courses service through its typed
+//! client, so every enrollment and completion shows up in a trace as a call
+//! to courses.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod config;
+mod db;
+pub mod domain;
+pub mod error;
+pub mod model;
+pub mod routes;
+
+use axum::Router;
+use courses::CoursesClient;
+use mesh::{Db, Mesh, Readiness, ServiceIdentity, server::Server};
+
+pub use crate::{client::ProgressClient, config::Config};
+
+/// `service.name` and the destination name other services use.
+pub const NAME: &str = "progress";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub courses: CoursesClient,
+}
+
+/// The API routes (without the mesh's stack; see [`build`]).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::enrollments::router())
+        .merge(routes::lessons::router())
+        .with_state(state)
+}
+
+/// Connects the database, migrates, and binds the port.
+///
+/// Courses is not asked anything at start-up: progress starts (and serves
+/// reads) while courses is still down, and answers 503 only for the calls
+/// that need it.
+pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
+    let mesh = Mesh::new(identity, &config.serve);
+    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let courses = CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?);
+    let readiness = Readiness::new(Some(db.clone()));
+    let app = mesh.router(router(AppState { db, courses }), readiness.clone());
+    let server = Server::bind(
+        config.serve.host,
+        config.port,
+        app,
+        config.serve.shutdown_grace,
+    )
+    .await?;
+    readiness.mark_started();
+    Ok(server)
+}
+
+/// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let identity = ServiceIdentity::resolve(NAME, env!("CARGO_PKG_VERSION"), &config.telemetry);
+    let telemetry = config.telemetry.clone();
+    mesh::server::run_process(identity, &telemetry, |identity| build(config, identity)).await
+}

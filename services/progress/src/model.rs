@@ -1,0 +1,102 @@
+//! The service's JSON contract, shared by its routes and its typed client.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `POST /enrollments`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub user_id: String,
+    pub course_id: String,
+    /// The payment that bought the course; absent (or null) for free ones.
+    #[serde(default)]
+    pub payment_id: Option<String>,
+}
+
+/// Where an enrollment stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentStatus {
+    /// The user may take the course's lessons.
+    Active,
+}
+
+impl EnrollmentStatus {
+    /// The spelling in JSON and in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+        }
+    }
+}
+
+impl fmt::Display for EnrollmentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `status` value this version does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown enrollment status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for EnrollmentStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(Self::Active),
+            other => Err(UnknownStatus(other.to_owned())),
+        }
+    }
+}
+
+/// A user's enrollment in a course.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Enrollment {
+    pub id: String,
+    pub user_id: String,
+    pub course_id: String,
+    pub payment_id: Option<String>,
+    pub status: EnrollmentStatus,
+    /// The course's lesson count when the user enrolled; progress is
+    /// measured against it.
+    pub lesson_count: i64,
+    pub enrolled_at: DateTime<Utc>,
+}
+
+/// An enrollment with how far the user has got, as listed per user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnrollmentProgress {
+    #[serde(flatten)]
+    pub enrollment: Enrollment,
+    pub completed_lessons: i64,
+    /// 0–100, one decimal.
+    pub percent_complete: f64,
+}
+
+/// `GET /users/{user_id}/enrollments`: oldest enrollment first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnrollmentList {
+    pub items: Vec<EnrollmentProgress>,
+}
+
+/// One user's progress through one course.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CourseProgress {
+    pub user_id: String,
+    pub course_id: String,
+    pub enrollment_id: String,
+    pub completed_lessons: i64,
+    pub lesson_count: i64,
+    /// 0–100, one decimal.
+    pub percent_complete: f64,
+    /// Sorted by id, which for catalog ids is course order.
+    pub completed_lesson_ids: Vec<String>,
+    /// The latest completion, or the enrollment when nothing is completed yet.
+    pub last_activity_at: DateTime<Utc>,
+}

@@ -1,0 +1,83 @@
+//! `/enrollments` and `/users/{user_id}/enrollments`: who takes which course.
+
+use axum::{
+    Router,
+    extract::State,
+    routing::{get, post},
+};
+use http::StatusCode;
+use mesh::extract::{Json, Path};
+
+use crate::{
+    AppState, db,
+    domain::{Id, percent_complete},
+    error::{AppError, Result},
+    model::{EnrollRequest, Enrollment, EnrollmentList, EnrollmentProgress, EnrollmentStatus},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/enrollments", post(enroll))
+        .route("/users/{user_id}/enrollments", get(list))
+}
+
+/// 201 with a new enrollment, or 200 with the one the user already has.
+async fn enroll(
+    State(state): State<AppState>,
+    Json(body): Json<EnrollRequest>,
+) -> Result<(StatusCode, Json<Enrollment>)> {
+    let user_id = Id::parse("user_id", body.user_id)?;
+    let course_id = Id::parse("course_id", body.course_id)?;
+    let payment_id = body
+        .payment_id
+        .map(|p| Id::parse("payment_id", p))
+        .transpose()?;
+
+    // A repeat needs nothing from courses, so it is answered even while
+    // courses is down.
+    if let Some(existing) = db::enrollment_of(&state.db, &user_id, &course_id).await? {
+        return Ok((StatusCode::OK, Json(existing)));
+    }
+
+    let course = state
+        .courses
+        .get(course_id.as_str())
+        .await
+        .map_err(|e| AppError::from_courses(e, AppError::CourseNotFound))?;
+    let enrollment = Enrollment {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: user_id.to_string(),
+        course_id: course_id.to_string(),
+        payment_id: payment_id.map(String::from),
+        status: EnrollmentStatus::Active,
+        lesson_count: course.summary.lesson_count,
+        enrolled_at: db::now(),
+    };
+    if db::insert_enrollment(&state.db, &enrollment).await? {
+        return Ok((StatusCode::CREATED, Json(enrollment)));
+    }
+    // A concurrent duplicate inserted first: its row is the enrollment,
+    // and this request is the repeat.
+    let existing = db::enrollment_of(&state.db, &user_id, &course_id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    Ok((StatusCode::OK, Json(existing)))
+}
+
+/// The user's enrollments, oldest first; an unknown user simply has none.
+async fn list(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<EnrollmentList>> {
+    let user_id = Id::parse("user_id", user_id)?;
+    let items = db::enrollments_of_user(&state.db, &user_id)
+        .await?
+        .into_iter()
+        .map(|(enrollment, completed_lessons)| EnrollmentProgress {
+            percent_complete: percent_complete(completed_lessons, enrollment.lesson_count),
+            completed_lessons,
+            enrollment,
+        })
+        .collect();
+    Ok(Json(EnrollmentList { items }))
+}

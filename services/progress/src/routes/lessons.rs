@@ -1,0 +1,92 @@
+//! `/users/{user_id}/courses/{course_id}/...`: lesson completions and the
+//! progress they add up to.
+
+use axum::{
+    Router,
+    extract::State,
+    routing::{get, post},
+};
+use mesh::extract::{Json, Path};
+
+use crate::{
+    AppState,
+    db::{self, Completion},
+    domain::{Id, percent_complete},
+    error::{AppError, Result},
+    model::{CourseProgress, Enrollment},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/users/{user_id}/courses/{course_id}/lessons/{lesson_id}/complete",
+            post(complete),
+        )
+        .route(
+            "/users/{user_id}/courses/{course_id}/progress",
+            get(progress),
+        )
+}
+
+/// Records a completion (idempotently) and answers with the new progress.
+async fn complete(
+    State(state): State<AppState>,
+    Path((user_id, course_id, lesson_id)): Path<(String, String, String)>,
+) -> Result<Json<CourseProgress>> {
+    let user_id = Id::parse("user_id", user_id)?;
+    let course_id = Id::parse("course_id", course_id)?;
+    let lesson_id = Id::parse("lesson_id", lesson_id)?;
+
+    // Enrollment first: it is local and cheap, and a user who is not
+    // enrolled should not cost a call to courses.
+    let enrollment = db::enrollment_of(&state.db, &user_id, &course_id)
+        .await?
+        .ok_or(AppError::NotEnrolled)?;
+    let lesson = state
+        .courses
+        .lesson(course_id.as_str(), lesson_id.as_str())
+        .await
+        .map_err(|e| AppError::from_courses(e, AppError::LessonNotInCourse))?;
+    // Courses promises a 404 for a lesson of another course; holding it to
+    // that here costs nothing and keeps foreign lessons out of the table.
+    if lesson.course_id != course_id.as_str() {
+        return Err(AppError::LessonNotInCourse);
+    }
+    db::record_completion(&state.db, &enrollment.id, &lesson_id, db::now()).await?;
+    Ok(Json(course_progress(&state, enrollment).await?))
+}
+
+async fn progress(
+    State(state): State<AppState>,
+    Path((user_id, course_id)): Path<(String, String)>,
+) -> Result<Json<CourseProgress>> {
+    let user_id = Id::parse("user_id", user_id)?;
+    let course_id = Id::parse("course_id", course_id)?;
+    let enrollment = db::enrollment_of(&state.db, &user_id, &course_id)
+        .await?
+        .ok_or(AppError::NotEnrolled)?;
+    Ok(Json(course_progress(&state, enrollment).await?))
+}
+
+async fn course_progress(state: &AppState, enrollment: Enrollment) -> Result<CourseProgress> {
+    let completions = db::completions_of(&state.db, &enrollment.id).await?;
+    let last_activity_at = completions
+        .iter()
+        .map(|c| c.completed_at)
+        .max()
+        .unwrap_or(enrollment.enrolled_at);
+    let completed_lessons = completions.len() as i64;
+    Ok(CourseProgress {
+        percent_complete: percent_complete(completed_lessons, enrollment.lesson_count),
+        completed_lessons,
+        lesson_count: enrollment.lesson_count,
+        completed_lesson_ids: completions
+            .into_iter()
+            .map(|Completion { lesson_id, .. }| lesson_id)
+            .collect(),
+        last_activity_at,
+        user_id: enrollment.user_id,
+        course_id: enrollment.course_id,
+        enrollment_id: enrollment.id,
+    })
+}

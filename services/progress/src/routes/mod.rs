@@ -1,0 +1,4 @@
+//! HTTP routes, one file per group.
+
+pub mod enrollments;
+pub mod lessons;

@@ -1,0 +1,379 @@
+//! Spawns the progress service for a test, beside a real courses service,
+//! each on port 0 with a fresh database, and drives it over HTTP.
+//!
+//! Databases: progress uses a fresh SQLite file in a temporary directory,
+//! or, when `TEST_DATABASE_URL` is set (a `postgres://` URL of an empty
+//! database the tests may connect to), a fresh PostgreSQL database per test,
+//! created through that URL and dropped when the test's [`TestApp`] is
+//! dropped. So the whole suite runs against PostgreSQL with
+//!
+//! ```sh
+//! createdb -h 127.0.0.1 -U postgres progress_scratch
+//! TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/progress_scratch cargo test -p progress
+//! ```
+//!
+//! Courses always runs on SQLite: it is the dependency, not what is tested.
+
+// Each test file compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use mesh::{ErrorBody, Mesh, ServiceIdentity};
+use progress::ProgressClient;
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use sqlx::{AnyPool, AssertSqlSafe, Connection as _, Executor as _, Row as _};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// A service running on its own task until stopped (or dropped).
+pub struct RunningService {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningService {
+    fn start(server: mesh::server::Server) -> Self {
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        // A dropped sender stops the server too, so a failing test cannot
+        // leave it running.
+        let task = tokio::spawn(server.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the service and waits until its port is closed.
+    pub async fn stop(mut self) {
+        drop(self.stop.take());
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task did not panic")
+                .expect("server stopped cleanly");
+        }
+    }
+}
+
+/// Starts a real courses service with its seeded catalog on port 0.
+pub async fn spawn_courses(dir: &TempDir) -> RunningService {
+    let database_url = format!("sqlite://{}/courses.db", dir.path().display());
+    let config = <courses::Config as clap::Parser>::parse_from([
+        "courses",
+        "--port",
+        "0",
+        "--database-url",
+        &database_url,
+        // A quick stop for the tests that take courses down mid-test.
+        "--shutdown-grace",
+        "1s",
+    ]);
+    let identity = ServiceIdentity::resolve(courses::NAME, "test", &config.telemetry);
+    let server = courses::build(config, identity)
+        .await
+        .expect("courses service builds");
+    RunningService::start(server)
+}
+
+/// A stand-in for courses that answers every request with a 500.
+pub async fn spawn_failing_courses() -> RunningService {
+    let app = axum::Router::new().fallback(|| async {
+        mesh::error_response(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    });
+    let server = mesh::server::Server::bind(
+        [127, 0, 0, 1].into(),
+        0,
+        app,
+        std::time::Duration::from_secs(1),
+    )
+    .await
+    .expect("bind a free port");
+    RunningService::start(server)
+}
+
+/// The URL of a port nothing listens on: bound for a moment, then closed.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = listener.local_addr().expect("bound address");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// The database progress uses in one test.
+enum TestDatabase {
+    Sqlite,
+    /// A database created for this test, dropped with it.
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+}
+
+impl TestDatabase {
+    /// A fresh database and the URL progress should use for it.
+    async fn create(dir: &TempDir) -> (Self, String) {
+        sqlx::any::install_default_drivers();
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            let url = format!("sqlite://{}/progress.db", dir.path().display());
+            return (Self::Sqlite, url);
+        };
+        let name = format!("progress_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::AnyConnection::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        // The name is ours (hex), not input: safe to splice.
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create a test database");
+        let mut url = reqwest::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        (Self::Postgres { admin_url, name }, url.to_string())
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Self::Postgres { admin_url, name } = self else {
+            return;
+        };
+        let (admin_url, db_name) = (admin_url.clone(), name.clone());
+        // Drop cannot await, and the test's runtime may be shutting down:
+        // use a thread with a runtime of its own. FORCE closes the pool
+        // connections the stopped service may still hold.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(async {
+                    let mut admin = sqlx::AnyConnection::connect(&admin_url).await?;
+                    admin
+                        .execute(AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
+                        )))
+                        .await?;
+                    anyhow::Ok(())
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("note: could not drop test database {name}: {dropped:?}");
+        }
+    }
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>` of progress.
+    pub address: String,
+    pub http: reqwest::Client,
+    /// Progress's own database, for asserting on rows.
+    pub db: AnyPool,
+    /// The typed client, through a mesh of its own (as the gateway would).
+    pub client: ProgressClient,
+    /// The courses service progress talks to, when the test started one.
+    pub courses: Option<RunningService>,
+    progress: RunningService,
+    // Dropped last: the services above must stop before their files and
+    // databases go.
+    database: TestDatabase,
+    _dir: TempDir,
+}
+
+/// Progress beside a real courses service.
+pub async fn spawn_app() -> TestApp {
+    let dir = TempDir::new().expect("create a temporary directory");
+    let courses = spawn_courses(&dir).await;
+    let courses_url = courses.url();
+    spawn_with(dir, Some(courses), courses_url).await
+}
+
+/// Progress pointed at `courses_url` (a closed port, a failing stub...).
+pub async fn spawn_app_with_courses_at(courses_url: String) -> TestApp {
+    let dir = TempDir::new().expect("create a temporary directory");
+    spawn_with(dir, None, courses_url).await
+}
+
+async fn spawn_with(dir: TempDir, courses: Option<RunningService>, courses_url: String) -> TestApp {
+    let (database, database_url) = TestDatabase::create(&dir).await;
+    let config = <progress::Config as clap::Parser>::parse_from([
+        "progress",
+        "--port",
+        "0",
+        "--database-url",
+        &database_url,
+        "--courses-url",
+        &courses_url,
+        "--shutdown-grace",
+        "1s",
+    ]);
+    let identity = ServiceIdentity::resolve(progress::NAME, "test", &config.telemetry);
+    let serve = config.serve.clone();
+    let server = progress::build(config, identity)
+        .await
+        .expect("progress service builds");
+    let progress = RunningService::start(server);
+    let address = progress.url();
+
+    let db = AnyPool::connect(&database_url)
+        .await
+        .expect("connect to progress's database");
+    let caller = ServiceIdentity {
+        name: "progress-tests".into(),
+        version: "test",
+        instance_id: uuid::Uuid::new_v4().to_string().into(),
+    };
+    let mesh = Mesh::new(caller, &serve);
+    let client = ProgressClient::new(
+        mesh.client(ProgressClient::DESTINATION, &address)
+            .expect("progress URL is valid"),
+    );
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        db,
+        client,
+        courses,
+        progress,
+        database,
+        _dir: dir,
+    }
+}
+
+/// Rows in progress's tables, to show a rejected request changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowCounts {
+    pub enrollments: i64,
+    pub lesson_completions: i64,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn row_counts(&self) -> RowCounts {
+        RowCounts {
+            enrollments: self.count("SELECT COUNT(*) AS n FROM enrollments").await,
+            lesson_completions: self
+                .count("SELECT COUNT(*) AS n FROM lesson_completions")
+                .await,
+        }
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query(sql)
+            .fetch_one(&self.db)
+            .await
+            .expect("count rows")
+            .try_get("n")
+            .expect("count is a BIGINT")
+    }
+
+    /// Stops the courses service this app talks to.
+    pub async fn stop_courses(&mut self) {
+        self.courses
+            .take()
+            .expect("the test started courses")
+            .stop()
+            .await;
+    }
+
+    /// `POST /enrollments` with a JSON body.
+    pub async fn post_enrollment(&self, body: &Value) -> Response {
+        self.http
+            .post(self.url("/enrollments"))
+            .json(body)
+            .send()
+            .await
+            .expect("request reaches progress")
+    }
+
+    /// `POST /enrollments` with a raw body and an optional content type.
+    pub async fn post_enrollment_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: Option<&str>,
+    ) -> Response {
+        let mut request = self.http.post(self.url("/enrollments")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        request.send().await.expect("request reaches progress")
+    }
+
+    pub async fn enroll(&self, user_id: &str, course_id: &str) -> Response {
+        self.post_enrollment(&serde_json::json!({"user_id": user_id, "course_id": course_id}))
+            .await
+    }
+
+    /// Enrolls and returns the enrollment, failing the test unless it is new.
+    pub async fn enroll_ok(&self, user_id: &str, course_id: &str) -> Value {
+        let res = self.enroll(user_id, course_id).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json().await.expect("enrollment JSON")
+    }
+
+    pub async fn enrollments(&self, user_id: &str) -> Response {
+        self.http
+            .get(self.url(&format!("/users/{}/enrollments", seg(user_id))))
+            .send()
+            .await
+            .expect("request reaches progress")
+    }
+
+    pub async fn complete(&self, user_id: &str, course_id: &str, lesson_id: &str) -> Response {
+        self.http
+            .post(self.url(&format!(
+                "/users/{}/courses/{}/lessons/{}/complete",
+                seg(user_id),
+                seg(course_id),
+                seg(lesson_id)
+            )))
+            .send()
+            .await
+            .expect("request reaches progress")
+    }
+
+    pub async fn progress(&self, user_id: &str, course_id: &str) -> Response {
+        self.http
+            .get(self.url(&format!(
+                "/users/{}/courses/{}/progress",
+                seg(user_id),
+                seg(course_id)
+            )))
+            .send()
+            .await
+            .expect("request reaches progress")
+    }
+}
+
+fn seg(segment: &str) -> String {
+    mesh::outbound::encode_path_segment(segment)
+}
+
+/// Asserts the status and the JSON error code; returns the message.
+pub async fn assert_error(res: Response, status: StatusCode, code: &str) -> String {
+    assert_eq!(res.status(), status, "status of the error response");
+    let body: ErrorBody = res.json().await.expect("a JSON error body");
+    assert_eq!(body.error.code, code, "error code ({})", body.error.message);
+    body.error.message
+}
+
+/// `percent_complete` as the service computes it: one decimal.
+pub fn expected_percent(completed: i64, lesson_count: i64) -> f64 {
+    (completed as f64 * 1000.0 / lesson_count as f64).round() / 10.0
+}

@@ -1,0 +1,107 @@
+//! Queries. Every statement binds its values (`$n`), so the statement text
+//! recorded on the span carries no data: no email, and never a hash.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use mesh::{Db, Op};
+use sqlx::{Row as _, any::AnyRow};
+
+use crate::{domain::Email, model::User, password::HashedPassword};
+
+/// An account as login needs it: the profile and the stored hash.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub user: User,
+    pub password_hash: HashedPassword,
+}
+
+/// What inserting an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Created,
+    /// The email's UNIQUE constraint refused the row.
+    EmailTaken,
+}
+
+const INSERT_USER: &str = "INSERT INTO users (id, email, display_name, password_hash, created_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+const ACCOUNT_BY_EMAIL: &str =
+    "SELECT id, email, display_name, password_hash, created_at FROM users WHERE email = $1";
+const USER_BY_ID: &str = "SELECT id, email, display_name, created_at FROM users WHERE id = $1";
+
+/// Times are stored as RFC 3339 text, which sorts and decodes the same on
+/// SQLite and PostgreSQL through the `Any` driver.
+fn timestamp(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn user(row: &AnyRow) -> Result<User, sqlx::Error> {
+    let created_at: String = row.try_get("created_at")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
+        created_at: DateTime::parse_from_rfc3339(&created_at)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
+            .with_timezone(&Utc),
+    })
+}
+
+/// Inserts a new account.
+///
+/// There is no "is this email free?" query first: it would race with a
+/// concurrent sign-up. The UNIQUE constraint decides atomically, and its
+/// violation is the answer. (The primary key is a fresh UUIDv7, so the
+/// email is the only constraint a new row can violate.)
+pub async fn insert_user(
+    db: &Db,
+    user: &User,
+    password_hash: &HashedPassword,
+) -> Result<Inserted, sqlx::Error> {
+    let result = db
+        .run(
+            Op::new("INSERT", "users", INSERT_USER),
+            sqlx::query(INSERT_USER)
+                .bind(&user.id)
+                .bind(&user.email)
+                .bind(&user.display_name)
+                .bind(password_hash.as_str())
+                .bind(timestamp(&user.created_at))
+                .execute(db.pool()),
+        )
+        .await;
+    match result {
+        Ok(_) => Ok(Inserted::Created),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(Inserted::EmailTaken),
+        Err(e) => Err(e),
+    }
+}
+
+/// The account registered under `email`, if any.
+pub async fn account_by_email(db: &Db, email: &Email) -> Result<Option<Account>, sqlx::Error> {
+    db.run(
+        Op::new("SELECT", "users", ACCOUNT_BY_EMAIL),
+        sqlx::query(ACCOUNT_BY_EMAIL)
+            .bind(email.as_str())
+            .fetch_optional(db.pool()),
+    )
+    .await?
+    .map(|row| {
+        Ok(Account {
+            user: user(&row)?,
+            password_hash: HashedPassword::from_stored(row.try_get("password_hash")?),
+        })
+    })
+    .transpose()
+}
+
+/// The profile of user `id`, if any.
+pub async fn user_by_id(db: &Db, id: &str) -> Result<Option<User>, sqlx::Error> {
+    db.run(
+        Op::new("SELECT", "users", USER_BY_ID),
+        sqlx::query(USER_BY_ID).bind(id).fetch_optional(db.pool()),
+    )
+    .await?
+    .as_ref()
+    .map(user)
+    .transpose()
+}

@@ -1,0 +1,91 @@
+//! LearnSphere users service: accounts, login, and the access tokens the
+//! gateway checks.
+//!
+//! Passwords are hashed with Argon2id ([`password`]); login answers with an
+//! HS256 JWT whose issuing and verifying live together in [`token`], which
+//! the gateway reuses. Passwords, hashes and tokens never reach a log line
+//! or a span: their types redact themselves in `Debug`.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod config;
+mod db;
+pub mod domain;
+pub mod error;
+pub mod model;
+pub mod password;
+pub mod routes;
+pub mod token;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::Router;
+use mesh::{Db, Mesh, Readiness, ServiceIdentity, server::Server};
+
+pub use crate::{
+    client::UsersClient,
+    config::Config,
+    password::PasswordHasher,
+    token::{Claims, TokenError, TokenKeys},
+};
+
+/// `service.name` and the destination name other services use.
+pub const NAME: &str = "users";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub passwords: PasswordHasher,
+    pub tokens: Arc<TokenKeys>,
+    /// Lifetime of the tokens issued at login.
+    pub token_ttl: Duration,
+}
+
+/// The API routes (without the mesh's stack; see [`build`]).
+pub fn router(state: AppState) -> Router {
+    routes::users::router()
+        .merge(routes::sessions::router())
+        .with_state(state)
+}
+
+/// Checks the token secret, connects the database, migrates, prepares the
+/// password hasher, and binds the port.
+pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
+    // First, so a bad secret fails the start before anything else happens.
+    let tokens = TokenKeys::new(config.jwt_secret.expose())?;
+    if config.jwt_secret.is_development_default() {
+        tracing::warn!(
+            "JWT_SECRET is the development default: anyone can mint tokens; set a random secret outside development"
+        );
+    }
+    let mesh = Mesh::new(identity, &config.serve);
+    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let passwords = PasswordHasher::new(config.hash_concurrency()).await?;
+    let state = AppState {
+        db: db.clone(),
+        passwords,
+        tokens: Arc::new(tokens),
+        token_ttl: config.token_ttl,
+    };
+    let readiness = Readiness::new(Some(db));
+    let app = mesh.router(router(state), readiness.clone());
+    let server = Server::bind(
+        config.serve.host,
+        config.port,
+        app,
+        config.serve.shutdown_grace,
+    )
+    .await?;
+    readiness.mark_started();
+    Ok(server)
+}
+
+/// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let identity = ServiceIdentity::resolve(NAME, env!("CARGO_PKG_VERSION"), &config.telemetry);
+    let telemetry = config.telemetry.clone();
+    mesh::server::run_process(identity, &telemetry, |identity| build(config, identity)).await
+}
