@@ -5,14 +5,24 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Request, rejection::*},
     response::{IntoResponse, Response},
 };
+use bytes::Bytes;
 use http::{StatusCode, request::Parts};
-use serde::{Serialize, de::DeserializeOwned};
+use std::{fmt, marker::PhantomData};
+
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{DeserializeOwned, MapAccess, Visitor, value::MapAccessDeserializer},
+};
 
 use crate::error::BadRequest;
 
 /// `axum::Json`, rejecting with `{"error": ...}`: 400 for malformed JSON,
 /// 415 without a JSON content type, 413 over the body limit, 422 for
 /// missing or wrongly-typed fields (with the field path in the message).
+///
+/// The body must be a JSON *object*: serde's derived `Deserialize` also
+/// accepts a struct as a positional array (`["u1", "c1", 100]`), a second
+/// spelling of every request that no client is meant to use.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -24,11 +34,60 @@ where
     type Rejection = BadRequest;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
+        if !has_json_content_type(req.headers()) {
+            return Err(BadRequest::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a request with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "body_too_large"
+            } else {
+                "invalid_body"
+            };
+            BadRequest::new(status, code, rejection.body_text())
+        })?;
+        match axum::Json::<JsonObject<T>>::from_bytes(&bytes) {
+            Ok(axum::Json(JsonObject(value))) => Ok(Json(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// A value that must be written as a JSON object: deserializes `T` only
+/// from a map, so an array is a 422 like any other wrong shape.
+struct JsonObject<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(JsonObject)
+    }
+}
+
+/// `application/json` or any `application/*+json`, parameters ignored.
+fn has_json_content_type(headers: &http::HeaderMap) -> bool {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 fn json_rejection(rejection: JsonRejection) -> BadRequest {

@@ -1,0 +1,217 @@
+//! Queries. Every statement binds its values (`$n`), so the statement text
+//! recorded on the span carries no data.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use mesh::{Db, Op};
+use sqlx::{Row as _, any::AnyRow};
+
+use crate::{
+    domain::{IdempotencyKey, RequestFingerprint},
+    model::{DeclineReason, Payment, PaymentStatus},
+};
+
+/// Times are stored as RFC 3339 UTC with a fixed six fractional digits, so
+/// ordering the text orders the instants.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn decode_error(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unexpected {what} {value:?} in the database").into())
+}
+
+fn payment(row: &AnyRow) -> Result<Payment, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let reason: Option<String> = row.try_get("decline_reason")?;
+    let created_at: String = row.try_get("created_at")?;
+    Ok(Payment {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        course_id: row.try_get("course_id")?,
+        amount_cents: row.try_get("amount_cents")?,
+        currency: row.try_get("currency")?,
+        status: PaymentStatus::parse(&status).ok_or_else(|| decode_error("status", &status))?,
+        decline_reason: reason
+            .map(|r| DeclineReason::parse(&r).ok_or_else(|| decode_error("decline reason", &r)))
+            .transpose()?,
+        provider_reference: row.try_get("provider_reference")?,
+        created_at: DateTime::parse_from_rfc3339(&created_at)
+            .map_err(|_| decode_error("timestamp", &created_at))?
+            .with_timezone(&Utc),
+    })
+}
+
+/// Where the request holding an idempotency key has got to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Its owner is calling the provider.
+    InProgress,
+    /// The payment is recorded; `payment_id` names it.
+    Completed,
+}
+
+impl KeyState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+/// An `idempotency_keys` row.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub fingerprint: RequestFingerprint,
+    pub state: KeyState,
+    pub payment_id: Option<String>,
+}
+
+const CLAIM_KEY: &str = "INSERT INTO idempotency_keys (key, request_hash, state, payment_id, created_at) \
+     VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (key) DO NOTHING";
+const GET_KEY: &str = "SELECT request_hash, state, payment_id FROM idempotency_keys WHERE key = $1";
+const RELEASE_KEY: &str = "DELETE FROM idempotency_keys WHERE key = $1 AND state = $2";
+const COMPLETE_KEY: &str = "UPDATE idempotency_keys SET state = $1, payment_id = $2 \
+     WHERE key = $3 AND state = $4";
+const INSERT_PAYMENT: &str = "INSERT INTO payments \
+     (id, user_id, course_id, amount_cents, currency, status, decline_reason, provider_reference, idempotency_key, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const GET_PAYMENT: &str = "SELECT id, user_id, course_id, amount_cents, currency, status, decline_reason, provider_reference, created_at \
+     FROM payments WHERE id = $1";
+const LIST_FOR_USER: &str = "SELECT id, user_id, course_id, amount_cents, currency, status, decline_reason, provider_reference, created_at \
+     FROM payments WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
+
+/// Claims `key` for this request: true if this request inserted the row
+/// and so owns the charge, false if the key already existed.
+///
+/// The primary key makes this the one atomic decision among concurrent
+/// requests with the same key; `ON CONFLICT DO NOTHING` turns losing it
+/// into an answer rather than an error, on SQLite and PostgreSQL alike.
+pub async fn claim_key(
+    db: &Db,
+    key: &IdempotencyKey,
+    fingerprint: &RequestFingerprint,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = db
+        .run(
+            Op::new("INSERT", "idempotency_keys", CLAIM_KEY),
+            sqlx::query(CLAIM_KEY)
+                .bind(key.as_str())
+                .bind(fingerprint.as_str())
+                .bind(KeyState::InProgress.as_str())
+                .bind(timestamp(now))
+                .execute(db.pool()),
+        )
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The key's row, or `None` if nobody holds it.
+pub async fn find_key(db: &Db, key: &IdempotencyKey) -> Result<Option<KeyRecord>, sqlx::Error> {
+    let Some(row) = db
+        .run(
+            Op::new("SELECT", "idempotency_keys", GET_KEY),
+            sqlx::query(GET_KEY)
+                .bind(key.as_str())
+                .fetch_optional(db.pool()),
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let state: String = row.try_get("state")?;
+    let state = match state.as_str() {
+        "in_progress" => KeyState::InProgress,
+        "completed" => KeyState::Completed,
+        _ => return Err(decode_error("idempotency key state", &state)),
+    };
+    Ok(Some(KeyRecord {
+        fingerprint: RequestFingerprint::from_stored(row.try_get("request_hash")?),
+        state,
+        payment_id: row.try_get("payment_id")?,
+    }))
+}
+
+/// Gives up an in-progress claim so the client can retry with the key.
+/// A completed key is never released: its payment is the answer for good.
+pub async fn release_key(db: &Db, key: &IdempotencyKey) -> Result<(), sqlx::Error> {
+    db.run(
+        Op::new("DELETE", "idempotency_keys", RELEASE_KEY),
+        sqlx::query(RELEASE_KEY)
+            .bind(key.as_str())
+            .bind(KeyState::InProgress.as_str())
+            .execute(db.pool()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores the payment and marks its key completed, in one transaction: a
+/// waiting duplicate sees either no payment and `in_progress`, or both.
+pub async fn record_payment(
+    db: &Db,
+    key: &IdempotencyKey,
+    payment: &Payment,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    db.run(
+        Op::new("INSERT", "payments", INSERT_PAYMENT),
+        sqlx::query(INSERT_PAYMENT)
+            .bind(&payment.id)
+            .bind(&payment.user_id)
+            .bind(&payment.course_id)
+            .bind(payment.amount_cents)
+            .bind(&payment.currency)
+            .bind(payment.status.as_str())
+            .bind(payment.decline_reason.map(DeclineReason::as_str))
+            .bind(payment.provider_reference.as_deref())
+            .bind(key.as_str())
+            .bind(timestamp(payment.created_at))
+            .execute(&mut *tx),
+    )
+    .await?;
+    db.run(
+        Op::new("UPDATE", "idempotency_keys", COMPLETE_KEY),
+        sqlx::query(COMPLETE_KEY)
+            .bind(KeyState::Completed.as_str())
+            .bind(&payment.id)
+            .bind(key.as_str())
+            .bind(KeyState::InProgress.as_str())
+            .execute(&mut *tx),
+    )
+    .await?;
+    db.run(Op::new("COMMIT", "payments", "COMMIT"), tx.commit())
+        .await
+}
+
+/// The payment, or `None`.
+pub async fn get_payment(db: &Db, id: &str) -> Result<Option<Payment>, sqlx::Error> {
+    db.run(
+        Op::new("SELECT", "payments", GET_PAYMENT),
+        sqlx::query(GET_PAYMENT).bind(id).fetch_optional(db.pool()),
+    )
+    .await?
+    .as_ref()
+    .map(payment)
+    .transpose()
+}
+
+/// A user's payments, newest first, at most `limit`.
+pub async fn list_for_user(
+    db: &Db,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<Payment>, sqlx::Error> {
+    db.run(
+        Op::new("SELECT", "payments", LIST_FOR_USER),
+        sqlx::query(LIST_FOR_USER)
+            .bind(user_id)
+            .bind(limit)
+            .fetch_all(db.pool()),
+    )
+    .await?
+    .iter()
+    .map(payment)
+    .collect()
+}

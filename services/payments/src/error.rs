@@ -1,0 +1,129 @@
+//! The service's one error type and its HTTP mapping.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use mesh::{BadRequest, error_response};
+
+use crate::{
+    domain::ParseError,
+    model::{DeclineBody, DeclineDetail, DeclineReason, PAYMENT_DECLINED},
+    provider::ProviderError,
+};
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 404: the payment does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 4xx: the request itself is wrong (status chosen by the extractor or
+    /// 422 `invalid_input` for values the domain types reject).
+    #[error(transparent)]
+    BadRequest(#[from] BadRequest),
+    /// 400: `POST /payments` without an `Idempotency-Key` header. Required,
+    /// not optional: a charge without one cannot be retried safely.
+    #[error("the Idempotency-Key header is required")]
+    MissingIdempotencyKey,
+    /// 400: the `Idempotency-Key` header is not a valid key.
+    #[error("{0}")]
+    InvalidIdempotencyKey(ParseError),
+    /// 422: the key was first used with a different request body.
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    /// 409 (with `Retry-After: 1`): another request with this key is still
+    /// being processed and did not finish within the wait.
+    #[error("a request with this Idempotency-Key is still in progress")]
+    RequestInProgress,
+    /// 402: the provider declined the card; the body carries the reason.
+    #[error("the card was declined: {}", .0.as_str())]
+    PaymentDeclined(DeclineReason),
+    /// 502: the provider failed; nothing was charged and the key is free
+    /// again, so the client may retry with it. Details are logged.
+    #[error(transparent)]
+    ProviderUnavailable(#[from] ProviderError),
+    /// 500 (409 for a unique violation): the database failed; details are
+    /// logged, not sent.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// 500: the task running a charge ended without an answer (it panicked).
+    #[error("charge task failed: {0}")]
+    ChargeTask(#[from] tokio::task::JoinError),
+}
+
+impl AppError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(e) => e.status,
+            Self::MissingIdempotencyKey | Self::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RequestInProgress => StatusCode::CONFLICT,
+            Self::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
+            Self::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
+            Self::Database(e) if is_unique_violation(e) => StatusCode::CONFLICT,
+            Self::Database(_) | Self::ChargeTask(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        match self {
+            Self::NotFound(_) => error_response(status, "not_found", self.to_string()),
+            Self::BadRequest(e) => e.into_response(),
+            Self::MissingIdempotencyKey => {
+                error_response(status, "missing_idempotency_key", self.to_string())
+            }
+            Self::InvalidIdempotencyKey(_) => {
+                error_response(status, "invalid_idempotency_key", self.to_string())
+            }
+            Self::IdempotencyKeyReused => {
+                error_response(status, "idempotency_key_reused", self.to_string())
+            }
+            Self::RequestInProgress => {
+                let mut res = error_response(status, "request_in_progress", self.to_string());
+                // RFC 9110 section 10.2.3: when to try again, in seconds.
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                res
+            }
+            Self::PaymentDeclined(reason) => (
+                status,
+                axum::Json(DeclineBody {
+                    error: DeclineDetail {
+                        code: PAYMENT_DECLINED.to_owned(),
+                        message: self.to_string(),
+                        reason,
+                    },
+                }),
+            )
+                .into_response(),
+            Self::ProviderUnavailable(ref e) => {
+                tracing::warn!(error = %e, "payment provider failed");
+                error_response(
+                    status,
+                    "provider_unavailable",
+                    "the payment provider is unavailable; nothing was charged, retry with the same Idempotency-Key",
+                )
+            }
+            Self::Database(ref e) if status == StatusCode::CONFLICT => {
+                tracing::warn!(error = %e, "unique violation");
+                error_response(status, "conflict", "conflicting write; retry")
+            }
+            Self::Database(ref e) => {
+                tracing::error!(error = %e, "database error");
+                error_response(status, "internal", "internal error")
+            }
+            Self::ChargeTask(ref e) => {
+                tracing::error!(error = %e, "charge task failed");
+                error_response(status, "internal", "internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! LearnSphere payments service: charges for courses, exactly once per
+//! `Idempotency-Key`, against a simulated external card processor whose
+//! latency, declines, failures and capacity are configurable, so the
+//! platform has a realistic slow, fallible dependency to observe.
+#![forbid(unsafe_code)]
+
+mod charges;
+pub mod client;
+pub mod config;
+mod db;
+pub mod domain;
+pub mod error;
+pub mod model;
+pub mod provider;
+pub mod routes;
+
+use std::time::Duration;
+
+use axum::Router;
+use mesh::{Db, Mesh, Readiness, ServiceIdentity, server::Server};
+
+pub use crate::{client::PaymentsClient, config::Config, provider::Provider};
+
+/// `service.name` and the destination name other services use.
+pub const NAME: &str = "payments";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub provider: Provider,
+    /// How long a duplicate request waits for the key's owner (see
+    /// [`Config::idempotency_wait`]).
+    pub idempotency_wait: Duration,
+}
+
+/// The API routes (without the mesh's stack; see [`build`]).
+pub fn router(state: AppState) -> Router {
+    routes::payments::router().with_state(state)
+}
+
+/// Connects the database, migrates, sets up the provider, and binds the port.
+pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
+    let mesh = Mesh::new(identity, &config.serve);
+    let provider = Provider::new(&config.provider, mesh.metrics())?;
+    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let readiness = Readiness::new(Some(db.clone()));
+    let state = AppState {
+        db,
+        provider,
+        idempotency_wait: config.idempotency_wait,
+    };
+    let app = mesh.router(router(state), readiness.clone());
+    let server = Server::bind(
+        config.serve.host,
+        config.port,
+        app,
+        config.serve.shutdown_grace,
+    )
+    .await?;
+    readiness.mark_started();
+    Ok(server)
+}
+
+/// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let identity = ServiceIdentity::resolve(NAME, env!("CARGO_PKG_VERSION"), &config.telemetry);
+    let telemetry = config.telemetry.clone();
+    mesh::server::run_process(identity, &telemetry, |identity| build(config, identity)).await
+}

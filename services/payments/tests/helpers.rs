@@ -1,0 +1,330 @@
+//! `spawn_app()`: a real payments server on a free port with its own fresh
+//! database, and typed helpers to drive it and inspect what it stored.
+//!
+//! By default each test gets a SQLite file in its own temporary directory.
+//! Set `TEST_DATABASE_URL` to a PostgreSQL URL (any database the user may
+//! connect to, e.g. `postgres://postgres@127.0.0.1:5432/postgres`) to run
+//! the whole suite against PostgreSQL instead: each test then creates its
+//! own database `payments_test_<uuid>` beside it and drops it at the end.
+
+// Each test binary compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use clap::Parser as _;
+use mesh::{Mesh, ServeConfig, ServiceIdentity};
+use payments::{Config, PaymentsClient};
+use serde_json::{Value, json};
+use sqlx::{AnyPool, AssertSqlSafe, Row as _, any::AnyPoolOptions};
+
+pub const PAYMENTS: &str = "/payments";
+
+/// A running payments server and a pool on its database.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub db: AnyPool,
+    // Last: the database outlives the pool and the server using it.
+    _storage: Storage,
+}
+
+/// A server with the test defaults: a provider that answers in about a
+/// millisecond and never declines or fails.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A server with the test defaults changed by `configure` (provider
+/// latency, decline and error rates, pool size, idempotency wait).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let storage = Storage::new().await;
+    // Every setting explicit, so variables in the environment (PORT,
+    // DATABASE_URL, PROVIDER_*) cannot leak into a test.
+    let mut config = Config::try_parse_from([
+        "payments",
+        "--host=127.0.0.1",
+        "--port=0",
+        &format!("--database-url={}", storage.url()),
+        "--idempotency-wait=10s",
+        "--provider-latency-median=1ms",
+        "--provider-latency-p99=2ms",
+        "--provider-decline-rate=0",
+        "--provider-error-rate=0",
+        "--provider-concurrency=16",
+        "--max-body-bytes=65536",
+    ])
+    .expect("test configuration parses");
+    configure(&mut config);
+    let server = payments::build(config, identity())
+        .await
+        .expect("payments starts");
+    let address = format!("http://127.0.0.1:{}", server.port());
+    tokio::spawn(server.run_until_stopped(std::future::pending()));
+    // `build` installed the Any drivers and created the schema.
+    let db = AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(storage.url())
+        .await
+        .expect("test pool connects");
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        db,
+        _storage: storage,
+    }
+}
+
+fn identity() -> ServiceIdentity {
+    ServiceIdentity {
+        name: payments::NAME.into(),
+        version: "test",
+        instance_id: uuid::Uuid::new_v4().to_string().into(),
+    }
+}
+
+/// A valid charge body.
+pub fn charge_body(user_id: &str) -> Value {
+    json!({
+        "user_id": user_id,
+        "course_id": "c0001",
+        "amount_cents": 4900,
+        "currency": "USD",
+    })
+}
+
+/// A fresh key, as a client would make one per purchase.
+pub fn new_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Provider calls so far, from the `/metrics` counter.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ProviderCalls {
+    pub approved: u64,
+    pub declined: u64,
+    pub error: u64,
+}
+
+impl ProviderCalls {
+    pub fn total(&self) -> u64 {
+        self.approved + self.declined + self.error
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// `POST /payments` with a JSON body and, if given, an Idempotency-Key.
+    pub async fn charge(&self, key: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self.http.post(self.url(PAYMENTS)).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("request is sent")
+    }
+
+    /// `POST /payments` with a raw body and content type, for bad input.
+    pub async fn charge_raw(
+        &self,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut request = self.http.post(self.url(PAYMENTS)).body(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        request.send().await.expect("request is sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// Rows in `table` (`payments` or `idempotency_keys`).
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = match table {
+            "payments" => "SELECT COUNT(*) AS n FROM payments",
+            "idempotency_keys" => "SELECT COUNT(*) AS n FROM idempotency_keys",
+            other => panic!("no table {other}"),
+        };
+        sqlx::query(sql)
+            .fetch_one(&self.db)
+            .await
+            .expect("count query runs")
+            .try_get("n")
+            .expect("count is an integer")
+    }
+
+    /// Rows in both tables, to assert a request changed nothing.
+    pub async fn snapshot(&self) -> (i64, i64) {
+        (
+            self.count("payments").await,
+            self.count("idempotency_keys").await,
+        )
+    }
+
+    /// Status and decline reason of the stored payment `id`.
+    pub async fn stored(&self, id: &str) -> (String, Option<String>) {
+        let row = sqlx::query("SELECT status, decline_reason FROM payments WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.db)
+            .await
+            .expect("the payment is stored");
+        (
+            row.try_get("status").expect("status"),
+            row.try_get("decline_reason").expect("decline_reason"),
+        )
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    pub async fn provider_calls(&self) -> ProviderCalls {
+        let text = self.metrics().await;
+        let read = |outcome: &str| {
+            let prefix = format!("payments_provider_requests_total{{outcome=\"{outcome}\"}} ");
+            text.lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {prefix} sample in /metrics:\n{text}"))
+        };
+        ProviderCalls {
+            approved: read("approved"),
+            declined: read("declined"),
+            error: read("error"),
+        }
+    }
+
+    /// The typed client other services use, pointed at this server.
+    pub fn client(&self) -> PaymentsClient {
+        let serve = ServeConfig {
+            host: [127, 0, 0, 1].into(),
+            shutdown_grace: Duration::from_secs(1),
+            max_body_bytes: 64 * 1024,
+            outbound_timeout: Duration::from_secs(10),
+        };
+        let mesh = Mesh::new(identity(), &serve);
+        PaymentsClient::new(
+            mesh.client(PaymentsClient::DESTINATION, &self.address)
+                .expect("client for the test server"),
+        )
+    }
+}
+
+/// Asserts `response` is `status` with error `code`; returns the body.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["error"]["code"], code, "error code in {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "a message in {body}"
+    );
+    body
+}
+
+/// Where a test's database lives; dropping it removes the database.
+enum Storage {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl Storage {
+    async fn new() -> Self {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => Self::postgres(admin_url).await,
+            _ => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("payments.db").display());
+                Self::Sqlite { _dir: dir, url }
+            }
+        }
+    }
+
+    async fn postgres(admin_url: String) -> Self {
+        sqlx::any::install_default_drivers();
+        let name = format!("payments_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = AnyPool::connect(&admin_url)
+            .await
+            .expect("TEST_DATABASE_URL connects");
+        // The name is ours (hex), never input, so formatting it in is safe.
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("CREATE DATABASE");
+        admin.close().await;
+        let mut url = reqwest::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&name);
+        Self::Postgres {
+            admin_url,
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Self::Sqlite { url, .. } | Self::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let Self::Postgres {
+            admin_url, name, ..
+        } = self
+        else {
+            return;
+        };
+        // Drop cannot await, and the test's runtime may be finishing: drop
+        // the database from a thread with a runtime of its own. `FORCE`
+        // ends the server's connections, which are still open.
+        let (admin_url, sql) = (
+            admin_url.clone(),
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let admin = AnyPool::connect(&admin_url).await?;
+                sqlx::query(AssertSqlSafe(sql)).execute(&admin).await?;
+                admin.close().await;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {name}: {dropped:?}");
+        }
+    }
+}
