@@ -329,6 +329,19 @@ impl System {
         self.exits.recv().await
     }
 
+    /// Kills one service with SIGKILL, as a crash would, and waits for it
+    /// to be gone. It is not reported as an unexpected exit.
+    pub async fn kill(&mut self, service: &str) -> anyhow::Result<()> {
+        let mut children = self.children.lock().await;
+        let key = *children
+            .keys()
+            .find(|k| **k == service)
+            .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
+        let mut child = children.remove(key).expect("key was just found");
+        child.kill().await?;
+        Ok(())
+    }
+
     /// Sends SIGTERM to every service (dependents first), waits up to
     /// `grace` for each, then kills what is left.
     pub async fn stop(&mut self, grace: Duration) {
