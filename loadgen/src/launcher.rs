@@ -157,14 +157,18 @@ pub struct System {
 
 impl std::fmt::Debug for System {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("System").field("services", &self.services).finish()
+        f.debug_struct("System")
+            .field("services", &self.services)
+            .finish()
     }
 }
 
 /// A free TCP port on `host`. Another process could take it before the
 /// service binds it; on loopback, in practice, nothing does.
 fn free_port(host: Ipv4Addr) -> std::io::Result<u16> {
-    Ok(TcpListener::bind(SocketAddr::from((host, 0)))?.local_addr()?.port())
+    Ok(TcpListener::bind(SocketAddr::from((host, 0)))?
+        .local_addr()?
+        .port())
 }
 
 async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
@@ -172,7 +176,12 @@ async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(admin_url)
         .await
-        .with_context(|| format!("connecting to PostgreSQL at {}", mesh::db::describe_url(admin_url)))?;
+        .with_context(|| {
+            format!(
+                "connecting to PostgreSQL at {}",
+                mesh::db::describe_url(admin_url)
+            )
+        })?;
     let exists = sqlx::query("SELECT COUNT(*) AS n FROM pg_database WHERE datname = $1")
         .bind(name)
         .fetch_one(&mut conn)
@@ -181,14 +190,17 @@ async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result
         > 0;
     if !exists {
         // Identifiers cannot be bound; `name` is ours ([a-z0-9_] only).
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await?;
     }
     Ok(())
 }
 
 /// `postgres://u@h:5432/admin?x` → `postgres://u@h:5432/<db>?x`.
 fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let root = match base[scheme_end..].find('/') {
         Some(i) => &base[..scheme_end + i],
@@ -251,7 +263,10 @@ impl System {
                 let db_url = match &options.databases {
                     Databases::Sqlite { dir } => {
                         std::fs::create_dir_all(dir)?;
-                        format!("sqlite://{}", dir.join(format!("{}.db", spec.name)).display())
+                        format!(
+                            "sqlite://{}",
+                            dir.join(format!("{}.db", spec.name)).display()
+                        )
                     }
                     Databases::Postgres { admin_url, prefix } => {
                         let name = format!("{prefix}_{}", spec.name);
@@ -284,7 +299,9 @@ impl System {
                     cmd.stdout(file.try_clone()?).stderr(file);
                 }
             }
-            let mut child = cmd.spawn().with_context(|| format!("starting {}", spec.name))?;
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("starting {}", spec.name))?;
             if let Some(out) = child.stdout.take() {
                 tokio::spawn(pipe_lines(spec.name, out));
             }
@@ -293,9 +310,22 @@ impl System {
             }
             let pid = child.id().unwrap_or_default();
             children.lock().await.insert(spec.name, child);
-            tokio::spawn(watch_child(spec.name, children.clone(), exit_tx.clone(), stopping.clone()));
+            tokio::spawn(watch_child(
+                spec.name,
+                children.clone(),
+                exit_tx.clone(),
+                stopping.clone(),
+            ));
 
-            if let Err(error) = wait_ready(&http, &url, options.ready_timeout, &mut system.exits, spec.name).await {
+            if let Err(error) = wait_ready(
+                &http,
+                &url,
+                options.ready_timeout,
+                &mut system.exits,
+                spec.name,
+            )
+            .await
+            {
                 system.stop(Duration::from_secs(5)).await;
                 return Err(error);
             }
@@ -321,7 +351,10 @@ impl System {
 
     /// The base URL of `service`.
     pub fn url(&self, service: &str) -> Option<&str> {
-        self.services.iter().find(|s| s.name == service).map(|s| s.url.as_str())
+        self.services
+            .iter()
+            .find(|s| s.name == service)
+            .map(|s| s.url.as_str())
     }
 
     /// The next child that exited on its own, when one does.
@@ -342,28 +375,62 @@ impl System {
         Ok(())
     }
 
+    /// Stops one service the way a platform does (SIGTERM, then SIGKILL
+    /// after `grace`) and returns how it exited.
+    pub async fn terminate(
+        &mut self,
+        service: &str,
+        grace: Duration,
+    ) -> anyhow::Result<ExitStatus> {
+        let mut child = {
+            let mut children = self.children.lock().await;
+            let key = *children
+                .keys()
+                .find(|k| **k == service)
+                .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
+            children.remove(key).expect("key was just found")
+        };
+        terminate(service, &mut child, grace).await
+    }
+
+    /// The process id of a running service.
+    pub async fn pid(&self, service: &str) -> Option<u32> {
+        self.children.lock().await.get(service).and_then(Child::id)
+    }
+
     /// Sends SIGTERM to every service (dependents first), waits up to
     /// `grace` for each, then kills what is left.
     pub async fn stop(&mut self, grace: Duration) {
-        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut children = self.children.lock().await;
         for spec in SERVICES.iter().rev() {
-            let Some(mut child) = children.remove(spec.name) else {
-                continue;
-            };
-            if let Some(pid) = child.id() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
+            if let Some(mut child) = children.remove(spec.name) {
+                let _ = terminate(spec.name, &mut child, grace).await;
             }
-            match tokio::time::timeout(grace, child.wait()).await {
-                Ok(_) => {}
-                Err(_) => {
-                    tracing::warn!(service = spec.name, "did not stop within {grace:?}; killing it");
-                    let _ = child.kill().await;
-                }
-            }
+        }
+    }
+}
+
+/// SIGTERM, wait up to `grace`, then SIGKILL.
+async fn terminate(
+    service: &str,
+    child: &mut Child,
+    grace: Duration,
+) -> anyhow::Result<ExitStatus> {
+    if let Some(pid) = child.id() {
+        let pid = i32::try_from(pid).context("pid out of range")?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => Ok(status?),
+        Err(_) => {
+            eprintln!("{service} did not stop within {grace:?}; killing it");
+            child.kill().await?;
+            Ok(child.wait().await?)
         }
     }
 }
@@ -395,7 +462,10 @@ async fn watch_child(
             }
             Err(_) => {
                 guard.remove(service);
-                let _ = exits.send(Exit { service, status: None });
+                let _ = exits.send(Exit {
+                    service,
+                    status: None,
+                });
                 return;
             }
         }
@@ -416,10 +486,15 @@ async fn wait_ready(
             anyhow::bail!(
                 "{} exited while starting ({})",
                 exit.service,
-                exit.status.map_or("unknown status".into(), |s| s.to_string())
+                exit.status
+                    .map_or("unknown status".into(), |s| s.to_string())
             );
         }
-        if let Ok(res) = http.get(&readyz).timeout(Duration::from_secs(2)).send().await
+        if let Ok(res) = http
+            .get(&readyz)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
             && res.status().is_success()
         {
             return Ok(());

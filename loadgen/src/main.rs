@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use loadgen::launcher::{Databases, LaunchOptions, Logs, System};
 
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, about = "LearnSphere's local launcher and load generator")]
+#[command(
+    name = "loadgen",
+    version,
+    about = "LearnSphere's local launcher and load generator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,11 +66,19 @@ fn service_args(name: &'static str, args: Vec<String>) -> impl Iterator<Item = S
 
 async fn serve(service: Service, args: Vec<String>) -> anyhow::Result<()> {
     match service {
-        Service::Gateway => gateway::run(gateway::Config::parse_from(service_args("gateway", args))).await,
+        Service::Gateway => {
+            gateway::run(gateway::Config::parse_from(service_args("gateway", args))).await
+        }
         Service::Users => users::run(users::Config::parse_from(service_args("users", args))).await,
-        Service::Courses => courses::run(courses::Config::parse_from(service_args("courses", args))).await,
-        Service::Payments => payments::run(payments::Config::parse_from(service_args("payments", args))).await,
-        Service::Progress => progress::run(progress::Config::parse_from(service_args("progress", args))).await,
+        Service::Courses => {
+            courses::run(courses::Config::parse_from(service_args("courses", args))).await
+        }
+        Service::Payments => {
+            payments::run(payments::Config::parse_from(service_args("payments", args))).await
+        }
+        Service::Progress => {
+            progress::run(progress::Config::parse_from(service_args("progress", args))).await
+        }
     }
 }
 
@@ -100,7 +112,10 @@ async fn up(ports: Ports, data_dir: PathBuf, postgres: Option<String>) -> anyhow
         "  try:  curl -i {}/api/courses?per_page=3",
         system.url("gateway").unwrap_or_default()
     );
-    println!("  discovery targets: {}", data_dir.join("targets.json").display());
+    println!(
+        "  discovery targets: {}",
+        data_dir.join("targets.json").display()
+    );
     println!("  Ctrl-C stops everything.");
     println!();
 

@@ -52,7 +52,11 @@ impl Scrape {
     }
 
     /// Samples named `name` carrying all of `labels`.
-    pub fn find<'a>(&'a self, name: &'a str, labels: &'a [(&str, &str)]) -> impl Iterator<Item = &'a Sample> + 'a {
+    pub fn find<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples
             .iter()
             .filter(move |s| s.name == name && s.has_labels(labels))
@@ -156,7 +160,10 @@ weird{msg="a \"quoted\" \\ value"} +Inf
         assert_eq!(e.value, 0.0012);
         assert_eq!(scrape.sum("x_count", &[("service", "gateway")]), 3.0);
         assert_eq!(scrape.samples[2].value, 0.08);
-        assert_eq!(scrape.samples[3].label("msg"), Some(r#"a "quoted" \ value"#));
+        assert_eq!(
+            scrape.samples[3].label("msg"),
+            Some(r#"a "quoted" \ value"#)
+        );
         assert!(scrape.samples[3].value.is_infinite());
     }
 

@@ -104,7 +104,9 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
                 && servers("payments") == 1
                 && servers("progress") == 1
                 && ["courses", "payments", "progress"].into_iter().all(has_db)
-                && mine.iter().any(|s| s.attr_str("peer.service") == Some("payment-provider"))
+                && mine
+                    .iter()
+                    .any(|s| s.attr_str("peer.service") == Some("payment-provider"))
         })
         .await
         .unwrap_or_else(|spans| {
@@ -115,9 +117,15 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
                 .collect();
             panic!("incomplete trace after 20 s; spans of this trace: {mine:#?}")
         });
-    let trace: Vec<CapturedSpan> = spans.into_iter().filter(|s| s.trace_id == trace_id).collect();
+    let trace: Vec<CapturedSpan> = spans
+        .into_iter()
+        .filter(|s| s.trace_id == trace_id)
+        .collect();
     let services: BTreeSet<&str> = trace.iter().map(|s| s.service_name.as_str()).collect();
-    assert_eq!(services, BTreeSet::from(["gateway", "courses", "payments", "progress"]));
+    assert_eq!(
+        services,
+        BTreeSet::from(["gateway", "courses", "payments", "progress"])
+    );
 
     // The gateway's server span is the child of the caller's span.
     let root = trace
@@ -126,7 +134,10 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
         .unwrap();
     assert_eq!(root.parent_span_id.as_deref(), Some(caller_span_id));
     assert_eq!(root.name, "POST /api/checkout");
-    assert_eq!(root.span_id, parts[2], "traceresponse names the gateway's span");
+    assert_eq!(
+        root.span_id, parts[2],
+        "traceresponse names the gateway's span"
+    );
     assert_eq!(root.attr_str("http.request.method"), Some("POST"));
     assert_eq!(root.attr_str("http.route"), Some("/api/checkout"));
     assert_eq!(root.attr_str("url.path"), Some("/api/checkout"));
@@ -134,20 +145,44 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
 
     // Every server span below the gateway is the child of a client span in
     // the calling service that names it as peer.service.
-    for server in trace.iter().filter(|s| s.kind == SpanKind::Server && s.service_name != "gateway") {
-        let client = parent_of(&trace, server)
-            .unwrap_or_else(|| panic!("{} {} has no parent in the trace", server.service_name, server.name));
-        assert_eq!(client.kind, SpanKind::Client, "parent of {} {}", server.service_name, server.name);
+    for server in trace
+        .iter()
+        .filter(|s| s.kind == SpanKind::Server && s.service_name != "gateway")
+    {
+        let client = parent_of(&trace, server).unwrap_or_else(|| {
+            panic!(
+                "{} {} has no parent in the trace",
+                server.service_name, server.name
+            )
+        });
+        assert_eq!(
+            client.kind,
+            SpanKind::Client,
+            "parent of {} {}",
+            server.service_name,
+            server.name
+        );
         assert_ne!(client.service_name, server.service_name);
-        assert_eq!(client.attr_str("peer.service"), Some(server.service_name.as_str()));
+        assert_eq!(
+            client.attr_str("peer.service"),
+            Some(server.service_name.as_str())
+        );
         assert!(client.attr_str("server.address").is_some());
         assert_eq!(
             client.attr_i64("http.response.status_code"),
             server.attr_i64("http.response.status_code"),
             "client and server agree on the status"
         );
-        let route = server.attr_str("http.route").expect("server spans carry http.route");
-        assert_eq!(server.name, format!("{} {route}", server.attr_str("http.request.method").unwrap()));
+        let route = server
+            .attr_str("http.route")
+            .expect("server spans carry http.route");
+        assert_eq!(
+            server.name,
+            format!(
+                "{} {route}",
+                server.attr_str("http.request.method").unwrap()
+            )
+        );
         assert!(server.attr_str("url.path").is_some());
     }
 
@@ -184,7 +219,10 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
             assert!(span.attr_str("db.operation.name").is_some());
             assert!(span.attr_str("db.collection.name").is_some());
             let text = span.attr_str("db.query.text").unwrap();
-            assert!(!text.contains(&user_id), "statement text carries no values: {text}");
+            assert!(
+                !text.contains(&user_id),
+                "statement text carries no values: {text}"
+            );
             // Its ancestors reach the service's own server span.
             let mut cur = parent_of(&trace, span);
             while let Some(p) = cur {
@@ -206,7 +244,10 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
                 && parent_of(&trace, s).is_some_and(|p| p.service_name == "progress")
         })
         .expect("progress asks courses during enrollment");
-    assert_eq!(deepest.attr_str("baggage.learnsphere.test"), Some(marker.as_str()));
+    assert_eq!(
+        deepest.attr_str("baggage.learnsphere.test"),
+        Some(marker.as_str())
+    );
 
     // Every span of every service carries the per-replica resource.
     for span in &trace {
@@ -235,11 +276,22 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
         .filter_map(|s| s.exemplar.as_ref())
         .map(|e| e.labels["trace_id"].as_str())
         .collect();
-    assert_eq!(exemplar_traces, [trace_id.as_str()], "the edge's exemplar is the checkout's trace");
+    assert_eq!(
+        exemplar_traces,
+        [trace_id.as_str()],
+        "the edge's exemplar is the checkout's trace"
+    );
 
     // The gateway's own RED metric counts it under the route template.
-    let red = [("route", "/api/checkout"), ("method", "POST"), ("status", "201")];
-    assert_eq!(scrape.sum("http_server_request_duration_seconds_count", &red), 1.0);
+    let red = [
+        ("route", "/api/checkout"),
+        ("method", "POST"),
+        ("status", "201"),
+    ];
+    assert_eq!(
+        scrape.sum("http_server_request_duration_seconds_count", &red),
+        1.0
+    );
     assert!(
         scrape
             .find("http_server_request_duration_seconds_bucket", &red)
@@ -252,7 +304,11 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
     assert_eq!(
         payments.sum(
             "http_server_request_duration_seconds_count",
-            &[("route", "/payments"), ("method", "POST"), ("status", "201")]
+            &[
+                ("route", "/payments"),
+                ("method", "POST"),
+                ("status", "201")
+            ]
         ),
         1.0
     );

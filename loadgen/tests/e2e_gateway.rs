@@ -23,7 +23,12 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["error"]["code"], want_code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 async fn checkout(sys: &TestSystem, token: &str, course_id: &str, key: &str) -> (u16, Value) {
@@ -46,7 +51,11 @@ fn now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_verified_and_users_only_reach_their_own_data() {
-    let sys = TestSystem::start(Otlp::Grpc, &[("payments", &["--provider-decline-rate", "0"])]).await;
+    let sys = TestSystem::start(
+        Otlp::Grpc,
+        &[("payments", &["--provider-decline-rate", "0"])],
+    )
+    .await;
     let gw = sys.gateway();
     let (alice, alice_token) = sys.signed_up_user().await;
     let (_bob, bob_token) = sys.signed_up_user().await;
@@ -74,12 +83,24 @@ async fn tokens_are_verified_and_users_only_reach_their_own_data() {
         keys.sign(&expired).unwrap(),
         keys.sign(&wrong_audience).unwrap(),
         keys.sign(&wrong_issuer).unwrap(),
-        other_keys.sign(&Claims::new(&alice, "Alice", now(), Duration::from_secs(600))).unwrap(),
+        other_keys
+            .sign(&Claims::new(
+                &alice,
+                "Alice",
+                now(),
+                Duration::from_secs(600),
+            ))
+            .unwrap(),
         "not-a-jwt".into(),
     ];
     let (status, body) = send(sys.http.get(format!("{gw}/api/me"))).await;
     assert_error(status, &body, 401, "unauthorized");
-    let (status, body) = send(sys.http.get(format!("{gw}/api/me")).header("authorization", "Basic abc")).await;
+    let (status, body) = send(
+        sys.http
+            .get(format!("{gw}/api/me"))
+            .header("authorization", "Basic abc"),
+    )
+    .await;
     assert_error(status, &body, 401, "unauthorized");
     for token in &bad_tokens {
         for url in [
@@ -93,10 +114,20 @@ async fn tokens_are_verified_and_users_only_reach_their_own_data() {
     }
 
     // Alice reads her own data.
-    let (status, me) = send(sys.http.get(format!("{gw}/api/me")).bearer_auth(&alice_token)).await;
+    let (status, me) = send(
+        sys.http
+            .get(format!("{gw}/api/me"))
+            .bearer_auth(&alice_token),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(me["id"], alice.as_str());
-    let (status, mine) = send(sys.http.get(format!("{gw}/api/users/{alice}/enrollments")).bearer_auth(&alice_token)).await;
+    let (status, mine) = send(
+        sys.http
+            .get(format!("{gw}/api/users/{alice}/enrollments"))
+            .bearer_auth(&alice_token),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(mine["items"].as_array().unwrap().len(), 1);
 
@@ -104,10 +135,15 @@ async fn tokens_are_verified_and_users_only_reach_their_own_data() {
     for (method, url) in [
         ("GET", format!("{gw}/api/users/{alice}/enrollments")),
         ("GET", format!("{gw}/api/users/{alice}/payments")),
-        ("GET", format!("{gw}/api/users/{alice}/courses/{PAID_COURSE}/progress")),
+        (
+            "GET",
+            format!("{gw}/api/users/{alice}/courses/{PAID_COURSE}/progress"),
+        ),
         (
             "POST",
-            format!("{gw}/api/users/{alice}/courses/{PAID_COURSE}/lessons/{PAID_COURSE}-l01/complete"),
+            format!(
+                "{gw}/api/users/{alice}/courses/{PAID_COURSE}/lessons/{PAID_COURSE}-l01/complete"
+            ),
         ),
         ("GET", format!("{gw}/api/payments/{payment_id}")),
     ] {
@@ -122,7 +158,9 @@ async fn tokens_are_verified_and_users_only_reach_their_own_data() {
     // Bob's attempt completed nothing for Alice.
     let (_, progress) = send(
         sys.http
-            .get(format!("{gw}/api/users/{alice}/courses/{PAID_COURSE}/progress"))
+            .get(format!(
+                "{gw}/api/users/{alice}/courses/{PAID_COURSE}/progress"
+            ))
             .bearer_auth(&alice_token),
     )
     .await;
@@ -132,12 +170,22 @@ async fn tokens_are_verified_and_users_only_reach_their_own_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_rejects_bad_input_without_charging_and_replays_by_key() {
-    let sys = TestSystem::start(Otlp::Grpc, &[("payments", &["--provider-decline-rate", "0"])]).await;
+    let sys = TestSystem::start(
+        Otlp::Grpc,
+        &[("payments", &["--provider-decline-rate", "0"])],
+    )
+    .await;
     let gw = sys.gateway();
     let (user, token) = sys.signed_up_user().await;
     let url = format!("{gw}/api/checkout");
 
-    let (status, body) = send(sys.http.post(&url).bearer_auth(&token).json(&json!({"course_id": PAID_COURSE}))).await;
+    let (status, body) = send(
+        sys.http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"course_id": PAID_COURSE})),
+    )
+    .await;
     assert_error(status, &body, 400, "missing_idempotency_key");
     let (status, body) = checkout(&sys, &token, "no-such-course", "k-unknown").await;
     assert_error(status, &body, 404, "not_found");
@@ -179,13 +227,29 @@ async fn checkout_rejects_bad_input_without_charging_and_replays_by_key() {
     )
     .await;
     assert_error(status, &body, 413, "body_too_large");
-    let (status, body) = send(sys.http.post(&url).header("idempotency-key", "k-anon").json(&json!({"course_id": PAID_COURSE}))).await;
+    let (status, body) = send(
+        sys.http
+            .post(&url)
+            .header("idempotency-key", "k-anon")
+            .json(&json!({"course_id": PAID_COURSE})),
+    )
+    .await;
     assert_error(status, &body, 401, "unauthorized");
 
     // None of that charged or enrolled anyone.
-    let (_, payments) = send(sys.http.get(format!("{gw}/api/users/{user}/payments")).bearer_auth(&token)).await;
+    let (_, payments) = send(
+        sys.http
+            .get(format!("{gw}/api/users/{user}/payments"))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(payments["items"], json!([]));
-    let (_, enrollments) = send(sys.http.get(format!("{gw}/api/users/{user}/enrollments")).bearer_auth(&token)).await;
+    let (_, enrollments) = send(
+        sys.http
+            .get(format!("{gw}/api/users/{user}/enrollments"))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(enrollments["items"], json!([]));
 
     // The same key twice: one charge, the same payment and enrollment.
@@ -194,14 +258,23 @@ async fn checkout_rejects_bad_input_without_charging_and_replays_by_key() {
     assert_eq!((s1, s2), (201, 201), "{first} {again}");
     assert_eq!(first["payment"]["id"], again["payment"]["id"]);
     assert_eq!(first["enrollment"]["id"], again["enrollment"]["id"]);
-    let (_, payments) = send(sys.http.get(format!("{gw}/api/users/{user}/payments")).bearer_auth(&token)).await;
+    let (_, payments) = send(
+        sys.http
+            .get(format!("{gw}/api/users/{user}/payments"))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(payments["items"].as_array().unwrap().len(), 1);
     sys.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_card_is_a_402_and_enrolls_nobody() {
-    let sys = TestSystem::start(Otlp::Grpc, &[("payments", &["--provider-decline-rate", "1"])]).await;
+    let sys = TestSystem::start(
+        Otlp::Grpc,
+        &[("payments", &["--provider-decline-rate", "1"])],
+    )
+    .await;
     let (user, token) = sys.signed_up_user().await;
     let (status, body) = checkout(&sys, &token, PAID_COURSE, "k-declined").await;
     assert_error(status, &body, 402, "payment_declined");
@@ -237,14 +310,21 @@ async fn malformed_traceparent_starts_a_new_trace_instead_of_failing() {
         let trace_id = tr.split('-').nth(1).unwrap();
         assert_eq!(trace_id.len(), 32);
         assert_ne!(trace_id, "0".repeat(32));
-        assert!(!bad.contains(trace_id), "a malformed traceparent is not continued: {bad}");
+        assert!(
+            !bad.contains(trace_id),
+            "a malformed traceparent is not continued: {bad}"
+        );
     }
     sys.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_course_page_degrades_when_progress_is_down() {
-    let mut sys = TestSystem::start(Otlp::Grpc, &[("payments", &["--provider-decline-rate", "0"])]).await;
+    let mut sys = TestSystem::start(
+        Otlp::Grpc,
+        &[("payments", &["--provider-decline-rate", "0"])],
+    )
+    .await;
     let gw = sys.gateway();
     let (user, token) = sys.signed_up_user().await;
     let page_url = format!("{gw}/api/courses/{PAID_COURSE}/page");
@@ -277,9 +357,21 @@ async fn the_course_page_degrades_when_progress_is_down() {
     // progress crashes: the page still renders, says what is missing, and
     // the trace shows the failed call.
     sys.system.kill("progress").await.unwrap();
-    let res = sys.http.get(&page_url).bearer_auth(&token).send().await.unwrap();
+    let res = sys
+        .http
+        .get(&page_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let trace_id = res.headers()["traceresponse"].to_str().unwrap().split('-').nth(1).unwrap().to_owned();
+    let trace_id = res.headers()["traceresponse"]
+        .to_str()
+        .unwrap()
+        .split('-')
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let page: Value = res.json().await.unwrap();
     assert_eq!(page["course"]["id"], PAID_COURSE);
     assert_eq!(page["progress"], Value::Null);
@@ -290,23 +382,31 @@ async fn the_course_page_degrades_when_progress_is_down() {
         .receiver
         .wait_for(Duration::from_secs(20), |spans| {
             spans.iter().any(|s| {
-                s.trace_id == trace_id && s.kind == SpanKind::Client && s.attr_str("peer.service") == Some("progress")
-            }) && spans
-                .iter()
-                .any(|s| s.trace_id == trace_id && s.service_name == "courses" && s.kind == SpanKind::Server)
+                s.trace_id == trace_id
+                    && s.kind == SpanKind::Client
+                    && s.attr_str("peer.service") == Some("progress")
+            }) && spans.iter().any(|s| {
+                s.trace_id == trace_id && s.service_name == "courses" && s.kind == SpanKind::Server
+            })
         })
         .await
         .expect("the degraded page's trace is exported");
     let failed = spans
         .iter()
-        .find(|s| s.trace_id == trace_id && s.kind == SpanKind::Client && s.attr_str("peer.service") == Some("progress"))
+        .find(|s| {
+            s.trace_id == trace_id
+                && s.kind == SpanKind::Client
+                && s.attr_str("peer.service") == Some("progress")
+        })
         .unwrap();
     assert_eq!(failed.status.code, SpanStatus::Error);
     assert_eq!(failed.attr_str("error.type"), Some("connect"));
     assert_eq!(failed.attr_i64("http.response.status_code"), None);
     let root = spans
         .iter()
-        .find(|s| s.trace_id == trace_id && s.service_name == "gateway" && s.kind == SpanKind::Server)
+        .find(|s| {
+            s.trace_id == trace_id && s.service_name == "gateway" && s.kind == SpanKind::Server
+        })
         .unwrap();
     assert_eq!(root.attr_i64("http.response.status_code"), Some(200));
 
@@ -315,12 +415,21 @@ async fn the_course_page_degrades_when_progress_is_down() {
     assert!(
         scrape.sum(
             "http_client_request_duration_seconds_count",
-            &[("destination", "progress"), ("status", "0"), ("outcome", "error")]
+            &[
+                ("destination", "progress"),
+                ("status", "0"),
+                ("outcome", "error")
+            ]
         ) >= 1.0
     );
 
     // A user-scoped route that needs progress answers 503, not 500.
-    let (status, body) = send(sys.http.get(format!("{gw}/api/users/{user}/enrollments")).bearer_auth(&token)).await;
+    let (status, body) = send(
+        sys.http
+            .get(format!("{gw}/api/users/{user}/enrollments"))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_error(status, &body, 503, "dependency_unavailable");
     sys.stop().await;
 }

@@ -31,6 +31,15 @@ pub enum Otlp {
 
 impl TestSystem {
     pub async fn start(otlp: Otlp, extra_args: &[(&'static str, &[&str])]) -> Self {
+        Self::start_with_env(otlp, extra_args, &[]).await
+    }
+
+    /// Like [`TestSystem::start`], with extra environment for every service.
+    pub async fn start_with_env(
+        otlp: Otlp,
+        extra_args: &[(&'static str, &[&str])],
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let receiver = Receiver::new()
             .start(
                 (Ipv4Addr::LOCALHOST, 0).into(),
@@ -59,6 +68,9 @@ impl TestSystem {
             ("OTEL_TRACES_SAMPLER".into(), "parentbased_always_on".into()),
             ("RUST_LOG".into(), "info".into()),
         ]);
+        for (key, value) in extra_env {
+            options.env.insert(key.to_string(), value.to_string());
+        }
         for (service, args) in extra_args {
             options
                 .args
@@ -91,11 +103,17 @@ impl TestSystem {
     }
 
     pub fn gateway(&self) -> String {
-        self.system.url("gateway").expect("gateway is running").to_owned()
+        self.system
+            .url("gateway")
+            .expect("gateway is running")
+            .to_owned()
     }
 
     pub fn url(&self, service: &str) -> String {
-        self.system.url(service).expect("service is running").to_owned()
+        self.system
+            .url(service)
+            .expect("service is running")
+            .to_owned()
     }
 
     /// Registers and logs in a fresh user; returns (user id, token).
@@ -160,7 +178,10 @@ impl Drop for TestSystem {
     fn drop(&mut self) {
         if let Some((admin_url, prefix)) = self.postgres.take() {
             let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     // Give the killed children a moment to let go of their connections.
                     rt.block_on(async {
                         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -179,15 +200,22 @@ async fn drop_databases(admin_url: &str, prefix: &str) {
     let Ok(mut conn) = sqlx::AnyConnection::connect(admin_url).await else {
         return;
     };
-    let names: Vec<String> = sqlx::query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE $1")
-        .bind(format!("{prefix}_%"))
-        .fetch_all(&mut conn)
-        .await
-        .map(|rows| rows.iter().filter_map(|r| r.try_get("datname").ok()).collect())
-        .unwrap_or_default();
+    let names: Vec<String> =
+        sqlx::query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE $1")
+            .bind(format!("{prefix}_%"))
+            .fetch_all(&mut conn)
+            .await
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|r| r.try_get("datname").ok())
+                    .collect()
+            })
+            .unwrap_or_default();
     for name in names {
         let _ = conn
-            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
             .await;
     }
 }
