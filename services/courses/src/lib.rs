@@ -11,11 +11,8 @@ pub mod error;
 pub mod model;
 pub mod routes;
 
-use std::time::Duration;
-
 use axum::Router;
-use mesh::{Db, Mesh, Readiness, ServiceIdentity, server::Server};
-use sqlx::migrate::MigrateError;
+use mesh::{Db, Mesh, ServiceIdentity, server::Server};
 
 pub use crate::{client::CoursesClient, config::Config};
 
@@ -38,7 +35,7 @@ pub fn router(state: AppState) -> Router {
 /// Connects the database, migrates, seeds, and binds the port.
 pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
     let mesh = Mesh::new(identity, &config.serve);
-    let db = connect(&config.database_url, &mesh).await?;
+    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     let catalog = catalog::generate(config.catalog_seed);
     if db::seed(&db, &catalog).await? {
         tracing::info!(
@@ -47,54 +44,8 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
             "seeded the catalog"
         );
     }
-    let readiness = Readiness::new(Some(db.clone()));
-    let app = mesh.router(router(AppState { db }), readiness.clone());
-    let server = Server::bind(
-        config.serve.host,
-        config.port,
-        app,
-        config.serve.shutdown_grace,
-    )
-    .await?;
-    readiness.mark_started();
-    Ok(server)
-}
-
-/// How often start-up tries to migrate before giving up.
-const MIGRATE_ATTEMPTS: u32 = 3;
-
-/// Connects and migrates, retrying when a migration fails to execute.
-///
-/// Replicas started together on one fresh SQLite file race to apply the
-/// migrations: sqlx's migration lock is a no-op on SQLite (PostgreSQL takes
-/// an advisory lock), so both see migration 1 pending and the loser fails
-/// with "table courses already exists" once the winner has committed. The
-/// winner commits schema and bookkeeping in one transaction, so a second
-/// attempt finds the migration applied. Other migration errors (a modified
-/// or missing migration) cannot heal and fail at once.
-async fn connect(url: &str, mesh: &Mesh) -> anyhow::Result<Db> {
-    let mut attempt = 1;
-    loop {
-        match Db::connect(url, &MIGRATOR, mesh.metrics().clone()).await {
-            Err(error) if attempt < MIGRATE_ATTEMPTS && is_migration_race(&error) => {
-                tracing::warn!(
-                    attempt,
-                    error = format!("{error:#}"),
-                    "migrating failed, as when another replica migrates at the same time; retrying"
-                );
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
-}
-
-fn is_migration_race(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<MigrateError>(),
-        Some(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..))
-    )
+    let api = router(AppState { db: db.clone() });
+    Ok(mesh.bind(api, Some(db), config.port).await?)
 }
 
 /// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.

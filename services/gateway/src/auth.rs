@@ -33,10 +33,14 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, AppError> {
         .to_str()
         .map_err(|_| AppError::Unauthorized("malformed Authorization header"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim()))
         }
-        _ => Err(AppError::Unauthorized("Authorization must be `Bearer <token>`")),
+        _ => Err(AppError::Unauthorized(
+            "Authorization must be `Bearer <token>`",
+        )),
     }
 }
 
@@ -45,14 +49,20 @@ fn verify(state: &AppState, token: &str) -> Result<Caller, AppError> {
         .tokens
         .verify(token)
         .map_err(|_| AppError::Unauthorized("invalid or expired token"))?;
-    Ok(Caller { user_id: claims.sub })
+    Ok(Caller {
+        user_id: claims.sub,
+    })
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?.ok_or(AppError::Unauthorized("this route needs a bearer token"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token =
+            bearer(parts)?.ok_or(AppError::Unauthorized("this route needs a bearer token"))?;
         verify(state, token)
     }
 }
@@ -64,7 +74,10 @@ pub struct MaybeCaller(pub Option<Caller>);
 impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match bearer(parts)? {
             Some(token) => verify(state, token).map(|c| MaybeCaller(Some(c))),
             None => Ok(MaybeCaller(None)),

@@ -31,7 +31,9 @@ impl AppError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BadRequest(e) => e.status,
             Self::Upstream(CallError::Status { status, .. }) if status.is_client_error() => *status,
-            Self::Upstream(CallError::Status { .. } | CallError::Decode { .. }) => StatusCode::BAD_GATEWAY,
+            Self::Upstream(CallError::Status { .. } | CallError::Decode { .. }) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Upstream(CallError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -58,12 +60,19 @@ impl IntoResponse for AppError {
                 // Which service failed is worth telling; how is not.
                 tracing::error!(error = %error, "upstream failure");
                 let (code, service) = match &error {
-                    CallError::Unavailable(e) => ("dependency_unavailable", e.destination().to_owned()),
-                    CallError::Status { destination, .. } | CallError::Decode { destination, .. } => {
+                    CallError::Unavailable(e) => {
+                        ("dependency_unavailable", e.destination().to_owned())
+                    }
+                    CallError::Status { destination, .. }
+                    | CallError::Decode { destination, .. } => {
                         ("bad_gateway", destination.to_string())
                     }
                 };
-                error_response(status, code, format!("the {service} service is not answering correctly"))
+                error_response(
+                    status,
+                    code,
+                    format!("the {service} service is not answering correctly"),
+                )
             }
         }
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use courses::CoursesClient;
-use mesh::{Mesh, Readiness, ServiceIdentity, server::Server};
+use mesh::{Mesh, ServiceIdentity, server::Server};
 use payments::PaymentsClient;
 use progress::ProgressClient;
 use users::{UsersClient, token::TokenKeys};
@@ -59,11 +59,7 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         progress: ProgressClient::new(mesh.client(progress::NAME, &config.progress_url)?),
         tokens: Arc::new(tokens),
     };
-    let readiness = Readiness::new(None);
-    let app = mesh.router(router(state), readiness.clone());
-    let server = Server::bind(config.serve.host, config.port, app, config.serve.shutdown_grace).await?;
-    readiness.mark_started();
-    Ok(server)
+    Ok(mesh.bind(router(state), None, config.port).await?)
 }
 
 /// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.

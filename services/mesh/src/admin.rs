@@ -78,11 +78,20 @@ async fn metrics_handler(State(state): State<AdminState>, headers: HeaderMap) ->
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let wants_plain_text = accept.contains("text/plain") && !accept.contains("application/openmetrics-text");
+    let wants_plain_text =
+        accept.contains("text/plain") && !accept.contains("application/openmetrics-text");
     if wants_plain_text {
-        ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], state.metrics.encode_prometheus_text()).into_response()
+        (
+            [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+            state.metrics.encode_prometheus_text(),
+        )
+            .into_response()
     } else {
-        ([(header::CONTENT_TYPE, OPENMETRICS)], state.metrics.encode_openmetrics()).into_response()
+        (
+            [(header::CONTENT_TYPE, OPENMETRICS)],
+            state.metrics.encode_openmetrics(),
+        )
+            .into_response()
     }
 }
 

@@ -70,14 +70,31 @@ pub struct TelemetryConfig {
     /// Log filter (`tracing_subscriber::EnvFilter` syntax). It filters log
     /// lines only: spans are exported whatever it says, so a quiet log never
     /// breaks trace propagation.
-    #[arg(long, env = "RUST_LOG", default_value = "info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn")]
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        default_value = "info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"
+    )]
     pub log_filter: String,
+
+    /// Baggage entries copied onto every server span as `baggage.<key>`
+    /// attributes, so Jaeger can search by them (the load generator tags
+    /// each request with its scenario and journey). Only these keys:
+    /// baggage comes from callers and is not trusted.
+    #[arg(
+        long,
+        env = "BAGGAGE_SPAN_ATTRIBUTES",
+        value_delimiter = ',',
+        default_value = "learnsphere.scenario,learnsphere.journey,learnsphere.test"
+    )]
+    pub baggage_span_attributes: Vec<String>,
 
     /// Overrides `service.name` (default: the service's own name).
     #[arg(long, env = "OTEL_SERVICE_NAME")]
     pub service_name: Option<String>,
 
-    /// Disables the OpenTelemetry SDK: no spans are recorded or exported.
+    /// Disables span export. Trace context is still continued and
+    /// forwarded, so this service does not break the traces of others.
     #[arg(long, env = "OTEL_SDK_DISABLED")]
     pub otel_sdk_disabled: bool,
 
@@ -86,11 +103,21 @@ pub struct TelemetryConfig {
     pub traces_exporter: TracesExporter,
 
     /// OTLP transport for traces.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", value_enum, hide = true)]
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        value_enum,
+        hide = true
+    )]
     pub otlp_traces_protocol: Option<OtlpProtocol>,
 
     /// OTLP transport.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, default_value = "grpc")]
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "grpc"
+    )]
     pub otlp_protocol: OtlpProtocol,
 }
 

@@ -29,26 +29,58 @@ pub struct Db {
 pub fn describe_url(url: &str) -> String {
     match url.strip_prefix("sqlite://") {
         Some(rest) => format!("SQLite file {}", rest.split('?').next().unwrap_or(rest)),
-        None => {
-            // Never print a password.
-            match url.split_once('@') {
-                Some((_, host)) => format!("PostgreSQL {host}"),
-                None => url.to_owned(),
-            }
-        }
+        // Never print a password. It can sit in the user info (with an
+        // unencoded `@` in it, which URL parsers take up to the last `@`)
+        // or in the query (`?password=`, which sqlx reads), so only the
+        // host, port and database are shown.
+        None => match reqwest::Url::parse(url) {
+            Ok(parsed) => format!(
+                "PostgreSQL {}{}{}",
+                parsed.host_str().unwrap_or_default(),
+                parsed.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                parsed.path()
+            ),
+            Err(_) => "PostgreSQL (unparseable URL)".to_owned(),
+        },
     }
+}
+
+/// `db.namespace`: the SQLite file's name or the PostgreSQL database. It
+/// goes on every span, so it is taken from the parsed URL's path, never
+/// from text that may hold the user info (`postgres://app:pw@host` has no
+/// path at all).
+fn namespace(url: &str, is_sqlite: bool) -> Arc<str> {
+    if is_sqlite {
+        return url
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.split('?').next())
+            .unwrap_or_default()
+            .into();
+    }
+    reqwest::Url::parse(url)
+        .map(|u| u.path().trim_start_matches('/').to_owned())
+        .unwrap_or_default()
+        .into()
 }
 
 impl Db {
     /// Connects and applies the service's migrations. A SQLite file and its
     /// directory are created on first start.
-    pub async fn connect(url: &str, migrator: &Migrator, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        migrator: &Migrator,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
         let system = if is_sqlite { "sqlite" } else { "postgresql" };
         if let Some(path) = url.strip_prefix("sqlite://") {
             let file = path.split('?').next().unwrap_or(path);
-            if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = Path::new(file)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir)?;
             }
         }
@@ -58,12 +90,7 @@ impl Db {
         } else {
             url.to_owned()
         };
-        let namespace: Arc<str> = url
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.split('?').next())
-            .unwrap_or_default()
-            .into();
+        let namespace = namespace(&url, is_sqlite);
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 8 } else { 16 })
             .after_connect(move |conn, _| {
@@ -81,7 +108,7 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        migrator.run(&pool).await?;
+        migrate(&pool, migrator).await?;
         Ok(Self {
             pool,
             system,
@@ -153,6 +180,38 @@ impl Db {
     }
 }
 
+/// How often start-up tries to migrate before giving up.
+const MIGRATE_ATTEMPTS: u32 = 3;
+
+/// Applies the migrations, retrying when one fails to execute.
+///
+/// Replicas started together on one fresh SQLite file race to apply them:
+/// sqlx's migration lock is a no-op on SQLite (PostgreSQL takes an advisory
+/// lock), so both see migration 1 pending and the loser fails with "table
+/// already exists" once the winner has committed. The winner commits schema
+/// and bookkeeping in one transaction, so a second attempt finds the
+/// migration applied. Other migration errors (a modified or missing
+/// migration) cannot heal and fail at once.
+async fn migrate(pool: &AnyPool, migrator: &Migrator) -> Result<(), sqlx::migrate::MigrateError> {
+    use sqlx::migrate::MigrateError;
+    let mut attempt = 1;
+    loop {
+        match migrator.run(pool).await {
+            Err(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..))
+                if attempt < MIGRATE_ATTEMPTS =>
+            {
+                tracing::warn!(
+                    attempt,
+                    "migrating failed, as when another replica migrates at the same time; retrying"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 fn error_type(error: &sqlx::Error) -> &'static str {
     match error {
         sqlx::Error::Database(e) if e.is_unique_violation() => "unique_violation",
@@ -179,5 +238,28 @@ impl Op {
             collection,
             sql,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::namespace;
+
+    #[test]
+    fn the_namespace_is_the_database_never_the_credentials() {
+        assert_eq!(
+            &*namespace("sqlite://data/users.db?mode=rwc", true),
+            "users.db"
+        );
+        assert_eq!(
+            &*namespace(
+                "postgres://app:s3cret@db:5432/learnsphere?sslmode=disable",
+                false
+            ),
+            "learnsphere"
+        );
+        assert_eq!(&*namespace("postgres://app:s3cret@db:5432", false), "");
+        assert_eq!(&*namespace("postgres://app:s3cret@db:5432/", false), "");
+        assert!(!namespace("postgres://app:s3/cret@db", false).contains("s3"));
     }
 }

@@ -77,16 +77,26 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
             }
         }
 
-        deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(JsonObject)
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(JsonObject)
     }
 }
 
 /// `application/json` or any `application/*+json`, parameters ignored.
 fn has_json_content_type(headers: &http::HeaderMap) -> bool {
-    let Some(value) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -96,7 +106,9 @@ fn json_rejection(rejection: JsonRejection) -> BadRequest {
         JsonRejection::JsonDataError(_) => "invalid_body",
         JsonRejection::JsonSyntaxError(_) => "invalid_json",
         JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-        JsonRejection::BytesRejection(_) if status == StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        JsonRejection::BytesRejection(_) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            "body_too_large"
+        }
         _ => "invalid_body",
     };
     BadRequest::new(status, code, rejection.body_text())
@@ -123,7 +135,9 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Path(v))
-            .map_err(|r: PathRejection| BadRequest::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text()))
+            .map_err(|r: PathRejection| {
+                BadRequest::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text())
+            })
     }
 }
 
@@ -142,6 +156,8 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Query(v))
-            .map_err(|r: QueryRejection| BadRequest::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text()))
+            .map_err(|r: QueryRejection| {
+                BadRequest::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
+            })
     }
 }

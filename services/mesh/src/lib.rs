@@ -67,7 +67,11 @@ impl ServiceIdentity {
             .map(|v| v.to_string())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         Self {
-            name: config.service_name.as_deref().unwrap_or(default_name).into(),
+            name: config
+                .service_name
+                .as_deref()
+                .unwrap_or(default_name)
+                .into(),
             version,
             instance_id: instance_id.into(),
         }
@@ -81,8 +85,7 @@ pub struct Mesh {
     identity: Arc<ServiceIdentity>,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
-    max_body_bytes: usize,
-    outbound_timeout: Duration,
+    serve: ServeConfig,
 }
 
 impl Mesh {
@@ -99,8 +102,7 @@ impl Mesh {
             identity: Arc::new(identity),
             metrics,
             http,
-            max_body_bytes: serve.max_body_bytes,
-            outbound_timeout: serve.outbound_timeout,
+            serve: serve.clone(),
         }
     }
 
@@ -119,7 +121,7 @@ impl Mesh {
             self.http.clone(),
             destination,
             base_url,
-            self.outbound_timeout,
+            self.serve.outbound_timeout,
         )
     }
 
@@ -128,8 +130,25 @@ impl Mesh {
     pub fn router(&self, api: Router, readiness: Readiness) -> Router {
         api.fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
-            .layer(DefaultBodyLimit::max(self.max_body_bytes))
+            .layer(DefaultBodyLimit::max(self.serve.max_body_bytes))
             .layer(inbound::layer(self.metrics.clone()))
             .merge(admin::router(self.metrics.clone(), readiness))
+    }
+
+    /// Wraps `api` in the mesh ([`Mesh::router`]), binds `port` on the
+    /// configured host, and reports ready (`/readyz`) from then on, as long
+    /// as `db` (the service's own database, if any) answers.
+    pub async fn bind(
+        &self,
+        api: Router,
+        db: Option<Db>,
+        port: u16,
+    ) -> std::io::Result<server::Server> {
+        let readiness = Readiness::new(db);
+        let app = self.router(api, readiness.clone());
+        let server =
+            server::Server::bind(self.serve.host, port, app, self.serve.shutdown_grace).await?;
+        readiness.mark_started();
+        Ok(server)
     }
 }

@@ -11,39 +11,25 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
+/// Formats events as one line of text or one JSON object, with the
+/// OpenTelemetry ids of the span they happened in.
+///
+/// Span fields are left out on purpose: the request span carries a dozen
+/// HTTP attributes, and repeating them on every line buries the message.
+/// The trace id leads to all of them in Jaeger.
 #[derive(Debug, Clone, Copy)]
-enum Style {
+pub enum TraceIdFormat {
+    /// `2026-11-26T10:49:57.482235Z  WARN target: message key=value trace_id=… span_id=…`
     Text,
+    /// `{"timestamp", "level", "target", "message", fields..., "span", "trace_id", "span_id"}`
     Json,
-}
-
-/// Formats events as text or JSON with the OpenTelemetry ids of the span
-/// they happened in.
-#[derive(Debug, Clone)]
-pub struct TraceIdFormat {
-    style: Style,
-    text: tracing_subscriber::fmt::format::Format,
-}
-
-impl TraceIdFormat {
-    pub fn text() -> Self {
-        Self {
-            style: Style::Text,
-            text: tracing_subscriber::fmt::format::Format::default(),
-        }
-    }
-
-    pub fn json() -> Self {
-        Self {
-            style: Style::Json,
-            text: tracing_subscriber::fmt::format::Format::default(),
-        }
-    }
 }
 
 /// The trace and span id of the innermost span around the event, if it is
 /// part of a valid trace.
-fn current_ids<S>(ctx: &FmtContext<'_, S, impl for<'w> FormatFields<'w> + 'static>) -> Option<(String, String)>
+fn current_ids<S>(
+    ctx: &FmtContext<'_, S, impl for<'w> FormatFields<'w> + 'static>,
+) -> Option<(String, String)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -62,27 +48,41 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'w> FormatFields<'w> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let ids = current_ids(ctx);
-        match self.style {
-            Style::Text => {
-                // The stock format, with the ids appended before the newline.
-                let mut line = String::new();
-                self.text.format_event(ctx, Writer::new(&mut line), event)?;
-                let line = line.trim_end_matches('\n');
-                match ids {
-                    Some((trace_id, span_id)) => writeln!(writer, "{line} trace_id={trace_id} span_id={span_id}"),
-                    None => writeln!(writer, "{line}"),
+        let meta = event.metadata();
+        let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let mut fields = Map::new();
+        event.record(&mut JsonVisitor(&mut fields));
+        match self {
+            Self::Text => {
+                let message = fields.remove("message");
+                write!(writer, "{timestamp} {:>5} {}:", meta.level(), meta.target())?;
+                if let Some(Value::String(message)) = message {
+                    write!(writer, " {message}")?;
                 }
+                for (key, value) in &fields {
+                    match value {
+                        Value::String(s) => write!(writer, " {key}={s}")?,
+                        other => write!(writer, " {key}={other}")?,
+                    }
+                }
+                if let Some((trace_id, span_id)) = ids {
+                    write!(writer, " trace_id={trace_id} span_id={span_id}")?;
+                }
+                writeln!(writer)
             }
-            Style::Json => {
-                let meta = event.metadata();
+            Self::Json => {
                 let mut obj = Map::new();
-                obj.insert("timestamp".into(), Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+                obj.insert("timestamp".into(), Value::String(timestamp));
                 obj.insert("level".into(), Value::String(meta.level().to_string()));
                 obj.insert("target".into(), Value::String(meta.target().to_string()));
-                let mut visitor = JsonVisitor(&mut obj);
-                event.record(&mut visitor);
+                obj.append(&mut fields);
                 if let Some(span) = ctx.lookup_current() {
                     obj.insert("span".into(), Value::String(span.name().to_string()));
                 }
@@ -101,7 +101,8 @@ struct JsonVisitor<'a>(&'a mut Map<String, Value>);
 
 impl tracing::field::Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), Value::String(value.into()));
+        self.0
+            .insert(field.name().into(), Value::String(value.into()));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.0.insert(field.name().into(), value.into());
@@ -116,9 +117,11 @@ impl tracing::field::Visit for JsonVisitor<'_> {
         self.0.insert(field.name().into(), value.into());
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().into(), Value::String(value.to_string()));
+        self.0
+            .insert(field.name().into(), Value::String(value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().into(), Value::String(format!("{value:?}")));
+        self.0
+            .insert(field.name().into(), Value::String(format!("{value:?}")));
     }
 }

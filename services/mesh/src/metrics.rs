@@ -12,12 +12,7 @@ use std::sync::{Arc, Mutex};
 use opentelemetry::trace::TraceContextExt;
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
-    metrics::{
-        exemplar::HistogramWithExemplars,
-        family::Family,
-        gauge::Gauge,
-        info::Info,
-    },
+    metrics::{exemplar::HistogramWithExemplars, family::Family, gauge::Gauge, info::Info},
     registry::{Registry, Unit},
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -103,7 +98,10 @@ impl std::hash::Hash for Route {
     }
 }
 impl EncodeLabelValue for Route {
-    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
         EncodeLabelValue::encode(&self.as_str(), encoder)
     }
 }
@@ -293,7 +291,10 @@ impl Metrics {
     /// OpenMetrics text, exemplars included.
     pub fn encode_openmetrics(&self) -> String {
         let mut out = String::with_capacity(32 * 1024);
-        let registry = self.registry.lock().expect("metrics registry lock poisoned");
+        let registry = self
+            .registry
+            .lock()
+            .expect("metrics registry lock poisoned");
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
@@ -303,7 +304,10 @@ impl Metrics {
     /// OpenMetrics; it has no exemplars.
     pub fn encode_prometheus_text(&self) -> String {
         let mut out = String::with_capacity(32 * 1024);
-        let registry = self.registry.lock().expect("metrics registry lock poisoned");
+        let registry = self
+            .registry
+            .lock()
+            .expect("metrics registry lock poisoned");
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
         out
     }

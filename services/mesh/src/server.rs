@@ -38,12 +38,15 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            let _ = stopping_tx.send(());
-        });
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    });
     let deadline = async move {
         if stopping_rx.await.is_err() {
             std::future::pending::<()>().await;
@@ -71,7 +74,12 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn bind(host: std::net::IpAddr, port: u16, router: Router, grace: Duration) -> std::io::Result<Self> {
+    pub async fn bind(
+        host: std::net::IpAddr,
+        port: u16,
+        router: Router,
+        grace: Duration,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind((host, port)).await?;
         let addr = listener.local_addr()?;
         Ok(Self {
@@ -90,7 +98,10 @@ impl Server {
         self.addr.port()
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, "listening");
         serve(self.listener, self.router, shutdown, self.grace).await
     }

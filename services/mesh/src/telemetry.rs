@@ -13,7 +13,9 @@ use opentelemetry_sdk::{
 };
 use opentelemetry_semantic_conventions::resource as semres;
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+use tracing_subscriber::{
+    EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
 
 use crate::{
     ServiceIdentity,
@@ -21,6 +23,15 @@ use crate::{
     exporter::QuietExporter,
     log_format::TraceIdFormat,
 };
+
+/// Baggage keys copied onto server spans as `baggage.<key>` attributes.
+static BAGGAGE_SPAN_ATTRIBUTES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// The baggage keys the inbound stack copies onto server spans (empty until
+/// [`init`] runs).
+pub fn baggage_span_attributes() -> &'static [String] {
+    BAGGAGE_SPAN_ATTRIBUTES.get().map_or(&[], Vec::as_slice)
+}
 
 /// Keeps the tracer provider alive; [`TelemetryGuard::shutdown`] flushes the
 /// spans still queued in the batch processor.
@@ -35,7 +46,8 @@ impl TelemetryGuard {
         if let Some(provider) = self.provider.take() {
             // The SDK's shutdown blocks on the batch thread; keep it off the
             // async workers, which the gRPC exporter still needs to finish.
-            let joined = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
+            let joined =
+                tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
             match joined {
                 Ok(Ok(())) => tracing::debug!("spans flushed"),
                 Ok(Err(error)) => eprintln!("flushing spans at shutdown failed: {error}"),
@@ -61,7 +73,10 @@ fn resource(identity: &ServiceIdentity) -> Resource {
     builder.build()
 }
 
-fn tracer_provider(config: &TelemetryConfig, identity: &ServiceIdentity) -> anyhow::Result<SdkTracerProvider> {
+fn tracer_provider(
+    config: &TelemetryConfig,
+    identity: &ServiceIdentity,
+) -> anyhow::Result<SdkTracerProvider> {
     // The sampler comes from OTEL_TRACES_SAMPLER/_ARG through the SDK's
     // default config (parent-based always-on when unset).
     let builder = SdkTracerProvider::builder().with_resource(resource(identity));
@@ -91,17 +106,21 @@ fn tracer_provider(config: &TelemetryConfig, identity: &ServiceIdentity) -> anyh
 /// Call once, inside the Tokio runtime (the gRPC exporter needs it). A
 /// second call in the same process (several services in one test binary)
 /// leaves the first installation in place.
-pub fn init(config: &TelemetryConfig, identity: &ServiceIdentity) -> anyhow::Result<TelemetryGuard> {
-    global::set_text_map_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ]));
-    let provider = if config.otel_sdk_disabled {
-        None
-    } else {
-        Some(tracer_provider(config, identity)?)
-    };
-
+pub fn init(
+    config: &TelemetryConfig,
+    identity: &ServiceIdentity,
+) -> anyhow::Result<TelemetryGuard> {
+    global::set_text_map_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(
+        vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ],
+    ));
+    let _ = BAGGAGE_SPAN_ATTRIBUTES.set(config.baggage_span_attributes.clone());
+    // With the SDK disabled or no exporter, spans are still made (and
+    // dropped): trace context keeps flowing through the service, log lines
+    // and `traceresponse` keep their trace ids, and nothing is exported.
+    let provider = tracer_provider(config, identity)?;
     // Spans go to OpenTelemetry at INFO and above whatever RUST_LOG says:
     // a log filter that dropped request spans would also stop context
     // propagation (the span *is* the context). The transport crates are
@@ -109,25 +128,20 @@ pub fn init(config: &TelemetryConfig, identity: &ServiceIdentity) -> anyhow::Res
     let otel_filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .parse_lossy("info,h2=off,hyper=off,tonic=off,tower=off,reqwest=off");
-    let otel_layer = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer(identity.name.to_string()))
-            .with_filter(otel_filter)
-    });
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(identity.name.to_string()))
+        .with_filter(otel_filter);
 
     let log_filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .parse_lossy(&config.log_filter);
-    let fmt_layer = match config.log_format {
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .event_format(TraceIdFormat::text())
-            .with_filter(log_filter)
-            .boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .event_format(TraceIdFormat::json())
-            .with_filter(log_filter)
-            .boxed(),
+    let format = match config.log_format {
+        LogFormat::Text => TraceIdFormat::Text,
+        LogFormat::Json => TraceIdFormat::Json,
     };
+    let fmt_layer = tracing_subscriber::fmt::layer()
+        .event_format(format)
+        .with_filter(log_filter);
 
     let installed = tracing_subscriber::registry()
         .with(otel_layer)
@@ -137,8 +151,8 @@ pub fn init(config: &TelemetryConfig, identity: &ServiceIdentity) -> anyhow::Res
     if !installed {
         return Ok(TelemetryGuard { provider: None });
     }
-    if let Some(p) = &provider {
-        global::set_tracer_provider(p.clone());
-    }
-    Ok(TelemetryGuard { provider })
+    global::set_tracer_provider(provider.clone());
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
 }

@@ -17,7 +17,7 @@ pub mod routes;
 use std::time::Duration;
 
 use axum::Router;
-use mesh::{Db, Mesh, Readiness, ServiceIdentity, server::Server};
+use mesh::{Db, Mesh, ServiceIdentity, server::Server};
 
 pub use crate::{client::PaymentsClient, config::Config, provider::Provider};
 
@@ -46,22 +46,12 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let mesh = Mesh::new(identity, &config.serve);
     let provider = Provider::new(&config.provider, mesh.metrics())?;
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
-    let readiness = Readiness::new(Some(db.clone()));
     let state = AppState {
-        db,
+        db: db.clone(),
         provider,
         idempotency_wait: config.idempotency_wait,
     };
-    let app = mesh.router(router(state), readiness.clone());
-    let server = Server::bind(
-        config.serve.host,
-        config.port,
-        app,
-        config.serve.shutdown_grace,
-    )
-    .await?;
-    readiness.mark_started();
-    Ok(server)
+    Ok(mesh.bind(router(state), Some(db), config.port).await?)
 }
 
 /// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.

@@ -17,7 +17,7 @@ pub mod routes;
 
 use axum::Router;
 use courses::CoursesClient;
-use mesh::{Db, Mesh, Readiness, ServiceIdentity, server::Server};
+use mesh::{Db, Mesh, ServiceIdentity, server::Server};
 
 pub use crate::{client::ProgressClient, config::Config};
 
@@ -50,17 +50,11 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let mesh = Mesh::new(identity, &config.serve);
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     let courses = CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?);
-    let readiness = Readiness::new(Some(db.clone()));
-    let app = mesh.router(router(AppState { db, courses }), readiness.clone());
-    let server = Server::bind(
-        config.serve.host,
-        config.port,
-        app,
-        config.serve.shutdown_grace,
-    )
-    .await?;
-    readiness.mark_started();
-    Ok(server)
+    let api = router(AppState {
+        db: db.clone(),
+        courses,
+    });
+    Ok(mesh.bind(api, Some(db), config.port).await?)
 }
 
 /// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.

@@ -20,7 +20,7 @@ pub mod token;
 use std::{sync::Arc, time::Duration};
 
 use axum::Router;
-use mesh::{Db, Mesh, Readiness, ServiceIdentity, server::Server};
+use mesh::{Db, Mesh, ServiceIdentity, server::Server};
 
 pub use crate::{
     client::UsersClient,
@@ -70,17 +70,7 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         tokens: Arc::new(tokens),
         token_ttl: config.token_ttl,
     };
-    let readiness = Readiness::new(Some(db));
-    let app = mesh.router(router(state), readiness.clone());
-    let server = Server::bind(
-        config.serve.host,
-        config.port,
-        app,
-        config.serve.shutdown_grace,
-    )
-    .await?;
-    readiness.mark_started();
-    Ok(server)
+    Ok(mesh.bind(router(state), Some(db), config.port).await?)
 }
 
 /// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.

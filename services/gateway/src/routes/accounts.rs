@@ -1,6 +1,11 @@
 //! Sign up, log in, who am I.
 
-use axum::{Router, extract::State, http::StatusCode, routing::{get, post}};
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
 use mesh::extract::Json;
 use users::model::{LoginRequest, RegisterRequest, Session, User};
 
@@ -13,12 +18,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/me", get(me))
 }
 
-async fn register(State(state): State<AppState>, Json(req): Json<RegisterRequest>) -> Result<(StatusCode, Json<User>)> {
+async fn register(
+    State(state): State<AppState>,
+    Json(req): Json<RegisterRequest>,
+) -> Result<(StatusCode, Json<User>)> {
     let user = state.users.register(&req).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> Result<Json<Session>> {
+async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> Result<Json<Session>> {
     Ok(Json(state.users.login(&req).await?))
 }
 

@@ -24,15 +24,25 @@ struct ListParams {
     tag: Option<String>,
 }
 
-async fn list(State(state): State<AppState>, Query(p): Query<ListParams>) -> Result<Json<Page<CourseSummary>>> {
+async fn list(
+    State(state): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Page<CourseSummary>>> {
     let page = state
         .courses
-        .list(p.page.unwrap_or(1), p.per_page.unwrap_or(20), p.tag.as_deref())
+        .list(
+            p.page.unwrap_or(1),
+            p.per_page.unwrap_or(20),
+            p.tag.as_deref(),
+        )
         .await?;
     Ok(Json(page))
 }
 
-async fn get_one(State(state): State<AppState>, Path(course_id): Path<String>) -> Result<Json<Course>> {
+async fn get_one(
+    State(state): State<AppState>,
+    Path(course_id): Path<String>,
+) -> Result<Json<Course>> {
     Ok(Json(state.courses.get(&course_id).await?))
 }
 

@@ -1,17 +1,28 @@
 //! A learner's own data: enrollments, progress, lesson completions,
 //! payments. Every route checks the caller is the user in the path.
 
-use axum::{Router, extract::State, routing::{get, post}};
+use axum::{
+    Router,
+    extract::State,
+    routing::{get, post},
+};
 use mesh::extract::{Json, Path};
 use payments::model::{Payment, PaymentList};
 use progress::model::{CourseProgress, EnrollmentList};
 
-use crate::{AppState, auth::Caller, error::{AppError, Result}};
+use crate::{
+    AppState,
+    auth::Caller,
+    error::{AppError, Result},
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/users/{user_id}/enrollments", get(enrollments))
-        .route("/api/users/{user_id}/courses/{course_id}/progress", get(progress))
+        .route(
+            "/api/users/{user_id}/courses/{course_id}/progress",
+            get(progress),
+        )
         .route(
             "/api/users/{user_id}/courses/{course_id}/lessons/{lesson_id}/complete",
             post(complete),
@@ -44,7 +55,12 @@ async fn complete(
     Path((user_id, course_id, lesson_id)): Path<(String, String, String)>,
 ) -> Result<Json<CourseProgress>> {
     caller.must_be(&user_id)?;
-    Ok(Json(state.progress.complete_lesson(&user_id, &course_id, &lesson_id).await?))
+    Ok(Json(
+        state
+            .progress
+            .complete_lesson(&user_id, &course_id, &lesson_id)
+            .await?,
+    ))
 }
 
 async fn payments(

@@ -17,7 +17,13 @@ use crate::metrics::Metrics;
 /// The inbound layers, outermost first.
 pub type InboundLayer = Stack<
     MetricsLayer,
-    Stack<TraceLayer, Stack<PropagateRequestIdLayer, Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>>>,
+    Stack<
+        TraceLayer,
+        Stack<
+            PropagateRequestIdLayer,
+            Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
+        >,
+    >,
 >;
 
 /// Composes the inbound stack. The order matters:

@@ -21,7 +21,10 @@ pub struct MetricsLayer {
 
 impl MetricsLayer {
     pub fn new(metrics: Arc<Metrics>, destination: Arc<str>) -> Self {
-        Self { metrics, destination }
+        Self {
+            metrics,
+            destination,
+        }
     }
 }
 
@@ -48,7 +51,9 @@ pub struct RecordMetrics<S> {
 
 impl<S> Service<OutboundRequest> for RecordMetrics<S>
 where
-    S: Service<OutboundRequest, Response = reqwest::Response, Error = OutboundError> + Send + 'static,
+    S: Service<OutboundRequest, Response = reqwest::Response, Error = OutboundError>
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = reqwest::Response;
@@ -74,7 +79,9 @@ where
         Box::pin(async move {
             let result = fut.await;
             (labels.status, labels.outcome) = match &result {
-                Ok(res) if res.status().is_server_error() => (res.status().as_u16(), Outcome::error),
+                Ok(res) if res.status().is_server_error() => {
+                    (res.status().as_u16(), Outcome::error)
+                }
                 Ok(res) => (res.status().as_u16(), Outcome::success),
                 Err(OutboundError::Timeout { .. }) => (0, Outcome::timeout),
                 Err(_) => (0, Outcome::error),

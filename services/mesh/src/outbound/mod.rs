@@ -32,7 +32,10 @@ pub struct OutboundRequest {
 pub enum OutboundError {
     /// The destination did not answer before the deadline.
     #[error("{destination} did not answer within {timeout:?}")]
-    Timeout { destination: Arc<str>, timeout: Duration },
+    Timeout {
+        destination: Arc<str>,
+        timeout: Duration,
+    },
     /// No connection could be made: the destination is down or unknown.
     #[error("cannot connect to {destination}: {source}")]
     Connect {
@@ -50,6 +53,15 @@ pub enum OutboundError {
 }
 
 impl OutboundError {
+    /// The destination that did not answer.
+    pub fn destination(&self) -> &str {
+        match self {
+            Self::Timeout { destination, .. }
+            | Self::Connect { destination, .. }
+            | Self::Transport { destination, .. } => destination,
+        }
+    }
+
     /// The `error.type` span attribute for this failure.
     pub fn kind_str(&self) -> &'static str {
         match self {
@@ -85,11 +97,20 @@ impl tower::Service<OutboundRequest> for Send {
         Box::pin(async move {
             fut.await.map_err(|source| {
                 if source.is_timeout() {
-                    OutboundError::Timeout { destination, timeout }
+                    OutboundError::Timeout {
+                        destination,
+                        timeout,
+                    }
                 } else if source.is_connect() {
-                    OutboundError::Connect { destination, source }
+                    OutboundError::Connect {
+                        destination,
+                        source,
+                    }
                 } else {
-                    OutboundError::Transport { destination, source }
+                    OutboundError::Transport {
+                        destination,
+                        source,
+                    }
                 }
             })
         })
@@ -207,7 +228,10 @@ impl RequestBuilder {
         let request = self
             .builder
             .build()
-            .map_err(|source| OutboundError::Transport { destination, source })?;
+            .map_err(|source| OutboundError::Transport {
+                destination,
+                source,
+            })?;
         self.client
             .stack
             .oneshot(OutboundRequest {
@@ -242,7 +266,10 @@ pub enum CallError {
     },
     /// The destination's response body was not what its contract says.
     #[error("{destination} sent an unreadable response: {message}")]
-    Decode { destination: Arc<str>, message: String },
+    Decode {
+        destination: Arc<str>,
+        message: String,
+    },
 }
 
 impl CallError {
@@ -264,7 +291,10 @@ impl CallError {
 }
 
 /// Decodes a response: 2xx as `T`, anything else as [`CallError::Status`].
-pub async fn decode<T: DeserializeOwned>(destination: &Arc<str>, res: reqwest::Response) -> Result<T, CallError> {
+pub async fn decode<T: DeserializeOwned>(
+    destination: &Arc<str>,
+    res: reqwest::Response,
+) -> Result<T, CallError> {
     let status = res.status();
     let bytes = res.bytes().await.map_err(|e| CallError::Decode {
         destination: destination.clone(),
@@ -300,7 +330,18 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Percent-encodes one path segment, so a caller's id can never add
-/// segments or a query to the route.
+/// segments or a query to the route, nor remove any.
+///
+/// `.` and `..` are the exception percent-encoding cannot cover: URL
+/// parsing removes them with the segment before (RFC 3986 section 5.2.4),
+/// and the WHATWG URL standard the `url` crate follows treats `%2e` as a
+/// dot too, so `/courses/..` would be sent as `/`. No URL can carry them
+/// as a value; their dots are sent double-encoded instead, so the call
+/// still reaches the route it names (with an id, `%2E`, that matches
+/// nothing).
 pub fn encode_path_segment(segment: &str) -> String {
+    if segment == "." || segment == ".." {
+        return segment.replace('.', "%252E");
+    }
     percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }

@@ -51,7 +51,9 @@ pub struct Trace<S> {
 
 impl<S> Service<OutboundRequest> for Trace<S>
 where
-    S: Service<OutboundRequest, Response = reqwest::Response, Error = OutboundError> + Send + 'static,
+    S: Service<OutboundRequest, Response = reqwest::Response, Error = OutboundError>
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = reqwest::Response;
@@ -76,13 +78,15 @@ where
             url.full = url.as_str(),
             url.template = req.route,
             server.address = url.host_str().unwrap_or_default(),
-            server.port = url.port_or_known_default(),
+            server.port = url.port_or_known_default().map(i64::from),
             peer.service = &*self.destination,
             http.response.status_code = Empty,
             error.type = Empty,
         );
         let cx = span.context();
-        global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(req.request.headers_mut())));
+        global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut HeaderInjector(req.request.headers_mut()))
+        });
         let fut = self.inner.call(req);
         let record_on = span.clone();
         Box::pin(
@@ -91,7 +95,7 @@ where
                 match &result {
                     Ok(res) => {
                         let status = res.status();
-                        record_on.record("http.response.status_code", status.as_u16());
+                        record_on.record("http.response.status_code", i64::from(status.as_u16()));
                         // Client spans mark 4xx too: from the caller's side
                         // the call did not do what it asked (HTTP semconv).
                         if status.is_client_error() || status.is_server_error() {
