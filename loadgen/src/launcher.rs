@@ -64,7 +64,7 @@ pub const SERVICES: [ServiceSpec; 5] = [
 pub struct ServiceSpec {
     pub name: &'static str,
     pub default_port: u16,
-    /// Whether it owns a database (and takes `--database-url`).
+    /// Whether it owns a database (and reads `DATABASE_URL`).
     pub database: bool,
     /// Services whose URLs it is given (`--<name>-url`).
     pub depends_on: &'static [&'static str],
@@ -259,6 +259,7 @@ impl System {
                 options.host.to_string(),
             ];
             let mut database = None;
+            let mut database_url = None;
             if spec.database {
                 let db_url = match &options.databases {
                     Databases::Sqlite { dir } => {
@@ -275,7 +276,7 @@ impl System {
                     }
                 };
                 database = Some(mesh::db::describe_url(&db_url));
-                args.extend(["--database-url".into(), db_url]);
+                database_url = Some(db_url);
             }
             for dep in spec.depends_on {
                 args.extend([format!("--{dep}-url"), urls[dep].clone()]);
@@ -283,6 +284,11 @@ impl System {
             args.extend(options.args.get(spec.name).into_iter().flatten().cloned());
 
             let mut cmd = Command::new(&exe);
+            // The database URL goes in the environment, not the arguments:
+            // it may hold a password, and arguments are public in `ps`.
+            if let Some(url) = database_url {
+                cmd.env("DATABASE_URL", url);
+            }
             cmd.args(&args)
                 .envs(&options.env)
                 // One name for every child would merge five services into

@@ -41,6 +41,19 @@ enum Command {
         #[arg(long, env = "LEARNSPHERE_POSTGRES_URL")]
         postgres: Option<String>,
     },
+    /// Receive OTLP traces (gRPC and HTTP) and print what arrives: a
+    /// stand-in collector for benchmarks and quick looks without Jaeger.
+    Receive {
+        /// OTLP/gRPC listen address.
+        #[arg(long, default_value = "127.0.0.1:4317")]
+        grpc: std::net::SocketAddr,
+        /// OTLP/HTTP listen address.
+        #[arg(long, default_value = "127.0.0.1:4318")]
+        http: std::net::SocketAddr,
+        /// Spans kept in memory (oldest dropped first).
+        #[arg(long, default_value_t = 10_000)]
+        keep: usize,
+    },
     /// Run one service in this process (what `up` starts as its children).
     Serve {
         #[arg(value_enum)]
@@ -144,6 +157,43 @@ async fn up(ports: Ports, data_dir: PathBuf, postgres: Option<String>) -> anyhow
     Ok(())
 }
 
+async fn receive(
+    grpc: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    keep: usize,
+) -> anyhow::Result<()> {
+    let running = loadgen::receiver::Receiver::with_max_spans(keep)
+        .start(grpc, http)
+        .await?;
+    println!(
+        "receiving OTLP on {} (gRPC) and {} (HTTP); Ctrl-C stops",
+        running.grpc_endpoint(),
+        running.http_endpoint()
+    );
+    let mut last = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = mesh::server::shutdown_signal() => break,
+            _ = tick.tick() => {
+                let stats = running.stats();
+                if stats.received_spans != last {
+                    println!(
+                        "{} spans received ({} in the last 5 s)",
+                        stats.received_spans,
+                        stats.received_spans - last
+                    );
+                    last = stats.received_spans;
+                }
+            }
+        }
+    }
+    let stats = running.stats();
+    println!("{} spans received in all", stats.received_spans);
+    running.shutdown().await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -153,5 +203,6 @@ async fn main() -> anyhow::Result<()> {
             postgres,
         } => up(ports, data_dir, postgres).await,
         Command::Serve { service, args } => serve(service, args).await,
+        Command::Receive { grpc, http, keep } => receive(grpc, http, keep).await,
     }
 }

@@ -83,8 +83,9 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
     assert_eq!(parts[1], trace_id, "the caller's trace is continued");
     assert_ne!(parts[2], caller_span_id);
 
-    // Wait until every service has exported its part of the trace: five
-    // server spans (courses twice: for the gateway and for progress), the
+    // Wait until every service has exported its part of the trace: six
+    // server spans (courses twice: for the gateway and for progress;
+    // progress twice: the ownership check and the enrollment), the
     // provider call, and database spans from each service that owns one.
     let spans = sys
         .receiver
@@ -102,7 +103,7 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
             servers("gateway") == 1
                 && servers("courses") == 2
                 && servers("payments") == 1
-                && servers("progress") == 1
+                && servers("progress") == 2
                 && ["courses", "payments", "progress"].into_iter().all(has_db)
                 && mine
                     .iter()

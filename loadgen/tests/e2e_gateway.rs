@@ -252,12 +252,17 @@ async fn checkout_rejects_bad_input_without_charging_and_replays_by_key() {
     .await;
     assert_eq!(enrollments["items"], json!([]));
 
-    // The same key twice: one charge, the same payment and enrollment.
+    // The same key twice: one charge, the same payment and enrollment; the
+    // second answer says nothing new was bought.
     let (s1, first) = checkout(&sys, &token, PAID_COURSE, "k-once").await;
     let (s2, again) = checkout(&sys, &token, PAID_COURSE, "k-once").await;
-    assert_eq!((s1, s2), (201, 201), "{first} {again}");
+    assert_eq!((s1, s2), (201, 200), "{first} {again}");
     assert_eq!(first["payment"]["id"], again["payment"]["id"]);
     assert_eq!(first["enrollment"]["id"], again["enrollment"]["id"]);
+    // Buying an owned course again with a new key charges nothing either.
+    let (s3, third) = checkout(&sys, &token, PAID_COURSE, "k-twice").await;
+    assert_eq!(s3, 200, "{third}");
+    assert_eq!(first["payment"]["id"], third["payment"]["id"]);
     let (_, payments) = send(
         sys.http
             .get(format!("{gw}/api/users/{user}/payments"))
@@ -265,6 +270,14 @@ async fn checkout_rejects_bad_input_without_charging_and_replays_by_key() {
     )
     .await;
     assert_eq!(payments["items"].as_array().unwrap().len(), 1);
+
+    // Keys belong to their user: another user's identical key is a new
+    // checkout, not a replay of (or a conflict with) this one.
+    let (other, other_token) = sys.signed_up_user().await;
+    let (status, theirs) = checkout(&sys, &other_token, PAID_COURSE, "k-once").await;
+    assert_eq!(status, 201, "{theirs}");
+    assert_eq!(theirs["payment"]["user_id"], other.as_str());
+    assert_ne!(theirs["payment"]["id"], first["payment"]["id"]);
     sys.stop().await;
 }
 
@@ -278,6 +291,12 @@ async fn a_declined_card_is_a_402_and_enrolls_nobody() {
     let (user, token) = sys.signed_up_user().await;
     let (status, body) = checkout(&sys, &token, PAID_COURSE, "k-declined").await;
     assert_error(status, &body, 402, "payment_declined");
+    // The gateway passes on why, not just that.
+    let reason = body["error"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        ["insufficient_funds", "card_declined", "expired_card"].contains(&reason),
+        "{body}"
+    );
     let (_, enrollments) = send(
         sys.http
             .get(format!("{}/api/users/{user}/enrollments", sys.gateway()))
@@ -385,8 +404,10 @@ async fn the_course_page_degrades_when_progress_is_down() {
                 s.trace_id == trace_id
                     && s.kind == SpanKind::Client
                     && s.attr_str("peer.service") == Some("progress")
-            }) && spans.iter().any(|s| {
-                s.trace_id == trace_id && s.service_name == "courses" && s.kind == SpanKind::Server
+            }) && ["gateway", "courses"].iter().all(|svc| {
+                spans.iter().any(|s| {
+                    s.trace_id == trace_id && s.service_name == *svc && s.kind == SpanKind::Server
+                })
             })
         })
         .await

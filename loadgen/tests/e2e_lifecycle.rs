@@ -4,7 +4,10 @@
 
 mod support;
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use loadgen::receiver::SpanKind;
 use serde_json::json;
@@ -42,8 +45,20 @@ async fn sigterm_finishes_in_flight_requests_and_flushes_spans() {
             .send()
             .await
     });
-    // Let the charge reach the provider, then stop payments.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Once the charge is at the provider (its pool slot taken), stop payments.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sys
+        .scrape("payments")
+        .await
+        .sum("payments_provider_pool_in_use", &[])
+        < 1.0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the charge never reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let status = sys
         .system
         .terminate("payments", Duration::from_secs(10))
@@ -144,24 +159,70 @@ async fn every_exported_metric_is_in_the_catalogue() {
     let catalogue =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
             .unwrap();
-    let mut missing = BTreeSet::new();
+    let documented = documented_metrics(&catalogue);
+    assert!(
+        documented.len() >= 10,
+        "the catalogue tables parse: {documented:?}"
+    );
+
+    // Every exported family is documented, with exactly its labels...
+    let mut exported: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for service in ["gateway", "users", "courses", "payments", "progress"] {
         for sample in sys.scrape(service).await.samples {
             // Histogram and counter series share their family's entry.
             let family = ["_bucket", "_count", "_sum", "_created"]
                 .iter()
                 .find_map(|suffix| sample.name.strip_suffix(suffix))
-                .unwrap_or(&sample.name);
-            if !catalogue.contains(&format!("`{family}")) {
-                missing.insert(format!("{service}: {}", sample.name));
-            }
-            for label in sample.labels.keys().filter(|l| *l != "le") {
-                if !catalogue.contains(&format!("`{label}`")) {
-                    missing.insert(format!("{service}: label {label} of {}", sample.name));
-                }
-            }
+                .unwrap_or(&sample.name)
+                .to_owned();
+            exported
+                .entry(family)
+                .or_default()
+                .extend(sample.labels.into_keys().filter(|l| l != "le"));
         }
     }
-    assert!(missing.is_empty(), "not in docs/metrics.md: {missing:#?}");
+    let mut missing = Vec::new();
+    for (family, labels) in &exported {
+        match documented.get(family) {
+            None => missing.push(format!("{family} is exported but not documented")),
+            Some(doc) if doc != labels => missing.push(format!(
+                "{family}: exported labels {labels:?}, documented {doc:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    // ...and every documented family is exported.
+    for family in documented.keys() {
+        if !exported.contains_key(family) {
+            missing.push(format!("{family} is documented but not exported"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/metrics.md and /metrics disagree: {missing:#?}"
+    );
     sys.stop().await;
+}
+
+/// `name -> labels` from the catalogue's tables: rows whose first cell is a
+/// backticked metric name and whose fourth cell lists backticked labels.
+fn documented_metrics(markdown: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let backticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    markdown
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            // | name | type | unit | labels | answers |
+            let name = backticked(cells.get(1)?).into_iter().next()?;
+            let labels = backticked(cells.get(4)?).into_iter().collect();
+            Some((name, labels))
+        })
+        .collect()
 }

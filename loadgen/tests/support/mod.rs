@@ -12,14 +12,20 @@ use loadgen::{
     receiver::{Receiver, RunningReceiver},
     scrape::Scrape,
 };
+use mesh::testing::TestDatabaseGroup;
 use serde_json::{Value, json};
 
 pub struct TestSystem {
+    /// Dropping it (a failed test never reaches `stop()`) kills the
+    /// services: the launcher starts them with kill-on-drop.
     pub system: System,
     pub receiver: RunningReceiver,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
-    postgres: Option<(String, String)>,
+    /// The services' PostgreSQL databases, when the run uses PostgreSQL.
+    /// Last: fields drop in order, so the services are gone (or going;
+    /// the drop forces their connections closed) when it drops these.
+    postgres: Option<TestDatabaseGroup>,
 }
 
 /// Which OTLP transport the services export with.
@@ -76,14 +82,11 @@ impl TestSystem {
                 .args
                 .insert(service, args.iter().map(|a| a.to_string()).collect());
         }
-        let postgres = std::env::var("TEST_DATABASE_URL").ok().map(|admin_url| {
-            let prefix = format!("e2e_{}", uuid::Uuid::new_v4().simple());
-            (admin_url, prefix)
-        });
-        if let Some((admin_url, prefix)) = &postgres {
+        let postgres = TestDatabaseGroup::from_env("e2e");
+        if let Some(group) = &postgres {
             options.databases = Databases::Postgres {
-                admin_url: admin_url.clone(),
-                prefix: prefix.clone(),
+                admin_url: group.admin_url().to_owned(),
+                prefix: group.prefix().to_owned(),
             };
         }
         let system = match System::start(options).await {
@@ -162,61 +165,10 @@ impl TestSystem {
         Scrape::parse(&res.text().await.unwrap()).expect("metrics parse")
     }
 
+    /// Stops every service, each given 10 s to drain; their databases
+    /// are dropped with `self`.
     pub async fn stop(mut self) {
         self.system.stop(Duration::from_secs(10)).await;
-        if let Some((admin_url, prefix)) = self.postgres.take() {
-            drop_databases(&admin_url, &prefix).await;
-        }
-    }
-}
-
-impl Drop for TestSystem {
-    /// A failed test never reaches `stop()`: its children die with the
-    /// `System` (kill on drop), and its PostgreSQL databases are dropped
-    /// here, on a runtime of their own since we may be inside a panicking
-    /// async test.
-    fn drop(&mut self) {
-        if let Some((admin_url, prefix)) = self.postgres.take() {
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    // Give the killed children a moment to let go of their connections.
-                    rt.block_on(async {
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        drop_databases(&admin_url, &prefix).await;
-                    });
-                }
-            })
-            .join();
-        }
-    }
-}
-
-async fn drop_databases(admin_url: &str, prefix: &str) {
-    use sqlx::{Connection as _, Executor as _, Row as _};
-    sqlx::any::install_default_drivers();
-    let Ok(mut conn) = sqlx::AnyConnection::connect(admin_url).await else {
-        return;
-    };
-    let names: Vec<String> =
-        sqlx::query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE $1")
-            .bind(format!("{prefix}_%"))
-            .fetch_all(&mut conn)
-            .await
-            .map(|rows| {
-                rows.iter()
-                    .filter_map(|r| r.try_get("datname").ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-    for name in names {
-        let _ = conn
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .await;
     }
 }
 

@@ -33,7 +33,7 @@ impl CoursesClient {
             query.push(("tag", tag.to_owned()));
         }
         self.mesh
-            .get("/courses", "/courses")
+            .get("/courses", &[])
             .query(&query)
             .send_json()
             .await
@@ -42,10 +42,7 @@ impl CoursesClient {
     /// `GET /courses/{course_id}`: the course with its lessons.
     pub async fn get(&self, course_id: &str) -> Result<Course, CallError> {
         self.mesh
-            .get(
-                "/courses/{course_id}",
-                &format!("/courses/{}", encode(course_id)),
-            )
+            .get("/courses/{course_id}", &[course_id])
             .send_json()
             .await
     }
@@ -56,18 +53,9 @@ impl CoursesClient {
         self.mesh
             .get(
                 "/courses/{course_id}/lessons/{lesson_id}",
-                &format!(
-                    "/courses/{}/lessons/{}",
-                    encode(course_id),
-                    encode(lesson_id)
-                ),
+                &[course_id, lesson_id],
             )
             .send_json()
             .await
     }
-}
-
-/// Percent-encodes a path segment so an id can never change the route.
-fn encode(segment: &str) -> String {
-    mesh::outbound::encode_path_segment(segment)
 }

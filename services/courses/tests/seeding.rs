@@ -7,7 +7,7 @@ use courses::{
     catalog::{self, Catalog, DEFAULT_SEED},
     model::{Course, CourseSummary, Page},
 };
-use helpers::{RowCounts, TestDatabase, spawn_app, start_courses};
+use helpers::{RowCounts, TestDatabase, row_counts, spawn_app, start_courses};
 use sqlx::{AnyConnection, Connection as _};
 
 /// The rows the generated catalog should occupy.
@@ -82,7 +82,7 @@ async fn a_second_start_does_not_seed_again() {
     // Seeding again would be invisible on an intact catalog (every insert
     // is `ON CONFLICT DO NOTHING`), so remove a row a second seeding would
     // put back.
-    let mut conn = AnyConnection::connect(&app.database.url)
+    let mut conn = AnyConnection::connect(app.database.url())
         .await
         .expect("connect to the test database");
     sqlx::query("DELETE FROM course_tags WHERE course_id = $1")
@@ -92,7 +92,7 @@ async fn a_second_start_does_not_seed_again() {
         .expect("delete c0001's tags");
     let before = app.row_counts().await;
 
-    start_courses(&app.database.url)
+    start_courses(app.database.url())
         .await
         .expect("a second instance starts on the seeded database");
 
@@ -101,22 +101,22 @@ async fn a_second_start_does_not_seed_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_starting_together_seed_one_catalog() {
-    let database = TestDatabase::create().await;
+    let database = TestDatabase::create(courses::NAME).await;
     // Real parallelism (one task each on a multi-threaded runtime), as
     // replicas started by one deploy would race. Four rather than two: on
     // SQLite two collide in the migrations only about one run in ten.
     let starts: Vec<_> = (0..4)
         .map(|_| {
-            let url = database.url.clone();
+            let url = database.url().to_owned();
             tokio::spawn(async move { start_courses(&url).await })
         })
         .collect();
     for start in starts {
-        let address = start
+        let server = start
             .await
             .expect("start did not panic")
             .unwrap_or_else(|e| panic!("every instance starts: {e:#}"));
-        let res = reqwest::get(format!("{address}/readyz"))
+        let res = reqwest::get(format!("{}/readyz", server.url()))
             .await
             .expect("instance answers");
         assert_eq!(res.status(), reqwest::StatusCode::OK);
@@ -124,7 +124,7 @@ async fn instances_starting_together_seed_one_catalog() {
     // Primary keys rule out duplicate rows; equal counts rule out a partial
     // catalog or one interleaved from two seedings.
     assert_eq!(
-        database.row_counts().await,
+        row_counts(database.url()).await,
         rows_of(&catalog::generate(DEFAULT_SEED))
     );
 }
@@ -133,7 +133,7 @@ async fn instances_starting_together_seed_one_catalog() {
 async fn the_test_database_is_removed_even_when_the_test_panics() {
     let (location_tx, location_rx) = tokio::sync::oneshot::channel();
     let failed_test = tokio::spawn(async move {
-        let database = TestDatabase::create().await;
+        let database = TestDatabase::create(courses::NAME).await;
         let location = database.location();
         assert!(location.exists().await);
         let _ = location_tx.send(location);

@@ -27,10 +27,10 @@ pub struct Config {
     #[arg(long, env = "PROGRESS_URL", default_value = "http://127.0.0.1:8084")]
     pub progress_url: String,
 
-    /// HMAC secret the users service signs tokens with. The default is for
-    /// local development only.
-    #[arg(long, env = "JWT_SECRET", default_value = users::config::DEV_JWT_SECRET, hide_env_values = true)]
-    pub jwt_secret: String,
+    /// HMAC secret the users service signs tokens with (the same value as
+    /// its `JWT_SECRET`). The default is for local development only.
+    #[arg(long, env = "JWT_SECRET", default_value = users::config::DEV_JWT_SECRET, hide_default_value = true, hide_env_values = true)]
+    pub jwt_secret: users::config::JwtSecret,
 
     #[command(flatten)]
     pub serve: mesh::ServeConfig,

@@ -53,8 +53,24 @@ impl IntoResponse for AppError {
             }
             Self::Forbidden => error_response(status, "forbidden", "this belongs to another user"),
             Self::BadRequest(e) => e.into_response(),
-            Self::Upstream(CallError::Status { code, message, .. }) if status.is_client_error() => {
-                error_response(status, &code, message)
+            // The service's own answer, extra fields (a decline's
+            // `reason`) and `Retry-After` included.
+            Self::Upstream(CallError::Status {
+                code,
+                message,
+                body,
+                retry_after,
+                ..
+            }) if status.is_client_error() => {
+                let mut res = match body {
+                    Some(body) => (status, axum::Json(*body)).into_response(),
+                    None => error_response(status, &code, message),
+                };
+                if let Some(value) = retry_after.and_then(|v| http::HeaderValue::from_str(&v).ok())
+                {
+                    res.headers_mut().insert(http::header::RETRY_AFTER, value);
+                }
+                res
             }
             Self::Upstream(error) => {
                 // Which service failed is worth telling; how is not.

@@ -49,8 +49,13 @@ pub fn router(state: AppState) -> Router {
 /// it is ready as soon as it listens (the services report their own
 /// readiness, and the gateway degrades per route when one is down).
 pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
-    let tokens = TokenKeys::new(config.jwt_secret.as_bytes())
+    let tokens = TokenKeys::new(config.jwt_secret.expose())
         .map_err(|e| anyhow::anyhow!("JWT_SECRET cannot verify tokens: {e}"))?;
+    if config.jwt_secret.is_development_default() {
+        tracing::warn!(
+            "JWT_SECRET is the development default: anyone can mint tokens; set a random secret outside development"
+        );
+    }
     let mesh = Mesh::new(identity, &config.serve);
     let state = AppState {
         users: UsersClient::new(mesh.client(users::NAME, &config.users_url)?),

@@ -11,7 +11,9 @@
 //! - [`outbound`]: per-destination client with context injection, client
 //!   span and per-edge metrics;
 //! - [`admin`]: `/metrics` (OpenMetrics with exemplars), `/healthz`, `/readyz`;
-//! - [`db`]: the service's own database, every query a span.
+//! - [`db`]: the service's own database, every query a span;
+//! - `testing` (feature `testing`): the fixtures the services' integration
+//!   tests share: a database per test, a server on a task, `TEST_LOG`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -27,6 +29,8 @@ pub mod outbound;
 mod process;
 pub mod server;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::{sync::Arc, time::Duration};
 

@@ -38,7 +38,11 @@ impl TraceExemplar {
     /// Unsampled traces never reach Jaeger, so an exemplar pointing at one
     /// would be a dead link.
     pub fn current() -> Option<Self> {
-        let cx = tracing::Span::current().context();
+        Self::of(&tracing::Span::current().context())
+    }
+
+    /// The exemplar for the span of `cx`, if its trace is sampled.
+    pub fn of(cx: &opentelemetry::Context) -> Option<Self> {
         let span = cx.span();
         let sc = span.span_context();
         (sc.is_valid() && sc.is_sampled()).then(|| Self {
@@ -197,7 +201,9 @@ impl From<&http::Method> for Method {
 struct BuildLabels {
     service: String,
     version: String,
-    instance: String,
+    /// Not `instance`: Prometheus sets that label from the scrape target
+    /// and would rename ours to `exported_instance`.
+    service_instance_id: String,
 }
 
 /// The families the mesh itself records, plus the registry services add to.
@@ -247,7 +253,7 @@ impl Metrics {
             Info::new(BuildLabels {
                 service: identity.name.to_string(),
                 version: identity.version.to_string(),
-                instance: identity.instance_id.to_string(),
+                service_instance_id: identity.instance_id.to_string(),
             }),
         );
         registry.register_collector(Box::new(ProcessCollector::new()));

@@ -173,7 +173,7 @@ async fn the_span_is_named_after_the_route_template_with_http_server_attributes(
     // The request id the stack made is on the span and echoed back.
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(
-        str_attr(&span, "http.request.header.x_request_id").as_deref(),
+        str_attr(&span, "http.request.header.x-request-id").as_deref(),
         Some(request_id.as_str())
     );
 }

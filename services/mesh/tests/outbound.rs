@@ -135,7 +135,7 @@ async fn calls_carry_trace_context_and_baggage_to_the_destination() {
     );
 
     let received: HashMap<String, String> = client
-        .get("/echo", "/echo")
+        .get("/echo", &[])
         .send_json()
         .instrument(caller.clone())
         .await
@@ -224,7 +224,7 @@ async fn edge_metrics_count_4xx_as_answered_and_5xx_as_errors() {
         ("/missing", 404),
         ("/boom", 500),
     ] {
-        let res = client.get(route, route).send().await.expect("an answer");
+        let res = client.get(route, &[]).send().await.expect("an answer");
         assert_eq!(res.status(), status);
     }
 
@@ -263,7 +263,7 @@ async fn a_closed_port_is_a_connect_error_with_status_0() {
     let client = client(&storefront, &format!("http://127.0.0.1:{closed}"));
 
     let error = client
-        .get("/echo", "/echo")
+        .get("/echo", &[])
         .send()
         .await
         .expect_err("nobody listens");
@@ -283,7 +283,7 @@ async fn a_closed_port_is_a_connect_error_with_status_0() {
     assert_eq!(attr(&span, "http.response.status_code"), None);
     // Typed calls report it as "no answer", not as a status.
     let error = client
-        .get("/echo", "/echo")
+        .get("/echo", &[])
         .send_json::<serde_json::Value>()
         .await
         .unwrap_err();
@@ -304,7 +304,7 @@ async fn a_destination_slower_than_the_deadline_times_out() {
 
     let started = Instant::now();
     let error = client
-        .get("/hang", "/hang")
+        .get("/hang", &[])
         .send()
         .await
         .expect_err("never answers");
@@ -352,7 +352,7 @@ async fn typed_calls_turn_error_answers_into_call_errors() {
 
     // The destination's own error body: status, code and message kept.
     let error = client
-        .get("/missing", "/missing")
+        .get("/missing", &[])
         .send_json::<Item>()
         .await
         .unwrap_err();
@@ -362,6 +362,7 @@ async fn typed_calls_turn_error_answers_into_call_errors() {
             status,
             code,
             message,
+            ..
         } => {
             assert_eq!(&**destination, "catalog");
             assert_eq!(*status, StatusCode::NOT_FOUND);
@@ -373,7 +374,7 @@ async fn typed_calls_turn_error_answers_into_call_errors() {
     assert_eq!(error.status(), Some(StatusCode::NOT_FOUND));
     assert_eq!(error.code(), Some("item_not_found"));
     let error = client
-        .get("/boom", "/boom")
+        .get("/boom", &[])
         .send_json::<Item>()
         .await
         .unwrap_err();
@@ -384,7 +385,7 @@ async fn typed_calls_turn_error_answers_into_call_errors() {
 
     // Something in between answered in plain text: kept as the message.
     let error = client
-        .get("/plain", "/plain")
+        .get("/plain", &[])
         .send_json::<Item>()
         .await
         .unwrap_err();
@@ -396,14 +397,14 @@ async fn typed_calls_turn_error_answers_into_call_errors() {
 
     // A 2xx that is not what the contract says.
     let error = client
-        .get("/wrong-shape", "/wrong-shape")
+        .get("/wrong-shape", &[])
         .send_json::<Item>()
         .await
         .unwrap_err();
     assert!(matches!(error, CallError::Decode { .. }), "{error:?}");
 
     // `decode` on its own, as typed clients that send() first use it.
-    let res = client.get("/echo", "/echo").send().await.unwrap();
+    let res = client.get("/echo", &[]).send().await.unwrap();
     let echoed: HashMap<String, String> = decode(&"catalog".into(), res).await.unwrap();
     assert!(echoed.contains_key("host"));
 }
@@ -429,7 +430,7 @@ async fn an_encoded_path_segment_cannot_change_the_route() {
     ] {
         let path = format!("/items/{}", encode_path_segment(id));
         let res = client
-            .get("/items/{id}", &path)
+            .get("/items/{id}", &[id])
             .send()
             .await
             .expect("an answer");

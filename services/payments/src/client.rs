@@ -38,7 +38,7 @@ impl PaymentsClient {
     ) -> Result<Charge, CallError> {
         let response = self
             .mesh
-            .post("/payments", "/payments")
+            .post("/payments", &[])
             .header(IDEMPOTENCY_KEY, idempotency_key)
             .json(request)
             .send()
@@ -55,10 +55,7 @@ impl PaymentsClient {
     /// `GET /payments/{payment_id}`: one payment, captured or declined.
     pub async fn get(&self, payment_id: &str) -> Result<Payment, CallError> {
         self.mesh
-            .get(
-                "/payments/{payment_id}",
-                &format!("/payments/{}", encode(payment_id)),
-            )
+            .get("/payments/{payment_id}", &[payment_id])
             .send_json()
             .await
     }
@@ -68,10 +65,7 @@ impl PaymentsClient {
     pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<Payment>, CallError> {
         let list: PaymentList = self
             .mesh
-            .get(
-                "/users/{user_id}/payments",
-                &format!("/users/{}/payments", encode(user_id)),
-            )
+            .get("/users/{user_id}/payments", &[user_id])
             .send_json()
             .await?;
         Ok(list.items)
@@ -82,9 +76,4 @@ impl PaymentsClient {
 /// declined (the user must act) rather than because a call failed.
 pub fn is_declined(error: &CallError) -> bool {
     error.code() == Some(PAYMENT_DECLINED)
-}
-
-/// Percent-encodes a path segment so an id can never change the route.
-fn encode(segment: &str) -> String {
-    mesh::outbound::encode_path_segment(segment)
 }

@@ -1,11 +1,14 @@
 //! `spawn_app()`: a real payments server on a free port with its own fresh
 //! database, and typed helpers to drive it and inspect what it stored.
 //!
-//! By default each test gets a SQLite file in its own temporary directory.
-//! Set `TEST_DATABASE_URL` to a PostgreSQL URL (any database the user may
-//! connect to, e.g. `postgres://postgres@127.0.0.1:5432/postgres`) to run
-//! the whole suite against PostgreSQL instead: each test then creates its
-//! own database `payments_test_<uuid>` beside it and drops it at the end.
+//! The database and the server come from `mesh::testing`: by default a
+//! SQLite file in a temporary directory per test; with `TEST_DATABASE_URL`
+//! set to a PostgreSQL URL (any database the user may connect to, e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`) the whole suite runs
+//! against PostgreSQL, each test in its own database `payments_test_<uuid>`,
+//! dropped at the end.
+//!
+//! `TEST_LOG=1` prints the service's logs.
 
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
@@ -13,10 +16,13 @@
 use std::time::Duration;
 
 use clap::Parser as _;
-use mesh::{Mesh, ServeConfig, ServiceIdentity};
+use mesh::{
+    Mesh, ServeConfig, ServiceIdentity,
+    testing::{RunningServer, TestDatabase, init_test_log},
+};
 use payments::{Config, PaymentsClient};
 use serde_json::{Value, json};
-use sqlx::{AnyPool, AssertSqlSafe, Row as _, any::AnyPoolOptions};
+use sqlx::{AnyPool, Row as _, any::AnyPoolOptions};
 
 pub const PAYMENTS: &str = "/payments";
 
@@ -25,8 +31,10 @@ pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub db: AnyPool,
+    /// Stops when the test's app is dropped.
+    _server: RunningServer,
     // Last: the database outlives the pool and the server using it.
-    _storage: Storage,
+    _database: TestDatabase,
 }
 
 /// A server with the test defaults: a provider that answers in about a
@@ -38,14 +46,15 @@ pub async fn spawn_app() -> TestApp {
 /// A server with the test defaults changed by `configure` (provider
 /// latency, decline and error rates, pool size, idempotency wait).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let storage = Storage::new().await;
+    init_test_log(payments::NAME);
+    let database = TestDatabase::create(payments::NAME).await;
     // Every setting explicit, so variables in the environment (PORT,
     // DATABASE_URL, PROVIDER_*) cannot leak into a test.
     let mut config = Config::try_parse_from([
         "payments",
         "--host=127.0.0.1",
         "--port=0",
-        &format!("--database-url={}", storage.url()),
+        &format!("--database-url={}", database.url()),
         "--idempotency-wait=10s",
         "--provider-latency-median=1ms",
         "--provider-latency-p99=2ms",
@@ -59,19 +68,19 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let server = payments::build(config, identity())
         .await
         .expect("payments starts");
-    let address = format!("http://127.0.0.1:{}", server.port());
-    tokio::spawn(server.run_until_stopped(std::future::pending()));
+    let server = RunningServer::start(server);
     // `build` installed the Any drivers and created the schema.
     let db = AnyPoolOptions::new()
         .max_connections(2)
-        .connect(storage.url())
+        .connect(database.url())
         .await
         .expect("test pool connects");
     TestApp {
-        address,
+        address: server.url(),
         http: reqwest::Client::new(),
         db,
-        _storage: storage,
+        _server: server,
+        _database: database,
     }
 }
 
@@ -241,90 +250,4 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
         "a message in {body}"
     );
     body
-}
-
-/// Where a test's database lives; dropping it removes the database.
-enum Storage {
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-    Postgres {
-        admin_url: String,
-        name: String,
-        url: String,
-    },
-}
-
-impl Storage {
-    async fn new() -> Self {
-        match std::env::var("TEST_DATABASE_URL") {
-            Ok(admin_url) if !admin_url.is_empty() => Self::postgres(admin_url).await,
-            _ => {
-                let dir = tempfile::tempdir().expect("temporary directory");
-                let url = format!("sqlite://{}", dir.path().join("payments.db").display());
-                Self::Sqlite { _dir: dir, url }
-            }
-        }
-    }
-
-    async fn postgres(admin_url: String) -> Self {
-        sqlx::any::install_default_drivers();
-        let name = format!("payments_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = AnyPool::connect(&admin_url)
-            .await
-            .expect("TEST_DATABASE_URL connects");
-        // The name is ours (hex), never input, so formatting it in is safe.
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("CREATE DATABASE");
-        admin.close().await;
-        let mut url = reqwest::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
-        url.set_path(&name);
-        Self::Postgres {
-            admin_url,
-            name,
-            url: url.to_string(),
-        }
-    }
-
-    fn url(&self) -> &str {
-        match self {
-            Self::Sqlite { url, .. } | Self::Postgres { url, .. } => url,
-        }
-    }
-}
-
-impl Drop for Storage {
-    fn drop(&mut self) {
-        let Self::Postgres {
-            admin_url, name, ..
-        } = self
-        else {
-            return;
-        };
-        // Drop cannot await, and the test's runtime may be finishing: drop
-        // the database from a thread with a runtime of its own. `FORCE`
-        // ends the server's connections, which are still open.
-        let (admin_url, sql) = (
-            admin_url.clone(),
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        );
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let admin = AnyPool::connect(&admin_url).await?;
-                sqlx::query(AssertSqlSafe(sql)).execute(&admin).await?;
-                admin.close().await;
-                anyhow::Ok(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {name}: {dropped:?}");
-        }
-    }
 }

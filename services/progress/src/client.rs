@@ -23,7 +23,7 @@ impl ProgressClient {
     /// already had (200); the two are not told apart here.
     pub async fn enroll(&self, request: &EnrollRequest) -> Result<Enrollment, CallError> {
         self.mesh
-            .post("/enrollments", "/enrollments")
+            .post("/enrollments", &[])
             .json(request)
             .send_json()
             .await
@@ -32,10 +32,7 @@ impl ProgressClient {
     /// `GET /users/{user_id}/enrollments`: oldest first, with progress.
     pub async fn enrollments(&self, user_id: &str) -> Result<EnrollmentList, CallError> {
         self.mesh
-            .get(
-                "/users/{user_id}/enrollments",
-                &format!("/users/{}/enrollments", encode(user_id)),
-            )
+            .get("/users/{user_id}/enrollments", &[user_id])
             .send_json()
             .await
     }
@@ -51,12 +48,7 @@ impl ProgressClient {
         self.mesh
             .post(
                 "/users/{user_id}/courses/{course_id}/lessons/{lesson_id}/complete",
-                &format!(
-                    "/users/{}/courses/{}/lessons/{}/complete",
-                    encode(user_id),
-                    encode(course_id),
-                    encode(lesson_id)
-                ),
+                &[user_id, course_id, lesson_id],
             )
             .send_json()
             .await
@@ -71,18 +63,9 @@ impl ProgressClient {
         self.mesh
             .get(
                 "/users/{user_id}/courses/{course_id}/progress",
-                &format!(
-                    "/users/{}/courses/{}/progress",
-                    encode(user_id),
-                    encode(course_id)
-                ),
+                &[user_id, course_id],
             )
             .send_json()
             .await
     }
-}
-
-/// Percent-encodes a path segment so an id can never change the route.
-fn encode(segment: &str) -> String {
-    mesh::outbound::encode_path_segment(segment)
 }

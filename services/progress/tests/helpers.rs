@@ -1,72 +1,36 @@
 //! Spawns the progress service for a test, beside a real courses service,
 //! each on port 0 with a fresh database, and drives it over HTTP.
 //!
-//! Databases: progress uses a fresh SQLite file in a temporary directory,
-//! or, when `TEST_DATABASE_URL` is set (a `postgres://` URL of an empty
-//! database the tests may connect to), a fresh PostgreSQL database per test,
-//! created through that URL and dropped when the test's [`TestApp`] is
-//! dropped. So the whole suite runs against PostgreSQL with
+//! Progress's database and both servers come from `mesh::testing`: a fresh
+//! SQLite file per test, or, when `TEST_DATABASE_URL` is set (an admin
+//! `postgres://` URL, e.g. `postgres://postgres@127.0.0.1:5432/postgres`),
+//! a fresh PostgreSQL database per test, created through that URL and
+//! dropped when the test's [`TestApp`] is dropped. So the whole suite runs
+//! against PostgreSQL with
 //!
 //! ```sh
-//! createdb -h 127.0.0.1 -U postgres progress_scratch
-//! TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/progress_scratch cargo test -p progress
+//! TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p progress
 //! ```
 //!
 //! Courses always runs on SQLite: it is the dependency, not what is tested.
+//!
+//! `TEST_LOG=1` prints the services' logs.
 
 // Each test file compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
-
-use mesh::{ErrorBody, Mesh, ServiceIdentity};
+use mesh::{
+    ErrorBody, Mesh, ServiceIdentity,
+    testing::{RunningServer, TestDatabase, init_test_log},
+};
 use progress::ProgressClient;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
-use sqlx::{AnyPool, AssertSqlSafe, Connection as _, Executor as _, Row as _};
+use sqlx::{AnyPool, Row as _};
 use tempfile::TempDir;
-use tokio::{sync::oneshot, task::JoinHandle};
-
-/// A service running on its own task until stopped (or dropped).
-pub struct RunningService {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl RunningService {
-    fn start(server: mesh::server::Server) -> Self {
-        let addr = server.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        // A dropped sender stops the server too, so a failing test cannot
-        // leave it running.
-        let task = tokio::spawn(server.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Stops the service and waits until its port is closed.
-    pub async fn stop(mut self) {
-        drop(self.stop.take());
-        if let Some(task) = self.task.take() {
-            task.await
-                .expect("server task did not panic")
-                .expect("server stopped cleanly");
-        }
-    }
-}
 
 /// Starts a real courses service with its seeded catalog on port 0.
-pub async fn spawn_courses(dir: &TempDir) -> RunningService {
+pub async fn spawn_courses(dir: &TempDir) -> RunningServer {
     let database_url = format!("sqlite://{}/courses.db", dir.path().display());
     let config = <courses::Config as clap::Parser>::parse_from([
         "courses",
@@ -82,11 +46,11 @@ pub async fn spawn_courses(dir: &TempDir) -> RunningService {
     let server = courses::build(config, identity)
         .await
         .expect("courses service builds");
-    RunningService::start(server)
+    RunningServer::start(server)
 }
 
 /// A stand-in for courses that answers every request with a 500.
-pub async fn spawn_failing_courses() -> RunningService {
+pub async fn spawn_failing_courses() -> RunningServer {
     let app = axum::Router::new().fallback(|| async {
         mesh::error_response(
             http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,7 +66,7 @@ pub async fn spawn_failing_courses() -> RunningService {
     )
     .await
     .expect("bind a free port");
-    RunningService::start(server)
+    RunningServer::start(server)
 }
 
 /// The URL of a port nothing listens on: bound for a moment, then closed.
@@ -111,69 +75,6 @@ pub fn closed_port_url() -> String {
     let addr = listener.local_addr().expect("bound address");
     drop(listener);
     format!("http://{addr}")
-}
-
-/// The database progress uses in one test.
-enum TestDatabase {
-    Sqlite,
-    /// A database created for this test, dropped with it.
-    Postgres {
-        admin_url: String,
-        name: String,
-    },
-}
-
-impl TestDatabase {
-    /// A fresh database and the URL progress should use for it.
-    async fn create(dir: &TempDir) -> (Self, String) {
-        sqlx::any::install_default_drivers();
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            let url = format!("sqlite://{}/progress.db", dir.path().display());
-            return (Self::Sqlite, url);
-        };
-        let name = format!("progress_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::AnyConnection::connect(&admin_url)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-        // The name is ours (hex), not input: safe to splice.
-        admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create a test database");
-        let mut url = reqwest::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        (Self::Postgres { admin_url, name }, url.to_string())
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let Self::Postgres { admin_url, name } = self else {
-            return;
-        };
-        let (admin_url, db_name) = (admin_url.clone(), name.clone());
-        // Drop cannot await, and the test's runtime may be shutting down:
-        // use a thread with a runtime of its own. FORCE closes the pool
-        // connections the stopped service may still hold.
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(async {
-                    let mut admin = sqlx::AnyConnection::connect(&admin_url).await?;
-                    admin
-                        .execute(AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
-                        )))
-                        .await?;
-                    anyhow::Ok(())
-                })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("note: could not drop test database {name}: {dropped:?}");
-        }
-    }
 }
 
 pub struct TestApp {
@@ -185,11 +86,12 @@ pub struct TestApp {
     /// The typed client, through a mesh of its own (as the gateway would).
     pub client: ProgressClient,
     /// The courses service progress talks to, when the test started one.
-    pub courses: Option<RunningService>,
-    progress: RunningService,
+    pub courses: Option<RunningServer>,
+    progress: RunningServer,
     // Dropped last: the services above must stop before their files and
     // databases go.
     database: TestDatabase,
+    /// Courses' SQLite file.
     _dir: TempDir,
 }
 
@@ -207,14 +109,15 @@ pub async fn spawn_app_with_courses_at(courses_url: String) -> TestApp {
     spawn_with(dir, None, courses_url).await
 }
 
-async fn spawn_with(dir: TempDir, courses: Option<RunningService>, courses_url: String) -> TestApp {
-    let (database, database_url) = TestDatabase::create(&dir).await;
+async fn spawn_with(dir: TempDir, courses: Option<RunningServer>, courses_url: String) -> TestApp {
+    init_test_log(progress::NAME);
+    let database = TestDatabase::create(progress::NAME).await;
     let config = <progress::Config as clap::Parser>::parse_from([
         "progress",
         "--port",
         "0",
         "--database-url",
-        &database_url,
+        database.url(),
         "--courses-url",
         &courses_url,
         "--shutdown-grace",
@@ -225,10 +128,10 @@ async fn spawn_with(dir: TempDir, courses: Option<RunningService>, courses_url: 
     let server = progress::build(config, identity)
         .await
         .expect("progress service builds");
-    let progress = RunningService::start(server);
+    let progress = RunningServer::start(server);
     let address = progress.url();
 
-    let db = AnyPool::connect(&database_url)
+    let db = AnyPool::connect(database.url())
         .await
         .expect("connect to progress's database");
     let caller = ServiceIdentity {

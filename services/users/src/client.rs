@@ -22,7 +22,7 @@ impl UsersClient {
     /// in use, 422 `invalid_input` naming the bad field.
     pub async fn register(&self, request: &RegisterRequest) -> Result<User, CallError> {
         self.mesh
-            .post("/users", "/users")
+            .post("/users", &[])
             .json(request)
             .send_json()
             .await
@@ -32,7 +32,7 @@ impl UsersClient {
     /// email or a wrong password alike.
     pub async fn login(&self, request: &LoginRequest) -> Result<Session, CallError> {
         self.mesh
-            .post("/sessions", "/sessions")
+            .post("/sessions", &[])
             .json(request)
             .send_json()
             .await
@@ -41,13 +41,8 @@ impl UsersClient {
     /// `GET /users/{user_id}`: the profile, or 404 `not_found`.
     pub async fn get(&self, user_id: &str) -> Result<User, CallError> {
         self.mesh
-            .get("/users/{user_id}", &format!("/users/{}", encode(user_id)))
+            .get("/users/{user_id}", &[user_id])
             .send_json()
             .await
     }
-}
-
-/// Percent-encodes a path segment so an id can never change the route.
-fn encode(segment: &str) -> String {
-    mesh::outbound::encode_path_segment(segment)
 }

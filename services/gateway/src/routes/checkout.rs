@@ -9,6 +9,7 @@ use mesh::{BadRequest, extract::Json};
 use payments::model::{ChargeRequest, Payment};
 use progress::model::{EnrollRequest, Enrollment};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::{AppState, auth::Caller, error::Result};
 
@@ -30,37 +31,48 @@ pub struct Checkout {
     pub enrollment: Enrollment,
 }
 
-/// Buys a course and enrolls the caller.
+/// Buys a course and enrolls the caller: 201 with the new payment and
+/// enrollment, or 200 with the existing ones when the caller already owns
+/// the course (nothing is charged).
 ///
 /// `Idempotency-Key` is required: the charge is made at most once per key,
 /// and enrollment is idempotent per user and course, so a client that
-/// retries a checkout with the same key gets the same result, never a
-/// second charge.
+/// retries a checkout gets the same result, never a second charge.
+///
+/// A race is left open: two checkouts of one course with *different* keys,
+/// in flight at the same moment, can both charge. Closing it needs a
+/// reservation in progress before the charge (a saga), not a read.
 async fn checkout(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Json(req): Json<CheckoutRequest>,
 ) -> Result<(StatusCode, Json<Checkout>)> {
-    let key = headers
-        .get("idempotency-key")
-        .ok_or_else(|| {
-            BadRequest::new(
-                StatusCode::BAD_REQUEST,
-                "missing_idempotency_key",
-                "checkout needs an Idempotency-Key header (any unique string, e.g. a UUID, reused on retry)",
-            )
-        })?
-        .to_str()
-        .map_err(|_| {
-            BadRequest::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_idempotency_key",
-                "Idempotency-Key must be visible ASCII",
-            )
-        })?
-        .to_owned();
-    let course = state.courses.get(&req.course_id).await?.summary;
+    let key = payments_key(&caller.user_id, &headers)?;
+    // The price and whether the caller already owns the course, at once.
+    let (course, owned) = tokio::join!(
+        state.courses.get(&req.course_id),
+        state.progress.enrollments(&caller.user_id)
+    );
+    let course = course?.summary;
+    let owned = owned?
+        .items
+        .into_iter()
+        .find(|e| e.enrollment.course_id == course.id);
+    if let Some(owned) = owned {
+        let payment = match &owned.enrollment.payment_id {
+            Some(id) => Some(state.payments.get(id).await?),
+            None => None,
+        };
+        return Ok((
+            StatusCode::OK,
+            Json(Checkout {
+                course,
+                payment,
+                enrollment: owned.enrollment,
+            }),
+        ));
+    }
     let payment = if course.price_cents > 0 {
         let charge = ChargeRequest {
             user_id: caller.user_id.clone(),
@@ -88,4 +100,36 @@ async fn checkout(
             enrollment,
         }),
     ))
+}
+
+/// The key payments sees: the client's `Idempotency-Key` scoped to the
+/// caller, `hex(sha256(user id ":" key))`.
+///
+/// Keys are the client's to choose, so two users will pick the same one
+/// (`checkout-1`); unscoped, the second would get the first's payment or a
+/// 422, and a user who guessed another's key could block their checkout.
+/// Hashing also keeps the key a fixed, valid length for payments.
+fn payments_key(user_id: &str, headers: &HeaderMap) -> Result<String, BadRequest> {
+    let key = headers.get("idempotency-key").ok_or_else(|| {
+        BadRequest::new(
+            StatusCode::BAD_REQUEST,
+            "missing_idempotency_key",
+            "checkout needs an Idempotency-Key header (any unique string, e.g. a UUID, reused on retry)",
+        )
+    })?;
+    let valid =
+        (1..=255).contains(&key.len()) && key.as_bytes().iter().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(BadRequest::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    let digest = Sha256::new()
+        .chain_update(user_id.as_bytes())
+        .chain_update(b":")
+        .chain_update(key.as_bytes())
+        .finalize();
+    Ok(hex::encode(digest))
 }

@@ -86,17 +86,20 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let labels = ServerLabels {
             service: self.metrics.service.clone(),
             method: Method::from(req.method()),
             route: Route::of(&req),
             status: 0,
         };
+        // Set by the trace layer above, for sampled requests only.
+        let exemplar = req.extensions_mut().remove::<TraceExemplar>();
         ResponseFuture {
             inner: self.inner.call(req),
             metrics: self.metrics.clone(),
             labels: Some(labels),
+            exemplar,
             start: Instant::now(),
             _in_flight: InFlight::start(&self.in_flight),
         }
@@ -109,6 +112,7 @@ pin_project! {
         inner: F,
         metrics: Arc<Metrics>,
         labels: Option<ServerLabels>,
+        exemplar: Option<TraceExemplar>,
         start: Instant,
         _in_flight: InFlight,
     }
@@ -130,7 +134,7 @@ where
             };
             this.metrics.server_duration.get_or_create(&labels).observe(
                 this.start.elapsed().as_secs_f64(),
-                TraceExemplar::current(),
+                this.exemplar.take(),
                 None,
             );
         }

@@ -23,6 +23,8 @@ use tower::{Layer, Service};
 use tracing::{Instrument as _, Span, field::Empty, instrument::Instrumented};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::metrics::{Method, TraceExemplar};
+
 /// The response header carrying the server span's context (W3C Trace
 /// Context Level 2, section "traceresponse").
 pub const TRACERESPONSE: &str = "traceresponse";
@@ -67,10 +69,17 @@ fn server_span<B>(req: &Request<B>) -> Span {
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str());
-    let method = req.method().as_str();
+    // Semconv: a method outside the known set is `_OTHER` (the original in
+    // `http.request.method_original`), and the span name says `HTTP`: a
+    // caller must not be able to mint span names.
+    let (method, method_original) = match Method::from(req.method()) {
+        Method::OTHER => ("_OTHER", Some(bounded(req.method().as_str()))),
+        _ => (req.method().as_str(), None),
+    };
+    let verb = method_original.map_or(method, |_| "HTTP");
     let name = match route {
-        Some(route) => format!("{method} {route}"),
-        None => method.to_owned(),
+        Some(route) => format!("{verb} {route}"),
+        None => verb.to_owned(),
     };
     let host = req
         .headers()
@@ -85,21 +94,28 @@ fn server_span<B>(req: &Request<B>) -> Span {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(bounded)
+    };
     let span = tracing::info_span!(
         "HTTP request",
         otel.name = name,
         otel.kind = "server",
         otel.status_code = Empty,
         http.request.method = method,
+        http.request.method_original = method_original,
         http.route = route,
-        url.path = req.uri().path(),
+        url.path = bounded(req.uri().path()),
         url.scheme = "http",
-        server.address = server_address,
+        server.address = bounded(server_address),
         server.port = server_port.map(i64::from),
         network.protocol.version = protocol_version(req.version()),
-        user_agent.original = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()),
+        user_agent.original = header(header::USER_AGENT.as_str()),
         client.address = client.map(|c| c.ip().to_string()),
-        http.request.header.x_request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
+        "http.request.header.x-request-id" = header("x-request-id"),
         http.response.status_code = Empty,
         error.type = Empty,
     );
@@ -107,6 +123,20 @@ fn server_span<B>(req: &Request<B>) -> Span {
     // Only fails if the span is already started, which it is not.
     let _ = span.set_parent(parent);
     span
+}
+
+/// Caller-controlled text on a span is cut at 256 bytes (on a character
+/// boundary): attribute values are exported and stored per span.
+fn bounded(value: &str) -> &str {
+    const MAX: usize = 256;
+    if value.len() <= MAX {
+        return value;
+    }
+    let mut end = MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
 }
 
 /// The caller's context: trace (if its `traceparent` is well formed) and
@@ -191,21 +221,27 @@ fn protocol_version(v: http::Version) -> &'static str {
     }
 }
 
-/// `00-{trace-id}-{span-id}-{flags}` for the span, if it has a valid context.
-pub(crate) fn traceresponse(span: &Span) -> Option<HeaderValue> {
+/// The `traceresponse` value (`00-{trace-id}-{span-id}-{flags}`) and the
+/// metrics exemplar of the span, read from its context once: looking the
+/// context up is the costliest step of the layer.
+fn trace_ids(span: &Span) -> (Option<HeaderValue>, Option<TraceExemplar>) {
     let cx = span.context();
     let otel_span = cx.span();
     let sc = otel_span.span_context();
     if !sc.is_valid() {
-        return None;
+        return (None, None);
     }
-    HeaderValue::from_str(&format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
+    let trace_id = sc.trace_id().to_string();
+    let header = HeaderValue::from_str(&format!(
+        "00-{trace_id}-{}-{:02x}",
         sc.span_id(),
         sc.trace_flags().to_u8()
     ))
-    .ok()
+    .ok();
+    (
+        header,
+        sc.is_sampled().then_some(TraceExemplar { trace_id }),
+    )
 }
 
 impl<S, B, ResBody> Service<Request<B>> for Trace<S>
@@ -220,9 +256,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let span = server_span(&req);
-        let traceresponse = traceresponse(&span);
+        let (traceresponse, exemplar) = trace_ids(&span);
+        // For the metrics layer below, which would otherwise look the
+        // context up again.
+        if let Some(exemplar) = exemplar {
+            req.extensions_mut().insert(exemplar);
+        }
         let inner = {
             let _entered = span.enter();
             self.inner.call(req)

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
 use super::{OutboundError, OutboundRequest};
-use crate::metrics::{EdgeLabels, Method, Metrics, Outcome, Route, TraceExemplar};
+use crate::metrics::{EdgeLabels, Method, Metrics, Outcome, Route};
 
 #[derive(Clone, Debug)]
 pub struct MetricsLayer {
@@ -64,7 +64,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: OutboundRequest) -> Self::Future {
+    fn call(&mut self, mut req: OutboundRequest) -> Self::Future {
+        // Set by the trace layer above.
+        let exemplar = req.exemplar.take();
         let mut labels = EdgeLabels {
             source: self.metrics.service().clone(),
             destination: self.destination.clone(),
@@ -88,7 +90,7 @@ where
             };
             metrics.client_duration.get_or_create(&labels).observe(
                 start.elapsed().as_secs_f64(),
-                TraceExemplar::current(),
+                exemplar,
                 None,
             );
             result

@@ -25,6 +25,8 @@ use crate::{error::ErrorBody, metrics::Metrics};
 pub struct OutboundRequest {
     pub route: &'static str,
     pub request: reqwest::Request,
+    /// The call's trace, set by the trace layer for the metrics layer.
+    pub(crate) exemplar: Option<crate::metrics::TraceExemplar>,
 }
 
 /// Why an outbound call got no response.
@@ -119,9 +121,13 @@ impl tower::Service<OutboundRequest> for Send {
 
 type Stack = BoxCloneSyncService<OutboundRequest, reqwest::Response, OutboundError>;
 
-/// A client for one destination service.
+/// A client for one destination service; cheap to clone.
 #[derive(Clone)]
 pub struct MeshClient {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
     destination: Arc<str>,
     base: reqwest::Url,
     http: reqwest::Client,
@@ -131,8 +137,8 @@ pub struct MeshClient {
 impl std::fmt::Debug for MeshClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeshClient")
-            .field("destination", &self.destination)
-            .field("base", &self.base.as_str())
+            .field("destination", &self.inner.destination)
+            .field("base", &self.inner.base.as_str())
             .finish()
     }
 }
@@ -161,42 +167,73 @@ impl MeshClient {
                 timeout,
             });
         Ok(Self {
-            destination,
-            base,
-            http,
-            stack: BoxCloneSyncService::new(stack),
+            inner: Arc::new(ClientInner {
+                destination,
+                base,
+                http,
+                stack: BoxCloneSyncService::new(stack),
+            }),
         })
     }
 
     pub fn destination(&self) -> &str {
-        &self.destination
+        &self.inner.destination
     }
 
-    /// Starts a request to `path` (relative to the base URL), counted
-    /// under `route`.
-    pub fn request(&self, method: Method, route: &'static str, path: &str) -> RequestBuilder {
-        let mut url = self.base.clone();
-        let base_path = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{base_path}{path}"));
+    /// Starts a request to the destination's `route`, a template such as
+    /// `/courses/{course_id}/lessons/{lesson_id}`: each `{...}` is filled,
+    /// in order, with the next of `params`, percent-encoded. The route is
+    /// also the label the call is counted and traced under, so the path
+    /// and the label cannot drift apart.
+    pub fn request(&self, method: Method, route: &'static str, params: &[&str]) -> RequestBuilder {
+        let mut url = self.inner.base.clone();
+        let path = format!(
+            "{}{}",
+            url.path().trim_end_matches('/'),
+            fill_route(route, params)
+        );
+        url.set_path(&path);
         RequestBuilder {
-            client: self.clone(),
+            client: self.inner.clone(),
             route,
-            builder: self.http.request(method, url),
+            builder: self.inner.http.request(method, url),
         }
     }
 
-    pub fn get(&self, route: &'static str, path: &str) -> RequestBuilder {
-        self.request(Method::GET, route, path)
+    pub fn get(&self, route: &'static str, params: &[&str]) -> RequestBuilder {
+        self.request(Method::GET, route, params)
     }
 
-    pub fn post(&self, route: &'static str, path: &str) -> RequestBuilder {
-        self.request(Method::POST, route, path)
+    pub fn post(&self, route: &'static str, params: &[&str]) -> RequestBuilder {
+        self.request(Method::POST, route, params)
     }
+}
+
+/// `route` with each `{...}` replaced by the next parameter, encoded.
+fn fill_route(route: &str, params: &[&str]) -> String {
+    debug_assert_eq!(
+        route.matches('{').count(),
+        params.len(),
+        "route {route} takes as many parameters as it has placeholders"
+    );
+    let mut path = String::with_capacity(route.len() + 32);
+    let mut params = params.iter();
+    let mut rest = route;
+    while let Some(open) = rest.find('{') {
+        path.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+        path.push_str(&encode_path_segment(
+            params.next().copied().unwrap_or_default(),
+        ));
+        rest = &rest[close..];
+    }
+    path.push_str(rest);
+    path
 }
 
 /// A request being built; [`RequestBuilder::send`] runs it through the stack.
 pub struct RequestBuilder {
-    client: MeshClient,
+    client: Arc<ClientInner>,
     route: &'static str,
     builder: reqwest::RequestBuilder,
 }
@@ -234,9 +271,11 @@ impl RequestBuilder {
             })?;
         self.client
             .stack
+            .clone()
             .oneshot(OutboundRequest {
                 route: self.route,
                 request,
+                exemplar: None,
             })
             .await
     }
@@ -263,6 +302,13 @@ pub enum CallError {
         status: StatusCode,
         code: String,
         message: String,
+        /// The whole error body when it was JSON, with any fields beyond
+        /// `code` and `message` (a decline's `reason`), for callers that
+        /// pass the answer on.
+        /// (Boxed: a `Result<_, CallError>` should stay small.)
+        body: Option<Box<serde_json::Value>>,
+        /// `Retry-After`, when the destination sent one.
+        retry_after: Option<String>,
     },
     /// The destination's response body was not what its contract says.
     #[error("{destination} sent an unreadable response: {message}")]
@@ -296,6 +342,11 @@ pub async fn decode<T: DeserializeOwned>(
     res: reqwest::Response,
 ) -> Result<T, CallError> {
     let status = res.status();
+    let retry_after = res
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = res.bytes().await.map_err(|e| CallError::Decode {
         destination: destination.clone(),
         message: e.to_string(),
@@ -306,11 +357,13 @@ pub async fn decode<T: DeserializeOwned>(
             message: e.to_string(),
         })
     } else {
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => (body.error.code, body.error.message),
-            Err(_) => (
+        let body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+        let (code, message, body) = match body.clone().map(serde_json::from_value::<ErrorBody>) {
+            Some(Ok(error)) => (error.error.code, error.error.message, body.map(Box::new)),
+            _ => (
                 "unknown".to_owned(),
                 String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                None,
             ),
         };
         Err(CallError::Status {
@@ -318,6 +371,8 @@ pub async fn decode<T: DeserializeOwned>(
             status,
             code,
             message,
+            body,
+            retry_after,
         })
     }
 }
@@ -344,4 +399,25 @@ pub fn encode_path_segment(segment: &str) -> String {
         return segment.replace('.', "%252E");
     }
     percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_route;
+
+    #[test]
+    fn routes_are_filled_in_order_and_encoded() {
+        assert_eq!(fill_route("/payments", &[]), "/payments");
+        assert_eq!(
+            fill_route("/courses/{course_id}", &["c0001"]),
+            "/courses/c0001"
+        );
+        assert_eq!(
+            fill_route(
+                "/users/{user_id}/courses/{course_id}/progress",
+                &["u/1", "c?2"]
+            ),
+            "/users/u%2F1/courses/c%3F2/progress"
+        );
+    }
 }

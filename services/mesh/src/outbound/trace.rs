@@ -18,6 +18,7 @@ use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::{OutboundError, OutboundRequest};
+use crate::metrics::TraceExemplar;
 
 #[derive(Clone, Debug)]
 pub struct TraceLayer {
@@ -87,6 +88,9 @@ where
         global::get_text_map_propagator(|p| {
             p.inject_context(&cx, &mut HeaderInjector(req.request.headers_mut()))
         });
+        // For the metrics layer below, which would otherwise look the
+        // context up again.
+        req.exemplar = TraceExemplar::of(&cx);
         let fut = self.inner.call(req);
         let record_on = span.clone();
         Box::pin(

@@ -1,0 +1,391 @@
+//! Fixtures for the services' integration tests (feature `testing`, a
+//! dev-dependency only): a database of the test's own, a server running on
+//! a task, and `TEST_LOG`.
+//!
+//! Every service's `tests/helpers.rs` builds its `spawn_app()` on these
+//! (zero2prod's `spawn_app`, port 0 and a fresh database), so the parts
+//! that are easy to get subtly wrong, dropping a PostgreSQL database from
+//! `Drop` while the server still holds connections, or stopping a server
+//! so its port is really closed, are written and fixed once.
+//!
+//! Two variables steer them, read here rather than through `config.rs`
+//! because they configure the test run, not a service:
+//!
+//! - `TEST_DATABASE_URL`: an admin PostgreSQL URL (e.g.
+//!   `postgres://postgres@127.0.0.1:5432/postgres`). Unset or empty, every
+//!   test uses a SQLite file in a temporary directory; set, every test
+//!   creates a uniquely named database through it and drops it when done,
+//!   so the whole suite runs against PostgreSQL.
+//! - `TEST_LOG`: set, the tests print the services' logs.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Once, thread};
+
+use sqlx::{AnyConnection, AssertSqlSafe, Connection as _, Executor as _, Row as _};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use crate::server::Server;
+
+/// The admin PostgreSQL URL the tests create their databases through, if
+/// the run asks for PostgreSQL. Empty counts as unset, so
+/// `TEST_DATABASE_URL= cargo test` is a SQLite run.
+fn admin_url_from_env() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+// === impl TestDatabase ===
+
+/// A fresh, empty database for one test, removed when this is dropped,
+/// also when the test panics: the SQLite file with its temporary directory,
+/// the PostgreSQL database with `DROP DATABASE`.
+///
+/// Keep it in the test's app struct after everything that connects to it,
+/// so the pools and the server let go of it first (on PostgreSQL the drop
+/// ends connections still open anyway, so a panicking test is covered).
+#[derive(Debug)]
+pub struct TestDatabase {
+    url: String,
+    home: Home,
+}
+
+#[derive(Debug)]
+enum Home {
+    /// The directory holding the SQLite file; deleting it deletes the file.
+    Sqlite(tempfile::TempDir),
+    /// A database created through `admin_url`.
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A fresh database for `service`: the SQLite file `<service>.db` in a
+    /// new temporary directory, or, when `TEST_DATABASE_URL` is set, a new
+    /// PostgreSQL database `<service>_test_<uuid>` on that server. The
+    /// prefix says whose it is if one is ever left behind.
+    ///
+    /// Panics when the database cannot be made: the test cannot run.
+    pub async fn create(service: &str) -> Self {
+        // The name is spliced into SQL (identifiers cannot be bound): only
+        // lowercase letters, digits and `_` from the caller, hex from us.
+        assert!(
+            !service.is_empty()
+                && service
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "a service name fit for a database name, not {service:?}"
+        );
+        sqlx::any::install_default_drivers();
+        let Some(admin_url) = admin_url_from_env() else {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            return Self {
+                url: format!(
+                    "sqlite://{}",
+                    dir.path().join(format!("{service}.db")).display()
+                ),
+                home: Home::Sqlite(dir),
+            };
+        };
+        let name = format!("{service}_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = AnyConnection::connect(&admin_url)
+            .await
+            .expect("TEST_DATABASE_URL connects");
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create a test database");
+        let _ = admin.close().await;
+        Self {
+            url: database_url(&admin_url, &name),
+            home: Home::Postgres { admin_url, name },
+        }
+    }
+
+    /// What the service (and the test's own pool) connects to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Where the database lives, to check after dropping it that it is gone.
+    pub fn location(&self) -> Location {
+        match &self.home {
+            Home::Sqlite(dir) => Location::Directory(dir.path().to_owned()),
+            Home::Postgres { admin_url, name } => Location::Postgres {
+                admin_url: admin_url.clone(),
+                name: name.clone(),
+            },
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    /// `WITH (FORCE)` (PostgreSQL 13+) ends the connections still open on
+    /// the database: the server under test may not have stopped yet, and
+    /// without it the drop would fail and leave the database behind.
+    fn drop(&mut self) {
+        let Home::Postgres { admin_url, name } = &self.home else {
+            return; // The TempDir deletes the SQLite file.
+        };
+        if let Err(error) = drop_databases(admin_url, Doomed::Named(name.clone())) {
+            eprintln!("could not drop test database {name} ({error:#}); drop it by hand");
+        }
+    }
+}
+
+/// Where a [`TestDatabase`] lives, kept beyond its life so a test can show
+/// that dropping it, even while unwinding a panic, removed it.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// The temporary directory of a SQLite file.
+    Directory(PathBuf),
+    /// A PostgreSQL database on the server `admin_url` points at.
+    Postgres { admin_url: String, name: String },
+}
+
+impl Location {
+    pub async fn exists(&self) -> bool {
+        let (admin_url, name) = match self {
+            Self::Directory(dir) => return dir.exists(),
+            Self::Postgres { admin_url, name } => (admin_url, name),
+        };
+        sqlx::any::install_default_drivers();
+        let mut admin = AnyConnection::connect(admin_url)
+            .await
+            .expect("TEST_DATABASE_URL connects");
+        // `datname` is of type `name`, which the Any driver cannot decode.
+        let found: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM pg_database WHERE datname::text = $1")
+                .bind(name)
+                .fetch_one(&mut admin)
+                .await
+                .expect("query pg_database")
+                .try_get("n")
+                .expect("a count");
+        let _ = admin.close().await;
+        found > 0
+    }
+}
+
+// === impl TestDatabaseGroup ===
+
+/// PostgreSQL databases a test has something else create, all named
+/// `<prefix>_…` (the launcher makes `<prefix>_<service>` for each service
+/// it starts), dropped together when this is dropped.
+///
+/// Keep it after whatever uses the databases (the launched system) in the
+/// test's struct: fields drop in order, so the services are gone first.
+#[derive(Debug)]
+pub struct TestDatabaseGroup {
+    admin_url: String,
+    prefix: String,
+}
+
+impl TestDatabaseGroup {
+    /// A fresh prefix `<label>_<uuid>` on the server `TEST_DATABASE_URL`
+    /// names; `None` when it is unset (the test runs on SQLite).
+    pub fn from_env(label: &str) -> Option<Self> {
+        let admin_url = admin_url_from_env()?;
+        Some(Self {
+            admin_url,
+            prefix: format!("{label}_{}", uuid::Uuid::new_v4().simple()),
+        })
+    }
+
+    /// The admin URL the databases are created through.
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// What the databases' names start with (then `_`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl Drop for TestDatabaseGroup {
+    fn drop(&mut self) {
+        let prefix = format!("{}_", self.prefix);
+        if let Err(error) = drop_databases(&self.admin_url, Doomed::Prefixed(prefix.clone())) {
+            eprintln!("could not drop test databases {prefix}* ({error:#}); drop them by hand");
+        }
+    }
+}
+
+/// Which databases [`drop_databases`] drops.
+enum Doomed {
+    Named(String),
+    /// Every database whose name starts with this.
+    Prefixed(String),
+}
+
+/// Drops databases through `admin_url`, blocking until done.
+///
+/// It runs from `Drop`, which cannot await and may run while the test's
+/// runtime unwinds a panic: the work gets a thread with a runtime of its
+/// own, and this waits for it (blocking the test's thread, which has
+/// nothing else to do). `WITH (FORCE)` ends the connections of services
+/// that are still running or not yet reaped.
+fn drop_databases(admin_url: &str, doomed: Doomed) -> anyhow::Result<()> {
+    let admin_url = admin_url.to_owned();
+    let worker = thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            sqlx::any::install_default_drivers();
+            let mut admin = AnyConnection::connect(&admin_url).await?;
+            let names = match doomed {
+                Doomed::Named(name) => vec![name],
+                // Filtered here rather than with LIKE, where `_` is a
+                // wildcard and would match more than the prefix.
+                Doomed::Prefixed(prefix) => {
+                    sqlx::query("SELECT datname::text AS datname FROM pg_database")
+                        .fetch_all(&mut admin)
+                        .await?
+                        .iter()
+                        .map(|row| row.try_get::<String, _>("datname"))
+                        .collect::<Result<Vec<_>, _>>()?
+                        .into_iter()
+                        .filter(|name| name.starts_with(&prefix))
+                        .collect()
+                }
+            };
+            for name in names {
+                // Names are ours (checked service names, labels, hex), and
+                // identifiers cannot be bound.
+                admin
+                    .execute(AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .await?;
+            }
+            let _ = admin.close().await;
+            anyhow::Ok(())
+        })
+    });
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread dropping them panicked"))?
+}
+
+/// `postgres://u@h:5432/admin?x` → `postgres://u@h:5432/<name>?x`: the
+/// same server, user and options, another database.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let mut url = reqwest::Url::parse(admin_url).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+// === impl RunningServer ===
+
+/// A server serving on a task of the test's runtime until stopped.
+///
+/// Dropping it starts the server's graceful shutdown without waiting for
+/// it, so a failing test leaves no server running; [`RunningServer::stop`]
+/// also waits until the port is closed, for tests that take a dependency
+/// down on purpose.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    /// Sending or dropping it stops the server.
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Starts serving `server` (bound already, usually to port 0) on a new
+    /// task. Must be called within a Tokio runtime.
+    pub fn start(server: Server) -> Self {
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_until_stopped(async move {
+            // `Err` means the sender was dropped: stop then too.
+            let _ = stopped.await;
+        }));
+        Self { addr, stop, task }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, the base URL clients use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits until it has: its port is closed, and
+    /// requests in flight finished or the shutdown grace ran out.
+    pub async fn stop(self) {
+        let Self { stop, task, .. } = self;
+        drop(stop);
+        task.await
+            .expect("server task did not panic")
+            .expect("server stopped cleanly");
+    }
+}
+
+// === TEST_LOG ===
+
+/// When `TEST_LOG` is set, prints logs at `info`, and `debug` for
+/// `service` and the mesh, through the test harness's capture (so only
+/// failing tests show theirs). Otherwise tests stay quiet. Once per test
+/// binary; later calls do nothing.
+pub fn init_test_log(service: &str) {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            // `try_init`: a test binary that installed its own global
+            // subscriber keeps it.
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(format!("info,{service}=debug,mesh=debug"))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_database_url_keeps_server_user_and_options() {
+        assert_eq!(
+            database_url(
+                "postgres://app:s%40cret@db.internal:5433/postgres?sslmode=disable",
+                "users_test_0f"
+            ),
+            "postgres://app:s%40cret@db.internal:5433/users_test_0f?sslmode=disable"
+        );
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1", "courses_test_0f"),
+            "postgres://postgres@127.0.0.1/courses_test_0f"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_server_has_closed_its_port() {
+        let server = Server::bind(
+            [127, 0, 0, 1].into(),
+            0,
+            axum::Router::new(),
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("bind a free port");
+        let running = RunningServer::start(server);
+        let addr = running.addr();
+        assert_eq!(running.url(), format!("http://{addr}"));
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("the server accepts while running");
+
+        running.stop().await;
+
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .expect_err("nothing listens after stop()");
+    }
+}
