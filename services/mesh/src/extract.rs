@@ -33,7 +33,7 @@ where
 {
     type Rejection = BadRequest;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !has_json_content_type(req.headers()) {
             return Err(BadRequest::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -41,20 +41,64 @@ where
                 "expected a request with `Content-Type: application/json`",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            let status = rejection.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "body_too_large"
-            } else {
-                "invalid_body"
-            };
-            BadRequest::new(status, code, rejection.body_text())
-        })?;
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(BodyLimit::DEFAULT, |l| l.0);
+        let bytes = read_body(req.into_body(), limit).await?;
         match axum::Json::<JsonObject<T>>::from_bytes(&bytes) {
             Ok(axum::Json(JsonObject(value))) => Ok(Json(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// The largest body the mesh's extractors accept, set per service by
+/// `Mesh::router` from `MAX_BODY_BYTES`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl BodyLimit {
+    /// What applies when no limit was set (axum's own default).
+    pub const DEFAULT: usize = 2 * 1024 * 1024;
+}
+
+/// Reads the body up to `limit` bytes. Past the limit it keeps reading, and
+/// discards, up to 1 MiB more before answering 413: a server that answers
+/// while the client is still sending closes the connection under it, and
+/// the client sees a reset instead of the 413 (and its clear message).
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, BadRequest> {
+    use http_body_util::BodyExt as _;
+    const DRAIN: usize = 1024 * 1024;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            BadRequest::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("reading the body failed: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen <= limit {
+            buf.extend_from_slice(&data);
+        } else if seen > limit + DRAIN {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(BadRequest::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is over the {limit}-byte limit"),
+        ));
+    }
+    Ok(buf.freeze())
 }
 
 /// A value that must be written as a JSON object: deserializes `T` only

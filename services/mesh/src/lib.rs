@@ -135,6 +135,9 @@ impl Mesh {
         api.fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .layer(DefaultBodyLimit::max(self.serve.max_body_bytes))
+            .layer(axum::Extension(extract::BodyLimit(
+                self.serve.max_body_bytes,
+            )))
             .layer(inbound::layer(self.metrics.clone()))
             .merge(admin::router(self.metrics.clone(), readiness))
     }
