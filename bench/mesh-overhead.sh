@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # What does the mesh cost per request?
 #
-# Serves one JSON endpoint two ways, in turn, and loads each with wrk:
-#   plain  - a bare axum router (the baseline, measured in the same run)
-#   mesh   - the same router inside the mesh's inbound stack, with telemetry
-#            on and every span exported over OTLP/gRPC to `loadgen receive`
-# and prints throughput, latency and memory per mode, and mesh/plain ratios.
+# Serves one JSON endpoint three ways, in turn, and loads each with wrk:
+#   plain    - a bare axum router (the baseline, measured in the same run)
+#   noexport - the same router inside the mesh's inbound stack, telemetry
+#              on, spans made but not exported (OTEL_TRACES_EXPORTER=none)
+#   mesh     - the same, every span exported over OTLP/gRPC to
+#              `loadgen receive` (which runs on the same two cores)
+# and prints throughput, latency and memory per mode, and ratios to plain.
 #
 # Usage: bench/mesh-overhead.sh [seconds per run] [rounds] [connections]
 # Needs wrk (Debian package `wrk`). Loopback only; stops by itself.
@@ -33,9 +35,14 @@ cleanup() {
 trap cleanup EXIT
 
 run() { # mode -> "rps p50_ms p99_ms rss_kib"
-  local mode=$1
-  OTEL_EXPORTER_OTLP_ENDPOINT=http://$OTLP_GRPC OTEL_EXPORTER_OTLP_PROTOCOL=grpc RUST_LOG=warn \
-    "$BIN/mesh-overhead-server" --mode "$mode" --port "$PORT" >/dev/null 2>&1 &
+  local mode=$1 server_mode=mesh exporter=otlp
+  case $mode in
+    plain) server_mode=plain ;;
+    noexport) exporter=none ;;
+  esac
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://$OTLP_GRPC OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
+    OTEL_TRACES_EXPORTER=$exporter RUST_LOG=warn \
+    "$BIN/mesh-overhead-server" --mode "$server_mode" --port "$PORT" >/dev/null 2>&1 &
   SERVER=$!
   for _ in $(seq 1 50); do
     curl -fs "http://127.0.0.1:$PORT/items/c0001" >/dev/null 2>&1 && break
@@ -56,13 +63,14 @@ run() { # mode -> "rps p50_ms p99_ms rss_kib"
     END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, rss }'
 }
 
+MODES="plain noexport mesh"
 declare -A RPS P50 P99 RSS
-for mode in plain mesh; do RPS[$mode]=""; P50[$mode]=""; P99[$mode]=""; RSS[$mode]=""; done
-printf "%-6s %-5s %10s %9s %9s %9s\n" mode round req/s p50_ms p99_ms rss_kib
+for mode in $MODES; do RPS[$mode]=""; P50[$mode]=""; P99[$mode]=""; RSS[$mode]=""; done
+printf "%-8s %-5s %10s %9s %9s %9s\n" mode round req/s p50_ms p99_ms rss_kib
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in plain mesh; do
+  for mode in $MODES; do
     read -r rps p50 p99 rss < <(run "$mode")
-    printf "%-6s %-5s %10s %9s %9s %9s\n" "$mode" "$round" "$rps" "$p50" "$p99" "$rss"
+    printf "%-8s %-5s %10s %9s %9s %9s\n" "$mode" "$round" "$rps" "$p50" "$p99" "$rss"
     RPS[$mode]+="$rps "; P50[$mode]+="$p50 "; P99[$mode]+="$p99 "; RSS[$mode]+="$rss "
   done
 done
@@ -70,12 +78,13 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 echo "medians over $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, wrk 1 thread, $(nproc) cores:"
-for mode in plain mesh; do
-  printf "  %-6s %10s req/s  p50 %s ms  p99 %s ms  rss %s KiB\n" "$mode" \
+for mode in $MODES; do
+  printf "  %-8s %10s req/s  p50 %s ms  p99 %s ms  rss %s KiB\n" "$mode" \
     "$(echo "${RPS[$mode]}" | median)" "$(echo "${P50[$mode]}" | median)" \
     "$(echo "${P99[$mode]}" | median)" "$(echo "${RSS[$mode]}" | median)"
 done
-awk -v pr="$(echo "${RPS[plain]}" | median)" -v mr="$(echo "${RPS[mesh]}" | median)" \
-    -v pp="$(echo "${P99[plain]}" | median)" -v mp="$(echo "${P99[mesh]}" | median)" \
-    'BEGIN { printf "  mesh/plain: throughput %.2f, p99 latency %.2f\n", mr/pr, mp/pp }'
-echo "  spans the receiver got: $(grep -o '^[0-9]* spans received in all' /tmp/mesh-overhead-receiver.log || tail -n1 /tmp/mesh-overhead-receiver.log)"
+for mode in noexport mesh; do
+  awk -v m="$mode" -v pr="$(echo "${RPS[plain]}" | median)" -v mr="$(echo "${RPS[$mode]}" | median)" \
+      -v pp="$(echo "${P99[plain]}" | median)" -v mp="$(echo "${P99[$mode]}" | median)" \
+      'BEGIN { printf "  %s/plain: throughput %.2f, p99 latency %.2f\n", m, mr/pr, mp/pp }'
+done
