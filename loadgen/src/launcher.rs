@@ -196,6 +196,20 @@ async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result
     Ok(())
 }
 
+/// `OTEL_RESOURCE_ATTRIBUTES` (the launch options', else ours) without
+/// `service.instance.id`, which must be unique per process: each child
+/// makes its own.
+fn without_instance_id(configured: Option<&String>) -> String {
+    configured
+        .cloned()
+        .or_else(|| std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok())
+        .unwrap_or_default()
+        .split(',')
+        .filter(|kv| !kv.trim_start().starts_with("service.instance.id="))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `postgres://u@h:5432/admin?x` → `postgres://u@h:5432/<db>?x`.
 fn with_database(url: &str, db: &str) -> String {
     let (base, query) = url
@@ -294,6 +308,11 @@ impl System {
                 // One name for every child would merge five services into
                 // one in Jaeger: each service names itself.
                 .env_remove("OTEL_SERVICE_NAME")
+                // Likewise one `service.instance.id` for every replica.
+                .env(
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    without_instance_id(options.env.get("OTEL_RESOURCE_ATTRIBUTES")),
+                )
                 .stdin(Stdio::null())
                 .kill_on_drop(true);
             match &options.logs {

@@ -33,10 +33,12 @@ pub struct OutboundRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
     /// The destination did not answer before the deadline.
-    #[error("{destination} did not answer within {timeout:?}")]
+    #[error("{destination} did not answer in time")]
     Timeout {
         destination: Arc<str>,
-        timeout: Duration,
+        /// The deadline, when known (not for a body that stalled after
+        /// the headers came).
+        timeout: Option<Duration>,
     },
     /// No connection could be made: the destination is down or unknown.
     #[error("cannot connect to {destination}: {source}")]
@@ -101,7 +103,7 @@ impl tower::Service<OutboundRequest> for Send {
                 if source.is_timeout() {
                     OutboundError::Timeout {
                         destination,
-                        timeout,
+                        timeout: Some(timeout),
                     }
                 } else if source.is_connect() {
                     OutboundError::Connect {
@@ -347,9 +349,20 @@ pub async fn decode<T: DeserializeOwned>(
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = res.bytes().await.map_err(|e| CallError::Decode {
-        destination: destination.clone(),
-        message: e.to_string(),
+    let bytes = res.bytes().await.map_err(|e| {
+        // The deadline can pass while the body is still arriving: that is
+        // the destination not answering in time, not a malformed answer.
+        if e.is_timeout() {
+            CallError::Unavailable(OutboundError::Timeout {
+                destination: destination.clone(),
+                timeout: None,
+            })
+        } else {
+            CallError::Decode {
+                destination: destination.clone(),
+                message: e.to_string(),
+            }
+        }
     })?;
     if status.is_success() {
         serde_json::from_slice(&bytes).map_err(|e| CallError::Decode {
