@@ -27,20 +27,19 @@ pub enum TraceIdFormat {
 
 /// The trace and span id of the innermost span around the event, if it is
 /// part of a valid trace.
-fn current_ids<S>(
-    ctx: &FmtContext<'_, S, impl for<'w> FormatFields<'w> + 'static>,
-) -> Option<(String, String)>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let span = ctx.lookup_current()?;
-    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
-    // No span extension guard is held here, as get_otel_context requires.
-    let cx = tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)?;
-    let otel_span = cx.span();
-    let sc = otel_span.span_context();
-    sc.is_valid()
-        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+///
+/// Read from the OpenTelemetry context that `tracing-opentelemetry`
+/// attaches whenever a span is entered, rather than through the tracing
+/// dispatcher: inside an event the dispatcher answers with a no-op for
+/// scoped subscribers (it guards against re-entry), so only the global one
+/// would work.
+fn current_ids() -> Option<(String, String)> {
+    opentelemetry::Context::map_current(|cx| {
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid()
+            .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    })
 }
 
 impl<S, N> FormatEvent<S, N> for TraceIdFormat
@@ -54,7 +53,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let ids = current_ids(ctx);
+        let ids = current_ids();
         let meta = event.metadata();
         let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let mut fields = Map::new();
@@ -123,5 +122,102 @@ impl tracing::field::Visit for JsonVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.0
             .insert(field.name().into(), Value::String(format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::{fmt::MakeWriter, layer::SubscriberExt as _};
+
+    use super::TraceIdFormat;
+
+    /// Collects what the fmt layer writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// Logs one line inside a span and one outside; returns the lines and
+    /// the span's trace and span id.
+    fn log_lines(format: TraceIdFormat) -> (Vec<String>, String, String) {
+        let provider = SdkTracerProvider::builder().build();
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(format)
+                    .with_writer(out.clone()),
+            );
+        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request");
+            let ids = {
+                let _entered = span.enter();
+                tracing::info!(answer = 42, "inside the request");
+                let cx = span.context();
+                let otel_span = cx.span();
+                let sc = otel_span.span_context();
+                (sc.trace_id().to_string(), sc.span_id().to_string())
+            };
+            tracing::warn!("outside any request");
+            ids
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        (text.lines().map(str::to_owned).collect(), trace_id, span_id)
+    }
+
+    #[test]
+    fn json_lines_carry_the_trace_and_span_of_the_request() {
+        let (lines, trace_id, span_id) = log_lines(TraceIdFormat::Json);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let inside: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(inside["message"], "inside the request");
+        assert_eq!(inside["answer"], 42);
+        assert_eq!(inside["level"], "INFO");
+        assert_eq!(inside["span"], "request");
+        assert_eq!(inside["trace_id"], trace_id.as_str());
+        assert_eq!(inside["span_id"], span_id.as_str());
+        assert_eq!(trace_id.len(), 32);
+        let outside: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(outside["level"], "WARN");
+        assert!(outside.get("trace_id").is_none(), "{outside}");
+    }
+
+    #[test]
+    fn text_lines_carry_the_trace_and_span_of_the_request() {
+        let (lines, trace_id, span_id) = log_lines(TraceIdFormat::Text);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains(" INFO "), "{}", lines[0]);
+        assert!(
+            lines[0].contains("inside the request answer=42"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[0].ends_with(&format!("trace_id={trace_id} span_id={span_id}")),
+            "{}",
+            lines[0]
+        );
+        assert!(!lines[1].contains("trace_id="), "{}", lines[1]);
     }
 }
