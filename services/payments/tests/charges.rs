@@ -139,8 +139,15 @@ async fn a_users_payments_are_listed_newest_first() {
             .expect("JSON");
         ids.push(created["id"].as_str().expect("id").to_owned());
     }
-    app.charge(Some(&new_key()), &charge_body("someone-else"))
+    let other = app
+        .charge(Some(&new_key()), &charge_body("someone-else"))
         .await;
+    // Otherwise "not listed" below would hold for the wrong reason.
+    assert_eq!(
+        other.status().as_u16(),
+        201,
+        "another user's payment exists"
+    );
 
     let list = app.get("/users/u1/payments").await;
     assert_eq!(list.status().as_u16(), 200);

@@ -87,6 +87,8 @@ async fn no_password_hash_or_token_is_logged() {
     assert!(logs.contains("argon2id verify"), "{logs}");
     for (what, secret) in [
         ("password", registration.password.as_str()),
+        // Personal data, not a secret, but no more welcome in logs.
+        ("email", registration.email.as_str()),
         ("wrong password", "a wrong password"),
         ("hash", hash.as_str()),
         // The salt and digest part alone, in case of reformatting.
