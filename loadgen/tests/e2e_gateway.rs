@@ -32,14 +32,7 @@ fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
 }
 
 async fn checkout(sys: &TestSystem, token: &str, course_id: &str, key: &str) -> (u16, Value) {
-    send(
-        sys.http
-            .post(format!("{}/api/checkout", sys.gateway()))
-            .bearer_auth(token)
-            .header("idempotency-key", key)
-            .json(&json!({"course_id": course_id})),
-    )
-    .await
+    send(sys.checkout(token, course_id, key)).await
 }
 
 fn now() -> u64 {

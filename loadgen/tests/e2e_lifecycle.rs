@@ -10,7 +10,6 @@ use std::{
 };
 
 use loadgen::receiver::SpanKind;
-use serde_json::json;
 use support::{Otlp, TestSystem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,16 +34,7 @@ async fn sigterm_finishes_in_flight_requests_and_flushes_spans() {
     )
     .await;
     let (_, token) = sys.signed_up_user().await;
-    let gateway = sys.gateway();
-    let http = sys.http.clone();
-    let checkout = tokio::spawn(async move {
-        http.post(format!("{gateway}/api/checkout"))
-            .bearer_auth(token)
-            .header("idempotency-key", "drain-1")
-            .json(&json!({"course_id": "c0001"}))
-            .send()
-            .await
-    });
+    let checkout = tokio::spawn(sys.checkout(&token, "c0001", "drain-1").send());
     // Once the charge is at the provider (its pool slot taken), stop payments.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while sys
@@ -105,11 +95,7 @@ async fn sigterm_finishes_in_flight_requests_and_flushes_spans() {
     // as a 503 from the gateway, not a hang.
     let (_, token) = sys.signed_up_user().await;
     let res = sys
-        .http
-        .post(format!("{}/api/checkout", sys.gateway()))
-        .bearer_auth(token)
-        .header("idempotency-key", "after-drain")
-        .json(&json!({"course_id": "c0001"}))
+        .checkout(&token, "c0001", "after-drain")
         .send()
         .await
         .unwrap();
@@ -146,11 +132,7 @@ async fn every_exported_metric_is_in_the_catalogue() {
     // Exercise every service so each family has samples.
     let (_, token) = sys.signed_up_user().await;
     let res = sys
-        .http
-        .post(format!("{}/api/checkout", sys.gateway()))
-        .bearer_auth(&token)
-        .header("idempotency-key", "catalogue")
-        .json(&json!({"course_id": "c0001"}))
+        .checkout(&token, "c0001", "catalogue")
         .send()
         .await
         .unwrap();

@@ -146,6 +146,16 @@ impl TestSystem {
         )
     }
 
+    /// `POST /api/checkout` of `course_id` as the holder of `token`, with
+    /// `key` as its `Idempotency-Key`, ready to send.
+    pub fn checkout(&self, token: &str, course_id: &str, key: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/api/checkout", self.gateway()))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&json!({"course_id": course_id}))
+    }
+
     /// Scrapes a service's `/metrics` as Prometheus would (asking for OpenMetrics).
     pub async fn scrape(&self, service: &str) -> Scrape {
         let res = self

@@ -196,16 +196,15 @@ fn is_well_formed_traceparent(value: &str) -> bool {
 /// OpenTelemetry contrib `BaggageSpanProcessor` does), bounded in length:
 /// baggage is caller-supplied.
 fn copy_baggage(span: &Span, cx: &opentelemetry::Context) {
-    let keys = crate::telemetry::baggage_span_attributes();
+    let keys = crate::telemetry::baggage_attribute_keys();
     if keys.is_empty() {
         return;
     }
     let baggage = cx.baggage();
-    for key in keys {
+    for (key, attribute) in keys {
         if let Some(value) = baggage.get(key.as_str()) {
-            let value = value.as_str();
-            let value: String = value.chars().take(128).collect();
-            span.set_attribute(format!("baggage.{key}"), value);
+            let value: String = value.as_str().chars().take(128).collect();
+            span.set_attribute(attribute.clone(), value);
         }
     }
 }
