@@ -424,18 +424,21 @@ async fn the_course_page_degrades_when_progress_is_down() {
         .unwrap();
     assert_eq!(root.attr_i64("http.response.status_code"), Some(200));
 
-    // And the edge metric counts the failure as an error with no status.
+    // And the edge metric counts the failed call as served by a fallback
+    // (no status: no response), not as an error.
     let scrape = sys.scrape("gateway").await;
-    assert!(
+    let progress_calls = |outcome| {
         scrape.sum(
             "http_client_request_duration_seconds_count",
             &[
                 ("destination", "progress"),
                 ("status", "0"),
-                ("outcome", "error")
-            ]
-        ) >= 1.0
-    );
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert!(progress_calls("fallback") >= 1.0);
+    assert_eq!(progress_calls("error"), 0.0);
 
     // A user-scoped route that needs progress answers 503, not 500.
     let (status, body) = send(
@@ -445,5 +448,13 @@ async fn the_course_page_degrades_when_progress_is_down() {
     )
     .await;
     assert_error(status, &body, 503, "dependency_unavailable");
+    // That call had no fallback: it is an error on the edge.
+    let scrape = sys.scrape("gateway").await;
+    assert!(
+        scrape.sum(
+            "http_client_request_duration_seconds_count",
+            &[("destination", "progress"), ("outcome", "error")],
+        ) >= 1.0
+    );
     sys.stop().await;
 }

@@ -73,8 +73,18 @@ impl IntoResponse for AppError {
                 res
             }
             Self::Upstream(error) => {
-                // Which service failed is worth telling; how is not.
-                tracing::error!(error = %error, "upstream failure");
+                // Which service failed is worth telling; how is not. An open
+                // breaker was logged when it opened: one line per refused
+                // request would bury everything else.
+                let retry_after = match &error {
+                    CallError::Unavailable(e) => e.retry_after(),
+                    _ => None,
+                };
+                if retry_after.is_some() {
+                    tracing::debug!(error = %error, "upstream paused");
+                } else {
+                    tracing::error!(error = %error, "upstream failure");
+                }
                 let (code, service) = match &error {
                     CallError::Unavailable(e) => {
                         ("dependency_unavailable", e.destination().to_owned())
@@ -84,11 +94,18 @@ impl IntoResponse for AppError {
                         ("bad_gateway", destination.to_string())
                     }
                 };
-                error_response(
+                let mut res = error_response(
                     status,
                     code,
                     format!("the {service} service is not answering correctly"),
-                )
+                );
+                if let Some(after) = retry_after {
+                    // Whole seconds, rounded up (RFC 9110 section 10.2.3).
+                    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+                    res.headers_mut()
+                        .insert(http::header::RETRY_AFTER, secs.max(1).into());
+                }
+                res
             }
         }
     }

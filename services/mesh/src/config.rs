@@ -23,9 +23,116 @@ pub struct ServeConfig {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Deadline for every outbound call to another service.
+    #[command(flatten)]
+    pub outbound: OutboundConfig,
+}
+
+impl Default for ServeConfig {
+    /// The documented defaults, as a service started without flags would
+    /// have them (environment variables still apply, as they do there).
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            serve: ServeConfig,
+        }
+        <Defaults as clap::Parser>::parse_from(["defaults"]).serve
+    }
+}
+
+/// How calls to other services behave: deadlines, retries, the circuit
+/// breaker, discovery. Defaults follow Linkerd's and Finagle's.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Outbound calls")]
+pub struct OutboundConfig {
+    /// Deadline for an outbound call, retries included.
     #[arg(long, env = "OUTBOUND_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub outbound_timeout: Duration,
+
+    /// Deadlines per destination or per route, overriding
+    /// `OUTBOUND_TIMEOUT`: comma-separated `destination=duration` or
+    /// `destination:/route/{template}=duration`, e.g.
+    /// `payments=3s,courses:/courses/{course_id}=500ms`.
+    #[arg(long, env = "OUTBOUND_TIMEOUTS", value_delimiter = ',', value_parser = parse_timeout_override)]
+    pub outbound_timeouts: Vec<TimeoutOverride>,
+
+    /// How often destinations' replicas are looked up again (DNS names,
+    /// `file_sd` files).
+    #[arg(long, env = "DISCOVERY_REFRESH", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub discovery_refresh: Duration,
+
+    /// How long a replica that refuses connections is left out of
+    /// balancing at first (doubled while it keeps refusing, up to 16x).
+    #[arg(long, env = "EJECTION_TIME", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub ejection_time: Duration,
+
+    /// Retries allowed as a fraction of calls, per destination.
+    #[arg(long, env = "RETRY_BUDGET_RATIO", default_value_t = 0.2)]
+    pub retry_budget_ratio: f32,
+
+    /// Retries allowed per second per destination whatever the call rate.
+    #[arg(long, env = "RETRY_MIN_PER_SECOND", default_value_t = 10)]
+    pub retry_min_per_second: u32,
+
+    /// Attempts per idempotent call, the first included (1 disables retries).
+    #[arg(long, env = "RETRY_MAX_ATTEMPTS", default_value_t = 3)]
+    pub retry_max_attempts: u32,
+
+    /// First wait before a retry; doubled per attempt, with jitter.
+    #[arg(long, env = "RETRY_BACKOFF", default_value = "10ms", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Duration,
+
+    /// Consecutive failed calls that open a destination's circuit breaker.
+    #[arg(long, env = "BREAKER_CONSECUTIVE_FAILURES", default_value_t = 5)]
+    pub breaker_consecutive_failures: u32,
+
+    /// Failure rate over `BREAKER_WINDOW` that opens the breaker, once
+    /// `BREAKER_MIN_REQUESTS` calls were made in it.
+    #[arg(long, env = "BREAKER_FAILURE_RATE", default_value_t = 0.5)]
+    pub breaker_failure_rate: f64,
+
+    #[arg(long, env = "BREAKER_MIN_REQUESTS", default_value_t = 20)]
+    pub breaker_min_requests: u32,
+
+    #[arg(long, env = "BREAKER_WINDOW", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub breaker_window: Duration,
+
+    /// How long an open breaker fails calls fast before probing (doubled
+    /// after each failed probe, up to 8x).
+    #[arg(long, env = "BREAKER_OPEN_FOR", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub breaker_open_for: Duration,
+}
+
+/// One entry of `OUTBOUND_TIMEOUTS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeoutOverride {
+    pub destination: String,
+    /// A route template, or `None` for the whole destination.
+    pub route: Option<String>,
+    pub timeout: Duration,
+}
+
+fn parse_timeout_override(s: &str) -> Result<TimeoutOverride, String> {
+    let (key, value) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?}: expected destination[:route]=duration"))?;
+    let timeout = humantime::parse_duration(value.trim()).map_err(|e| format!("{s:?}: {e}"))?;
+    if timeout.is_zero() {
+        return Err(format!("{s:?}: a deadline must be positive"));
+    }
+    let (destination, route) = match key.trim().split_once(':') {
+        Some((d, r)) if r.starts_with('/') => (d, Some(r.to_owned())),
+        Some(_) => return Err(format!("{s:?}: a route starts with '/'")),
+        None => (key.trim(), None),
+    };
+    if destination.is_empty() {
+        return Err(format!("{s:?}: no destination"));
+    }
+    Ok(TimeoutOverride {
+        destination: destination.to_owned(),
+        route,
+        timeout,
+    })
 }
 
 /// Log output format.
@@ -126,5 +233,28 @@ impl TelemetryConfig {
     /// OTLP exporter specification says.
     pub fn traces_protocol(&self) -> OtlpProtocol {
         self.otlp_traces_protocol.unwrap_or(self.otlp_protocol)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_overrides_parse_destination_and_route() {
+        assert_eq!(
+            parse_timeout_override("payments=3s").unwrap(),
+            TimeoutOverride {
+                destination: "payments".into(),
+                route: None,
+                timeout: Duration::from_secs(3)
+            }
+        );
+        let route = parse_timeout_override("courses:/courses/{course_id}=500ms").unwrap();
+        assert_eq!(route.route.as_deref(), Some("/courses/{course_id}"));
+        assert_eq!(route.timeout, Duration::from_millis(500));
+        for bad in ["payments", "=1s", "payments=0s", "payments=soon", "a:b=1s"] {
+            assert!(parse_timeout_override(bad).is_err(), "{bad}");
+        }
     }
 }

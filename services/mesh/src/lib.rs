@@ -118,14 +118,17 @@ impl Mesh {
         &self.metrics
     }
 
-    /// A client for the service `destination` at `base_url`.
+    /// A client for the service `destination`, whose replicas `base_url`
+    /// names: one URL (its host re-resolved, every address a replica), a
+    /// comma-separated list, or `file_sd:PATH` (see
+    /// [`outbound::discovery`]). Must be called inside a Tokio runtime.
     pub fn client(&self, destination: &str, base_url: &str) -> anyhow::Result<MeshClient> {
         MeshClient::new(
             self.metrics.clone(),
             self.http.clone(),
             destination,
             base_url,
-            self.serve.outbound_timeout,
+            outbound::Policy::for_destination(&self.serve.outbound, destination),
         )
     }
 

@@ -134,8 +134,15 @@ pub struct ServiceLabel {
 #[allow(non_camel_case_types)]
 pub enum Outcome {
     success,
+    /// No response, or a 5xx.
     error,
+    /// The deadline passed.
     timeout,
+    /// The circuit breaker refused the call without making it.
+    circuit_open,
+    /// The call failed and the caller served a fallback instead
+    /// (see `outbound::fallback`).
+    fallback,
 }
 
 /// Labels of the per-edge (client) metrics.
@@ -215,6 +222,7 @@ pub struct Metrics {
     pub(crate) server_in_flight: Family<ServiceLabel, Gauge>,
     pub(crate) client_duration: LatencyFamily<EdgeLabels>,
     pub(crate) db_duration: LatencyFamily<DbLabels>,
+    pub(crate) outbound: crate::outbound::OutboundFamilies,
 }
 
 impl Metrics {
@@ -256,6 +264,8 @@ impl Metrics {
                 service_instance_id: identity.instance_id.to_string(),
             }),
         );
+        let outbound = crate::outbound::OutboundFamilies::default();
+        outbound.register(&mut registry);
         registry.register_collector(Box::new(ProcessCollector::new()));
         Self {
             service: identity.name.clone(),
@@ -264,6 +274,7 @@ impl Metrics {
             server_in_flight,
             client_duration,
             db_duration,
+            outbound,
         }
     }
 

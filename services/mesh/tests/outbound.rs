@@ -94,7 +94,7 @@ async fn spawn_catalog() -> Catalog {
 /// The caller, with its deadline for outbound calls.
 fn storefront(outbound_timeout: Duration) -> mesh::Mesh {
     let mut config = serve_config();
-    config.outbound_timeout = outbound_timeout;
+    config.outbound.outbound_timeout = outbound_timeout;
     mesh::Mesh::new(identity("storefront"), &config)
 }
 

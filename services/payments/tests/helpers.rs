@@ -228,7 +228,7 @@ impl TestApp {
             host: [127, 0, 0, 1].into(),
             shutdown_grace: Duration::from_secs(1),
             max_body_bytes: 64 * 1024,
-            outbound_timeout: Duration::from_secs(10),
+            ..ServeConfig::default()
         };
         let mesh = Mesh::new(identity(), &serve);
         PaymentsClient::new(

@@ -3,7 +3,10 @@
 use axum::{Router, extract::State, routing::get};
 use courses::model::{Course, CourseSummary, Page};
 use http::StatusCode;
-use mesh::extract::{Json, Path, Query};
+use mesh::{
+    extract::{Json, Path, Query},
+    outbound::fallback::with_fallback,
+};
 use progress::model::CourseProgress;
 use serde::{Deserialize, Serialize};
 
@@ -61,9 +64,11 @@ pub struct CoursePage {
     pub degraded: Vec<String>,
 }
 
-/// Fetches the course and the caller's progress concurrently. If progress
-/// fails, the page is served without it; the failed call is on the trace
-/// as an error span. If courses fails, there is no page.
+/// Fetches the course and the caller's progress concurrently. Progress has
+/// a fallback: if it fails, the page is served without it, says so in
+/// `degraded`, and the call is counted with the `fallback` outcome (its
+/// span still shows the error). Courses has none: without the course there
+/// is no page.
 async fn page(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
@@ -71,7 +76,7 @@ async fn page(
 ) -> Result<Json<CoursePage>> {
     let progress = async {
         match &caller {
-            Some(c) => Some(state.progress.progress(&c.user_id, &course_id).await),
+            Some(c) => Some(with_fallback(state.progress.progress(&c.user_id, &course_id)).await),
             None => None,
         }
     };

@@ -1,17 +1,214 @@
 //! Per-edge metrics: one histogram series per source, destination, route
-//! template, status and outcome, with the call's trace as exemplar.
+//! template, status and outcome, with the call's trace as exemplar; and the
+//! families the resilience layers report through (replicas, retries,
+//! breaker), so every mechanism is visible on a dashboard.
 
 use std::{
+    net::SocketAddr,
     sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
 
 use futures::future::BoxFuture;
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
 use tower::{Layer, Service};
 
-use super::{OutboundError, OutboundRequest};
+use super::{OutboundError, OutboundRequest, fallback};
 use crate::metrics::{EdgeLabels, Method, Metrics, Outcome, Route};
+
+/// Labels naming one edge's destination.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabels {
+    pub source: Arc<str>,
+    pub destination: Arc<str>,
+}
+
+/// Labels naming one replica of a destination.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub source: Arc<str>,
+    pub destination: Arc<str>,
+    /// `ip:port` of the replica: bounded by the number of replicas.
+    pub endpoint: String,
+}
+
+/// Why a call was retried.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RetryReason {
+    /// The replica refused the connection.
+    connect,
+    /// The connection broke before a response arrived.
+    transport,
+    /// The replica answered 502, 503 or 504.
+    unavailable,
+}
+
+impl RetryReason {
+    pub const ALL: [Self; 3] = [Self::connect, Self::transport, Self::unavailable];
+}
+
+/// Per destination, not per route: every series can then exist from the
+/// start at zero, which `rate()` and alerts need.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    pub source: Arc<str>,
+    pub destination: Arc<str>,
+    pub reason: RetryReason,
+}
+
+/// A circuit breaker's state.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum BreakerState {
+    closed,
+    half_open,
+    open,
+}
+
+impl BreakerState {
+    pub const ALL: [Self; 3] = [Self::closed, Self::half_open, Self::open];
+
+    /// The gauge value: ordered by severity, so `max` over replicas is the
+    /// worst state.
+    pub fn as_gauge(self) -> i64 {
+        match self {
+            Self::closed => 0,
+            Self::half_open => 1,
+            Self::open => 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub source: Arc<str>,
+    pub destination: Arc<str>,
+    pub state: BreakerState,
+}
+
+/// The resilience families, registered once per process.
+#[derive(Debug, Default)]
+pub(crate) struct OutboundFamilies {
+    endpoints: Family<DestinationLabels, Gauge>,
+    endpoints_ejected: Family<DestinationLabels, Gauge>,
+    ejections: Family<DestinationLabels, Counter>,
+    endpoint_requests: Family<EndpointLabels, Counter>,
+    pub(crate) retries: Family<RetryLabels, Counter>,
+    pub(crate) retries_exhausted: Family<DestinationLabels, Counter>,
+    pub(crate) breaker_state: Family<DestinationLabels, Gauge>,
+    pub(crate) breaker_transitions: Family<TransitionLabels, Counter>,
+}
+
+impl OutboundFamilies {
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "http_client_endpoints",
+            "Replicas discovery currently knows per destination",
+            self.endpoints.clone(),
+        );
+        registry.register(
+            "http_client_endpoints_ejected",
+            "Replicas currently left out of balancing after refusing connections",
+            self.endpoints_ejected.clone(),
+        );
+        registry.register(
+            "http_client_endpoint_ejections",
+            "Times a replica was ejected for refusing a connection",
+            self.ejections.clone(),
+        );
+        registry.register(
+            "http_client_endpoint_requests",
+            "Requests sent to each replica (attempts, retries included): how the balancer spreads load",
+            self.endpoint_requests.clone(),
+        );
+        registry.register(
+            "http_client_retries",
+            "Retries of idempotent calls, by reason",
+            self.retries.clone(),
+        );
+        registry.register(
+            "http_client_retry_budget_exhausted",
+            "Retries not made because the destination's retry budget was spent",
+            self.retries_exhausted.clone(),
+        );
+        registry.register(
+            "http_client_circuit_breaker_state",
+            "Circuit breaker state per destination: 0 closed, 1 half-open, 2 open",
+            self.breaker_state.clone(),
+        );
+        registry.register(
+            "http_client_circuit_breaker_transitions",
+            "Circuit breaker state changes, by the state entered",
+            self.breaker_transitions.clone(),
+        );
+    }
+}
+
+/// One destination's handles into the balancer families.
+#[derive(Clone, Debug)]
+pub(crate) struct BalanceMetrics {
+    labels: DestinationLabels,
+    families: Arc<Metrics>,
+    pub known: Gauge,
+    pub ejected: Gauge,
+    pub ejections: Counter,
+}
+
+impl BalanceMetrics {
+    pub(crate) fn new(metrics: Arc<Metrics>, destination: Arc<str>) -> Self {
+        let labels = DestinationLabels {
+            source: metrics.service().clone(),
+            destination,
+        };
+        let outbound = &metrics.outbound;
+        let known = outbound.endpoints.get_or_create(&labels).clone();
+        let ejected = outbound.endpoints_ejected.get_or_create(&labels).clone();
+        let ejections = outbound.ejections.get_or_create(&labels).clone();
+        // The event counters of this edge exist from the start, at zero.
+        let _ = outbound.retries_exhausted.get_or_create(&labels);
+        for reason in RetryReason::ALL {
+            let _ = outbound.retries.get_or_create(&RetryLabels {
+                source: labels.source.clone(),
+                destination: labels.destination.clone(),
+                reason,
+            });
+        }
+        for state in BreakerState::ALL {
+            let _ = outbound
+                .breaker_transitions
+                .get_or_create(&TransitionLabels {
+                    source: labels.source.clone(),
+                    destination: labels.destination.clone(),
+                    state,
+                });
+        }
+        Self {
+            known,
+            ejected,
+            ejections,
+            labels,
+            families: metrics,
+        }
+    }
+
+    pub(crate) fn endpoint_requests(&self, addr: &SocketAddr) -> Counter {
+        self.families
+            .outbound
+            .endpoint_requests
+            .get_or_create(&EndpointLabels {
+                source: self.labels.source.clone(),
+                destination: self.labels.destination.clone(),
+                endpoint: addr.to_string(),
+            })
+            .clone()
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct MetricsLayer {
@@ -75,6 +272,9 @@ where
             status: 0,
             outcome: Outcome::success,
         };
+        // The caller said it has a fallback for this call: a failure is
+        // then served degraded, and counted as such rather than as an error.
+        let has_fallback = fallback::in_scope();
         let metrics = self.metrics.clone();
         let start = Instant::now();
         let fut = self.inner.call(req);
@@ -86,8 +286,12 @@ where
                 }
                 Ok(res) => (res.status().as_u16(), Outcome::success),
                 Err(OutboundError::Timeout { .. }) => (0, Outcome::timeout),
+                Err(OutboundError::CircuitOpen { .. }) => (0, Outcome::circuit_open),
                 Err(_) => (0, Outcome::error),
             };
+            if has_fallback && labels.outcome != Outcome::success {
+                labels.outcome = Outcome::fallback;
+            }
             metrics.client_duration.get_or_create(&labels).observe(
                 start.elapsed().as_secs_f64(),
                 exemplar,

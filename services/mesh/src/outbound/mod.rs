@@ -1,23 +1,40 @@
 //! The outbound client: one per destination service, a tower stack over
 //! `reqwest`. Typed service clients (`client.rs` in each service) are
 //! built on [`MeshClient`] and never build URLs by hand elsewhere.
+//!
+//! The stack, outermost first (composed in [`MeshClient::new`]): client
+//! span → per-edge metrics → circuit breaker → deadline → retries →
+//! balancer (discovery, P2C over peak-EWMA) → replica. Each layer is one
+//! file here.
 
+mod balance;
+mod breaker;
+pub mod discovery;
+mod endpoint;
+pub mod fallback;
 mod metrics;
+mod retry;
+mod timeout;
 mod trace;
 
-use std::{
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use futures::future::BoxFuture;
 use http::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
-use tower::{ServiceBuilder, ServiceExt as _, util::BoxCloneSyncService};
+use tower::{BoxError, ServiceBuilder, ServiceExt as _, util::BoxCloneSyncService};
 
-pub use self::{metrics::MetricsLayer, trace::TraceLayer};
-use crate::{error::ErrorBody, metrics::Metrics};
+pub(crate) use self::metrics::OutboundFamilies;
+use self::{balance::Balancer, endpoint::Shared};
+pub use self::{
+    breaker::{Breaker, BreakerLayer, BreakerSettings},
+    discovery::DestinationSpec,
+    endpoint::Ejection,
+    metrics::{BreakerState, MetricsLayer},
+    retry::{RetryPolicy, RetrySettings},
+    timeout::{Deadlines, TimeoutLayer},
+    trace::TraceLayer,
+};
+use crate::{config::OutboundConfig, error::ErrorBody, metrics::Metrics};
 
 /// One outbound call: the request and the route template it is counted
 /// under (`/courses/{id}`, never the raw path).
@@ -27,6 +44,19 @@ pub struct OutboundRequest {
     pub request: reqwest::Request,
     /// The call's trace, set by the trace layer for the metrics layer.
     pub(crate) exemplar: Option<crate::metrics::TraceExemplar>,
+    /// The call's deadline, set by the timeout layer for error reports.
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl OutboundRequest {
+    pub fn new(route: &'static str, request: reqwest::Request) -> Self {
+        Self {
+            route,
+            request,
+            exemplar: None,
+            timeout: None,
+        }
+    }
 }
 
 /// Why an outbound call got no response.
@@ -40,19 +70,29 @@ pub enum OutboundError {
         /// the headers came).
         timeout: Option<Duration>,
     },
-    /// No connection could be made: the destination is down or unknown.
+    /// No connection could be made: the replica is down or unknown.
     #[error("cannot connect to {destination}: {source}")]
     Connect {
         destination: Arc<str>,
         #[source]
-        source: reqwest::Error,
+        source: BoxError,
     },
     /// The connection broke or the request could not be sent.
     #[error("call to {destination} failed: {source}")]
     Transport {
         destination: Arc<str>,
         #[source]
-        source: reqwest::Error,
+        source: BoxError,
+    },
+    /// Discovery knows no replica of the destination.
+    #[error("{destination} has no known replicas")]
+    NoEndpoints { destination: Arc<str> },
+    /// The destination's circuit breaker is open: the call was not made.
+    #[error("{destination} is failing; calls are paused (circuit breaker open)")]
+    CircuitOpen {
+        destination: Arc<str>,
+        /// Until the breaker lets a probe through.
+        retry_after: Duration,
     },
 }
 
@@ -62,7 +102,9 @@ impl OutboundError {
         match self {
             Self::Timeout { destination, .. }
             | Self::Connect { destination, .. }
-            | Self::Transport { destination, .. } => destination,
+            | Self::Transport { destination, .. }
+            | Self::NoEndpoints { destination }
+            | Self::CircuitOpen { destination, .. } => destination,
         }
     }
 
@@ -72,52 +114,70 @@ impl OutboundError {
             Self::Timeout { .. } => "timeout",
             Self::Connect { .. } => "connect",
             Self::Transport { .. } => "transport",
+            Self::NoEndpoints { .. } => "no_endpoints",
+            Self::CircuitOpen { .. } => "circuit_open",
+        }
+    }
+
+    /// How long a caller should wait before trying again, when known.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::CircuitOpen { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }
 
-/// The innermost service: sends with `reqwest` and sorts its errors.
+/// The resilience settings of one destination, from [`OutboundConfig`].
 #[derive(Clone, Debug)]
-struct Send {
-    http: reqwest::Client,
-    destination: Arc<str>,
-    timeout: Duration,
+pub struct Policy {
+    pub deadlines: Deadlines,
+    pub retry: RetrySettings,
+    pub breaker: BreakerSettings,
+    pub ejection: Ejection,
+    pub discovery_refresh: Duration,
 }
 
-impl tower::Service<OutboundRequest> for Send {
-    type Response = reqwest::Response;
-    type Error = OutboundError;
-    type Future = BoxFuture<'static, Result<reqwest::Response, OutboundError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut req: OutboundRequest) -> Self::Future {
-        *req.request.timeout_mut() = Some(self.timeout);
-        let fut = self.http.execute(req.request);
-        let destination = self.destination.clone();
-        let timeout = self.timeout;
-        Box::pin(async move {
-            fut.await.map_err(|source| {
-                if source.is_timeout() {
-                    OutboundError::Timeout {
-                        destination,
-                        timeout: Some(timeout),
-                    }
-                } else if source.is_connect() {
-                    OutboundError::Connect {
-                        destination,
-                        source,
-                    }
-                } else {
-                    OutboundError::Transport {
-                        destination,
-                        source,
-                    }
+impl Policy {
+    /// The settings `config` gives `destination`.
+    pub fn for_destination(config: &OutboundConfig, destination: &str) -> Self {
+        let mut default = config.outbound_timeout;
+        let mut routes = HashMap::new();
+        for o in config
+            .outbound_timeouts
+            .iter()
+            .filter(|o| o.destination == destination)
+        {
+            match &o.route {
+                Some(route) => {
+                    routes.insert(route.clone(), o.timeout);
                 }
-            })
-        })
+                None => default = o.timeout,
+            }
+        }
+        Self {
+            deadlines: Deadlines { default, routes },
+            retry: RetrySettings {
+                budget_ratio: config.retry_budget_ratio,
+                min_per_second: config.retry_min_per_second,
+                max_attempts: config.retry_max_attempts,
+                min_backoff: config.retry_backoff,
+                max_backoff: config.retry_backoff.saturating_mul(16),
+            },
+            breaker: BreakerSettings {
+                consecutive_failures: config.breaker_consecutive_failures,
+                failure_rate: config.breaker_failure_rate,
+                min_requests: config.breaker_min_requests,
+                window: config.breaker_window,
+                open_for: config.breaker_open_for,
+                max_open_for: config.breaker_open_for.saturating_mul(8),
+            },
+            ejection: Ejection {
+                base: config.ejection_time,
+                max: config.ejection_time.saturating_mul(16),
+            },
+            discovery_refresh: config.discovery_refresh,
+        }
     }
 }
 
@@ -134,6 +194,7 @@ struct ClientInner {
     base: reqwest::Url,
     http: reqwest::Client,
     stack: Stack,
+    breaker: Arc<Breaker>,
 }
 
 impl std::fmt::Debug for MeshClient {
@@ -146,36 +207,68 @@ impl std::fmt::Debug for MeshClient {
 }
 
 impl MeshClient {
-    /// Composes the outbound stack for `destination` at `base`.
+    /// Composes the outbound stack for `destination`, whose replicas
+    /// `spec` names (see [`discovery`]). Starts its discovery task, so it
+    /// must be called inside a Tokio runtime.
     pub(crate) fn new(
         metrics: Arc<Metrics>,
         http: reqwest::Client,
         destination: &str,
-        base: &str,
-        timeout: Duration,
+        spec: &str,
+        policy: Policy,
     ) -> anyhow::Result<Self> {
-        let base = reqwest::Url::parse(base)
-            .map_err(|e| anyhow::anyhow!("destination {destination}: bad URL {base:?}: {e}"))?;
+        let spec = DestinationSpec::parse(destination, spec)?;
         let destination: Arc<str> = destination.into();
+        let shared = Arc::new(Shared {
+            destination: destination.clone(),
+            http: http.clone(),
+            ejection: policy.ejection,
+            metrics: metrics::BalanceMetrics::new(metrics.clone(), destination.clone()),
+            known: Default::default(),
+            ejected: Default::default(),
+        });
+        let balancer = Balancer::spawn(spec.source, policy.discovery_refresh, shared);
+        let breaker = Arc::new(Breaker::new(
+            policy.breaker,
+            metrics.clone(),
+            destination.clone(),
+        ));
         let stack = ServiceBuilder::new()
-            // Outermost: the client span covers the whole call, and context
-            // is injected from it so the server span becomes its child.
+            // Outermost: the client span covers the whole call (retries and
+            // the wait for a replica included), and context is injected
+            // from it so the server span becomes its child.
             .layer(TraceLayer::new(destination.clone()))
-            // Inside the span: each observation's exemplar is this call.
-            .layer(MetricsLayer::new(metrics, destination.clone()))
-            .service(Send {
-                http: http.clone(),
-                destination: destination.clone(),
-                timeout,
-            });
+            // Inside the span, so each observation's exemplar is this call;
+            // one observation per call as the caller saw it, breaker
+            // refusals and timeouts included (retries are counted apart).
+            .layer(MetricsLayer::new(metrics.clone(), destination.clone()))
+            // Outside the deadline and retries: it judges whole calls, and
+            // an open breaker neither waits nor spends retry budget.
+            .layer(BreakerLayer::new(breaker.clone()))
+            // The caller's deadline bounds every attempt together.
+            .layer(TimeoutLayer::new(destination.clone(), policy.deadlines))
+            // Each attempt goes back through the balancer, so a retry lands
+            // on another replica when the first one failed.
+            .layer(tower::retry::RetryLayer::new(RetryPolicy::new(
+                policy.retry,
+                metrics,
+                destination.clone(),
+            )))
+            .service(balancer);
         Ok(Self {
             inner: Arc::new(ClientInner {
                 destination,
-                base,
+                base: spec.base,
                 http,
                 stack: BoxCloneSyncService::new(stack),
+                breaker,
             }),
         })
+    }
+
+    /// The state of this destination's circuit breaker.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker.state()
     }
 
     pub fn destination(&self) -> &str {
@@ -269,16 +362,12 @@ impl RequestBuilder {
             .build()
             .map_err(|source| OutboundError::Transport {
                 destination,
-                source,
+                source: source.into(),
             })?;
         self.client
             .stack
             .clone()
-            .oneshot(OutboundRequest {
-                route: self.route,
-                request,
-                exemplar: None,
-            })
+            .oneshot(OutboundRequest::new(self.route, request))
             .await
     }
 

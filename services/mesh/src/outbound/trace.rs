@@ -81,6 +81,8 @@ where
             server.address = url.host_str().unwrap_or_default(),
             server.port = url.port_or_known_default().map(i64::from),
             peer.service = &*self.destination,
+            network.peer.address = Empty,
+            network.peer.port = Empty,
             http.response.status_code = Empty,
             error.type = Empty,
         );
@@ -91,7 +93,9 @@ where
         // For the metrics layer below, which would otherwise look the
         // context up again.
         req.exemplar = TraceExemplar::of(&cx);
-        let fut = self.inner.call(req);
+        // Inside the span: the layers below call their inner services
+        // here (the first attempt, the balancer's buffer) and record on it.
+        let fut = span.in_scope(|| self.inner.call(req));
         let record_on = span.clone();
         Box::pin(
             async move {
@@ -110,7 +114,13 @@ where
                     Err(error) => {
                         record_on.record("otel.status_code", "ERROR");
                         record_on.record("error.type", error.kind_str());
-                        tracing::warn!(error = %error, "outbound call failed");
+                        // The breaker logs when it opens; a line per refused
+                        // call would flood the log exactly when it matters.
+                        if matches!(error, OutboundError::CircuitOpen { .. }) {
+                            tracing::debug!(error = %error, "outbound call refused");
+                        } else {
+                            tracing::warn!(error = %error, "outbound call failed");
+                        }
                     }
                 }
                 result

@@ -38,7 +38,7 @@ pub fn serve_config() -> ServeConfig {
         host: [127, 0, 0, 1].into(),
         shutdown_grace: Duration::from_secs(1),
         max_body_bytes: 1024,
-        outbound_timeout: Duration::from_secs(5),
+        ..ServeConfig::default()
     }
 }
 
