@@ -229,6 +229,8 @@ impl TestApp {
             shutdown_grace: Duration::from_secs(1),
             max_body_bytes: 64 * 1024,
             outbound_timeout: Duration::from_secs(10),
+            concurrency_limit: 0,
+            admin_token: None,
         };
         let mesh = Mesh::new(identity(), &serve);
         PaymentsClient::new(

@@ -39,6 +39,8 @@ pub fn serve_config() -> ServeConfig {
         shutdown_grace: Duration::from_secs(1),
         max_body_bytes: 1024,
         outbound_timeout: Duration::from_secs(5),
+        concurrency_limit: 0,
+        admin_token: None,
     }
 }
 
