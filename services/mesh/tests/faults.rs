@@ -154,6 +154,11 @@ async fn the_admin_api_needs_the_right_bearer_token() {
     assert!(!app.readiness.is_draining());
     assert_eq!(call(&app.router, get("/items/1")).await.status(), 200);
 
+    // A wrong method is the API's JSON 405, not a panic or a plain text.
+    let res = call(&app.router, admin("PUT", "/admin/faults", None)).await;
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body_json(res).await["error"]["code"], "method_not_allowed");
+
     // The scheme is case-insensitive (RFC 7235).
     let res = call(
         &app.router,
