@@ -2,8 +2,8 @@
 //! service signs with, so issuer and verifier cannot drift.
 
 use axum::extract::FromRequestParts;
-use http::{header, request::Parts};
-use users::token::Claims;
+use http::{HeaderMap, header, request::Parts};
+use users::token::{Claims, TokenKeys};
 
 use crate::{AppState, error::AppError};
 
@@ -25,8 +25,8 @@ impl Caller {
     }
 }
 
-fn bearer(parts: &Parts) -> Result<Option<&str>, AppError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value
@@ -54,6 +54,14 @@ fn verify(state: &AppState, token: &str) -> Result<Caller, AppError> {
     })
 }
 
+/// The user a request's bearer token verifies as, if it carries a valid
+/// one; for what must know the caller before any handler runs (the rate
+/// limit). Handlers use [`Caller`] and [`MaybeCaller`], which reject.
+pub fn verified_user(tokens: &TokenKeys, headers: &HeaderMap) -> Option<String> {
+    let token = bearer(headers).ok().flatten()?;
+    tokens.verify(token).ok().map(|claims| claims.sub)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
@@ -61,8 +69,8 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token =
-            bearer(parts)?.ok_or(AppError::Unauthorized("this route needs a bearer token"))?;
+        let token = bearer(&parts.headers)?
+            .ok_or(AppError::Unauthorized("this route needs a bearer token"))?;
         verify(state, token)
     }
 }
@@ -78,7 +86,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match bearer(parts)? {
+        match bearer(&parts.headers)? {
             Some(token) => verify(state, token).map(|c| MaybeCaller(Some(c))),
             None => Ok(MaybeCaller(None)),
         }

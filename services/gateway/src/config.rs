@@ -33,8 +33,64 @@ pub struct Config {
     pub jwt_secret: users::config::JwtSecret,
 
     #[command(flatten)]
+    pub rate_limit: RateLimitConfig,
+
+    #[command(flatten)]
     pub serve: mesh::ServeConfig,
 
     #[command(flatten)]
     pub telemetry: mesh::TelemetryConfig,
+}
+
+/// The per-client rate limit (a token bucket per client; see
+/// `rate_limit.rs`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RateLimitConfig {
+    /// Requests per second each client may make on average (fractions
+    /// allowed: 0.5 is one every two seconds). 0 disables the limit.
+    #[arg(long = "rate-limit-per-second", env = "RATE_LIMIT_PER_SECOND", value_name = "RATE", default_value_t = 50.0, value_parser = parse_rate)]
+    pub per_second: f64,
+
+    /// Requests a client may make at once above the average, after a quiet
+    /// spell (the bucket's size). 0 disables the limit.
+    #[arg(
+        long = "rate-limit-burst",
+        env = "RATE_LIMIT_BURST",
+        value_name = "REQUESTS",
+        default_value_t = 100
+    )]
+    pub burst: u32,
+
+    /// Take an anonymous client's address from the last `X-Forwarded-For`
+    /// entry instead of the connection. Only behind a proxy that sets it:
+    /// otherwise any client picks its own bucket.
+    #[arg(
+        long = "rate-limit-trust-forwarded-for",
+        env = "RATE_LIMIT_TRUST_FORWARDED_FOR"
+    )]
+    pub trust_forwarded_for: bool,
+}
+
+impl RateLimitConfig {
+    /// Whether requests are limited at all.
+    pub fn enabled(&self) -> bool {
+        self.per_second > 0.0 && self.burst > 0
+    }
+}
+
+/// A rate in requests per second: finite, not negative, and at most one
+/// per nanosecond (the bucket refills in whole nanoseconds).
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of requests per second"))?;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(format!(
+            "{s:?} must be a rate of 0 or more requests per second"
+        ));
+    }
+    if rate > 1e9 {
+        return Err(format!("{s:?} is more than one request per nanosecond"));
+    }
+    Ok(rate)
 }

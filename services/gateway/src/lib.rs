@@ -2,12 +2,14 @@
 //! caller's token, keeps users to their own data, and composes the
 //! services: `POST /api/checkout` (courses → payments → progress) and
 //! `GET /api/courses/{id}/page` (courses and progress concurrently, served
-//! without progress if progress is down).
+//! without progress if progress is down). Each client is held to a rate
+//! limit ([`rate_limit`]).
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod rate_limit;
 pub mod routes;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use progress::ProgressClient;
 use users::{UsersClient, token::TokenKeys};
 
 pub use crate::config::Config;
+use crate::rate_limit::RateLimitLayer;
 
 /// `service.name`.
 pub const NAME: &str = "gateway";
@@ -57,14 +60,20 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         );
     }
     let mesh = Mesh::new(identity, &config.serve);
+    let tokens = Arc::new(tokens);
+    let rate_limit = RateLimitLayer::new(&config.rate_limit, tokens.clone(), mesh.metrics())?;
+    tokio::spawn(rate_limit.sweeper(rate_limit::SWEEP_EVERY));
     let state = AppState {
         users: UsersClient::new(mesh.client(users::NAME, &config.users_url)?),
         courses: CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?),
         payments: PaymentsClient::new(mesh.client(payments::NAME, &config.payments_url)?),
         progress: ProgressClient::new(mesh.client(progress::NAME, &config.progress_url)?),
-        tokens: Arc::new(tokens),
+        tokens,
     };
-    Ok(mesh.bind(router(state), None, config.port).await?)
+    // On the API routes, so the mesh's stack around them traces and
+    // counts a 429 like any other answer.
+    let api = router(state).layer(rate_limit);
+    Ok(mesh.bind(api, None, config.port).await?)
 }
 
 /// The whole process: telemetry, build, serve until SIGTERM/Ctrl-C.

@@ -1,7 +1,11 @@
 //! The admin surface every service serves beside its API: `/metrics`,
-//! `/healthz` and `/readyz`. These routes sit outside the inbound stack:
-//! a scrape every few seconds is not traffic, and tracing it would bury
-//! the real requests in Jaeger.
+//! `/healthz` and `/readyz`, and, when an admin token is configured, the
+//! token-protected `/admin/*` API (faults, crash, drain; see
+//! [`control`]). These routes sit outside the inbound stack: a scrape
+//! every few seconds is not traffic, and tracing it would bury the real
+//! requests in Jaeger.
+
+mod control;
 
 use std::sync::{
     Arc,
@@ -19,12 +23,17 @@ use serde_json::json;
 
 use crate::{db::Db, metrics::Metrics};
 
+pub use self::control::{AdminApi, CRASH_EXIT_CODE, CrashHook};
+
 /// What `/readyz` checks.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
     db: Option<Db>,
     /// Set once start-up (migrations, seeding) has finished.
     started: Arc<AtomicBool>,
+    /// Set by `POST /admin/drain`: the replica asks to be taken out of
+    /// rotation while it keeps serving what still reaches it.
+    draining: Arc<AtomicBool>,
 }
 
 impl Readiness {
@@ -34,7 +43,22 @@ impl Readiness {
         Self {
             db,
             started: Arc::new(AtomicBool::new(false)),
+            draining: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Not ready from now on (reason `draining`), whatever else says.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Undoes [`Readiness::drain`].
+    pub fn undrain(&self) {
+        self.draining.store(false, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     pub fn mark_started(&self) {
@@ -42,6 +66,10 @@ impl Readiness {
     }
 
     async fn check(&self) -> Result<(), &'static str> {
+        // First: an operator's decision outranks the process's state.
+        if self.is_draining() {
+            return Err("draining");
+        }
         if !self.started.load(Ordering::Acquire) {
             return Err("starting");
         }
@@ -60,12 +88,19 @@ struct AdminState {
     readiness: Readiness,
 }
 
-pub(crate) fn router(metrics: Arc<Metrics>, readiness: Readiness) -> Router {
-    Router::new()
+/// The admin routes; `/admin/*` only with `api` (an admin token is
+/// configured). Without it they do not exist, and `/admin/...` is the
+/// same 404 as any unknown path.
+pub(crate) fn router(metrics: Arc<Metrics>, readiness: Readiness, api: Option<AdminApi>) -> Router {
+    let router = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AdminState { metrics, readiness })
+        .with_state(AdminState { metrics, readiness });
+    match api {
+        Some(api) => router.merge(api.router()),
+        None => router,
+    }
 }
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -23,8 +23,54 @@ pub struct ServeConfig {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Requests served at once; one more gets 503 and `Retry-After: 1`
+    /// at once instead of queueing behind them (0: no limit). A replica
+    /// that answers "busy" quickly lets the caller try another; a queue
+    /// only makes every request slow.
+    #[arg(long, env = "CONCURRENCY_LIMIT", default_value_t = 512)]
+    pub concurrency_limit: usize,
+
+    /// Bearer token for the `/admin/*` routes (faults, crash, drain).
+    /// Unset: those routes do not exist.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<AdminToken>,
+
     #[command(flatten)]
     pub outbound: OutboundConfig,
+}
+
+/// The admin API's bearer token. Never printed: `Debug` says only
+/// whether one is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for AdminToken {
+    type Err = &'static str;
+
+    /// Empty is refused (it would match `Bearer ` with nothing after it),
+    /// and so is anything but visible ASCII: a token no client could put
+    /// in an `Authorization` header would lock the admin API for good.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err("the admin token must not be empty");
+        }
+        if !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the admin token must be visible ASCII, without spaces");
+        }
+        Ok(Self(s.to_owned()))
+    }
 }
 
 impl Default for ServeConfig {
@@ -238,7 +284,40 @@ impl TelemetryConfig {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    #[test]
+    fn the_concurrency_limit_defaults_to_512_and_zero_means_none() {
+        let cli = Cli::try_parse_from(["svc"]).unwrap();
+        assert_eq!(cli.serve.concurrency_limit, 512);
+        assert!(cli.serve.admin_token.is_none());
+        let cli = Cli::try_parse_from(["svc", "--concurrency-limit", "0"]).unwrap();
+        assert_eq!(cli.serve.concurrency_limit, 0);
+    }
+
+    #[test]
+    fn the_admin_token_is_never_shown() {
+        let cli = Cli::try_parse_from(["svc", "--admin-token", "t0p-s3cret"]).unwrap();
+        assert_eq!(
+            cli.serve.admin_token.as_ref().map(AdminToken::expose),
+            Some("t0p-s3cret")
+        );
+        assert!(!format!("{cli:?}").contains("t0p-s3cret"));
+        for bad in ["", "two words", "caf\u{e9}"] {
+            assert!(
+                Cli::try_parse_from(["svc", "--admin-token", bad]).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
 
     #[test]
     fn timeout_overrides_parse_destination_and_route() {

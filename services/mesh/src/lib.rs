@@ -7,10 +7,11 @@
 //! - [`telemetry`]: `tracing` logs with trace ids, OpenTelemetry spans over
 //!   OTLP, W3C propagators, configured from the standard `OTEL_*` variables;
 //! - [`inbound`]: server span, RED metrics, in-flight gauge, request id,
-//!   `traceresponse`;
+//!   `traceresponse`, load shedding, fault injection ([`fault`]);
 //! - [`outbound`]: per-destination client with context injection, client
 //!   span and per-edge metrics;
-//! - [`admin`]: `/metrics` (OpenMetrics with exemplars), `/healthz`, `/readyz`;
+//! - [`admin`]: `/metrics` (OpenMetrics with exemplars), `/healthz`, `/readyz`,
+//!   and the token-protected `/admin/*` API (faults, crash, drain);
 //! - [`db`]: the service's own database, every query a span;
 //! - `testing` (feature `testing`): the fixtures the services' integration
 //!   tests share: a database per test, a server on a task, `TEST_LOG`.
@@ -22,6 +23,7 @@ pub mod db;
 pub mod error;
 mod exporter;
 pub mod extract;
+pub mod fault;
 pub mod inbound;
 mod log_format;
 pub mod metrics;
@@ -90,6 +92,15 @@ pub struct Mesh {
     metrics: Arc<Metrics>,
     http: reqwest::Client,
     serve: ServeConfig,
+    inbound: InboundParts,
+}
+
+/// What the inbound stack and the admin API share across every route.
+#[derive(Clone, Debug)]
+struct InboundParts {
+    shed: inbound::ShedLayer,
+    faults: fault::Faults,
+    crash: admin::CrashHook,
 }
 
 impl Mesh {
@@ -102,12 +113,30 @@ impl Mesh {
             .tcp_nodelay(true)
             .build()
             .expect("reqwest client with static settings builds");
+        let inbound = InboundParts {
+            shed: inbound::ShedLayer::new(&metrics, serve.concurrency_limit),
+            faults: fault::Faults::new(&metrics),
+            crash: admin::CrashHook::default(),
+        };
         Self {
             identity: Arc::new(identity),
             metrics,
             http,
             serve: serve.clone(),
+            inbound,
         }
+    }
+
+    /// The faults the admin API manages and the inbound stack applies.
+    pub fn faults(&self) -> &fault::Faults {
+        &self.inbound.faults
+    }
+
+    /// Replaces what `POST /admin/crash` does (exit the process) with
+    /// `hook`, called with the exit code: for tests.
+    pub fn with_crash_hook(mut self, hook: impl Fn(i32) + Send + Sync + 'static) -> Self {
+        self.inbound.crash = admin::CrashHook::new(hook);
+        self
     }
 
     pub fn identity(&self) -> &ServiceIdentity {
@@ -133,7 +162,8 @@ impl Mesh {
     }
 
     /// Wraps the service's API routes in the inbound stack, adds JSON 404
-    /// and 405 answers and the admin routes.
+    /// and 405 answers and the admin routes (`/admin/*` only when an admin
+    /// token is configured).
     pub fn router(&self, api: Router, readiness: Readiness) -> Router {
         api.fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
@@ -141,8 +171,23 @@ impl Mesh {
             .layer(axum::Extension(extract::BodyLimit(
                 self.serve.max_body_bytes,
             )))
-            .layer(inbound::layer(self.metrics.clone()))
-            .merge(admin::router(self.metrics.clone(), readiness))
+            .layer(inbound::layer(
+                self.metrics.clone(),
+                self.inbound.shed.clone(),
+                self.inbound.faults.clone(),
+            ))
+            .merge(admin::router(
+                self.metrics.clone(),
+                readiness.clone(),
+                self.serve.admin_token.clone().map(|token| {
+                    admin::AdminApi::new(
+                        token,
+                        self.inbound.faults.clone(),
+                        readiness,
+                        self.inbound.crash.clone(),
+                    )
+                }),
+            ))
     }
 
     /// Wraps `api` in the mesh ([`Mesh::router`]), binds `port` on the

@@ -228,6 +228,8 @@ impl TestApp {
             host: [127, 0, 0, 1].into(),
             shutdown_grace: Duration::from_secs(1),
             max_body_bytes: 64 * 1024,
+            concurrency_limit: 0,
+            admin_token: None,
             ..ServeConfig::default()
         };
         let mesh = Mesh::new(identity(), &serve);

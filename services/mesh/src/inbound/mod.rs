@@ -1,6 +1,8 @@
 //! The inbound stack every service puts in front of its API routes.
 
+mod fault;
 mod metrics;
+mod shed;
 mod trace;
 
 use std::sync::Arc;
@@ -9,25 +11,35 @@ use tower::{ServiceBuilder, layer::util::Stack};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use self::{
+    fault::{FaultLayer, InjectFaults},
     metrics::{MetricsLayer, RecordMetrics},
+    shed::{Shed, ShedLabels, ShedLayer},
     trace::{TRACERESPONSE, Trace, TraceLayer},
 };
-use crate::metrics::Metrics;
+use crate::{fault::Faults, metrics::Metrics};
 
 /// The inbound layers, outermost first.
 pub type InboundLayer = Stack<
-    MetricsLayer,
+    FaultLayer,
     Stack<
-        TraceLayer,
+        ShedLayer,
         Stack<
-            PropagateRequestIdLayer,
-            Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
+            MetricsLayer,
+            Stack<
+                TraceLayer,
+                Stack<
+                    PropagateRequestIdLayer,
+                    Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
+                >,
+            >,
         >,
     >,
 >;
 
-/// Composes the inbound stack. The order matters:
-pub fn layer(metrics: Arc<Metrics>) -> InboundLayer {
+/// Composes the inbound stack. `shed` and `faults` are made once per
+/// service (they own the concurrency slots and the fault list every route
+/// shares). The order matters:
+pub fn layer(metrics: Arc<Metrics>, shed: ShedLayer, faults: Faults) -> InboundLayer {
     ServiceBuilder::new()
         // Outermost: a request id exists (taken from `x-request-id` or
         // made) before anything logs, and is echoed on every response.
@@ -37,6 +49,16 @@ pub fn layer(metrics: Arc<Metrics>) -> InboundLayer {
         // handler logs, database and outbound spans) is inside the trace.
         .layer(TraceLayer::new())
         // Metrics inside the span: the exemplar is this request's trace.
+        // Outside shedding and faults, so their 503s and injected errors
+        // are counted like any other answer.
         .layer(MetricsLayer::new(metrics))
+        // Shedding inside the span and the metrics (a shed request is a
+        // traced 503 with its latency observed) but before anything that
+        // does work or waits: refusing must stay cheaper than serving.
+        .layer(shed)
+        // Faults inside shedding: an injected delay holds a concurrency
+        // slot like a slow handler would (so latency faults can drive a
+        // replica into shedding), and a shed request is never delayed.
+        .layer(FaultLayer::new(faults))
         .into_inner()
 }

@@ -118,6 +118,10 @@ fn server_span<B>(req: &Request<B>) -> Span {
         "http.request.header.x-request-id" = header("x-request-id"),
         http.response.status_code = Empty,
         error.type = Empty,
+        // Set by the fault layer when the admin API's faults hit this
+        // request, so injected failures can be told from real ones.
+        fault.injected = Empty,
+        fault.kind = Empty,
     );
     copy_baggage(&span, &parent);
     // Only fails if the span is already started, which it is not.

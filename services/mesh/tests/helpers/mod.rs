@@ -38,6 +38,8 @@ pub fn serve_config() -> ServeConfig {
         host: [127, 0, 0, 1].into(),
         shutdown_grace: Duration::from_secs(1),
         max_body_bytes: 1024,
+        concurrency_limit: 0,
+        admin_token: None,
         ..ServeConfig::default()
     }
 }

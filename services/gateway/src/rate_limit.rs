@@ -1,0 +1,335 @@
+//! The per-client rate limit at the edge: a token bucket per client
+//! (GCRA, from the `governor` crate), `RATE_LIMIT_PER_SECOND` on average
+//! with bursts of `RATE_LIMIT_BURST`. Over it a request gets 429 with
+//! `Retry-After` and never reaches a service.
+//!
+//! A client is the user of a valid bearer token, so users behind one
+//! address (a campus, a NAT) do not share one bucket; otherwise the peer
+//! address, and for IPv6 its /64, which one host usually holds whole and
+//! could otherwise walk through for a fresh bucket per request. An
+//! invalid token counts as none: garbage tokens must not buy new buckets.
+//! `X-Forwarded-For` is believed only when configured, behind a proxy
+//! that sets it.
+//!
+//! The layer sits on the API routes, inside the mesh's inbound stack, so
+//! a 429 is traced and counted in the RED metrics like any answer, and
+//! the route template is known for `gateway_rate_limited_requests_total`.
+
+use std::{
+    convert::Infallible,
+    future::{Ready, ready},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    num::NonZeroU32,
+    sync::{Arc, OnceLock, Weak},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{body::Body, extract::ConnectInfo};
+use futures::future::Either;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use mesh::{Metrics, error_response, metrics::Route};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+};
+use tower::{Layer, Service};
+use users::token::TokenKeys;
+
+use crate::{auth, config::RateLimitConfig};
+
+/// How often buckets that have filled up again (clients gone quiet) are
+/// dropped: the limiter's memory is bounded by the clients of the last
+/// few seconds, not of the process's life.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Whose bucket a request takes from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub enum ClientKey {
+    /// The `sub` of a verified token.
+    User(Arc<str>),
+    /// An IPv4 address, or an IPv6 address with its last 64 bits zeroed.
+    Address(IpAddr),
+    /// No token and no address known (not over a socket, as in router
+    /// tests): one shared bucket.
+    Unknown,
+}
+
+impl ClientKey {
+    fn address(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Self::Address(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::Address(IpAddr::V4(v4)),
+                None => Self::Address(IpAddr::V6(Ipv6Addr::from(
+                    u128::from(v6) & !u128::from(u64::MAX),
+                ))),
+            },
+        }
+    }
+}
+
+/// Labels of `gateway_rate_limited_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: Route,
+}
+
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// `None`: the limit is disabled (rate or burst 0).
+    limiter: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    tokens: Arc<TokenKeys>,
+    trust_forwarded_for: bool,
+    limited: Family<RouteLabel, Counter>,
+}
+
+impl RateLimitLayer {
+    /// The limit `config` describes, its counter registered in `metrics`
+    /// (so one per process), verifying tokens with `tokens`.
+    pub fn new(
+        config: &RateLimitConfig,
+        tokens: Arc<TokenKeys>,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
+        let limiter = if config.enabled() {
+            Some(RateLimiter::keyed(quota(config)?))
+        } else {
+            None
+        };
+        let limited = Family::<RouteLabel, Counter>::default();
+        metrics.register(
+            "gateway_rate_limited_requests",
+            "Requests refused with 429 because their client was over its rate limit",
+            limited.clone(),
+        );
+        Ok(Self {
+            shared: Arc::new(Shared {
+                limiter,
+                tokens,
+                trust_forwarded_for: config.trust_forwarded_for,
+                limited,
+            }),
+        })
+    }
+
+    /// Drops full buckets every `every` for as long as the layer lives
+    /// (spawn it; it ends when the last copy of the layer is dropped).
+    pub fn sweeper(&self, every: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let shared: Weak<Shared> = Arc::downgrade(&self.shared);
+        async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                if let Some(limiter) = &shared.limiter {
+                    limiter.retain_recent();
+                    limiter.shrink_to_fit();
+                }
+            }
+        }
+    }
+}
+
+/// `per_second` on average, `burst` at once: one cell every 1/rate s.
+fn quota(config: &RateLimitConfig) -> anyhow::Result<Quota> {
+    let burst = NonZeroU32::new(config.burst)
+        .ok_or_else(|| anyhow::anyhow!("RATE_LIMIT_BURST must be above 0 when limiting"))?;
+    let period = Duration::try_from_secs_f64(1.0 / config.per_second)
+        .ok()
+        .and_then(Quota::with_period)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "RATE_LIMIT_PER_SECOND={} is out of range",
+                config.per_second
+            )
+        })?;
+    Ok(period.allow_burst(burst))
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            shared: self.shared.clone(),
+            series: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    shared: Arc<Shared>,
+    /// Set once this route's series exists (see `call`).
+    series: Arc<OnceLock<()>>,
+}
+
+// === impl RateLimit ===
+
+impl Shared {
+    fn client<B>(&self, req: &Request<B>) -> ClientKey {
+        if let Some(user) = auth::verified_user(&self.tokens, req.headers()) {
+            return ClientKey::User(user.into());
+        }
+        let forwarded = self
+            .trust_forwarded_for
+            .then(|| forwarded_for(req.headers()))
+            .flatten();
+        let peer = || {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        };
+        forwarded
+            .or_else(peer)
+            .map_or(ClientKey::Unknown, ClientKey::address)
+    }
+}
+
+/// The last `X-Forwarded-For` entry: the one the proxy in front of us
+/// added. Earlier entries are whatever the client claimed.
+fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whole seconds, rounded up and at least 1: `Retry-After: 0` would
+/// invite an immediate retry that fails again.
+fn retry_after(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+fn rate_limited(wait: Duration) -> Response<Body> {
+    let secs = retry_after(wait);
+    let mut res = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests from this client; retry in {secs} s"),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res
+}
+
+impl<S, B> Service<Request<B>> for RateLimit<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<S::Future, Ready<Result<Response<Body>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The route's series exists, at zero, from its first request on,
+        // so a dashboard shows 0 rather than no data.
+        self.series.get_or_init(|| {
+            let _ = self.shared.limited.get_or_create(&RouteLabel {
+                route: Route::of(&req),
+            });
+        });
+        let Some(limiter) = &self.shared.limiter else {
+            return Either::Left(self.inner.call(req));
+        };
+        match limiter.check_key(&self.shared.client(&req)) {
+            Ok(()) => Either::Left(self.inner.call(req)),
+            Err(not_until) => {
+                self.shared
+                    .limited
+                    .get_or_create(&RouteLabel {
+                        route: Route::of(&req),
+                    })
+                    .inc();
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                Either::Right(ready(Ok(rate_limited(wait))))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_never_zero() {
+        assert_eq!(retry_after(Duration::ZERO), 1);
+        assert_eq!(retry_after(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after(Duration::from_millis(1000)), 1);
+        assert_eq!(retry_after(Duration::from_millis(1001)), 2);
+        assert_eq!(retry_after(Duration::from_secs(30)), 30);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_bit_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ClientKey::address(a), ClientKey::address(b));
+        assert_ne!(ClientKey::address(a), ClientKey::address(other));
+        // IPv4 (also when mapped into IPv6) is one address per client.
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(ClientKey::address(mapped), ClientKey::address(v4));
+        assert_ne!(
+            ClientKey::address(v4),
+            ClientKey::address("192.0.2.8".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn only_the_last_forwarded_for_entry_counts() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 198.51.100.4"),
+        );
+        assert_eq!(
+            forwarded_for(&headers),
+            Some("198.51.100.4".parse().unwrap())
+        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static("not an ip"));
+        assert_eq!(forwarded_for(&headers), None);
+    }
+
+    #[test]
+    fn quotas_follow_the_configuration() {
+        let config = |per_second, burst| RateLimitConfig {
+            per_second,
+            burst,
+            trust_forwarded_for: false,
+        };
+        let q = quota(&config(50.0, 100)).unwrap();
+        assert_eq!(q.burst_size().get(), 100);
+        assert_eq!(q.replenish_interval(), Duration::from_millis(20));
+        let q = quota(&config(0.5, 1)).unwrap();
+        assert_eq!(q.replenish_interval(), Duration::from_secs(2));
+        assert!(quota(&config(1e-300, 1)).is_err());
+        assert!(!config(0.0, 10).enabled());
+        assert!(!config(10.0, 0).enabled());
+    }
+}
