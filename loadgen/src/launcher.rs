@@ -1,18 +1,32 @@
-//! The local launcher: runs every LearnSphere service as a child process on
-//! this machine, no Docker needed.
+//! The local launcher: runs every LearnSphere service as child processes
+//! on this machine, no Docker needed, and keeps them running.
 //!
 //! The service binaries are this binary: `loadgen serve <service> ...`
 //! runs one service in-process (loadgen links every service library, the
 //! way HotROD runs all its services from one executable). So
 //! `cargo run -p loadgen -- up` builds everything it starts, and the
 //! end-to-end tests start the system through this same code.
+//!
+//! Each service runs as one or more replicas. Every replica has its own
+//! supervising task ([`replica`]) that owns the child process: it waits
+//! for `/readyz`, lists the replica in the discovery targets
+//! ([`targets`]), and restarts it with a backoff when it dies without
+//! being asked to. [`System`] is the handle to all of it; the control API
+//! (`crate::control`) exposes the same operations over HTTP.
+
+mod metrics;
+mod replica;
+mod targets;
 
 use std::{
     collections::BTreeMap,
     net::{Ipv4Addr, SocketAddr, TcpListener},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{ExitStatus, Stdio},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -21,9 +35,13 @@ use serde::Serialize;
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncRead, BufReader},
     process::{Child, Command},
-    sync::{Mutex, mpsc},
-    time::Instant,
+    sync::{mpsc, oneshot},
+    task::AbortHandle,
 };
+
+pub(crate) use self::metrics::LauncherMetrics;
+use self::replica::{Retire, Signal};
+pub use self::targets::{TargetGroup, read_targets};
 
 /// The services in start order: each one's dependencies come before it.
 pub const SERVICES: [ServiceSpec; 5] = [
@@ -59,6 +77,10 @@ pub const SERVICES: [ServiceSpec; 5] = [
     },
 ];
 
+/// The most replicas one service may have: enough to show load balancing
+/// and scaling on a laptop, few enough that a typo cannot fork-bomb it.
+pub const MAX_REPLICAS: usize = 16;
+
 /// What the launcher knows about a service.
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceSpec {
@@ -68,6 +90,10 @@ pub struct ServiceSpec {
     pub database: bool,
     /// Services whose URLs it is given (`--<name>-url`).
     pub depends_on: &'static [&'static str],
+}
+
+fn spec(service: &str) -> Option<&'static ServiceSpec> {
+    SERVICES.iter().find(|s| s.name == service)
 }
 
 /// Where the services keep their data.
@@ -83,16 +109,57 @@ pub enum Databases {
 /// Where child process output goes.
 #[derive(Debug, Clone)]
 pub enum Logs {
-    /// To our stdout, each line prefixed with the service name.
+    /// To our stdout, each line prefixed with the replica's name
+    /// (`payments`, `payments-1`, ...).
     Prefixed,
-    /// To `<dir>/<service>.log`.
+    /// To `<dir>/<replica>.log` (`payments.log`, `payments-1.log`);
+    /// a restarted replica appends to its file.
     Files(PathBuf),
+}
+
+/// How a service is told where its dependencies are (`--<dep>-url`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Discovery {
+    /// `file_sd:<absolute path of the targets file>`: the mesh reads the
+    /// file and follows it as replicas come, go and restart. Needs
+    /// [`LaunchOptions::targets_file`]; without one, [`Discovery::Urls`].
+    #[default]
+    FileSd,
+    /// The dependency's ready replicas as a comma-separated list of URLs
+    /// (`http://127.0.0.1:8083,http://127.0.0.1:41234`), fixed when the
+    /// dependent starts: later scaling does not reach it.
+    Urls,
+}
+
+/// When a replica that died on its own is started again.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartPolicy {
+    /// The delay before the first restart, and again once a replica has
+    /// stayed up for `stable_after`.
+    pub initial_delay: Duration,
+    /// The delay doubles while a replica keeps crashing soon after it
+    /// starts, up to this.
+    pub max_delay: Duration,
+    /// How long a replica must stay up for its next crash to count as a
+    /// fresh one (delay back to `initial_delay`).
+    pub stable_after: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            stable_after: Duration::from_secs(10),
+        }
+    }
 }
 
 /// How to launch the system.
 #[derive(Debug, Clone)]
 pub struct LaunchOptions {
-    /// Use the default ports (8080–8084) or free ones.
+    /// Use the default ports (8080–8084) for replica 0 of each service, or
+    /// free ones for everything. Further replicas always take free ports.
     pub auto_ports: bool,
     pub host: Ipv4Addr,
     pub databases: Databases,
@@ -102,17 +169,29 @@ pub struct LaunchOptions {
     pub env: BTreeMap<String, String>,
     /// Extra arguments per service, after the launcher's own.
     pub args: BTreeMap<&'static str, Vec<String>>,
+    /// Replicas per service at start (1 for services not listed).
+    pub replicas: BTreeMap<&'static str, usize>,
     /// Where to write the Prometheus `file_sd` targets file.
     pub targets_file: Option<PathBuf>,
-    /// How long each service may take to become ready.
+    /// What dependents are given as their dependencies' URLs.
+    pub discovery: Discovery,
+    /// Where the control API listens (port 0: a free port, read back with
+    /// [`System::control_addr`]); `None`: no control API.
+    pub control_addr: Option<SocketAddr>,
+    pub restart: RestartPolicy,
+    /// How long each replica may take to become ready.
     pub ready_timeout: Duration,
+    /// How long a replica removed by scaling down may take to drain
+    /// before it is killed.
+    pub stop_grace: Duration,
     /// The executable that serves (`<exe> serve <service>`); this one by
     /// default. Tests pass the `loadgen` binary cargo built for them.
     pub exe: Option<PathBuf>,
 }
 
 impl LaunchOptions {
-    /// SQLite under `data_dir`, output prefixed on stdout, default ports.
+    /// SQLite under `data_dir`, output prefixed on stdout, default ports,
+    /// one replica each, no control API.
     pub fn local(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         Self {
@@ -123,13 +202,59 @@ impl LaunchOptions {
             logs: Logs::Prefixed,
             env: BTreeMap::new(),
             args: BTreeMap::new(),
+            replicas: BTreeMap::new(),
+            discovery: Discovery::default(),
+            control_addr: None,
+            restart: RestartPolicy::default(),
             ready_timeout: Duration::from_secs(60),
+            stop_grace: Duration::from_secs(15),
             exe: None,
         }
     }
 }
 
-/// A service the launcher started.
+/// `payments=3,users=2` → `{payments: 3, users: 2}`: every name a known
+/// service, every count within 1..=[`MAX_REPLICAS`], no name twice.
+pub fn parse_replicas(spec: &str) -> Result<BTreeMap<&'static str, usize>, String> {
+    let mut counts = BTreeMap::new();
+    for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, count) = item
+            .split_once('=')
+            .ok_or_else(|| format!("expected SERVICE=COUNT, got {item:?}"))?;
+        let service = spec_named(name.trim())?;
+        let count: usize = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("{item:?}: the count must be a whole number"))?;
+        check_replicas(count).map_err(|e| format!("{item:?}: {e}"))?;
+        if counts.insert(service.name, count).is_some() {
+            return Err(format!("{} is listed twice", service.name));
+        }
+    }
+    if counts.is_empty() {
+        return Err("expected SERVICE=COUNT[,SERVICE=COUNT...]".into());
+    }
+    Ok(counts)
+}
+
+fn spec_named(name: &str) -> Result<&'static ServiceSpec, String> {
+    spec(name).ok_or_else(|| {
+        let known: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+        format!("unknown service {name:?} (known: {})", known.join(", "))
+    })
+}
+
+fn check_replicas(count: usize) -> Result<(), String> {
+    if (1..=MAX_REPLICAS).contains(&count) {
+        Ok(())
+    } else {
+        Err(format!(
+            "a service runs 1 to {MAX_REPLICAS} replicas, not {count}"
+        ))
+    }
+}
+
+/// Replica 0 of a service as it was started.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunningService {
     pub name: &'static str,
@@ -140,35 +265,167 @@ pub struct RunningService {
     pub database: Option<String>,
 }
 
-/// A child that exited on its own while the system was up.
+/// A replica that exited on its own while the system was up (it is being
+/// restarted).
 #[derive(Debug, Clone)]
 pub struct Exit {
     pub service: &'static str,
+    pub replica: usize,
     pub status: Option<ExitStatus>,
 }
 
-/// The running system: the children and what we know about them.
+/// Where a replica is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaState {
+    /// Started, `/readyz` not yet 200; not in the targets.
+    Starting,
+    /// In the targets.
+    Ready,
+    /// Died; waiting out the restart delay.
+    Restarting,
+    /// Being stopped on purpose; already out of the targets.
+    Stopping,
+}
+
+/// One replica, as the control API and [`System::replicas`] report it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaInfo {
+    pub replica: usize,
+    pub url: String,
+    /// `None` between a crash and its restart.
+    pub pid: Option<u32>,
+    /// How many times this replica was restarted after dying.
+    pub restarts: u64,
+    pub state: ReplicaState,
+}
+
+/// One service: what was asked for and what runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub name: &'static str,
+    /// Replicas asked for (at start, or by the last scale).
+    pub desired: usize,
+    /// Restarts of all its replicas since the launcher started.
+    pub restarts: u64,
+    pub replicas: Vec<ReplicaInfo>,
+}
+
+/// A replica stopped by scaling down, and how it went.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoppedReplica {
+    pub replica: usize,
+    pub pid: Option<u32>,
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// It drained: exit code 0, or ended by the SIGTERM it was sent
+    /// (not the SIGKILL after the grace period).
+    pub graceful: bool,
+}
+
+impl StoppedReplica {
+    fn new(replica: usize, pid: Option<u32>, status: Option<ExitStatus>) -> Self {
+        use std::os::unix::process::ExitStatusExt as _;
+        let exit_code = status.and_then(|s| s.code());
+        let signal = status.and_then(|s| s.signal());
+        Self {
+            replica,
+            pid,
+            exit_code,
+            signal,
+            graceful: exit_code == Some(0) || signal == Some(nix::libc::SIGTERM),
+        }
+    }
+}
+
+/// The result of a scale: the service afterwards, and the replicas it
+/// stopped (scaling down).
+#[derive(Debug, Clone, Serialize)]
+pub struct Scaled {
+    #[serde(flatten)]
+    pub service: ServiceStatus,
+    pub stopped: Vec<StoppedReplica>,
+}
+
+/// Why the launcher refused or failed an operation. The control API maps
+/// each to a status and a JSON error code.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// 404 `unknown_service`.
+    #[error("no service named {0:?}")]
+    UnknownService(String),
+    /// 404 `unknown_replica`.
+    #[error("{service} has no replica {replica}")]
+    UnknownReplica {
+        service: &'static str,
+        replica: usize,
+    },
+    /// 422 `invalid_replicas`.
+    #[error("{0}")]
+    InvalidReplicas(String),
+    /// 409 `replica_not_running`: between a crash and its restart.
+    #[error("replica {replica} of {service} is not running ({state:?})")]
+    NotRunning {
+        service: &'static str,
+        replica: usize,
+        state: ReplicaState,
+    },
+    /// 409 `stopping`: the launcher is shutting down.
+    #[error("the launcher is stopping")]
+    Stopping,
+    /// 500 `start_failed`: a new replica did not become ready.
+    #[error("{0:#}")]
+    StartFailed(anyhow::Error),
+}
+
+/// The running system: a handle to the replicas' supervisors. Dropping it
+/// kills every replica (the supervisors are aborted and the children were
+/// started with kill-on-drop); [`System::stop`] stops them gracefully.
 pub struct System {
     services: Vec<RunningService>,
-    children: Arc<Mutex<BTreeMap<&'static str, Child>>>,
+    supervisor: Arc<Supervisor>,
     exits: mpsc::UnboundedReceiver<Exit>,
-    stopping: Arc<std::sync::atomic::AtomicBool>,
+    control: Option<crate::control::ControlServer>,
 }
 
 impl std::fmt::Debug for System {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("System")
-            .field("services", &self.services)
+            .field("services", &self.supervisor.statuses())
+            .field("control", &self.control_addr())
             .finish()
     }
 }
 
-/// A free TCP port on `host`. Another process could take it before the
-/// service binds it; on loopback, in practice, nothing does.
-fn free_port(host: Ipv4Addr) -> std::io::Result<u16> {
-    Ok(TcpListener::bind(SocketAddr::from((host, 0)))?
-        .local_addr()?
-        .port())
+/// `n` distinct free TCP ports on `host`, none of them in `taken`. All
+/// listeners are held until every port is chosen, so the OS cannot hand
+/// out one port twice. Another process could take a port before the
+/// replica binds it; on loopback, in practice, nothing does.
+fn free_ports(host: Ipv4Addr, n: usize, taken: &[u16]) -> std::io::Result<Vec<u16>> {
+    let mut listeners = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let listener = TcpListener::bind(SocketAddr::from((host, 0)))?;
+        let port = listener.local_addr()?.port();
+        if !taken.contains(&port) {
+            ports.push(port);
+        }
+        listeners.push(listener);
+    }
+    Ok(ports)
+}
+
+/// Whether a service could listen on `port` now. With `SO_REUSEADDR`, as
+/// tokio's listener binds, so connections of the previous process still
+/// in TIME_WAIT do not count as taken.
+fn port_is_free(host: Ipv4Addr, port: u16) -> bool {
+    let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+        return false;
+    };
+    socket.set_reuseaddr(true).is_ok()
+        && socket.bind(SocketAddr::from((host, port))).is_ok()
+        && socket.listen(1).is_ok()
 }
 
 async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
@@ -198,7 +455,7 @@ async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result
 
 /// `OTEL_RESOURCE_ATTRIBUTES` (the launch options', else ours) without
 /// `service.instance.id`, which must be unique per process: each child
-/// makes its own.
+/// makes its own, so a restarted replica shows up as a new instance.
 fn without_instance_id(configured: Option<&String>) -> String {
     configured
         .cloned()
@@ -226,339 +483,925 @@ fn with_database(url: &str, db: &str) -> String {
     }
 }
 
-async fn pipe_lines(service: &'static str, stream: impl AsyncRead + Unpin + Send + 'static) {
+/// What a replica is called in logs: replica 0 keeps the service's name,
+/// so a one-replica system reads as it always did; others get `-N`.
+fn replica_label(service: &str, replica: usize) -> String {
+    if replica == 0 {
+        service.to_owned()
+    } else {
+        format!("{service}-{replica}")
+    }
+}
+
+async fn pipe_lines(label: String, stream: impl AsyncRead + Unpin + Send + 'static) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        println!("{service:>9} | {line}");
+        println!("{label:>11} | {line}");
     }
 }
 
 impl System {
-    /// Starts every service, in dependency order, each waited for until
-    /// its `/readyz` answers 200.
+    /// Starts every service, in dependency order, each replica waited for
+    /// until its `/readyz` answers 200; then supervises them in the
+    /// background until [`System::stop`] (or drop).
     pub async fn start(options: LaunchOptions) -> anyhow::Result<Self> {
         let exe = match &options.exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().context("locating the loadgen executable")?,
         };
-        let mut urls: BTreeMap<&str, String> = BTreeMap::new();
-        let mut services = Vec::new();
-        let children = Arc::new(Mutex::new(BTreeMap::new()));
-        let (exit_tx, exits) = mpsc::unbounded_channel();
-        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let http = reqwest::Client::new();
+        for (service, count) in &options.replicas {
+            spec_named(service).map_err(anyhow::Error::msg)?;
+            check_replicas(*count).map_err(|e| anyhow::anyhow!("{service}: {e}"))?;
+        }
+        let mut databases = BTreeMap::new();
+        for spec in SERVICES.iter().filter(|s| s.database) {
+            let url = match &options.databases {
+                Databases::Sqlite { dir } => {
+                    std::fs::create_dir_all(dir)?;
+                    format!(
+                        "sqlite://{}",
+                        dir.join(format!("{}.db", spec.name)).display()
+                    )
+                }
+                Databases::Postgres { admin_url, prefix } => {
+                    let name = format!("{prefix}_{}", spec.name);
+                    create_postgres_database(admin_url, &name).await?;
+                    with_database(admin_url, &name)
+                }
+            };
+            databases.insert(spec.name, url);
+        }
         if let Logs::Files(dir) = &options.logs {
             std::fs::create_dir_all(dir)?;
         }
+        // Dependents are given this path: it must not depend on their
+        // working directory.
+        let targets_file = options
+            .targets_file
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .context("resolving the targets file path")?;
+        let control_listener = match options.control_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the control API on {addr}"))?,
+            ),
+            None => None,
+        };
+        let control_addr = control_listener
+            .as_ref()
+            .map(tokio::net::TcpListener::local_addr)
+            .transpose()?;
+
+        let (supervisor, exits) =
+            Supervisor::new(&options, exe, databases, targets_file, control_addr);
+        let control = match control_listener {
+            Some(listener) => Some(crate::control::ControlServer::spawn(
+                listener,
+                supervisor.clone(),
+            )?),
+            None => None,
+        };
         let mut system = Self {
             services: Vec::new(),
-            children: children.clone(),
+            supervisor: supervisor.clone(),
             exits,
-            stopping: stopping.clone(),
+            control,
         };
 
         for spec in SERVICES {
-            let port = if options.auto_ports {
-                free_port(options.host)?
-            } else {
-                spec.default_port
-            };
-            let url = format!("http://{}:{port}", options.host);
-            let mut args: Vec<String> = vec![
-                "serve".into(),
-                spec.name.into(),
-                "--port".into(),
-                port.to_string(),
-                "--host".into(),
-                options.host.to_string(),
-            ];
-            let mut database = None;
-            let mut database_url = None;
-            if spec.database {
-                let db_url = match &options.databases {
-                    Databases::Sqlite { dir } => {
-                        std::fs::create_dir_all(dir)?;
-                        format!(
-                            "sqlite://{}",
-                            dir.join(format!("{}.db", spec.name)).display()
-                        )
-                    }
-                    Databases::Postgres { admin_url, prefix } => {
-                        let name = format!("{prefix}_{}", spec.name);
-                        create_postgres_database(admin_url, &name).await?;
-                        with_database(admin_url, &name)
-                    }
-                };
-                database = Some(mesh::db::describe_url(&db_url));
-                database_url = Some(db_url);
-            }
-            for dep in spec.depends_on {
-                args.extend([format!("--{dep}-url"), urls[dep].clone()]);
-            }
-            args.extend(options.args.get(spec.name).into_iter().flatten().cloned());
-
-            let mut cmd = Command::new(&exe);
-            // The database URL goes in the environment, not the arguments:
-            // it may hold a password, and arguments are public in `ps`.
-            if let Some(url) = database_url {
-                cmd.env("DATABASE_URL", url);
-            }
-            cmd.args(&args)
-                .envs(&options.env)
-                // One name for every child would merge five services into
-                // one in Jaeger: each service names itself.
-                .env_remove("OTEL_SERVICE_NAME")
-                // Likewise one `service.instance.id` for every replica.
-                .env(
-                    "OTEL_RESOURCE_ATTRIBUTES",
-                    without_instance_id(options.env.get("OTEL_RESOURCE_ATTRIBUTES")),
-                )
-                .stdin(Stdio::null())
-                .kill_on_drop(true);
-            match &options.logs {
-                Logs::Prefixed => {
-                    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-                }
-                Logs::Files(dir) => {
-                    let file = std::fs::File::create(dir.join(format!("{}.log", spec.name)))?;
-                    cmd.stdout(file.try_clone()?).stderr(file);
-                }
-            }
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("starting {}", spec.name))?;
-            if let Some(out) = child.stdout.take() {
-                tokio::spawn(pipe_lines(spec.name, out));
-            }
-            if let Some(err) = child.stderr.take() {
-                tokio::spawn(pipe_lines(spec.name, err));
-            }
-            let pid = child.id().unwrap_or_default();
-            children.lock().await.insert(spec.name, child);
-            tokio::spawn(watch_child(
-                spec.name,
-                children.clone(),
-                exit_tx.clone(),
-                stopping.clone(),
-            ));
-
-            if let Err(error) = wait_ready(
-                &http,
-                &url,
-                options.ready_timeout,
-                &mut system.exits,
-                spec.name,
-            )
-            .await
-            {
+            let desired = options.replicas.get(spec.name).copied().unwrap_or(1);
+            let indices: Vec<usize> = (0..desired).collect();
+            if let Err(error) = supervisor.start_replicas(spec.name, &indices).await {
                 system.stop(Duration::from_secs(5)).await;
                 return Err(error);
             }
-            urls.insert(spec.name, url.clone());
-            services.push(RunningService {
+            let first = supervisor
+                .replica_infos(spec.name)
+                .into_iter()
+                .next()
+                .context("replica 0 vanished while starting")?;
+            system.services.push(RunningService {
                 name: spec.name,
-                url,
-                port,
-                pid,
-                database,
+                url: first.url,
+                port: supervisor.port_of(spec.name, 0).unwrap_or_default(),
+                pid: first.pid.unwrap_or_default(),
+                database: supervisor
+                    .databases
+                    .get(spec.name)
+                    .map(|url| mesh::db::describe_url(url)),
             });
-            system.services = services.clone();
-        }
-        if let Some(path) = &options.targets_file {
-            write_targets(path, &system.services)?;
         }
         Ok(system)
     }
 
+    /// Replica 0 of every service as it was started.
     pub fn services(&self) -> &[RunningService] {
         &self.services
     }
 
-    /// The base URL of `service`.
-    pub fn url(&self, service: &str) -> Option<&str> {
-        self.services
-            .iter()
-            .find(|s| s.name == service)
-            .map(|s| s.url.as_str())
+    /// The base URL of `service`: replica 0 if it is ready, else any
+    /// ready replica, else where replica 0 was (so a stopped service
+    /// still has an address, that refuses connections).
+    pub fn url(&self, service: &str) -> Option<String> {
+        self.supervisor.url(service)
     }
 
-    /// The next child that exited on its own, when one does.
+    /// Every replica of `service`, by index (empty for an unknown service).
+    pub fn replicas(&self, service: &str) -> Vec<ReplicaInfo> {
+        self.supervisor.replica_infos(service)
+    }
+
+    /// Every service, in start order.
+    pub fn statuses(&self) -> Vec<ServiceStatus> {
+        self.supervisor.statuses()
+    }
+
+    /// How many times replicas of `service` were restarted after dying
+    /// (the `launcher_restarts_total` counter).
+    pub fn restarts(&self, service: &str) -> u64 {
+        self.supervisor
+            .lock()
+            .services
+            .get(service)
+            .map_or(0, |s| s.restarts)
+    }
+
+    /// Where the control API listens, if it runs.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control.as_ref().map(|c| c.addr)
+    }
+
+    /// The absolute path of the discovery targets file, if one is written.
+    pub fn targets_file(&self) -> Option<&std::path::Path> {
+        self.supervisor.targets_file.as_deref()
+    }
+
+    /// Runs `replicas` replicas of `service`: new ones are started and
+    /// waited for until ready; surplus ones (the highest indices) are
+    /// removed from the targets, then sent SIGTERM and given the stop
+    /// grace to drain.
+    pub async fn scale(&self, service: &str, replicas: usize) -> Result<Scaled, ControlError> {
+        self.supervisor.scale(service, replicas).await
+    }
+
+    /// Kills one replica with SIGKILL, as a crash would, and returns once
+    /// it is dead and out of the targets: the restart policy brings it
+    /// back.
+    pub async fn kill_replica(&self, service: &str, replica: usize) -> Result<(), ControlError> {
+        self.supervisor.kill_replica(service, replica).await
+    }
+
+    /// The next replica that exited on its own, when one does.
     pub async fn next_exit(&mut self) -> Option<Exit> {
         self.exits.recv().await
     }
 
-    /// Kills one service with SIGKILL, as a crash would, and waits for it
-    /// to be gone. It is not reported as an unexpected exit.
+    /// Kills every replica of `service` with SIGKILL, as a crash would, and
+    /// waits for them to be gone. Unlike [`System::kill_replica`], the
+    /// service stays down: it is not restarted, nor reported as an
+    /// unexpected exit.
     pub async fn kill(&mut self, service: &str) -> anyhow::Result<()> {
-        let mut children = self.children.lock().await;
-        let key = *children
-            .keys()
-            .find(|k| **k == service)
-            .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
-        let mut child = children.remove(key).expect("key was just found");
-        child.kill().await?;
+        self.supervisor
+            .retire_service(service, Signal::Kill)
+            .await?;
         Ok(())
     }
 
-    /// Stops one service the way a platform does (SIGTERM, then SIGKILL
-    /// after `grace`) and returns how it exited.
+    /// Stops every replica of `service` the way a platform does (SIGTERM,
+    /// then SIGKILL after `grace`), without restarting it, and returns how
+    /// the lowest-numbered replica exited.
     pub async fn terminate(
         &mut self,
         service: &str,
         grace: Duration,
     ) -> anyhow::Result<ExitStatus> {
-        let mut child = {
-            let mut children = self.children.lock().await;
-            let key = *children
-                .keys()
-                .find(|k| **k == service)
-                .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
-            children.remove(key).expect("key was just found")
-        };
-        terminate(service, &mut child, grace).await
+        self.supervisor
+            .retire_service(service, Signal::Terminate(grace))
+            .await?
+            .into_iter()
+            .next()
+            .flatten()
+            .with_context(|| format!("{service} exited with an unknown status"))
     }
 
-    /// The process id of a running service.
+    /// The process id of `service`'s replica 0 (or of its lowest-numbered
+    /// running replica).
     pub async fn pid(&self, service: &str) -> Option<u32> {
-        self.children.lock().await.get(service).and_then(Child::id)
+        self.replicas(service).iter().find_map(|r| r.pid)
     }
 
-    /// Sends SIGTERM to every service (dependents first), waits up to
-    /// `grace` for each, then kills what is left.
+    /// Sends SIGTERM to every replica (dependents first; the replicas of
+    /// one service together), waits up to `grace` for each, then kills
+    /// what is left; then stops the control API.
     pub async fn stop(&mut self, grace: Duration) {
-        self.stopping
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let mut children = self.children.lock().await;
+        self.supervisor.stopping.store(true, Ordering::SeqCst);
         for spec in SERVICES.iter().rev() {
-            if let Some(mut child) = children.remove(spec.name) {
-                let _ = terminate(spec.name, &mut child, grace).await;
-            }
+            let _ = self
+                .supervisor
+                .retire_service(spec.name, Signal::Terminate(grace))
+                .await;
+        }
+        if let Some(control) = self.control.take() {
+            control.shutdown().await;
+        }
+        self.supervisor.lock().control = None;
+        self.supervisor.publish_now();
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        // The supervisors own the children: aborting them drops the
+        // children, which kills them (kill-on-drop).
+        self.supervisor.abort_all();
+        if let Some(control) = &self.control {
+            control.abort();
         }
     }
 }
 
-/// SIGTERM, wait up to `grace`, then SIGKILL.
-async fn terminate(
-    service: &str,
-    child: &mut Child,
-    grace: Duration,
-) -> anyhow::Result<ExitStatus> {
-    if let Some(pid) = child.id() {
-        let pid = i32::try_from(pid).context("pid out of range")?;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
-    match tokio::time::timeout(grace, child.wait()).await {
-        Ok(status) => Ok(status?),
-        Err(_) => {
-            eprintln!("{service} did not stop within {grace:?}; killing it");
-            child.kill().await?;
-            Ok(child.wait().await?)
-        }
-    }
-}
+// === impl Supervisor ===
 
-/// Reports a child that exits while the system is meant to be up.
-async fn watch_child(
-    service: &'static str,
-    children: Arc<Mutex<BTreeMap<&'static str, Child>>>,
+/// What every replica's supervisor and the control API share.
+pub(crate) struct Supervisor {
+    exe: PathBuf,
+    host: Ipv4Addr,
+    auto_ports: bool,
+    logs: Logs,
+    env: BTreeMap<String, String>,
+    args: BTreeMap<&'static str, Vec<String>>,
+    discovery: Discovery,
+    targets_file: Option<PathBuf>,
+    restart: RestartPolicy,
+    ready_timeout: Duration,
+    stop_grace: Duration,
+    /// `DATABASE_URL` per service; replicas share their service's.
+    databases: BTreeMap<&'static str, String>,
+    http: reqwest::Client,
+    pub(crate) metrics: LauncherMetrics,
+    state: std::sync::Mutex<State>,
+    /// One scale at a time per service: two concurrent scales would pick
+    /// the same new indices.
+    scaling: BTreeMap<&'static str, tokio::sync::Mutex<()>>,
     exits: mpsc::UnboundedSender<Exit>,
-    stopping: Arc<std::sync::atomic::AtomicBool>,
-) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut guard = children.lock().await;
-        let Some(child) = guard.get_mut(service) else {
-            return; // Taken by stop().
+    stopping: AtomicBool,
+}
+
+/// The replicas of every service. Behind a plain mutex, never held across
+/// an await: every change is small and is published (targets file,
+/// gauges) before the lock is released, so the file never lags the state.
+struct State {
+    services: BTreeMap<&'static str, ServiceState>,
+    /// The control API's address, listed in the targets as job `launcher`.
+    control: Option<SocketAddr>,
+    /// What the targets file holds, to rewrite it only when it changes.
+    last_written: Option<Vec<u8>>,
+}
+
+struct ServiceState {
+    desired: usize,
+    restarts: u64,
+    replicas: BTreeMap<usize, Slot>,
+    /// Replica 0's first address, for [`System::url`] once nothing runs.
+    home_url: Option<String>,
+}
+
+impl ServiceState {
+    fn new(desired: usize) -> Self {
+        Self {
+            desired,
+            restarts: 0,
+            replicas: BTreeMap::new(),
+            home_url: None,
+        }
+    }
+}
+
+/// One replica: its address and its supervisor.
+struct Slot {
+    port: u16,
+    pid: Option<u32>,
+    restarts: u64,
+    state: ReplicaState,
+    commands: mpsc::UnboundedSender<replica::Command>,
+    task: Option<AbortHandle>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("exe", &self.exe)
+            .field("targets_file", &self.targets_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    /// The shared state for `options`, no replica started yet. The
+    /// receiver gets the replicas' unexpected exits.
+    fn new(
+        options: &LaunchOptions,
+        exe: PathBuf,
+        databases: BTreeMap<&'static str, String>,
+        targets_file: Option<PathBuf>,
+        control: Option<SocketAddr>,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Exit>) {
+        let (exits, receiver) = mpsc::unbounded_channel();
+        let services = SERVICES
+            .iter()
+            .map(|s| {
+                let desired = options.replicas.get(s.name).copied().unwrap_or(1);
+                (s.name, ServiceState::new(desired))
+            })
+            .collect();
+        let supervisor = Self {
+            exe,
+            host: options.host,
+            auto_ports: options.auto_ports,
+            logs: options.logs.clone(),
+            env: options.env.clone(),
+            args: options.args.clone(),
+            discovery: options.discovery,
+            targets_file,
+            restart: options.restart,
+            ready_timeout: options.ready_timeout,
+            stop_grace: options.stop_grace,
+            databases,
+            http: reqwest::Client::new(),
+            metrics: LauncherMetrics::new(SERVICES.iter().map(|s| s.name)),
+            state: std::sync::Mutex::new(State {
+                services,
+                control,
+                last_written: None,
+            }),
+            scaling: SERVICES
+                .iter()
+                .map(|s| (s.name, tokio::sync::Mutex::new(())))
+                .collect(),
+            exits,
+            stopping: AtomicBool::new(false),
         };
-        match child.try_wait() {
-            Ok(None) => continue,
-            Ok(Some(status)) => {
-                guard.remove(service);
-                if !stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                    let _ = exits.send(Exit {
-                        service,
-                        status: Some(status),
-                    });
-                }
-                return;
-            }
-            Err(_) => {
-                guard.remove(service);
-                let _ = exits.send(Exit {
-                    service,
-                    status: None,
-                });
-                return;
-            }
-        }
+        // The gauges (desired counts) and the targets file (the launcher
+        // itself) from the start: Prometheus can scrape the launcher
+        // before the services are up.
+        supervisor.publish_now();
+        (Arc::new(supervisor), receiver)
     }
-}
 
-async fn wait_ready(
-    http: &reqwest::Client,
-    url: &str,
-    timeout: Duration,
-    exits: &mut mpsc::UnboundedReceiver<Exit>,
-    service: &'static str,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    let readyz = format!("{url}/readyz");
-    loop {
-        if let Ok(exit) = exits.try_recv() {
-            anyhow::bail!(
-                "{} exited while starting ({})",
-                exit.service,
-                exit.status
-                    .map_or("unknown status".into(), |s| s.to_string())
-            );
-        }
-        if let Ok(res) = http
-            .get(&readyz)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            && res.status().is_success()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("{service} was not ready at {readyz} within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    /// A supervisor with nothing running, for the control API's tests.
+    #[cfg(test)]
+    pub(crate) fn idle() -> Arc<Self> {
+        let options = LaunchOptions::local("unused");
+        let (supervisor, _) = Self::new(&options, "unused".into(), BTreeMap::new(), None, None);
+        supervisor
     }
-}
 
-/// Prometheus `file_sd` JSON: one target group per service, which both a
-/// local Prometheus and the mesh's file discovery read.
-fn write_targets(path: &Path, services: &[RunningService]) -> anyhow::Result<()> {
-    #[derive(Serialize)]
-    struct Group<'a> {
-        targets: Vec<String>,
-        labels: BTreeMap<&'static str, &'a str>,
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the state as it was
+        // between two small updates: still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    let groups: Vec<Group> = services
-        .iter()
-        .map(|s| Group {
-            targets: vec![s.url.trim_start_matches("http://").to_owned()],
-            labels: BTreeMap::from([("service", s.name), ("job", s.name)]),
+
+    fn url_of(&self, port: u16) -> String {
+        format!("http://{}:{port}", self.host)
+    }
+
+    fn port_of(&self, service: &str, replica: usize) -> Option<u16> {
+        self.lock()
+            .services
+            .get(service)?
+            .replicas
+            .get(&replica)
+            .map(|s| s.port)
+    }
+
+    pub(crate) fn url(&self, service: &str) -> Option<String> {
+        let state = self.lock();
+        let service = state.services.get(service)?;
+        let ready = |s: &&Slot| s.state == ReplicaState::Ready;
+        service
+            .replicas
+            .get(&0)
+            .filter(ready)
+            .or_else(|| service.replicas.values().find(ready))
+            .or_else(|| service.replicas.values().next())
+            .map(|s| self.url_of(s.port))
+            .or_else(|| service.home_url.clone())
+    }
+
+    pub(crate) fn replica_infos(&self, service: &str) -> Vec<ReplicaInfo> {
+        self.status(service).map(|s| s.replicas).unwrap_or_default()
+    }
+
+    pub(crate) fn status(&self, service: &str) -> Option<ServiceStatus> {
+        let state = self.lock();
+        let (name, s) = state.services.get_key_value(service)?;
+        Some(ServiceStatus {
+            name,
+            desired: s.desired,
+            restarts: s.restarts,
+            replicas: s
+                .replicas
+                .iter()
+                .map(|(&replica, slot)| ReplicaInfo {
+                    replica,
+                    url: self.url_of(slot.port),
+                    pid: slot.pid,
+                    restarts: slot.restarts,
+                    state: slot.state,
+                })
+                .collect(),
         })
-        .collect();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
     }
-    // Write then rename, so a reader never sees half a file.
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&groups)?)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+
+    pub(crate) fn statuses(&self) -> Vec<ServiceStatus> {
+        SERVICES
+            .iter()
+            .filter_map(|s| self.status(s.name))
+            .collect()
+    }
+
+    /// Changes one replica's slot (if it still exists) and publishes.
+    fn update(&self, service: &str, replica: usize, change: impl FnOnce(&mut Slot)) {
+        let mut state = self.lock();
+        if let Some(slot) = state
+            .services
+            .get_mut(service)
+            .and_then(|s| s.replicas.get_mut(&replica))
+        {
+            change(slot);
+        }
+        self.publish(&mut state);
+    }
+
+    fn remove(&self, service: &str, replica: usize) {
+        let mut state = self.lock();
+        if let Some(s) = state.services.get_mut(service) {
+            s.replicas.remove(&replica);
+        }
+        self.publish(&mut state);
+    }
+
+    fn publish_now(&self) {
+        let mut state = self.lock();
+        self.publish(&mut state);
+    }
+
+    /// Brings the targets file and the gauges in line with `state`.
+    fn publish(&self, state: &mut State) {
+        let mut groups = Vec::new();
+        for spec in &SERVICES {
+            let Some(service) = state.services.get(spec.name) else {
+                continue;
+            };
+            let ready: Vec<_> = service
+                .replicas
+                .iter()
+                .filter(|(_, slot)| slot.state == ReplicaState::Ready)
+                .collect();
+            self.metrics
+                .set_replicas(spec.name, ready.len(), service.desired);
+            groups.extend(ready.into_iter().map(|(&replica, slot)| {
+                TargetGroup::replica(spec.name, replica, &format!("{}:{}", self.host, slot.port))
+            }));
+        }
+        if let Some(addr) = state.control {
+            groups.push(TargetGroup::launcher(&addr.to_string()));
+        }
+        let Some(path) = &self.targets_file else {
+            return;
+        };
+        let bytes = targets::render(&groups);
+        if state.last_written.as_ref() == Some(&bytes) {
+            return;
+        }
+        match targets::write_atomically(path, &bytes) {
+            Ok(()) => state.last_written = Some(bytes),
+            Err(error) => eprintln!(
+                "launcher: could not write the targets file {}: {error}",
+                path.display()
+            ),
+        }
+    }
+
+    /// What a dependent is given as `--<dep>-url`.
+    fn dependency_url(&self, dep: &str) -> String {
+        if self.discovery == Discovery::FileSd
+            && let Some(path) = &self.targets_file
+        {
+            return format!("file_sd:{}", path.display());
+        }
+        let state = self.lock();
+        let Some(service) = state.services.get(dep) else {
+            return String::new();
+        };
+        let ready: Vec<String> = service
+            .replicas
+            .values()
+            .filter(|s| s.state == ReplicaState::Ready)
+            .map(|s| self.url_of(s.port))
+            .collect();
+        match ready.first() {
+            // Down right now (a dependent restarting while its dependency
+            // is too): where it was is the best guess.
+            None => service.home_url.clone().unwrap_or_default(),
+            Some(_) => ready.join(","),
+        }
+    }
+
+    /// Starts one replica's process on `port`.
+    fn spawn_child(
+        &self,
+        service: &'static str,
+        replica: usize,
+        port: u16,
+    ) -> anyhow::Result<Child> {
+        let spec = spec(service).context("unknown service")?;
+        let label = replica_label(service, replica);
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            service.into(),
+            "--port".into(),
+            port.to_string(),
+            "--host".into(),
+            self.host.to_string(),
+        ];
+        for dep in spec.depends_on {
+            args.extend([format!("--{dep}-url"), self.dependency_url(dep)]);
+        }
+        args.extend(self.args.get(service).into_iter().flatten().cloned());
+
+        let mut cmd = Command::new(&self.exe);
+        // The database URL goes in the environment, not the arguments: it
+        // may hold a password, and arguments are public in `ps`.
+        if let Some(url) = self.databases.get(service) {
+            cmd.env("DATABASE_URL", url);
+        }
+        cmd.args(&args)
+            .envs(&self.env)
+            // One name for every child would merge five services into one
+            // in Jaeger: each service names itself.
+            .env_remove("OTEL_SERVICE_NAME")
+            // Likewise one `service.instance.id` for every replica.
+            .env(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                without_instance_id(self.env.get("OTEL_RESOURCE_ATTRIBUTES")),
+            )
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        match &self.logs {
+            Logs::Prefixed => {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+            Logs::Files(dir) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(format!("{label}.log")))?;
+                cmd.stdout(file.try_clone()?).stderr(file);
+            }
+        }
+        let mut child = cmd.spawn().with_context(|| format!("starting {label}"))?;
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pipe_lines(label.clone(), out));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pipe_lines(label, err));
+        }
+        Ok(child)
+    }
+
+    /// The port a restarted replica gets: its old one if still free, so
+    /// its Prometheus series and dependents' URLs stay put.
+    fn restart_port(&self, service: &str, replica: usize) -> std::io::Result<u16> {
+        let old = self.port_of(service, replica);
+        if let Some(port) = old
+            && port_is_free(self.host, port)
+        {
+            return Ok(port);
+        }
+        let taken = self.taken_ports();
+        Ok(free_ports(self.host, 1, &taken)?[0])
+    }
+
+    fn taken_ports(&self) -> Vec<u16> {
+        self.lock()
+            .services
+            .values()
+            .flat_map(|s| s.replicas.values().map(|r| r.port))
+            .collect()
+    }
+
+    /// Starts the replicas `indices` of `service` and waits until each is
+    /// ready (or has failed to start: the first error is returned; those
+    /// that failed are gone, the others keep running).
+    async fn start_replicas(
+        self: &Arc<Self>,
+        service: &'static str,
+        indices: &[usize],
+    ) -> anyhow::Result<()> {
+        let spec = spec(service).context("unknown service")?;
+        let fixed = indices
+            .iter()
+            .filter(|&&i| i == 0 && !self.auto_ports)
+            .count();
+        let mut free =
+            free_ports(self.host, indices.len() - fixed, &self.taken_ports())?.into_iter();
+        let mut waiting = Vec::new();
+        let mut first_error = None;
+        for &replica in indices {
+            let port = if replica == 0 && !self.auto_ports {
+                spec.default_port
+            } else {
+                free.next().context("a free port per replica")?
+            };
+            let child = match self.spawn_child(service, replica, port) {
+                Ok(child) => child,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                    continue;
+                }
+            };
+            let (commands, receiver) = mpsc::unbounded_channel();
+            let (ready_tx, ready_rx) = oneshot::channel();
+            {
+                let mut state = self.lock();
+                let Some(s) = state.services.get_mut(service) else {
+                    continue;
+                };
+                if replica == 0 {
+                    s.home_url.get_or_insert_with(|| self.url_of(port));
+                }
+                s.replicas.insert(
+                    replica,
+                    Slot {
+                        port,
+                        pid: child.id(),
+                        restarts: 0,
+                        state: ReplicaState::Starting,
+                        commands,
+                        task: None,
+                    },
+                );
+            }
+            let task = tokio::spawn(replica::supervise(
+                self.clone(),
+                service,
+                replica,
+                child,
+                receiver,
+                ready_tx,
+            ));
+            self.update(service, replica, |slot| {
+                slot.task = Some(task.abort_handle());
+            });
+            waiting.push(ready_rx);
+        }
+        for ready in waiting {
+            let result = ready.await.unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "{service}'s supervisor ended while starting"
+                ))
+            });
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Takes `indices` out of the targets at once, then stops each (in
+    /// parallel) for good; returns how each exited.
+    async fn retire(
+        &self,
+        service: &str,
+        indices: &[usize],
+        signal: Signal,
+    ) -> Vec<(usize, Option<u32>, Option<ExitStatus>)> {
+        let mut waiting = Vec::new();
+        {
+            let mut state = self.lock();
+            if let Some(s) = state.services.get_mut(service) {
+                for replica in indices {
+                    let Some(slot) = s.replicas.get_mut(replica) else {
+                        continue;
+                    };
+                    slot.state = ReplicaState::Stopping;
+                    let (done, stopped) = oneshot::channel();
+                    if slot
+                        .commands
+                        .send(replica::Command::Retire(Retire { signal, done }))
+                        .is_ok()
+                    {
+                        waiting.push((*replica, slot.pid, stopped));
+                    } else {
+                        // Its supervisor is gone already.
+                        s.replicas.remove(replica);
+                    }
+                }
+            }
+            // Out of the targets before any signal is sent.
+            self.publish(&mut state);
+        }
+        let mut stopped = Vec::new();
+        for (replica, pid, done) in waiting {
+            stopped.push((replica, pid, done.await.ok().flatten()));
+        }
+        stopped
+    }
+
+    /// Stops every replica of `service` for good; its desired count
+    /// becomes 0. Returns the exits by replica index.
+    async fn retire_service(
+        &self,
+        service: &str,
+        signal: Signal,
+    ) -> anyhow::Result<Vec<Option<ExitStatus>>> {
+        let _scaling = match self.scaling.get(service) {
+            Some(lock) => lock.lock().await,
+            None => anyhow::bail!("no service named {service:?}"),
+        };
+        let indices: Vec<usize> = {
+            let mut state = self.lock();
+            let s = state
+                .services
+                .get_mut(service)
+                .with_context(|| format!("no service named {service:?}"))?;
+            s.desired = 0;
+            s.replicas.keys().copied().collect()
+        };
+        anyhow::ensure!(!indices.is_empty(), "{service} is not running");
+        Ok(self
+            .retire(service, &indices, signal)
+            .await
+            .into_iter()
+            .map(|(_, _, status)| status)
+            .collect())
+    }
+
+    pub(crate) async fn scale(
+        self: &Arc<Self>,
+        service: &str,
+        replicas: usize,
+    ) -> Result<Scaled, ControlError> {
+        let spec = spec(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        check_replicas(replicas).map_err(ControlError::InvalidReplicas)?;
+        let _scaling = self.scaling[spec.name].lock().await;
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(ControlError::Stopping);
+        }
+        let current: Vec<usize> = {
+            let mut state = self.lock();
+            let s = state
+                .services
+                .get_mut(spec.name)
+                .ok_or_else(|| ControlError::UnknownService(service.into()))?;
+            s.desired = replicas;
+            let current = s.replicas.keys().copied().collect();
+            self.publish(&mut state);
+            current
+        };
+        let mut stopped = Vec::new();
+        if replicas > current.len() {
+            // The lowest free indices: a service scaled 4 → 1 → 3 runs
+            // replicas 0, 1, 2 again, as people expect.
+            let new: Vec<usize> = (0..)
+                .filter(|i| !current.contains(i))
+                .take(replicas - current.len())
+                .collect();
+            if let Err(error) = self.start_replicas(spec.name, &new).await {
+                let mut state = self.lock();
+                if let Some(s) = state.services.get_mut(spec.name) {
+                    s.desired = s.replicas.len();
+                }
+                self.publish(&mut state);
+                return Err(ControlError::StartFailed(error));
+            }
+        } else if replicas < current.len() {
+            let surplus = &current[replicas..];
+            stopped = self
+                .retire(spec.name, surplus, Signal::Terminate(self.stop_grace))
+                .await
+                .into_iter()
+                .map(|(replica, pid, status)| StoppedReplica::new(replica, pid, status))
+                .collect();
+        }
+        Ok(Scaled {
+            service: self
+                .status(spec.name)
+                .ok_or_else(|| ControlError::UnknownService(service.into()))?,
+            stopped,
+        })
+    }
+
+    pub(crate) async fn kill_replica(
+        &self,
+        service: &str,
+        replica: usize,
+    ) -> Result<(), ControlError> {
+        let spec = spec(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        let done = {
+            let state = self.lock();
+            let slot = state
+                .services
+                .get(spec.name)
+                .and_then(|s| s.replicas.get(&replica))
+                .ok_or(ControlError::UnknownReplica {
+                    service: spec.name,
+                    replica,
+                })?;
+            if slot.pid.is_none() || slot.state == ReplicaState::Stopping {
+                return Err(ControlError::NotRunning {
+                    service: spec.name,
+                    replica,
+                    state: slot.state,
+                });
+            }
+            let (done, killed) = oneshot::channel();
+            slot.commands
+                .send(replica::Command::Crash { done })
+                .map_err(|_| ControlError::NotRunning {
+                    service: spec.name,
+                    replica,
+                    state: slot.state,
+                })?;
+            killed
+        };
+        let _ = done.await;
+        Ok(())
+    }
+
+    /// Counts a restart of `replica` and takes it out of the targets.
+    fn record_crash(&self, service: &'static str, replica: usize, status: Option<ExitStatus>) {
+        {
+            let mut state = self.lock();
+            if let Some(s) = state.services.get_mut(service) {
+                s.restarts += 1;
+                if let Some(slot) = s.replicas.get_mut(&replica) {
+                    slot.restarts += 1;
+                    slot.pid = None;
+                    slot.state = ReplicaState::Restarting;
+                }
+            }
+            self.metrics.restarted(service);
+            self.publish(&mut state);
+        }
+        if !self.stopping.load(Ordering::SeqCst) {
+            let _ = self.exits.send(Exit {
+                service,
+                replica,
+                status,
+            });
+        }
+    }
+
+    fn abort_all(&self) {
+        let state = self.lock();
+        for slot in state.services.values().flat_map(|s| s.replicas.values()) {
+            if let Some(task) = &slot.task {
+                task.abort();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_restarted_replica_keeps_its_port_unless_something_took_it() {
+        let supervisor = Supervisor::idle();
+        let squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = squatter.local_addr().unwrap().port();
+        let (commands, _receiver) = mpsc::unbounded_channel();
+        supervisor
+            .lock()
+            .services
+            .get_mut("payments")
+            .unwrap()
+            .replicas
+            .insert(
+                1,
+                Slot {
+                    port,
+                    pid: None,
+                    restarts: 1,
+                    state: ReplicaState::Restarting,
+                    commands,
+                    task: None,
+                },
+            );
+        let moved = supervisor.restart_port("payments", 1).unwrap();
+        assert_ne!(moved, port, "the old port is taken: a free one");
+        drop(squatter);
+        assert_eq!(supervisor.restart_port("payments", 1).unwrap(), port);
+    }
 
     #[test]
     fn database_name_replaces_the_path() {
@@ -571,5 +1414,36 @@ mod tests {
             "postgres://u:p@h/d?sslmode=disable"
         );
         assert_eq!(with_database("postgres://h:1", "d"), "postgres://h:1/d");
+    }
+
+    #[test]
+    fn replica_counts_parse() {
+        let counts = parse_replicas("payments=3, users=2").unwrap();
+        assert_eq!(counts.get("payments"), Some(&3));
+        assert_eq!(counts.get("users"), Some(&2));
+        assert_eq!(counts.len(), 2);
+        assert_eq!(parse_replicas("gateway=16").unwrap()["gateway"], 16);
+    }
+
+    #[test]
+    fn bad_replica_counts_say_what_is_wrong() {
+        let err = parse_replicas("billing=2").unwrap_err();
+        assert!(err.contains("unknown service \"billing\""), "{err}");
+        assert!(err.contains("payments"), "lists the known services: {err}");
+        let err = parse_replicas("payments=0").unwrap_err();
+        assert!(err.contains("1 to 16"), "{err}");
+        assert!(parse_replicas("payments=17").is_err());
+        assert!(parse_replicas("payments=-1").is_err());
+        assert!(
+            parse_replicas("payments")
+                .unwrap_err()
+                .contains("SERVICE=COUNT")
+        );
+        assert!(
+            parse_replicas("payments=2,payments=3")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(parse_replicas("").is_err());
     }
 }

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod control;
 pub mod launcher;
 pub mod receiver;
 pub mod scrape;

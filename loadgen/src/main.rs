@@ -1,10 +1,15 @@
 //! `loadgen`: starts LearnSphere locally and (soon) drives scenarios
 //! through it. `loadgen --help` lists the commands.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use loadgen::launcher::{Databases, LaunchOptions, Logs, System};
+use loadgen::launcher::{Databases, Discovery, LaunchOptions, Logs, System, parse_replicas};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +45,22 @@ enum Command {
         /// databases from (e.g. postgres://postgres@127.0.0.1:5432/postgres).
         #[arg(long, env = "LEARNSPHERE_POSTGRES_URL")]
         postgres: Option<String>,
+        /// Replicas per service, e.g. `payments=3,users=2` (1 to 16 each;
+        /// services not listed run one). Replica 0 takes the service's
+        /// port, the others free ones.
+        #[arg(long, value_parser = parse_replicas)]
+        replicas: Option<BTreeMap<&'static str, usize>>,
+        /// Where the control API listens (scale, kill, the launcher's
+        /// metrics); default 127.0.0.1:8070, or a free port with
+        /// `--ports auto`.
+        #[arg(long)]
+        control_addr: Option<SocketAddr>,
+        /// How services find their dependencies: `file-sd` passes the
+        /// targets file, which the mesh follows as replicas come and go;
+        /// `urls` passes each a list of the dependency's replicas' URLs at
+        /// start (later scaling does not reach it).
+        #[arg(long, value_enum, default_value = "file-sd")]
+        discovery: DiscoveryArg,
     },
     /// Receive OTLP traces (gRPC and HTTP) and print what arrives: a
     /// stand-in collector for benchmarks and quick looks without Jaeger.
@@ -62,6 +83,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiscoveryArg {
+    FileSd,
+    Urls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,13 +122,33 @@ async fn serve(service: Service, args: Vec<String>) -> anyhow::Result<()> {
     }
 }
 
-async fn up(ports: Ports, data_dir: PathBuf, postgres: Option<String>) -> anyhow::Result<()> {
-    let mut options = LaunchOptions::local(&data_dir);
-    options.auto_ports = ports == Ports::Auto;
+/// What `loadgen up` was asked for.
+struct UpArgs {
+    ports: Ports,
+    data_dir: PathBuf,
+    postgres: Option<String>,
+    replicas: BTreeMap<&'static str, usize>,
+    control_addr: Option<SocketAddr>,
+    discovery: DiscoveryArg,
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let mut options = LaunchOptions::local(&args.data_dir);
+    options.auto_ports = args.ports == Ports::Auto;
     options.host = Ipv4Addr::LOCALHOST;
     options.logs = Logs::Prefixed;
     options.env = BTreeMap::new();
-    if let Some(admin_url) = postgres {
+    options.replicas = args.replicas;
+    options.discovery = match args.discovery {
+        DiscoveryArg::Urls => Discovery::Urls,
+        DiscoveryArg::FileSd => Discovery::FileSd,
+    };
+    options.control_addr = Some(args.control_addr.unwrap_or_else(|| {
+        // Side-by-side systems (`--ports auto`) must not fight over 8070.
+        let port = if options.auto_ports { 0 } else { 8070 };
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    }));
+    if let Some(admin_url) = args.postgres {
         options.databases = Databases::Postgres {
             admin_url,
             prefix: "learnsphere".into(),
@@ -112,48 +159,45 @@ async fn up(ports: Ports, data_dir: PathBuf, postgres: Option<String>) -> anyhow
     println!();
     println!("LearnSphere is up:");
     for s in system.services() {
-        println!(
-            "  {:<9} {:<24} pid {:<7} {}",
-            s.name,
-            s.url,
-            s.pid,
-            s.database.as_deref().unwrap_or("(no database)")
-        );
+        for r in system.replicas(s.name) {
+            let name = if r.replica == 0 {
+                s.name.to_owned()
+            } else {
+                format!("{}-{}", s.name, r.replica)
+            };
+            println!(
+                "  {:<11} {:<24} pid {:<7} {}",
+                name,
+                r.url,
+                r.pid.map_or("-".into(), |p| p.to_string()),
+                s.database.as_deref().unwrap_or("(no database)")
+            );
+        }
     }
     println!();
     println!(
         "  try:  curl -i {}/api/courses?per_page=3",
         system.url("gateway").unwrap_or_default()
     );
-    println!(
-        "  discovery targets: {}",
-        data_dir.join("targets.json").display()
-    );
+    if let Some(addr) = system.control_addr() {
+        println!("  control API: curl -s http://{addr}/services");
+    }
+    if let Some(path) = system.targets_file() {
+        println!("  discovery targets: {}", path.display());
+    }
     println!("  Ctrl-C stops everything.");
     println!();
 
-    let mut failed = false;
     loop {
         tokio::select! {
             () = mesh::server::shutdown_signal() => break,
-            exit = system.next_exit() => match exit {
-                Some(exit) => {
-                    failed = true;
-                    eprintln!(
-                        "!! {} exited ({}); the rest keep running, degraded",
-                        exit.service,
-                        exit.status.map_or("unknown status".into(), |s| s.to_string())
-                    );
-                }
-                None => break,
-            },
+            // The supervisors log crashes and restart the replicas; this
+            // only keeps the queue of exits from growing.
+            exit = system.next_exit() => if exit.is_none() { break },
         }
     }
     println!("stopping...");
     system.stop(Duration::from_secs(15)).await;
-    if failed {
-        anyhow::bail!("one or more services exited unexpectedly");
-    }
     Ok(())
 }
 
@@ -201,7 +245,20 @@ async fn main() -> anyhow::Result<()> {
             ports,
             data_dir,
             postgres,
-        } => up(ports, data_dir, postgres).await,
+            replicas,
+            control_addr,
+            discovery,
+        } => {
+            up(UpArgs {
+                ports,
+                data_dir,
+                postgres,
+                replicas: replicas.unwrap_or_default(),
+                control_addr,
+                discovery,
+            })
+            .await
+        }
         Command::Serve { service, args } => serve(service, args).await,
         Command::Receive { grpc, http, keep } => receive(grpc, http, keep).await,
     }

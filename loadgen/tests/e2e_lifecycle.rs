@@ -147,10 +147,16 @@ async fn every_exported_metric_is_in_the_catalogue() {
         "the catalogue tables parse: {documented:?}"
     );
 
-    // Every exported family is documented, with exactly its labels...
+    // Every exported family is documented, with exactly its labels (the
+    // launcher's own families too)...
     let mut exported: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for service in ["gateway", "users", "courses", "payments", "progress"] {
-        for sample in sys.scrape(service).await.samples {
+    let mut targets: Vec<String> = ["gateway", "users", "courses", "payments", "progress"]
+        .iter()
+        .map(|service| sys.url(service))
+        .collect();
+    targets.push(sys.control());
+    for target in &targets {
+        for sample in sys.scrape_url(target).await.samples {
             // Histogram and counter series share their family's entry.
             let family = ["_bucket", "_count", "_sum", "_created"]
                 .iter()

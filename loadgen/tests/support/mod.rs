@@ -46,6 +46,17 @@ impl TestSystem {
         extra_args: &[(&'static str, &[&str])],
         extra_env: &[(&str, &str)],
     ) -> Self {
+        Self::start_with_options(otlp, extra_args, extra_env, |_| {}).await
+    }
+
+    /// Like [`TestSystem::start_with_env`], with the launch options
+    /// changed by `configure` last (replicas, discovery, restart policy).
+    pub async fn start_with_options(
+        otlp: Otlp,
+        extra_args: &[(&'static str, &[&str])],
+        extra_env: &[(&str, &str)],
+        configure: impl FnOnce(&mut LaunchOptions),
+    ) -> Self {
         let receiver = Receiver::new()
             .start(
                 (Ipv4Addr::LOCALHOST, 0).into(),
@@ -56,6 +67,8 @@ impl TestSystem {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut options = LaunchOptions::local(dir.path().join("data"));
         options.auto_ports = true;
+        // The control API on a free port too, so tests run side by side.
+        options.control_addr = Some((Ipv4Addr::LOCALHOST, 0).into());
         options.exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_loadgen")));
         options.logs = if std::env::var_os("TEST_LOG").is_some() {
             Logs::Prefixed
@@ -89,6 +102,7 @@ impl TestSystem {
                 prefix: group.prefix().to_owned(),
             };
         }
+        configure(&mut options);
         let system = match System::start(options).await {
             Ok(s) => s,
             Err(e) => {
@@ -106,17 +120,19 @@ impl TestSystem {
     }
 
     pub fn gateway(&self) -> String {
-        self.system
-            .url("gateway")
-            .expect("gateway is running")
-            .to_owned()
+        self.system.url("gateway").expect("gateway is running")
     }
 
     pub fn url(&self, service: &str) -> String {
-        self.system
-            .url(service)
-            .expect("service is running")
-            .to_owned()
+        self.system.url(service).expect("service is running")
+    }
+
+    /// The launcher's control API.
+    pub fn control(&self) -> String {
+        format!(
+            "http://{}",
+            self.system.control_addr().expect("the control API runs")
+        )
     }
 
     /// Registers and logs in a fresh user; returns (user id, token).
@@ -158,9 +174,14 @@ impl TestSystem {
 
     /// Scrapes a service's `/metrics` as Prometheus would (asking for OpenMetrics).
     pub async fn scrape(&self, service: &str) -> Scrape {
+        self.scrape_url(&self.url(service)).await
+    }
+
+    /// Scrapes `<base_url>/metrics` (a replica, the control API).
+    pub async fn scrape_url(&self, base_url: &str) -> Scrape {
         let res = self
             .http
-            .get(format!("{}/metrics", self.url(service)))
+            .get(format!("{base_url}/metrics"))
             .header("accept", "application/openmetrics-text; version=1.0.0")
             .send()
             .await
