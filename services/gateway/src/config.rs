@@ -11,19 +11,27 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
 
-    /// Base URL of the users service.
+    /// Where the users service's replicas are: a URL (its host is
+    /// re-resolved, every address a replica), a comma-separated list of
+    /// URLs, or `file_sd:PATH` (Prometheus file_sd JSON).
     #[arg(long, env = "USERS_URL", default_value = "http://127.0.0.1:8081")]
     pub users_url: String,
 
-    /// Base URL of the courses service.
+    /// Where the courses service's replicas are: a URL (its host is
+    /// re-resolved, every address a replica), a comma-separated list of
+    /// URLs, or `file_sd:PATH` (Prometheus file_sd JSON).
     #[arg(long, env = "COURSES_URL", default_value = "http://127.0.0.1:8082")]
     pub courses_url: String,
 
-    /// Base URL of the payments service.
+    /// Where the payments service's replicas are: a URL (its host is
+    /// re-resolved, every address a replica), a comma-separated list of
+    /// URLs, or `file_sd:PATH` (Prometheus file_sd JSON).
     #[arg(long, env = "PAYMENTS_URL", default_value = "http://127.0.0.1:8083")]
     pub payments_url: String,
 
-    /// Base URL of the progress service.
+    /// Where the progress service's replicas are: a URL (its host is
+    /// re-resolved, every address a replica), a comma-separated list of
+    /// URLs, or `file_sd:PATH` (Prometheus file_sd JSON).
     #[arg(long, env = "PROGRESS_URL", default_value = "http://127.0.0.1:8084")]
     pub progress_url: String,
 

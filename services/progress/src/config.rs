@@ -20,8 +20,9 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// Base URL of the courses service, asked whether courses and lessons
-    /// exist and how many lessons a course has.
+    /// Where the courses service's replicas are (a URL whose host is
+    /// re-resolved, a comma-separated list, or `file_sd:PATH`); asked
+    /// whether courses and lessons exist and how many lessons a course has.
     #[arg(long, env = "COURSES_URL", default_value = "http://127.0.0.1:8082")]
     pub courses_url: String,
 

@@ -3,7 +3,11 @@
 //! A call is retried when it is safe to send twice — `GET`/`HEAD`, or a
 //! `POST` carrying an `Idempotency-Key` the destination deduplicates on —
 //! and the failure says another replica might do better: a refused or
-//! broken connection, or a 502/503/504. A timeout is not retried: the
+//! broken connection, or a 502/503/504. One failure is retried whatever
+//! the method: a refused connection, because the request never left this
+//! process (no byte of it was sent), so sending it to another replica is
+//! its first delivery, not a second one (Envoy's `connect-failure`, and
+//! Linkerd's proxies, treat it the same way). A timeout is not retried: the
 //! deadline (outside this layer) is the caller's whole budget of time.
 //!
 //! Retries draw on a budget shared by all calls to the destination
@@ -127,7 +131,7 @@ impl Policy<OutboundRequest, reqwest::Response, OutboundError> for RetryPolicy {
 
     fn retry(
         &mut self,
-        _req: &mut OutboundRequest,
+        req: &mut OutboundRequest,
         result: &mut Result<reqwest::Response, OutboundError>,
     ) -> Option<Self::Future> {
         // Every retryable call pays into the budget once, on its first answer.
@@ -136,6 +140,9 @@ impl Policy<OutboundRequest, reqwest::Response, OutboundError> for RetryPolicy {
         }
         self.attempts += 1;
         let reason = retry_reason(result)?;
+        if reason != RetryReason::connect && !is_idempotent(&req.request) {
+            return None;
+        }
         if self.attempts >= self.max_attempts {
             return None;
         }
@@ -173,9 +180,9 @@ impl Policy<OutboundRequest, reqwest::Response, OutboundError> for RetryPolicy {
     }
 
     fn clone_request(&mut self, req: &OutboundRequest) -> Option<OutboundRequest> {
-        if !is_idempotent(&req.request) {
-            return None;
-        }
+        // Every request is kept for a possible retry (bodies are `Bytes`:
+        // a clone is a reference count), since a refused connection is
+        // retried whatever the method; `retry` decides.
         Some(OutboundRequest {
             route: req.route,
             request: req.request.try_clone()?,
@@ -219,6 +226,13 @@ mod tests {
                 .insert("idempotency-key", key.parse().unwrap());
         }
         OutboundRequest::new("/payments", req)
+    }
+
+    fn broken() -> OutboundError {
+        OutboundError::Transport {
+            destination: "payments".into(),
+            source: "connection reset".into(),
+        }
     }
 
     fn refused() -> OutboundError {
@@ -274,18 +288,22 @@ mod tests {
         assert_eq!(retries, total - u64::from(requests), "every retry counted");
     }
 
+    /// A broken connection may have delivered the request: only calls that
+    /// are safe to repeat are retried. A refused one delivered nothing:
+    /// every call is retried.
     #[tokio::test(start_paused = true)]
-    async fn only_idempotent_calls_are_retried() {
-        for (method, key, expected) in [
-            (Method::GET, None, 3),
-            (Method::POST, None, 1),
-            (Method::POST, Some("k1"), 3),
+    async fn only_idempotent_calls_are_retried_unless_the_connection_was_refused() {
+        for (method, key, error, expected) in [
+            (Method::GET, None, broken as fn() -> OutboundError, 3),
+            (Method::POST, None, broken, 1),
+            (Method::POST, Some("k1"), broken, 3),
+            (Method::POST, None, refused, 3),
         ] {
             let attempts = Arc::new(AtomicU32::new(0));
             let counted = attempts.clone();
             let failing = tower::service_fn(move |_req: OutboundRequest| {
                 counted.fetch_add(1, Ordering::Relaxed);
-                async { Err::<reqwest::Response, _>(refused()) }
+                async move { Err::<reqwest::Response, _>(error()) }
             });
             let mut svc =
                 RetryLayer::new(RetryPolicy::new(settings(), metrics(), "payments".into()))
@@ -299,7 +317,8 @@ mod tests {
             assert_eq!(
                 attempts.load(Ordering::Relaxed),
                 expected,
-                "{method} key={key:?}"
+                "{method} key={key:?} {:?}",
+                error()
             );
         }
     }
