@@ -30,6 +30,24 @@ pub struct ServeConfig {
     #[arg(long, env = "CONCURRENCY_LIMIT", default_value_t = 512)]
     pub concurrency_limit: usize,
 
+    /// Per-request metrics: `false` leaves the inbound RED layer
+    /// (`http_server_request_duration_seconds`, `http_server_active_requests`)
+    /// and the outbound per-edge layer (`http_client_request_duration_seconds`)
+    /// out of the stacks, so those families stay empty and a request pays
+    /// nothing for them; `/metrics` still answers with everything else.
+    /// For measuring what metrics cost (with `OTEL_SDK_DISABLED=true`, a
+    /// telemetry-off baseline); never for production. It sits here, not in
+    /// `TelemetryConfig`, because the stacks are built from this struct.
+    #[arg(
+        long,
+        env = "METRICS_ENABLED",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub metrics_enabled: bool,
+
     /// Bearer token for the `/admin/*` routes (faults, crash, drain).
     /// Unset: those routes do not exist.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -301,6 +319,17 @@ mod tests {
         assert!(cli.serve.admin_token.is_none());
         let cli = Cli::try_parse_from(["svc", "--concurrency-limit", "0"]).unwrap();
         assert_eq!(cli.serve.concurrency_limit, 0);
+    }
+
+    #[test]
+    fn per_request_metrics_are_on_unless_switched_off() {
+        let cli = Cli::try_parse_from(["svc"]).unwrap();
+        assert!(cli.serve.metrics_enabled);
+        for off in ["false", "0", "off", "no"] {
+            let cli = Cli::try_parse_from(["svc", "--metrics-enabled", off]).unwrap();
+            assert!(!cli.serve.metrics_enabled, "{off}");
+        }
+        assert!(Cli::try_parse_from(["svc", "--metrics-enabled", "maybe"]).is_err());
     }
 
     #[test]

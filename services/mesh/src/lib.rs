@@ -158,6 +158,7 @@ impl Mesh {
             destination,
             base_url,
             outbound::Policy::for_destination(&self.serve.outbound, destination),
+            self.serve.metrics_enabled,
         )
     }
 
@@ -172,7 +173,7 @@ impl Mesh {
                 self.serve.max_body_bytes,
             )))
             .layer(inbound::layer(
-                self.metrics.clone(),
+                self.serve.metrics_enabled.then(|| self.metrics.clone()),
                 self.inbound.shed.clone(),
                 self.inbound.faults.clone(),
             ))

@@ -7,7 +7,11 @@ mod trace;
 
 use std::sync::Arc;
 
-use tower::{ServiceBuilder, layer::util::Stack};
+use tower::{
+    ServiceBuilder,
+    layer::util::{Identity, Stack},
+    util::Either,
+};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use self::{
@@ -24,13 +28,10 @@ pub type InboundLayer = Stack<
     Stack<
         ShedLayer,
         Stack<
-            MetricsLayer,
+            Either<MetricsLayer, Identity>,
             Stack<
                 TraceLayer,
-                Stack<
-                    PropagateRequestIdLayer,
-                    Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
-                >,
+                Stack<PropagateRequestIdLayer, Stack<SetRequestIdLayer<MakeRequestUuid>, Identity>>,
             >,
         >,
     >,
@@ -38,8 +39,9 @@ pub type InboundLayer = Stack<
 
 /// Composes the inbound stack. `shed` and `faults` are made once per
 /// service (they own the concurrency slots and the fault list every route
-/// shares). The order matters:
-pub fn layer(metrics: Arc<Metrics>, shed: ShedLayer, faults: Faults) -> InboundLayer {
+/// shares). `metrics: None` leaves the RED layer out (`METRICS_ENABLED=false`,
+/// for measuring what it costs). The order matters:
+pub fn layer(metrics: Option<Arc<Metrics>>, shed: ShedLayer, faults: Faults) -> InboundLayer {
     ServiceBuilder::new()
         // Outermost: a request id exists (taken from `x-request-id` or
         // made) before anything logs, and is echoed on every response.
@@ -51,7 +53,7 @@ pub fn layer(metrics: Arc<Metrics>, shed: ShedLayer, faults: Faults) -> InboundL
         // Metrics inside the span: the exemplar is this request's trace.
         // Outside shedding and faults, so their 503s and injected errors
         // are counted like any other answer.
-        .layer(MetricsLayer::new(metrics))
+        .option_layer(metrics.map(MetricsLayer::new))
         // Shedding inside the span and the metrics (a shed request is a
         // traced 503 with its latency observed) but before anything that
         // does work or waits: refusing must stay cheaper than serving.

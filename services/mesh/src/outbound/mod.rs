@@ -208,7 +208,8 @@ impl std::fmt::Debug for MeshClient {
 
 impl MeshClient {
     /// Composes the outbound stack for `destination`, whose replicas
-    /// `spec` names (see [`discovery`]). Starts its discovery task, so it
+    /// `spec` names (see [`discovery`]); `edge_metrics: false` leaves the
+    /// per-edge metrics layer out. Starts its discovery task, so it
     /// must be called inside a Tokio runtime.
     pub(crate) fn new(
         metrics: Arc<Metrics>,
@@ -216,6 +217,7 @@ impl MeshClient {
         destination: &str,
         spec: &str,
         policy: Policy,
+        edge_metrics: bool,
     ) -> anyhow::Result<Self> {
         let spec = DestinationSpec::parse(destination, spec)?;
         let destination: Arc<str> = destination.into();
@@ -241,7 +243,10 @@ impl MeshClient {
             // Inside the span, so each observation's exemplar is this call;
             // one observation per call as the caller saw it, breaker
             // refusals and timeouts included (retries are counted apart).
-            .layer(MetricsLayer::new(metrics.clone(), destination.clone()))
+            // Left out with `METRICS_ENABLED=false`.
+            .option_layer(
+                edge_metrics.then(|| MetricsLayer::new(metrics.clone(), destination.clone())),
+            )
             // Outside the deadline and retries: it judges whole calls, and
             // an open breaker neither waits nor spends retry budget.
             .layer(BreakerLayer::new(breaker.clone()))
