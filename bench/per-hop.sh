@@ -10,6 +10,9 @@
 #              full telemetry (spans exported, RED metrics on)
 #   mesh-off - the same hop with OTEL_SDK_DISABLED=true and
 #              METRICS_ENABLED=false in both services
+#   mesh-noexport - the same hop with spans made and metrics on, but no
+#              span export (OTEL_TRACES_EXPORTER=none): what the mesh's
+#              instrumentation costs without a collector on the same cores
 # For each: throughput at saturation (wrk) and latency at low load
 # (`hop-latency`: one connection, one request at a time, HdrHistogram).
 # Then: throughput mesh/mesh-off (target >= 0.90) and the p50 a hop adds,
@@ -32,6 +35,8 @@ COURSES_ON=18111   # telemetry on: the direct target and the mesh's upstream
 COURSES_OFF=18112  # telemetry off: mesh-off's upstream
 GATEWAY_ON=18121
 GATEWAY_OFF=18122
+COURSES_NX=18113   # spans made, not exported: mesh-noexport's upstream
+GATEWAY_NX=18123
 NOWHERE=http://127.0.0.1:18199 # users, payments, progress: never called here
 COURSE=c0001
 
@@ -53,6 +58,7 @@ trap 'exit 130' INT TERM
 # Telemetry settings per mode, as environment.
 ON=(OTEL_EXPORTER_OTLP_ENDPOINT="http://$OTLP_GRPC" OTEL_EXPORTER_OTLP_PROTOCOL=grpc METRICS_ENABLED=true)
 OFF=(OTEL_SDK_DISABLED=true METRICS_ENABLED=false)
+NX=(OTEL_TRACES_EXPORTER=none METRICS_ENABLED=true)
 # The bench measures the hop, not the guards: no shedding, no rate limit.
 COMMON=(RUST_LOG=warn CONCURRENCY_LIMIT=0 RATE_LIMIT_PER_SECOND=0)
 
@@ -77,21 +83,25 @@ wait_ready() { # url
 start receiver -- receive --grpc "$OTLP_GRPC" --http "$OTLP_HTTP" --keep 1000
 start courses-on "${ON[@]}" -- serve courses --port "$COURSES_ON" --database-url "sqlite://$WORK/courses-on.db"
 start courses-off "${OFF[@]}" -- serve courses --port "$COURSES_OFF" --database-url "sqlite://$WORK/courses-off.db"
-for url in "http://127.0.0.1:$COURSES_ON/readyz" "http://127.0.0.1:$COURSES_OFF/readyz"; do wait_ready "$url"; done
+start courses-nx "${NX[@]}" -- serve courses --port "$COURSES_NX" --database-url "sqlite://$WORK/courses-nx.db"
+for url in "http://127.0.0.1:$COURSES_ON/readyz" "http://127.0.0.1:$COURSES_OFF/readyz" "http://127.0.0.1:$COURSES_NX/readyz"; do wait_ready "$url"; done
 start gateway-on "${ON[@]}" -- serve gateway --port "$GATEWAY_ON" \
   --courses-url "http://127.0.0.1:$COURSES_ON" --users-url "$NOWHERE" --payments-url "$NOWHERE" --progress-url "$NOWHERE"
 start gateway-off "${OFF[@]}" -- serve gateway --port "$GATEWAY_OFF" \
   --courses-url "http://127.0.0.1:$COURSES_OFF" --users-url "$NOWHERE" --payments-url "$NOWHERE" --progress-url "$NOWHERE"
-for url in "http://127.0.0.1:$GATEWAY_ON/readyz" "http://127.0.0.1:$GATEWAY_OFF/readyz"; do wait_ready "$url"; done
+start gateway-nx "${NX[@]}" -- serve gateway --port "$GATEWAY_NX" \
+  --courses-url "http://127.0.0.1:$COURSES_NX" --users-url "$NOWHERE" --payments-url "$NOWHERE" --progress-url "$NOWHERE"
+for url in "http://127.0.0.1:$GATEWAY_ON/readyz" "http://127.0.0.1:$GATEWAY_OFF/readyz" "http://127.0.0.1:$GATEWAY_NX/readyz"; do wait_ready "$url"; done
 
 url_of() {
   case $1 in
     direct) echo "http://127.0.0.1:$COURSES_ON/courses/$COURSE" ;;
     mesh) echo "http://127.0.0.1:$GATEWAY_ON/api/courses/$COURSE" ;;
     mesh-off) echo "http://127.0.0.1:$GATEWAY_OFF/api/courses/$COURSE" ;;
+    mesh-noexport) echo "http://127.0.0.1:$GATEWAY_NX/api/courses/$COURSE" ;;
   esac
 }
-MODES="direct mesh mesh-off"
+MODES="direct mesh mesh-off mesh-noexport"
 for mode in $MODES; do curl -fs "$(url_of "$mode")" >/dev/null || { echo "$mode: $(url_of "$mode") fails" >&2; exit 1; }; done
 
 run() { # mode -> "rps p50_us p90_us p99_us"
@@ -128,10 +138,11 @@ for mode in $MODES; do
   printf "| %-8s | %8s | %8s | %8s | %8s |\n" "$mode" "${M_RPS[$mode]}" "${M_P50[$mode]}" \
     "$(echo "${P90[$mode]}" | median)" "$(echo "${P99[$mode]}" | median)"
 done
-awk -v on="${M_RPS[mesh]}" -v off="${M_RPS[mesh-off]}" -v d="${M_P50[direct]}" \
+awk -v on="${M_RPS[mesh]}" -v off="${M_RPS[mesh-off]}" -v nx="${M_RPS[mesh-noexport]}" -v d="${M_P50[direct]}" \
     -v m="${M_P50[mesh]}" -v o="${M_P50[mesh-off]}" 'BEGIN {
   r = on / off
   printf "throughput mesh/mesh-off: %.3f (target >= 0.90: %s)\n", r, r >= 0.90 ? "met" : "missed"
+  printf "throughput mesh-noexport/mesh-off: %.3f (instrumentation without the co-located collector)\n", nx / off
   printf "p50 added by the hop, telemetry on  (mesh - direct):     %d us (target <= 50 us: %s)\n", m - d, m - d <= 50 ? "met" : "missed"
   printf "p50 added by the hop, telemetry off (mesh-off - direct): %d us\n", o - d
 }'
