@@ -204,3 +204,83 @@ async fn admin_crash_restarts_the_replica_as_a_new_instance() {
     );
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_dependency_opens_the_breaker_and_the_gateway_answers_503_without_calling_it() {
+    let sys = TestSystem::start_with_env(
+        Otlp::Grpc,
+        &[],
+        &[("ADMIN_TOKEN", ADMIN_TOKEN), ("BREAKER_OPEN_FOR", "500ms")],
+    )
+    .await;
+    let courses = sys.url("courses");
+    let course = format!("{}/api/courses/c0001", sys.gateway());
+    let reads_served = || async {
+        sys.scrape("courses").await.sum(
+            "http_server_request_duration_seconds_count",
+            &[("route", "/courses/{course_id}")],
+        )
+    };
+    let breaker = || async {
+        sys.scrape("gateway").await.sum(
+            "http_client_circuit_breaker_state",
+            &[("destination", "courses")],
+        )
+    };
+
+    // Courses fails every course read (injected, so it is told apart).
+    let res = sys
+        .http
+        .post(format!("{courses}/admin/faults"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"route": "/courses/{course_id}", "error": {"rate": 1, "status": 500}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let fault: Value = res.json().await.unwrap();
+
+    // Five failures in a row (a 500 is an answer: not retried) ...
+    for _ in 0..5 {
+        let res = sys.http.get(&course).send().await.unwrap();
+        assert_eq!(res.status(), 502);
+    }
+    assert_eq!(breaker().await, 2.0, "open");
+
+    // ... and the gateway stops calling: 503 with Retry-After, courses
+    // sees nothing.
+    let served = reads_served().await;
+    for _ in 0..10 {
+        let res = sys.http.get(&course).send().await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert!(res.headers().contains_key("retry-after"));
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "dependency_unavailable");
+    }
+    assert_eq!(reads_served().await, served, "no call reached courses");
+    let gateway = sys.scrape("gateway").await;
+    assert_eq!(
+        gateway.sum(
+            "http_client_request_duration_seconds_count",
+            &[("destination", "courses"), ("outcome", "circuit_open")],
+        ),
+        10.0
+    );
+
+    // Courses recovers; after the open period one probe closes the breaker.
+    let res = sys
+        .http
+        .delete(format!(
+            "{courses}/admin/faults/{}",
+            fault["id"].as_str().unwrap()
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(sys.http.get(&course).send().await.unwrap().status(), 200);
+    assert_eq!(breaker().await, 0.0, "closed");
+    sys.stop().await;
+}
