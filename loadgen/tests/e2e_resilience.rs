@@ -15,11 +15,13 @@ use tokio::time::Instant;
 
 const ADMIN_TOKEN: &str = "e2e-admin-token";
 
+/// payments ×3; the simulated provider never declines, so every checkout
+/// that fails is the system's doing.
 async fn start() -> TestSystem {
     TestSystem::start_with_options(
         Otlp::Grpc,
         &[],
-        &[("ADMIN_TOKEN", ADMIN_TOKEN)],
+        &[("ADMIN_TOKEN", ADMIN_TOKEN), ("PROVIDER_DECLINE_RATE", "0")],
         |options| {
             options.replicas.insert("payments", 3);
         },
@@ -71,7 +73,7 @@ async fn traffic_spreads_over_replicas_and_a_killed_one_costs_idempotent_calls_n
 
     // Checkouts: POST /payments with an Idempotency-Key, balanced.
     for n in 0..30 {
-        assert_eq!(checkout(&sys, &token, n).await, 201);
+        assert_eq!(checkout(&sys, &token, n).await, 201, "checkout {n}");
     }
     let served = served_per_replica(&sys, "POST", "/payments").await;
     assert_eq!(served.iter().sum::<f64>(), 30.0, "{served:?}");
