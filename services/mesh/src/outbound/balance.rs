@@ -91,17 +91,18 @@ impl Service<OutboundRequest> for Balancer {
     }
 
     fn call(&mut self, req: OutboundRequest) -> Self::Future {
-        let mut endpoints = self.endpoints.clone();
         let destination = self.destination.clone();
         // The buffer slot is reserved by `poll_ready`: the request goes in
         // now; only the wait for discovery's first answer is deferred.
-        let known = *endpoints.borrow();
+        let known = *self.endpoints.borrow();
         if known == Some(0) {
             return Box::pin(async move { Err(OutboundError::NoEndpoints { destination }) });
         }
         let fut = self.buffer.call(req);
+        // Only until discovery's first answer is the watch needed.
+        let mut endpoints = known.is_none().then(|| self.endpoints.clone());
         Box::pin(async move {
-            if known.is_none() {
+            if let Some(endpoints) = &mut endpoints {
                 // Just started: wait for discovery's first answer (the
                 // deadline outside bounds the wait), then fail fast if it
                 // found nobody.

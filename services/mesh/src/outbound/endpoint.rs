@@ -54,6 +54,8 @@ struct Health {
 
 pub(crate) struct Endpoint {
     addr: SocketAddr,
+    /// `addr`'s IP as the span attribute records it, formatted once.
+    peer_address: Arc<str>,
     shared: Arc<Shared>,
     health: Arc<Mutex<Health>>,
     requests: Counter,
@@ -65,6 +67,7 @@ impl Endpoint {
         let requests = shared.metrics.endpoint_requests(&addr);
         Self {
             addr,
+            peer_address: addr.ip().to_string().into(),
             shared,
             health: Arc::new(Mutex::new(Health {
                 ejected_until: None,
@@ -167,7 +170,7 @@ impl Service<OutboundRequest> for Endpoint {
         let _ = url.set_ip_host(self.addr.ip());
         let _ = url.set_port(Some(self.addr.port()));
         let span = tracing::Span::current();
-        span.record("network.peer.address", self.addr.ip().to_string());
+        span.record("network.peer.address", &*self.peer_address);
         span.record("network.peer.port", i64::from(self.addr.port()));
         let fut = self.shared.http.execute(req.request);
         let shared = self.shared.clone();
