@@ -54,12 +54,25 @@ fn verify(state: &AppState, token: &str) -> Result<Caller, AppError> {
     })
 }
 
-/// The user a request's bearer token verifies as, if it carries a valid
+/// The caller a request's bearer token verifies as, if it carries a valid
 /// one; for what must know the caller before any handler runs (the rate
-/// limit). Handlers use [`Caller`] and [`MaybeCaller`], which reject.
-pub fn verified_user(tokens: &TokenKeys, headers: &HeaderMap) -> Option<String> {
+/// limit), which then leaves it in the request's extensions so
+/// [`Caller`] and [`MaybeCaller`] do not verify the signature again.
+/// Handlers use those two, which reject bad tokens.
+pub fn verified_caller(tokens: &TokenKeys, headers: &HeaderMap) -> Option<Caller> {
     let token = bearer(headers).ok().flatten()?;
-    tokens.verify(token).ok().map(|claims| claims.sub)
+    tokens.verify(token).ok().map(|claims| Caller {
+        user_id: claims.sub,
+    })
+}
+
+/// The caller: already verified earlier in this request (the rate limit),
+/// or verified now.
+fn caller(parts: &Parts, state: &AppState, token: &str) -> Result<Caller, AppError> {
+    match parts.extensions.get::<Caller>() {
+        Some(caller) => Ok(caller.clone()),
+        None => verify(state, token),
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -71,7 +84,7 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?
             .ok_or(AppError::Unauthorized("this route needs a bearer token"))?;
-        verify(state, token)
+        caller(parts, state, token)
     }
 }
 
@@ -87,7 +100,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match bearer(&parts.headers)? {
-            Some(token) => verify(state, token).map(|c| MaybeCaller(Some(c))),
+            Some(token) => caller(parts, state, token).map(|c| MaybeCaller(Some(c))),
             None => Ok(MaybeCaller(None)),
         }
     }

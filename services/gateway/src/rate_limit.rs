@@ -178,9 +178,13 @@ pub struct RateLimit<S> {
 // === impl RateLimit ===
 
 impl Shared {
-    fn client<B>(&self, req: &Request<B>) -> ClientKey {
-        if let Some(user) = auth::verified_user(&self.tokens, req.headers()) {
-            return ClientKey::User(user.into());
+    /// The client's key. A verified caller is left in the request for the
+    /// handler's extractors: the signature is checked once per request.
+    fn client<B>(&self, req: &mut Request<B>) -> ClientKey {
+        if let Some(caller) = auth::verified_caller(&self.tokens, req.headers()) {
+            let key = ClientKey::User(caller.user_id.as_str().into());
+            req.extensions_mut().insert(caller);
+            return key;
         }
         let forwarded = self
             .trust_forwarded_for
@@ -244,7 +248,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // The route's series exists, at zero, from its first request on,
         // so a dashboard shows 0 rather than no data.
         self.series.get_or_init(|| {
@@ -255,7 +259,7 @@ where
         let Some(limiter) = &self.shared.limiter else {
             return Either::Left(self.inner.call(req));
         };
-        match limiter.check_key(&self.shared.client(&req)) {
+        match limiter.check_key(&self.shared.client(&mut req)) {
             Ok(()) => Either::Left(self.inner.call(req)),
             Err(not_until) => {
                 self.shared
