@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod control;
+pub mod engine;
 pub mod launcher;
 pub mod receiver;
+pub mod report;
 pub mod scrape;
