@@ -72,7 +72,7 @@ pub fn split(expr: &str) -> Result<(&str, Op, &str), String> {
     let op_len = if rest[1..].starts_with('=') { 2 } else { 1 };
     let op: Op = rest[..op_len].parse()?;
     let value = rest[op_len..].trim();
-    if subject.is_empty() || value.is_empty() {
+    if subject.is_empty() || value.is_empty() || value.starts_with(['<', '>', '=']) {
         return Err(format!(
             "{expr:?}: expected `<subject> <op> <value>`, e.g. `p99 < 800ms`"
         ));

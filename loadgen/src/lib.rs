@@ -5,7 +5,11 @@
 pub mod check;
 mod control;
 pub mod engine;
+pub mod expect;
+pub mod journeys;
 pub mod launcher;
 pub mod receiver;
 pub mod report;
+pub mod scenario;
 pub mod scrape;
+pub mod timeline;

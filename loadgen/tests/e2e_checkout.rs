@@ -56,7 +56,7 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
         .post(format!("{}/api/checkout", sys.gateway()))
         .bearer_auth(&token)
         .header("traceparent", format!("00-{trace_id}-{caller_span_id}-01"))
-        .header("baggage", format!("learnsphere.test={marker}"))
+        .header("baggage", format!("scenario={marker}"))
         .header("idempotency-key", uuid::Uuid::new_v4().to_string())
         .json(&json!({"course_id": course_id}))
         .send()
@@ -245,10 +245,7 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
                 && parent_of(&trace, s).is_some_and(|p| p.service_name == "progress")
         })
         .expect("progress asks courses during enrollment");
-    assert_eq!(
-        deepest.attr_str("baggage.learnsphere.test"),
-        Some(marker.as_str())
-    );
+    assert_eq!(deepest.attr_str("baggage.scenario"), Some(marker.as_str()));
 
     // Every span of every service carries the per-replica resource.
     for span in &trace {

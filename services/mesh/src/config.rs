@@ -256,7 +256,7 @@ pub struct TelemetryConfig {
         long,
         env = "BAGGAGE_SPAN_ATTRIBUTES",
         value_delimiter = ',',
-        default_value = "learnsphere.scenario,learnsphere.journey,learnsphere.test"
+        default_value = "scenario,journey,synthetic"
     )]
     pub baggage_span_attributes: Vec<String>,
 

@@ -1,0 +1,569 @@
+//! The journeys: what a visitor or a learner does on LearnSphere, made of
+//! calls to the gateway's typed client.
+//!
+//! Each journey run is a root span (`journey <name>`, in service
+//! `loadgen`) whose baggage (`scenario`, `journey`, `synthetic=true`) goes
+//! out with every request, so the services can tag their spans and a
+//! trace can be told from real traffic. The data is generated: learners
+//! registered for the run, course choices skewed towards the popular
+//! courses (a Zipf law over the catalog's popularity ranking).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use gateway::client::{GatewayClient, Visitor};
+use mesh::CallError;
+use opentelemetry::{Context, KeyValue, baggage::BaggageExt as _, trace::TraceContextExt as _};
+use rand::{Rng as _, seq::IndexedRandom as _};
+use rand_distr::{Distribution as _, Zipf};
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use users::model::{LoginRequest, RegisterRequest};
+
+use crate::{
+    engine::{Iteration, Journey, JourneyFuture, Outcome},
+    scenario::DataSpec,
+};
+
+/// How many learners the pool keeps; sign-ups beyond it replace random
+/// older ones, so a long surge does not grow memory without bound.
+const MAX_LEARNERS: usize = 50_000;
+
+/// A token is refreshed this long before it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+
+/// What every journey shares: the client, the catalog, the learners.
+pub struct World {
+    client: GatewayClient,
+    scenario: String,
+    /// A short random tag that makes this run's e-mail addresses unique.
+    run_tag: String,
+    data: DataSpec,
+    /// Course ids, most popular first.
+    courses: Vec<String>,
+    zipf: Option<Zipf<f64>>,
+    learners: Mutex<Vec<Arc<Learner>>>,
+    /// Whether to send a synthetic `X-Forwarded-For` per visitor.
+    forwarded_for: bool,
+}
+
+/// A learner of this run.
+pub struct Learner {
+    email: String,
+    password: String,
+    user_id: String,
+    /// Synthetic client address (RFC 2544 benchmarking range).
+    address: String,
+    state: Mutex<LearnerState>,
+}
+
+#[derive(Default)]
+struct LearnerState {
+    token: Option<(String, Instant)>,
+    /// Courses they own.
+    owned: Vec<String>,
+}
+
+impl Learner {
+    fn owned(&self) -> Vec<String> {
+        self.state.lock().expect("learner lock").owned.clone()
+    }
+
+    fn own(&self, course: &str) {
+        let mut state = self.state.lock().expect("learner lock");
+        if !state.owned.iter().any(|c| c == course) {
+            state.owned.push(course.to_owned());
+        }
+    }
+}
+
+/// How a gateway call ended, as loadgen counts it. A 402 decline is the
+/// card provider's answer, part of the story rather than a failure.
+pub fn classify<T>(result: &Result<T, CallError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::ok(200),
+        Err(CallError::Status { status, .. }) if status.as_u16() == 402 => Outcome {
+            status: Some(402),
+            error: None,
+        },
+        Err(CallError::Status { status, code, .. }) => {
+            Outcome::failed(Some(status.as_u16()), format!("{} {code}", status.as_u16()))
+        }
+        Err(CallError::Unavailable(e)) => Outcome::failed(None, e.kind_str()),
+        Err(CallError::Decode { .. }) => Outcome::failed(None, "undecodable response"),
+    }
+}
+
+impl World {
+    /// Reads the catalog's popularity ranking and registers the scenario's
+    /// learners (each buying one popular course, so `study` has something
+    /// to study from the first second).
+    pub async fn prepare(
+        client: GatewayClient,
+        scenario: &str,
+        data: &DataSpec,
+        seed: u64,
+        forwarded_for: bool,
+    ) -> anyhow::Result<Arc<Self>> {
+        let setup = Visitor::default();
+        let mut courses = Vec::new();
+        for page in 1.. {
+            let page = client
+                .courses(&setup, page, 100, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the catalog through the gateway: {e}"))?;
+            let done = page.items.len() < 100;
+            courses.extend(page.items.into_iter().map(|c| c.id));
+            if done || courses.len() >= 10_000 {
+                break;
+            }
+        }
+        anyhow::ensure!(!courses.is_empty(), "the catalog is empty");
+        let zipf = (data.course_popularity > 0.0)
+            .then(|| Zipf::new(courses.len() as f64, data.course_popularity).ok())
+            .flatten();
+        let world = Arc::new(Self {
+            client,
+            scenario: scenario.to_owned(),
+            run_tag: format!("{:08x}", seed ^ u64::from(rand::random::<u32>())),
+            data: data.clone(),
+            courses,
+            zipf,
+            learners: Mutex::new(Vec::new()),
+            forwarded_for,
+        });
+        // A few at a time: registration hashes a password (Argon2id), so a
+        // burst of them would be a load test of its own.
+        let mut rng = rand::rng();
+        let mut pending = tokio::task::JoinSet::new();
+        for i in 0..data.learners {
+            let world = world.clone();
+            let course = world.pick_course(&mut rng).to_owned();
+            pending.spawn(async move {
+                let learner = world.register(&format!("setup-{i}")).await?;
+                let (token, _) = world.login(&learner).await?;
+                let visitor = Visitor {
+                    token: Some(token),
+                    forwarded_for: world.forwarded_for.then(|| learner.address.clone()),
+                };
+                let key = uuid::Uuid::new_v4().to_string();
+                match world.client.checkout(&visitor, &course, &key).await {
+                    Ok(_) => learner.own(&course),
+                    Err(CallError::Status { status, .. }) if status.as_u16() == 402 => {}
+                    Err(e) => anyhow::bail!("setup checkout of {course}: {e}"),
+                }
+                world.add_learner(learner);
+                anyhow::Ok(())
+            });
+            if pending.len() >= 4 {
+                if let Some(done) = pending.join_next().await {
+                    done??;
+                }
+            }
+        }
+        while let Some(done) = pending.join_next().await {
+            done??;
+        }
+        Ok(world)
+    }
+
+    pub fn learners(&self) -> usize {
+        self.learners.lock().expect("learners lock").len()
+    }
+
+    /// A course, most popular ones most often.
+    fn pick_course(&self, rng: &mut impl rand::Rng) -> &str {
+        let index = match &self.zipf {
+            Some(zipf) => (zipf.sample(rng) as usize).saturating_sub(1),
+            None => rng.random_range(0..self.courses.len()),
+        };
+        &self.courses[index.min(self.courses.len() - 1)]
+    }
+
+    fn synthetic_address(rng: &mut impl rand::Rng) -> String {
+        // 198.18.0.0/15 is set aside for benchmarking (RFC 2544): never a
+        // real client.
+        format!(
+            "198.{}.{}.{}",
+            18 + rng.random_range(0..2),
+            rng.random_range(0..=255),
+            rng.random_range(1..=254)
+        )
+    }
+
+    fn anonymous(&self, rng: &mut impl rand::Rng) -> Visitor {
+        Visitor {
+            token: None,
+            forwarded_for: self.forwarded_for.then(|| Self::synthetic_address(rng)),
+        }
+    }
+
+    /// Registers a new learner (not yet in the pool).
+    async fn register(&self, tag: &str) -> Result<Arc<Learner>, CallError> {
+        // Drawn before the first await: the thread's generator is not Send.
+        let (email, password, address) = {
+            let mut rng = rand::rng();
+            (
+                format!(
+                    "learner-{}-{tag}-{:06x}@loadgen.example",
+                    self.run_tag,
+                    rng.random::<u32>() & 0xff_ffff
+                ),
+                format!("pw-{:016x}", rng.random::<u64>()),
+                Self::synthetic_address(&mut rng),
+            )
+        };
+        let user = self
+            .client
+            .register(
+                &Visitor {
+                    token: None,
+                    forwarded_for: self.forwarded_for.then(|| address.clone()),
+                },
+                &RegisterRequest {
+                    email: email.clone(),
+                    display_name: format!("Learner {tag}"),
+                    password: password.clone(),
+                },
+            )
+            .await?;
+        Ok(Arc::new(Learner {
+            email,
+            password,
+            user_id: user.id,
+            address,
+            state: Mutex::new(LearnerState::default()),
+        }))
+    }
+
+    fn add_learner(&self, learner: Arc<Learner>) {
+        let mut learners = self.learners.lock().expect("learners lock");
+        if learners.len() < MAX_LEARNERS {
+            learners.push(learner);
+        } else {
+            let at = rand::rng().random_range(0..learners.len());
+            learners[at] = learner;
+        }
+    }
+
+    fn pick_learner(&self, rng: &mut impl rand::Rng, owning: bool) -> Option<Arc<Learner>> {
+        let learners = self.learners.lock().expect("learners lock");
+        if !owning {
+            return learners.choose(rng).cloned();
+        }
+        // A handful of tries: most learners own a course.
+        (0..8)
+            .filter_map(|_| learners.choose(rng))
+            .find(|l| !l.state.lock().expect("learner lock").owned.is_empty())
+            .cloned()
+    }
+
+    /// The learner as a signed-in visitor if their token is still good.
+    fn cached_visitor(&self, learner: &Learner) -> Option<Visitor> {
+        let state = learner.state.lock().expect("learner lock");
+        let (token, expires) = state.token.as_ref()?;
+        (*expires > Instant::now() + TOKEN_MARGIN).then(|| Visitor {
+            token: Some(token.clone()),
+            forwarded_for: self.forwarded_for.then(|| learner.address.clone()),
+        })
+    }
+
+    /// The learner as a signed-in visitor, logging in first (a timed
+    /// request of the journey) when they have no good token.
+    async fn sign_in(&self, learner: &Learner, it: &mut Iteration) -> Option<Visitor> {
+        if let Some(visitor) = self.cached_visitor(learner) {
+            return Some(visitor);
+        }
+        let (token, _) = it
+            .request("POST /api/sessions", self.login(learner), classify)
+            .await
+            .ok()?;
+        Some(Visitor {
+            token: Some(token),
+            forwarded_for: self.forwarded_for.then(|| learner.address.clone()),
+        })
+    }
+
+    async fn login(&self, learner: &Learner) -> Result<(String, Instant), CallError> {
+        let session = self
+            .client
+            .login(
+                &Visitor {
+                    token: None,
+                    forwarded_for: self.forwarded_for.then(|| learner.address.clone()),
+                },
+                &LoginRequest {
+                    email: learner.email.clone(),
+                    password: learner.password.clone(),
+                },
+            )
+            .await?;
+        let entry = (
+            session.access_token,
+            Instant::now() + Duration::from_secs(session.expires_in),
+        );
+        learner.state.lock().expect("learner lock").token = Some(entry.clone());
+        Ok(entry)
+    }
+
+    /// The root span of one journey run, with the run's baggage.
+    fn journey_span(&self, journey: &'static str) -> tracing::Span {
+        let span = tracing::info_span!(
+            "journey",
+            otel.name = format!("journey {journey}"),
+            otel.kind = "internal",
+            otel.status_code = tracing::field::Empty,
+            loadgen.scenario = %self.scenario,
+            loadgen.journey = journey,
+            error.type = tracing::field::Empty,
+        );
+        // A root: no caller's context, only ours.
+        let cx = Context::new().with_baggage([
+            KeyValue::new("scenario", self.scenario.clone()),
+            KeyValue::new("journey", journey),
+            KeyValue::new("synthetic", "true"),
+        ]);
+        let _ = span.set_parent(cx);
+        span
+    }
+
+    /// Opens journey `name`'s root span and puts its trace id on the
+    /// iteration, so the slowest and failed runs can be linked to traces.
+    fn start(&self, name: &'static str, it: &mut Iteration) -> tracing::Span {
+        let span = self.journey_span(name);
+        let trace_id = span.context().span().span_context().trace_id();
+        if trace_id != opentelemetry::trace::TraceId::INVALID {
+            it.set_trace_id(trace_id.to_string());
+        }
+        span
+    }
+}
+
+/// Marks the journey's span failed with the iteration's first failure.
+fn finish(it: &Iteration, span: &tracing::Span) {
+    if let Some(failure) = it.failure() {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", failure);
+    }
+}
+
+/// Implements [`Journey`] for a journey type from its `async fn visit`.
+macro_rules! journey {
+    ($ty:ident, $name:literal) => {
+        impl Journey for $ty {
+            fn run<'a>(&'a self, it: &'a mut Iteration) -> JourneyFuture<'a> {
+                let span = self.0.start($name, it);
+                let finished = span.clone();
+                Box::pin(
+                    async move {
+                        self.visit(it).await;
+                        finish(it, &finished);
+                    }
+                    .instrument(span),
+                )
+            }
+        }
+    };
+}
+
+/// Anonymous: a page of the catalog, one course, its course page.
+pub struct Browse(pub Arc<World>);
+journey!(Browse, "browse");
+
+impl Browse {
+    async fn visit(&self, it: &mut Iteration) {
+        let world = &self.0;
+        let visitor = world.anonymous(it.rng());
+        let page = it.rng().random_range(1..=3);
+        let tag = it.rng().random_bool(0.2).then_some("rust");
+        let listed = it
+            .request(
+                "GET /api/courses",
+                world.client.courses(&visitor, page, 20, tag),
+                classify,
+            )
+            .await;
+        if listed.is_err() {
+            return;
+        }
+        let course = world.pick_course(it.rng()).to_owned();
+        let _ = it
+            .request(
+                "GET /api/courses/{course_id}",
+                world.client.course(&visitor, &course),
+                classify,
+            )
+            .await;
+        let _ = it
+            .request(
+                "GET /api/courses/{course_id}/page",
+                world.client.course_page(&visitor, &course),
+                classify,
+            )
+            .await;
+    }
+}
+
+/// A newcomer registers, logs in, looks at who they are, and joins the
+/// pool of learners later journeys draw on.
+pub struct Signup(pub Arc<World>);
+journey!(Signup, "signup");
+
+impl Signup {
+    async fn visit(&self, it: &mut Iteration) {
+        let world = &self.0;
+        let tag = format!("{:08x}", it.rng().random::<u32>());
+        let Ok(learner) = it
+            .request("POST /api/users", world.register(&tag), classify)
+            .await
+        else {
+            return;
+        };
+        let Some(visitor) = world.sign_in(&learner, it).await else {
+            return;
+        };
+        let _ = it
+            .request("GET /api/me", world.client.me(&visitor), classify)
+            .await;
+        world.add_learner(learner);
+    }
+}
+
+/// A learner opens a course page, buys the course, and lists their
+/// enrollments.
+pub struct Checkout(pub Arc<World>);
+journey!(Checkout, "checkout");
+
+impl Checkout {
+    async fn visit(&self, it: &mut Iteration) {
+        let world = &self.0;
+        let Some(learner) = world.pick_learner(it.rng(), false) else {
+            it.fail("no learner registered yet");
+            return;
+        };
+        let Some(visitor) = world.sign_in(&learner, it).await else {
+            return;
+        };
+        let owned = learner.owned();
+        let repeat = !owned.is_empty() && it.rng().random_bool(world.data.repeat_checkout);
+        let course = if repeat {
+            owned.choose(it.rng()).cloned().unwrap_or_default()
+        } else {
+            // Popular courses most often, but not one they have.
+            let mut course = world.pick_course(it.rng()).to_owned();
+            for _ in 0..8 {
+                if !owned.contains(&course) {
+                    break;
+                }
+                course = world.pick_course(it.rng()).to_owned();
+            }
+            course
+        };
+        let page = it
+            .request(
+                "GET /api/courses/{course_id}/page",
+                world.client.course_page(&visitor, &course),
+                classify,
+            )
+            .await;
+        if page.is_err() {
+            return;
+        }
+        let key = uuid::Uuid::new_v4().to_string();
+        let bought = it
+            .request(
+                "POST /api/checkout",
+                world.client.checkout(&visitor, &course, &key),
+                classify,
+            )
+            .await;
+        if bought.is_ok() {
+            learner.own(&course);
+        }
+        let _ = it
+            .request(
+                "GET /api/users/{user_id}/enrollments",
+                world.client.enrollments(&visitor, &learner.user_id),
+                classify,
+            )
+            .await;
+    }
+}
+
+/// A learner opens one of their courses, completes the next lesson, and
+/// looks at their enrollments.
+pub struct Study(pub Arc<World>);
+journey!(Study, "study");
+
+impl Study {
+    async fn visit(&self, it: &mut Iteration) {
+        let world = &self.0;
+        let Some(learner) = world.pick_learner(it.rng(), true) else {
+            it.fail("no learner owns a course yet");
+            return;
+        };
+        let Some(visitor) = world.sign_in(&learner, it).await else {
+            return;
+        };
+        let course = learner
+            .owned()
+            .choose(it.rng())
+            .cloned()
+            .unwrap_or_default();
+        let Ok(page) = it
+            .request(
+                "GET /api/courses/{course_id}/page",
+                world.client.course_page(&visitor, &course),
+                classify,
+            )
+            .await
+        else {
+            return;
+        };
+        // The first lesson not completed yet; a finished course is studied
+        // again from its first lesson (completing is idempotent). Without
+        // progress (degraded page) the first lesson too.
+        let done: Vec<String> = page
+            .progress
+            .map(|p| p.completed_lesson_ids)
+            .unwrap_or_default();
+        let next = page
+            .course
+            .lessons
+            .iter()
+            .find(|l| !done.contains(&l.id))
+            .or(page.course.lessons.first())
+            .map(|l| l.id.clone());
+        if let Some(lesson) = next {
+            let _ = it
+                .request(
+                    "POST /api/users/{user_id}/courses/{course_id}/lessons/{lesson_id}/complete",
+                    world
+                        .client
+                        .complete_lesson(&visitor, &learner.user_id, &course, &lesson),
+                    classify,
+                )
+                .await;
+        }
+        let _ = it
+            .request(
+                "GET /api/users/{user_id}/enrollments",
+                world.client.enrollments(&visitor, &learner.user_id),
+                classify,
+            )
+            .await;
+    }
+}
+
+/// The journey called `name`.
+pub fn named(world: &Arc<World>, name: &str) -> Option<Arc<dyn Journey>> {
+    Some(match name {
+        "browse" => Arc::new(Browse(world.clone())),
+        "signup" => Arc::new(Signup(world.clone())),
+        "checkout" => Arc::new(Checkout(world.clone())),
+        "study" => Arc::new(Study(world.clone())),
+        _ => return None,
+    })
+}
