@@ -13,3 +13,4 @@ pub mod report;
 pub mod scenario;
 pub mod scrape;
 pub mod timeline;
+pub mod verdict;

@@ -75,6 +75,15 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         keep: usize,
     },
+    /// List the shipped scenarios (and those in --dir), one line each.
+    Scenarios {
+        /// Also list the scenario files in this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// List the journeys scenarios can use instead.
+        #[arg(long)]
+        journeys: bool,
+    },
     /// Run one service in this process (what `up` starts as its children).
     Serve {
         #[arg(value_enum)]
@@ -238,6 +247,35 @@ async fn receive(
     Ok(())
 }
 
+fn list_scenarios(dir: Option<PathBuf>, journeys: bool) -> anyhow::Result<()> {
+    use loadgen::scenario::{JOURNEYS, SHIPPED, Scenario};
+    if journeys {
+        for (name, what) in JOURNEYS {
+            println!("{name:<10} {what}");
+        }
+        return Ok(());
+    }
+    for (name, text) in SHIPPED {
+        let scenario = Scenario::parse(text, name)?;
+        println!("{name:<22} {}", scenario.description);
+    }
+    if let Some(dir) = dir {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let shown = path.display().to_string();
+            match Scenario::load(&shown) {
+                Ok(s) => println!("{shown:<22} {}", s.description),
+                Err(e) => println!("{shown:<22} (unreadable: {e})"),
+            }
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -260,6 +298,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Serve { service, args } => serve(service, args).await,
+        Command::Scenarios { dir, journeys } => list_scenarios(dir, journeys),
         Command::Receive { grpc, http, keep } => receive(grpc, http, keep).await,
     }
 }

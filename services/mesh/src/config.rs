@@ -290,6 +290,12 @@ pub struct TelemetryConfig {
         default_value = "grpc"
     )]
     pub otlp_protocol: OtlpProtocol,
+
+    /// Where spans go, overriding `OTEL_EXPORTER_OTLP_ENDPOINT`: set by a
+    /// program that runs its own receiver (the load generator capturing
+    /// traces), never from the command line.
+    #[arg(skip)]
+    pub export_endpoint: Option<String>,
 }
 
 impl TelemetryConfig {

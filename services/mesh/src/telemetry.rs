@@ -91,18 +91,33 @@ fn tracer_provider(
     if config.otel_sdk_disabled || config.traces_exporter == TracesExporter::None {
         return Ok(builder.build());
     }
+    let endpoint = config.export_endpoint.as_deref();
     let exporter = match config.traces_protocol() {
-        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_protocol(opentelemetry_otlp::Protocol::Grpc)
-            .build()?,
+        OtlpProtocol::Grpc => {
+            let builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_protocol(opentelemetry_otlp::Protocol::Grpc);
+            match endpoint {
+                Some(endpoint) => builder.with_endpoint(endpoint).build()?,
+                None => builder.build()?,
+            }
+        }
         // The blocking client: the batch processor exports from its own
         // thread, where the async reqwest client panics for want of a
         // reactor (opentelemetry-rust #2673).
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .build()?,
+        OtlpProtocol::HttpProtobuf => {
+            let builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+            match endpoint {
+                // A signal-specific URL, as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+                // would be: the path is not appended for us.
+                Some(endpoint) => builder
+                    .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                    .build()?,
+                None => builder.build()?,
+            }
+        }
     };
     Ok(builder
         .with_batch_exporter(QuietExporter::new(exporter, config.traces_protocol()))
