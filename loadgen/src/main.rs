@@ -75,6 +75,10 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         keep: usize,
     },
+    /// Load one URL with GET over keep-alive connections, as fast as it
+    /// answers (like wrk) or at a fixed rate (like wrk2), and print
+    /// throughput and coordinated-omission corrected latency.
+    Bench(loadgen::engine::bench::BenchArgs),
     /// Run one service in this process (what `up` starts as its children).
     Serve {
         #[arg(value_enum)]
@@ -261,5 +265,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { service, args } => serve(service, args).await,
         Command::Receive { grpc, http, keep } => receive(grpc, http, keep).await,
+        Command::Bench(args) => loadgen::engine::bench::run(args).await,
     }
 }
