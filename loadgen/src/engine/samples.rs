@@ -165,7 +165,7 @@ impl Samples {
     /// Slowest first.
     pub(crate) fn slowest(&self) -> Vec<Sample> {
         let mut kept = self.slowest.clone();
-        kept.sort_by(|a, b| b.latency.cmp(&a.latency));
+        kept.sort_by_key(|k| std::cmp::Reverse(k.latency));
         kept.into_iter().map(|k| k.sample).collect()
     }
 
