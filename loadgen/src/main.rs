@@ -84,6 +84,10 @@ enum Command {
         #[arg(long)]
         journeys: bool,
     },
+    /// Load one URL with GET over keep-alive connections, as fast as it
+    /// answers (like wrk) or at a fixed rate (like wrk2), and print
+    /// throughput and coordinated-omission corrected latency.
+    Bench(loadgen::engine::bench::BenchArgs),
     /// Run one service in this process (what `up` starts as its children).
     Serve {
         #[arg(value_enum)]
@@ -300,5 +304,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { service, args } => serve(service, args).await,
         Command::Scenarios { dir, journeys } => list_scenarios(dir, journeys),
         Command::Receive { grpc, http, keep } => receive(grpc, http, keep).await,
+        Command::Bench(args) => loadgen::engine::bench::run(args).await,
     }
 }

@@ -1,0 +1,393 @@
+//! The executors: when journeys start.
+//!
+//! Open model (arrival rates): one scheduler task per executor walks the
+//! arrival times computed from the run's start, sleeping until the next
+//! one is due (an absolute deadline, so lateness never accumulates) and
+//! starting every arrival that is due on waking. Each journey runs in its
+//! own task holding a permit of the executor's pool; an arrival that finds
+//! the pool full waits in a bounded backlog, and is dropped if it would
+//! start more than `max_lateness` behind schedule.
+//!
+//! Closed model (virtual users): one task per user runs journeys back to
+//! back with a think time between them.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::{Duration, Instant},
+};
+
+use rand::{Rng as _, RngCore as _, SeedableRng as _, rngs::SmallRng};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::sleep_until,
+};
+
+use super::{
+    journey::{Iteration, Journey},
+    plan::{ExecutorPlan, Model, Pool},
+    run::Shared,
+    schedule::ArrivalSchedule,
+    stats::Completion,
+};
+
+/// Counts per second of the run, written by the executor's tasks and read
+/// by the collector; sized for the whole run up front so the hot path only
+/// does an atomic add.
+pub(crate) struct PerSecond(Box<[AtomicU64]>);
+
+impl PerSecond {
+    fn new(seconds: usize) -> Self {
+        Self((0..seconds.max(1)).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    fn add(&self, second: usize) {
+        // Anything past the end (a clock far beyond the plan) lands in the
+        // last second rather than being lost.
+        let i = second.min(self.0.len() - 1);
+        self.0[i].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn get(&self, second: usize) -> u64 {
+        self.0.get(second).map_or(0, |c| c.load(Relaxed))
+    }
+}
+
+/// One executor's plan and live counters.
+pub(crate) struct ExecutorState {
+    pub name: String,
+    pub kind: &'static str,
+    pub start: Duration,
+    pub duration: Duration,
+    pub model: Model,
+    pub schedule: Option<ArrivalSchedule>,
+    /// The executor's journeys, as (journey, index in the run's table).
+    journeys: Vec<(Arc<dyn Journey>, usize)>,
+    /// Running sums of the weights, for picking by weight.
+    cumulative: Vec<u64>,
+    pub scheduled: AtomicU64,
+    pub started: AtomicU64,
+    pub dropped: AtomicU64,
+    pub late: AtomicU64,
+    pub abandoned: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub max_lateness_us: AtomicU64,
+    pub scheduled_per_second: PerSecond,
+    pub started_per_second: PerSecond,
+    pub dropped_per_second: PerSecond,
+}
+
+impl ExecutorState {
+    /// `journey_index` maps a journey name to its index in the run.
+    pub(crate) fn new(
+        plan: &ExecutorPlan,
+        seconds: usize,
+        journey_index: impl Fn(&'static str) -> usize,
+    ) -> Self {
+        let mut total = 0;
+        let mut journeys = Vec::new();
+        let mut cumulative = Vec::new();
+        // Weight-0 journeys are never picked; leaving them out keeps the
+        // pick a plain search over positive steps.
+        for j in plan.journeys.iter().filter(|j| j.weight > 0) {
+            total += u64::from(j.weight);
+            journeys.push((j.journey.clone(), journey_index(j.name)));
+            cumulative.push(total);
+        }
+        Self {
+            name: plan.name.clone(),
+            kind: plan.model.kind(),
+            start: plan.start,
+            duration: plan.model.duration(),
+            schedule: plan.model.schedule(),
+            model: plan.model.clone(),
+            journeys,
+            cumulative,
+            scheduled: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            max_lateness_us: AtomicU64::new(0),
+            scheduled_per_second: PerSecond::new(seconds),
+            started_per_second: PerSecond::new(seconds),
+            dropped_per_second: PerSecond::new(seconds),
+        }
+    }
+
+    /// A journey, by weight.
+    fn pick(&self, rng: &mut SmallRng) -> usize {
+        let total = self.cumulative.last().copied().unwrap_or(1);
+        let r = rng.random_range(0..total);
+        self.cumulative.partition_point(|c| *c <= r)
+    }
+
+    fn count_start(&self, shared: &Shared, intended: Instant, now: Instant) {
+        self.started.fetch_add(1, Relaxed);
+        self.started_per_second.add(shared.second_of(now));
+        let lateness = now.saturating_duration_since(intended);
+        if lateness > Pool::LATE {
+            self.late.fetch_add(1, Relaxed);
+        }
+        let us = u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX);
+        self.max_lateness_us.fetch_max(us, Relaxed);
+    }
+
+    fn count_drop(&self, shared: &Shared, now: Instant) {
+        self.dropped.fetch_add(1, Relaxed);
+        self.dropped_per_second.add(shared.second_of(now));
+    }
+}
+
+/// Runs journey `pick` of executor `e` as scheduled for `intended`, and
+/// hands its records to the recorder (or counts it abandoned).
+async fn run_journey(
+    shared: &Shared,
+    e: &ExecutorState,
+    pick: usize,
+    intended: Instant,
+    seed: u64,
+) {
+    let Some((journey, index)) = e.journeys.get(pick) else {
+        return;
+    };
+    let mut it = Iteration::new(shared.journey_names[*index], intended, seed);
+    let mut abandon = shared.abandon.subscribe();
+    let finished = {
+        let run = journey.run(&mut it);
+        tokio::select! {
+            biased;
+            () = run => true,
+            _ = abandon.wait_for(|abandon| *abandon) => false,
+        }
+    };
+    let returned = Instant::now();
+    if !finished {
+        e.abandoned.fetch_add(1, Relaxed);
+        shared.journey_abandoned[*index].fetch_add(1, Relaxed);
+        return;
+    }
+    let started = it.started();
+    let (records, failure, trace_id) = it.into_records();
+    shared.recorder.push(Completion {
+        journey: *index,
+        intended,
+        started,
+        returned,
+        records,
+        failure,
+        trace_id,
+    });
+}
+
+/// Runs executor `i` to its end (or until the run stops scheduling).
+pub(crate) async fn run(shared: Arc<Shared>, i: usize, seed: u64) {
+    let e = &shared.executors[i];
+    let begin = shared.t0 + e.start;
+    let mut stop = shared.stop.subscribe();
+    tokio::select! {
+        () = sleep_until(begin.into()) => {}
+        _ = stop.wait_for(|s| *s) => return,
+    }
+    match &e.model {
+        Model::ConstantArrivalRate { pool, .. } | Model::RampingArrivalRate { pool, .. } => {
+            open(shared.clone(), i, pool.clone(), seed).await;
+        }
+        Model::ConstantVus {
+            vus,
+            duration,
+            think_time,
+            iterations,
+        } => {
+            let end = begin + *duration;
+            let mut users = tokio::task::JoinSet::new();
+            for vu in 0..*vus {
+                let shared = shared.clone();
+                let (think, iterations) = ((think_time.min, think_time.max), *iterations);
+                let seed = seed ^ u64::from(vu).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                users.spawn(async move { user(&shared, i, end, think, iterations, seed).await });
+            }
+            while users.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// The open model's scheduler.
+async fn open(shared: Arc<Shared>, i: usize, pool: Pool, seed: u64) {
+    let e = &shared.executors[i];
+    let Some(schedule) = &e.schedule else {
+        return;
+    };
+    let begin = shared.t0 + e.start;
+    let permits = Arc::new(Semaphore::new(pool.max_in_flight));
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut stop = shared.stop.subscribe();
+    let mut arrivals = schedule.arrivals().map(|at| begin + at);
+    let mut next = arrivals.next();
+    let mut backlog: VecDeque<Instant> = VecDeque::new();
+    // A permit that came free while we waited for one.
+    let mut freed: Option<OwnedSemaphorePermit> = None;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = Instant::now();
+        // Everything due by now joins the backlog, in order.
+        while let Some(at) = next.filter(|at| *at <= now) {
+            e.scheduled.fetch_add(1, Relaxed);
+            e.scheduled_per_second.add(shared.second_of(at));
+            if backlog.len() >= pool.max_backlog {
+                e.count_drop(&shared, now);
+            } else {
+                backlog.push_back(at);
+            }
+            next = arrivals.next();
+        }
+        // Start as many as the pool allows; drop those already too late.
+        while let Some(&at) = backlog.front() {
+            if now.saturating_duration_since(at) > pool.max_lateness {
+                backlog.pop_front();
+                e.count_drop(&shared, now);
+                continue;
+            }
+            let Some(permit) = freed
+                .take()
+                .or_else(|| permits.clone().try_acquire_owned().ok())
+            else {
+                break;
+            };
+            backlog.pop_front();
+            e.count_start(&shared, at, now);
+            e.in_flight.fetch_add(1, Relaxed);
+            let pick = e.pick(&mut rng);
+            let seed = rng.next_u64();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let e = &shared.executors[i];
+                run_journey(&shared, e, pick, at, seed).await;
+                e.in_flight.fetch_sub(1, Relaxed);
+                drop(permit);
+            });
+        }
+        // Wake for the next arrival, for the backlog's head running out of
+        // time, or for a free permit if anything is waiting for one.
+        let wake = match (next, backlog.front()) {
+            (None, None) => break,
+            (Some(at), None) => at,
+            (at, Some(head)) => {
+                let expires = *head + pool.max_lateness + Duration::from_micros(1);
+                at.map_or(expires, |at| at.min(expires))
+            }
+        };
+        let waiting = !backlog.is_empty();
+        tokio::select! {
+            () = sleep_until(wake.into()) => {}
+            permit = permits.clone().acquire_owned(), if waiting => freed = permit.ok(),
+            _ = stop.changed() => {}
+        }
+    }
+    // Arrivals still waiting when scheduling stopped never started.
+    let now = Instant::now();
+    for _ in backlog.drain(..) {
+        e.count_drop(&shared, now);
+    }
+}
+
+/// One closed-model user.
+async fn user(
+    shared: &Shared,
+    i: usize,
+    end: Instant,
+    (think_min, think_max): (Duration, Duration),
+    iterations: Option<u64>,
+    seed: u64,
+) {
+    let e = &shared.executors[i];
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut stop = shared.stop.subscribe();
+    let mut done = 0;
+    loop {
+        let now = Instant::now();
+        if *stop.borrow() || now >= end || iterations.is_some_and(|n| done >= n) {
+            break;
+        }
+        // A closed-model user starts when the previous journey and think
+        // time are over: its intended start is now, there is no schedule
+        // to fall behind.
+        e.scheduled.fetch_add(1, Relaxed);
+        e.count_start(shared, now, now);
+        e.in_flight.fetch_add(1, Relaxed);
+        let pick = e.pick(&mut rng);
+        run_journey(shared, e, pick, now, rng.next_u64()).await;
+        e.in_flight.fetch_sub(1, Relaxed);
+        done += 1;
+        if iterations.is_some_and(|n| done >= n) {
+            break;
+        }
+        let think = if think_max > think_min {
+            rng.random_range(think_min..=think_max)
+        } else {
+            think_min
+        };
+        if !think.is_zero() {
+            let until = (Instant::now() + think).min(end);
+            tokio::select! {
+                () = sleep_until(until.into()) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{
+        journey::JourneyFuture,
+        plan::{ExecutorPlan, WeightedJourney},
+    };
+
+    struct Nothing;
+    impl Journey for Nothing {
+        fn run<'a>(&'a self, _it: &'a mut Iteration) -> JourneyFuture<'a> {
+            Box::pin(async {})
+        }
+    }
+
+    #[test]
+    fn journeys_are_picked_by_weight() {
+        let weighted = |name, weight| WeightedJourney {
+            name,
+            weight,
+            journey: Arc::new(Nothing),
+        };
+        let plan = ExecutorPlan {
+            name: "mix".into(),
+            start: Duration::ZERO,
+            model: Model::ConstantArrivalRate {
+                rate: 1.0,
+                duration: Duration::from_secs(1),
+                pool: Pool::new(1),
+            },
+            journeys: vec![
+                weighted("browse", 7),
+                weighted("never", 0),
+                weighted("buy", 3),
+            ],
+        };
+        let names = ["browse", "never", "buy"];
+        let e = ExecutorState::new(&plan, 1, |n| names.iter().position(|x| *x == n).unwrap());
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut counts = [0u32; 3];
+        for _ in 0..100_000 {
+            counts[e.journeys[e.pick(&mut rng)].1] += 1;
+        }
+        assert_eq!(counts[1], 0);
+        let browse = f64::from(counts[0]) / 100_000.0;
+        assert!((browse - 0.7).abs() < 0.01, "{counts:?}");
+    }
+}
