@@ -5,7 +5,11 @@
 pub mod check;
 mod control;
 pub mod engine;
+pub mod expect;
+pub mod faults;
 pub mod launcher;
+pub mod platform;
 pub mod receiver;
 pub mod report;
 pub mod scrape;
+pub mod timeline;
