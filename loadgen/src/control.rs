@@ -6,6 +6,7 @@
 //! | `GET /services` | Every service and its replicas. |
 //! | `GET /services/{name}` | One service. |
 //! | `POST /services/{name}/scale` `{"replicas": N}` | Scales to N (1..=16); answers once new replicas are ready or removed ones stopped. |
+//! | `POST /services/{name}/restart` | Rolling restart, one replica at a time; answers when the last is back. |
 //! | `POST /services/{name}/replicas/{replica}/kill` | SIGKILL, as a crash; 202, the restart policy brings it back. |
 //! | `GET /metrics` | The launcher's metrics (OpenMetrics). |
 //!
@@ -90,6 +91,7 @@ pub(crate) fn router(supervisor: Arc<Supervisor>) -> Router {
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
         .route("/services/{name}/scale", post(scale))
+        .route("/services/{name}/restart", post(restart))
         .route("/services/{name}/replicas/{replica}/kill", post(kill))
         .route("/metrics", get(metrics))
         .fallback(mesh::error::not_found)
@@ -106,6 +108,7 @@ impl IntoResponse for ControlError {
             Self::NotRunning { .. } => (StatusCode::CONFLICT, "replica_not_running"),
             Self::Stopping => (StatusCode::CONFLICT, "stopping"),
             Self::StartFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "start_failed"),
+            Self::RestartFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "restart_failed"),
         };
         error_response(status, code, self.to_string())
     }
@@ -142,6 +145,19 @@ async fn scale(
         .await
         .map_err(|e| ControlError::StartFailed(anyhow::anyhow!("the scale was aborted: {e}")))??;
     Ok(Json(scaled).into_response())
+}
+
+async fn restart(
+    State(supervisor): State<Arc<Supervisor>>,
+    Path(name): Path<String>,
+) -> Result<Response, ControlError> {
+    // Synchronous, like scale: the answer says how it went. In its own
+    // task, so a client that gives up does not leave a replica half
+    // restarted (out of the targets, never back).
+    let restarted = tokio::spawn(async move { supervisor.restart(&name).await })
+        .await
+        .map_err(|e| ControlError::RestartFailed(format!("the restart was aborted: {e}")))??;
+    Ok(Json(restarted).into_response())
 }
 
 async fn kill(
@@ -287,6 +303,20 @@ mod tests {
                 405,
                 "method_not_allowed",
             ),
+            (
+                "POST",
+                "/services/billing/restart",
+                None,
+                404,
+                "unknown_service",
+            ),
+            (
+                "GET",
+                "/services/payments/restart",
+                None,
+                405,
+                "method_not_allowed",
+            ),
             ("GET", "/nothing", None, 404, "route_not_found"),
         ];
         for (method, uri, body, status, expected) in cases {
@@ -298,6 +328,14 @@ mod tests {
             );
             assert!(answer["error"]["message"].is_string());
         }
+    }
+
+    #[tokio::test]
+    async fn restarting_a_service_with_no_replicas_restarts_none() {
+        let (status, body) = call("POST", "/services/payments/restart", None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["name"], "payments");
+        assert_eq!(body["restarted"], serde_json::json!([]));
     }
 
     #[tokio::test]

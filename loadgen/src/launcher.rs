@@ -181,9 +181,19 @@ pub struct LaunchOptions {
     pub restart: RestartPolicy,
     /// How long each replica may take to become ready.
     pub ready_timeout: Duration,
-    /// How long a replica removed by scaling down may take to drain
-    /// before it is killed.
+    /// How long a replica removed by scaling down (or stopped by a
+    /// rolling restart) may take to drain before it is killed.
     pub stop_grace: Duration,
+    /// In a rolling restart, how long a replica stays up after it left the
+    /// targets and was told to drain, before it is sent SIGTERM: long
+    /// enough for every dependent to re-read the targets (the mesh's
+    /// `DISCOVERY_REFRESH`, 2 s) and stop choosing it.
+    pub drain_period: Duration,
+    /// Given to every replica as `ADMIN_TOKEN`, which turns their admin
+    /// API on (faults, crash, drain). `None`: no admin API, unless `env`
+    /// sets `ADMIN_TOKEN` itself; one inherited from our own environment
+    /// is not passed on.
+    pub admin_token: Option<String>,
     /// The executable that serves (`<exe> serve <service>`); this one by
     /// default. Tests pass the `loadgen` binary cargo built for them.
     pub exe: Option<PathBuf>,
@@ -208,6 +218,8 @@ impl LaunchOptions {
             restart: RestartPolicy::default(),
             ready_timeout: Duration::from_secs(60),
             stop_grace: Duration::from_secs(15),
+            drain_period: Duration::from_secs(3),
+            admin_token: None,
             exe: None,
         }
     }
@@ -348,6 +360,26 @@ pub struct Scaled {
     pub stopped: Vec<StoppedReplica>,
 }
 
+/// One replica of a rolling restart: how its old process exited
+/// (`pid` is the old one) and the new one.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestartedReplica {
+    #[serde(flatten)]
+    pub stopped: StoppedReplica,
+    pub new_pid: Option<u32>,
+    /// From leaving the targets to being back in them.
+    pub took_ms: f64,
+}
+
+/// The result of a rolling restart: the service afterwards, and each
+/// replica restarted, in the order they were.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restarted {
+    #[serde(flatten)]
+    pub service: ServiceStatus,
+    pub restarted: Vec<RestartedReplica>,
+}
+
 /// Why the launcher refused or failed an operation. The control API maps
 /// each to a status and a JSON error code.
 #[derive(Debug, thiserror::Error)]
@@ -377,6 +409,10 @@ pub enum ControlError {
     /// 500 `start_failed`: a new replica did not become ready.
     #[error("{0:#}")]
     StartFailed(anyhow::Error),
+    /// 500 `restart_failed`: a replica did not come back in a rolling
+    /// restart; the replicas after it were left alone.
+    #[error("{0}")]
+    RestartFailed(String),
 }
 
 /// The running system: a handle to the replicas' supervisors. Dropping it
@@ -647,6 +683,17 @@ impl System {
         self.supervisor.scale(service, replicas).await
     }
 
+    /// Restarts every replica of `service`, one at a time, in replica
+    /// order: out of the targets, `POST /admin/drain` (with an admin
+    /// token), [`LaunchOptions::drain_period`], SIGTERM (SIGKILL after the
+    /// stop grace), started again on its port, and waited for until ready
+    /// and back in the targets; then the next. Not counted as restarts
+    /// (those are for crashes). Stops at the first replica that does not
+    /// come back.
+    pub async fn restart(&self, service: &str) -> Result<Restarted, ControlError> {
+        self.supervisor.restart(service).await
+    }
+
     /// Kills one replica with SIGKILL, as a crash would, and returns once
     /// it is dead and out of the targets: the restart policy brings it
     /// back.
@@ -738,6 +785,8 @@ pub(crate) struct Supervisor {
     restart: RestartPolicy,
     ready_timeout: Duration,
     stop_grace: Duration,
+    drain_period: Duration,
+    admin_token: Option<String>,
     /// `DATABASE_URL` per service; replicas share their service's.
     databases: BTreeMap<&'static str, String>,
     http: reqwest::Client,
@@ -829,6 +878,8 @@ impl Supervisor {
             restart: options.restart,
             ready_timeout: options.ready_timeout,
             stop_grace: options.stop_grace,
+            drain_period: options.drain_period,
+            admin_token: options.admin_token.clone(),
             databases,
             http: reqwest::Client::new(),
             metrics: LauncherMetrics::new(SERVICES.iter().map(|s| s.name)),
@@ -1042,6 +1093,8 @@ impl Supervisor {
         if let Some(url) = self.databases.get(service) {
             cmd.env("DATABASE_URL", url);
         }
+        // Our own `ADMIN_TOKEN` is not the replicas' unless we say so.
+        cmd.env_remove("ADMIN_TOKEN");
         cmd.args(&args)
             .envs(&self.env)
             // One name for every child would merge five services into one
@@ -1054,6 +1107,9 @@ impl Supervisor {
             )
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        if let Some(token) = &self.admin_token {
+            cmd.env("ADMIN_TOKEN", token);
+        }
         match &self.logs {
             Logs::Prefixed => {
                 cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -1334,6 +1390,82 @@ impl Supervisor {
         };
         let _ = done.await;
         Ok(())
+    }
+
+    pub(crate) async fn restart(&self, service: &str) -> Result<Restarted, ControlError> {
+        let spec = spec(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        // A scale in the middle would retire or add replicas under the
+        // rollout's feet.
+        let _scaling = self.scaling[spec.name].lock().await;
+        let indices: Vec<usize> = {
+            let state = self.lock();
+            let s = state
+                .services
+                .get(spec.name)
+                .ok_or_else(|| ControlError::UnknownService(service.into()))?;
+            s.replicas.keys().copied().collect()
+        };
+        let mut restarted = Vec::new();
+        for replica in indices {
+            if self.stopping.load(Ordering::SeqCst) {
+                return Err(ControlError::Stopping);
+            }
+            let done = {
+                let state = self.lock();
+                let Some(slot) = state
+                    .services
+                    .get(spec.name)
+                    .and_then(|s| s.replicas.get(&replica))
+                else {
+                    // Gone since (the launcher is stopping it).
+                    continue;
+                };
+                let (done, restarted) = oneshot::channel();
+                if slot
+                    .commands
+                    .send(replica::Command::Restart { done })
+                    .is_err()
+                {
+                    continue;
+                }
+                restarted
+            };
+            let outcome = done.await.unwrap_or_else(|_| {
+                Err(format!(
+                    "{} was stopped during its restart",
+                    replica_label(spec.name, replica)
+                ))
+            });
+            restarted.push(outcome.map_err(ControlError::RestartFailed)?);
+        }
+        Ok(Restarted {
+            service: self
+                .status(spec.name)
+                .ok_or_else(|| ControlError::UnknownService(service.into()))?,
+            restarted,
+        })
+    }
+
+    /// `POST /admin/drain` on a replica about to be restarted, so its
+    /// `/readyz` fails while it finishes what it has. Best effort: the
+    /// replica is out of the targets already, which is what the mesh
+    /// follows.
+    async fn drain(&self, label: &str, url: &str) {
+        let Some(token) = &self.admin_token else {
+            return;
+        };
+        let drained = self
+            .http
+            .post(format!("{url}/admin/drain"))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        match drained {
+            Ok(res) if res.status().is_success() => {}
+            Ok(res) => eprintln!("launcher: {label} refused to drain: {}", res.status()),
+            Err(error) => eprintln!("launcher: could not drain {label}: {error}"),
+        }
     }
 
     /// Counts a restart of `replica` and takes it out of the targets.

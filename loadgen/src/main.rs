@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use loadgen::launcher::{Databases, Discovery, LaunchOptions, Logs, System, parse_replicas};
 
@@ -61,6 +62,10 @@ enum Command {
         /// start (later scaling does not reach it).
         #[arg(long, value_enum, default_value = "file-sd")]
         discovery: DiscoveryArg,
+        /// The services' admin API token (faults, crash, drain). Unset: a
+        /// random one, written to `<data-dir>/admin-token` (mode 0600).
+        #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
     /// Receive OTLP traces (gRPC and HTTP) and print what arrives: a
     /// stand-in collector for benchmarks and quick looks without Jaeger.
@@ -143,6 +148,34 @@ struct UpArgs {
     replicas: BTreeMap<&'static str, usize>,
     control_addr: Option<SocketAddr>,
     discovery: DiscoveryArg,
+    admin_token: Option<String>,
+}
+
+/// The token given, or a new random one written to `<data_dir>/admin-token`
+/// (readable by the owner only: it lets its holder crash the services).
+fn admin_token(given: Option<String>, data_dir: &std::path::Path) -> anyhow::Result<String> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+
+    if let Some(token) = given {
+        token
+            .parse::<mesh::config::AdminToken>()
+            .map_err(|e| anyhow::anyhow!("--admin-token: {e}"))?;
+        return Ok(token);
+    }
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("admin-token");
+    // An old file keeps its mode when truncated: remove it first.
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{token}")?;
+    println!("admin token: {} (ADMIN_TOKEN)", path.display());
+    Ok(token)
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -152,6 +185,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     options.logs = Logs::Prefixed;
     options.env = BTreeMap::new();
     options.replicas = args.replicas;
+    options.admin_token = Some(admin_token(args.admin_token, &args.data_dir)?);
     options.discovery = match args.discovery {
         DiscoveryArg::Urls => Discovery::Urls,
         DiscoveryArg::FileSd => Discovery::FileSd,
@@ -290,6 +324,7 @@ async fn main() -> anyhow::Result<()> {
             replicas,
             control_addr,
             discovery,
+            admin_token,
         } => {
             up(UpArgs {
                 ports,
@@ -298,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
                 replicas: replicas.unwrap_or_default(),
                 control_addr,
                 discovery,
+                admin_token,
             })
             .await
         }

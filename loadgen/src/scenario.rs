@@ -553,12 +553,12 @@ mod raw {
                 .map(|t| t.into_inner().check(&journeys, &executor_names))
                 .collect::<Checked<Vec<_>>>()?;
             for event in &self.timeline {
-                if event.at() > total {
+                if event.at > total {
                     return Err((
                         None,
                         format!(
                             "a timeline event at {} comes after the end of the run ({})",
-                            humantime::format_duration(event.at()),
+                            humantime::format_duration(event.at),
                             humantime::format_duration(total)
                         ),
                     ));

@@ -10,7 +10,9 @@
 //!
 //! A replica is in the targets only while Running. Commands arrive on a
 //! channel in every phase: `Retire` stops it for good (scale-down, stop),
-//! `Crash` kills it as a crash would (the restart policy then applies).
+//! `Crash` kills it as a crash would (the restart policy then applies),
+//! `Restart` stops it gracefully and starts it again at once (a rolling
+//! restart's step: not a crash, not counted).
 //! The process is a new one on each restart, so it makes a new
 //! `service.instance.id` (the launcher never passes one).
 
@@ -22,7 +24,9 @@ use tokio::{
     time::Instant,
 };
 
-use super::{ReplicaState, RestartPolicy, Supervisor, replica_label};
+use super::{
+    ReplicaState, RestartPolicy, RestartedReplica, StoppedReplica, Supervisor, replica_label,
+};
 
 /// What a replica's supervisor can be asked to do.
 pub(super) enum Command {
@@ -31,6 +35,19 @@ pub(super) enum Command {
     /// SIGKILL, as a crash would; answered once the process is dead and
     /// out of the targets. It is restarted like any crash.
     Crash { done: oneshot::Sender<()> },
+    /// Out of the targets, drain, SIGTERM, start again; answered once the
+    /// new process is ready and back in the targets (or did not make it).
+    Restart {
+        done: oneshot::Sender<Result<RestartedReplica, String>>,
+    },
+}
+
+/// A restart asked for and not finished: answered when the new process
+/// is ready (or fails to start).
+struct PendingRestart {
+    done: oneshot::Sender<Result<RestartedReplica, String>>,
+    stopped: StoppedReplica,
+    since: Instant,
 }
 
 pub(super) struct Retire {
@@ -114,6 +131,7 @@ pub(super) async fn supervise(
         commands,
         first_start: Some(ready),
         backoff,
+        restarting: None,
     }
     .run(child)
     .await;
@@ -127,6 +145,7 @@ struct ReplicaTask {
     commands: mpsc::UnboundedReceiver<Command>,
     first_start: Option<oneshot::Sender<anyhow::Result<()>>>,
     backoff: Backoff,
+    restarting: Option<PendingRestart>,
 }
 
 // === impl ReplicaTask ===
@@ -172,6 +191,17 @@ impl ReplicaTask {
                 });
                 if let Some(first) = self.first_start.take() {
                     let _ = first.send(Ok(()));
+                } else if let Some(restart) = self.restarting.take() {
+                    eprintln!(
+                        "launcher: {} is restarted (pid {})",
+                        self.label,
+                        pid(&child)
+                    );
+                    let _ = restart.done.send(Ok(RestartedReplica {
+                        stopped: restart.stopped,
+                        new_pid: child.id(),
+                        took_ms: restart.since.elapsed().as_secs_f64() * 1000.0,
+                    }));
                 } else {
                     eprintln!("launcher: {} is back (pid {})", self.label, pid(&child));
                 }
@@ -208,6 +238,9 @@ impl ReplicaTask {
             (phase, Event::Command(Some(Command::Retire(retire)))) => {
                 self.retire(phase, retire).await;
                 None
+            }
+            (phase, Event::Command(Some(Command::Restart { done }))) => {
+                Some(self.restart(phase, done).await)
             }
             (phase, Event::Command(Some(Command::Crash { done }))) => match phase {
                 Phase::Starting { mut child, started } | Phase::Running { mut child, started } => {
@@ -254,6 +287,9 @@ impl ReplicaTask {
             }
             None => {
                 eprintln!("launcher: {why}");
+                if let Some(restart) = self.restarting.take() {
+                    let _ = restart.done.send(Err(why));
+                }
                 Some(self.crashed(status, started, None))
             }
         }
@@ -268,6 +304,13 @@ impl ReplicaTask {
         done: Option<oneshot::Sender<()>>,
     ) -> Phase {
         let delay = self.backoff.delay(started.elapsed());
+        if let Some(restart) = self.restarting.take() {
+            let _ = restart.done.send(Err(format!(
+                "{} exited while restarting ({})",
+                self.label,
+                describe(status)
+            )));
+        }
         self.supervisor
             .record_crash(self.service, self.replica, status);
         eprintln!(
@@ -319,6 +362,47 @@ impl ReplicaTask {
                 }
             }
         }
+    }
+
+    /// One step of a rolling restart: out of the targets, drained, stopped
+    /// gracefully, and spawned again on its port. The caller hears back
+    /// once the new process is ready ([`Phase::Starting`] → Ready).
+    async fn restart(
+        &mut self,
+        phase: Phase,
+        done: oneshot::Sender<Result<RestartedReplica, String>>,
+    ) -> Phase {
+        if self.first_start.is_some() || self.restarting.is_some() {
+            let _ = done.send(Err(format!(
+                "{} is still starting; restart it once it is ready",
+                self.label
+            )));
+            return phase;
+        }
+        let since = Instant::now();
+        let (old_pid, status) = match phase {
+            Phase::Starting { mut child, .. } | Phase::Running { mut child, .. } => {
+                let old_pid = child.id();
+                // Out of the targets first, so dependents stop choosing
+                // it while it still serves.
+                self.supervisor.update(self.service, self.replica, |slot| {
+                    slot.state = ReplicaState::Stopping;
+                });
+                eprintln!("launcher: {} draining for a restart", self.label);
+                self.supervisor.drain(&self.label, &self.url()).await;
+                tokio::time::sleep(self.supervisor.drain_period).await;
+                let status = terminate(&self.label, &mut child, self.supervisor.stop_grace).await;
+                (old_pid, status)
+            }
+            // Down already, waiting out a restart delay: start it now.
+            Phase::Waiting { .. } => (None, None),
+        };
+        self.restarting = Some(PendingRestart {
+            done,
+            stopped: StoppedReplica::new(self.replica, old_pid, status),
+            since,
+        });
+        self.respawn()
     }
 
     /// Stops the replica for good. The caller has already taken it out of
