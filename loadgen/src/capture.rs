@@ -57,8 +57,8 @@ pub struct CaptureLimits {
 impl Default for CaptureLimits {
     fn default() -> Self {
         // A span as the services export it (a dozen attributes and the
-        // resource) estimates at about 1.5 KB: 200 000 spans ≈ 300 MB
-        // would be too much, so the byte bound usually binds first.
+        // resource) estimates at about 1 KB, so 200 000 spans would be
+        // ~200 MB: the byte bound usually binds first and sets the window.
         Self {
             recent_spans: 200_000,
             recent_bytes: 128 * 1024 * 1024,
