@@ -17,6 +17,11 @@
 //! configured); when it is full the oldest spans are dropped and counted in
 //! [`ReceiverStats::dropped_spans`].
 //!
+//! For reports, [`Receiver::with_capture`] keeps spans grouped by trace in a
+//! [`TraceStore`] instead: a recent window evicting whole traces, and the
+//! traces loadgen pins with [`Receiver::keep`] (the slowest and the failed
+//! journeys) held until the end of the run. See [`crate::capture`].
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use std::time::Duration;
@@ -62,6 +67,8 @@ use tokio::task::{JoinError, JoinHandle};
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 
+use crate::capture::{CaptureLimits, CaptureStats, TraceStore};
+
 /// How many spans a [`Receiver::new`] keeps before dropping the oldest.
 pub const DEFAULT_MAX_SPANS: usize = 100_000;
 
@@ -97,7 +104,14 @@ struct Shared {
     changed: Notify,
 }
 
-struct Store {
+/// Where spans go: the plain buffer tests assert on, or the trace store
+/// reports draw from.
+enum Store {
+    Buffer(Buffer),
+    Capture(TraceStore),
+}
+
+struct Buffer {
     spans: VecDeque<CapturedSpan>,
     max_spans: usize,
     received: u64,
@@ -304,14 +318,27 @@ impl Receiver {
     /// A receiver keeping at most `max_spans` spans; older ones are dropped
     /// first. Zero keeps nothing and only counts.
     pub fn with_max_spans(max_spans: usize) -> Self {
+        Self::with_store(Store::Buffer(Buffer {
+            spans: VecDeque::new(),
+            max_spans,
+            received: 0,
+            dropped: 0,
+        }))
+    }
+
+    /// A receiver for trace capture: spans are grouped by trace in a
+    /// [`TraceStore`] bounded by `limits`, and [`keep`](Self::keep) pins the
+    /// traces to hold until the end. [`spans`](Self::spans),
+    /// [`trace`](Self::trace), [`wait_for`](Self::wait_for) and
+    /// [`stats`](Self::stats) work as with the buffer, over what is held.
+    pub fn with_capture(limits: CaptureLimits) -> Self {
+        Self::with_store(Store::Capture(TraceStore::new(limits)))
+    }
+
+    fn with_store(store: Store) -> Self {
         Self {
             shared: Arc::new(Shared {
-                store: Mutex::new(Store {
-                    spans: VecDeque::new(),
-                    max_spans,
-                    received: 0,
-                    dropped: 0,
-                }),
+                store: Mutex::new(store),
                 changed: Notify::new(),
             }),
         }
@@ -377,21 +404,87 @@ impl Receiver {
             .with_state(self.clone())
     }
 
-    /// A copy of every stored span, oldest first.
+    /// A copy of every stored span, oldest first (with capture: grouped by
+    /// trace, least recently active trace first).
     pub fn spans(&self) -> Vec<CapturedSpan> {
-        self.lock().spans.iter().cloned().collect()
+        match &*self.lock() {
+            Store::Buffer(buffer) => buffer.spans.iter().cloned().collect(),
+            Store::Capture(store) => store.spans().cloned().collect(),
+        }
     }
 
     /// The stored spans of one trace, oldest first. `trace_id` is hex, in
     /// either case.
     pub fn trace(&self, trace_id: &str) -> Vec<CapturedSpan> {
         let wanted = trace_id.to_ascii_lowercase();
-        self.lock()
-            .spans
-            .iter()
-            .filter(|s| s.trace_id == wanted)
-            .cloned()
-            .collect()
+        match &*self.lock() {
+            Store::Buffer(buffer) => buffer
+                .spans
+                .iter()
+                .filter(|s| s.trace_id == wanted)
+                .cloned()
+                .collect(),
+            Store::Capture(store) => store.trace(&wanted).to_vec(),
+        }
+    }
+
+    /// Pins a trace so that its spans, held now or arriving later, are kept
+    /// until [`release`](Self::release): see [`TraceStore::keep`]. Returns
+    /// whether it is pinned; always `false` without capture.
+    pub fn keep(&self, trace_id: &str) -> bool {
+        match &mut *self.lock() {
+            Store::Buffer(_) => false,
+            Store::Capture(store) => store.keep(trace_id),
+        }
+    }
+
+    /// Unpins a trace (see [`TraceStore::release`]); a no-op without capture.
+    pub fn release(&self, trace_id: &str) {
+        if let Store::Capture(store) = &mut *self.lock() {
+            store.release(trace_id);
+        }
+    }
+
+    /// The held spans of each of `trace_ids`, by start time, for the report
+    /// (see [`TraceStore::traces`]). Without capture, whatever the buffer
+    /// still holds of them.
+    ///
+    /// `trace_ids` is anything that lists ids: `&[&str]`, `&Vec<String>`,
+    /// or [`crate::report::sample_trace_ids`] of the summary.
+    pub fn traces<I>(&self, trace_ids: I) -> BTreeMap<String, Vec<CapturedSpan>>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        match &*self.lock() {
+            Store::Capture(store) => store.traces(trace_ids),
+            Store::Buffer(buffer) => {
+                let mut out: BTreeMap<String, Vec<CapturedSpan>> = BTreeMap::new();
+                let wanted: Vec<String> = trace_ids
+                    .into_iter()
+                    .map(|id| id.as_ref().to_ascii_lowercase())
+                    .collect();
+                for span in &buffer.spans {
+                    if wanted.contains(&span.trace_id) {
+                        out.entry(span.trace_id.clone())
+                            .or_default()
+                            .push(span.clone());
+                    }
+                }
+                for spans in out.values_mut() {
+                    spans.sort_by_key(|s| (s.start_unix_nano, std::cmp::Reverse(s.end_unix_nano)));
+                }
+                out
+            }
+        }
+    }
+
+    /// The capture counters; `None` without capture.
+    pub fn capture_stats(&self) -> Option<CaptureStats> {
+        match &*self.lock() {
+            Store::Buffer(_) => None,
+            Store::Capture(store) => Some(store.stats()),
+        }
     }
 
     /// Waits until `pred` holds for the stored spans, re-checking whenever
@@ -421,26 +514,49 @@ impl Receiver {
     }
 
     fn check(&self, pred: &mut impl FnMut(&[CapturedSpan]) -> bool) -> Option<Vec<CapturedSpan>> {
-        let mut store = self.lock();
-        let spans = store.spans.make_contiguous();
-        pred(spans).then(|| spans.to_vec())
+        match &mut *self.lock() {
+            Store::Buffer(buffer) => {
+                let spans = buffer.spans.make_contiguous();
+                pred(spans).then(|| spans.to_vec())
+            }
+            // Grouped by trace, the spans are not one slice: copy them. Tests
+            // wait on small stores; loadgen itself does not wait in capture.
+            Store::Capture(store) => {
+                let spans: Vec<CapturedSpan> = store.spans().cloned().collect();
+                pred(&spans).then_some(spans)
+            }
+        }
     }
 
-    /// Forgets every stored span and resets the counters.
+    /// Forgets every stored span (and pin) and resets the counters.
     pub fn clear(&self) {
-        let mut store = self.lock();
-        store.spans.clear();
-        store.received = 0;
-        store.dropped = 0;
+        match &mut *self.lock() {
+            Store::Buffer(buffer) => {
+                buffer.spans.clear();
+                buffer.received = 0;
+                buffer.dropped = 0;
+            }
+            Store::Capture(store) => store.clear(),
+        }
     }
 
-    /// Current counters.
+    /// Current counters. With capture, `dropped_spans` counts both spans
+    /// evicted with their traces and spans refused on arrival.
     pub fn stats(&self) -> ReceiverStats {
-        let store = self.lock();
-        ReceiverStats {
-            received_spans: store.received,
-            stored_spans: store.spans.len(),
-            dropped_spans: store.dropped,
+        match &*self.lock() {
+            Store::Buffer(buffer) => ReceiverStats {
+                received_spans: buffer.received,
+                stored_spans: buffer.spans.len(),
+                dropped_spans: buffer.dropped,
+            },
+            Store::Capture(store) => {
+                let stats = store.stats();
+                ReceiverStats {
+                    received_spans: stats.received_spans,
+                    stored_spans: stats.held_spans,
+                    dropped_spans: stats.evicted_spans + stats.dropped_spans,
+                }
+            }
         }
     }
 
@@ -460,19 +576,25 @@ impl Receiver {
         if spans.is_empty() {
             return;
         }
-        {
-            let mut store = self.lock();
-            for span in spans {
-                store.received += 1;
-                if store.max_spans == 0 {
-                    store.dropped += 1;
-                    continue;
+        match &mut *self.lock() {
+            Store::Buffer(buffer) => {
+                for span in spans {
+                    buffer.received += 1;
+                    if buffer.max_spans == 0 {
+                        buffer.dropped += 1;
+                        continue;
+                    }
+                    if buffer.spans.len() >= buffer.max_spans {
+                        buffer.spans.pop_front();
+                        buffer.dropped += 1;
+                    }
+                    buffer.spans.push_back(span);
                 }
-                if store.spans.len() >= store.max_spans {
-                    store.spans.pop_front();
-                    store.dropped += 1;
+            }
+            Store::Capture(store) => {
+                for span in spans {
+                    store.insert(span);
                 }
-                store.spans.push_back(span);
             }
         }
         self.shared.changed.notify_waiters();
@@ -1378,6 +1500,54 @@ mod tests {
         counting_only.ingest(sample_request(), Transport::Grpc);
         assert_eq!(counting_only.stats().dropped_spans, 2);
         assert!(counting_only.spans().is_empty());
+    }
+
+    /// Capture mode through the real transport: a trace pinned before its
+    /// spans arrive survives a flood of other traces that evicts the rest.
+    #[tokio::test]
+    async fn capture_keeps_a_pinned_trace_through_a_flood() {
+        let running = start(Receiver::with_capture(CaptureLimits {
+            recent_spans: 4,
+            ..CaptureLimits::default()
+        }))
+        .await;
+        assert!(running.keep(TRACE_HEX), "pinned before any span arrived");
+        let mut client = TraceServiceClient::connect(running.grpc_endpoint())
+            .await
+            .expect("gRPC connects");
+        client
+            .export(sample_request())
+            .await
+            .expect("export succeeds");
+        for i in 1..=20u8 {
+            let mut other = named_span("noise");
+            other.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![i; 16];
+            client.export(other).await.expect("export succeeds");
+        }
+
+        let traces = running.traces([TRACE_HEX.to_owned(), "01".repeat(16)]);
+        assert_eq!(traces.len(), 1, "the first noise trace was evicted");
+        let names: Vec<_> = traces[TRACE_HEX].iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["GET /courses", "GET courses"], "by start time");
+        assert_eq!(running.trace(TRACE_HEX).len(), 2);
+
+        let stats = running.stats();
+        assert_eq!(stats.received_spans, 22);
+        assert_eq!(stats.stored_spans, 2 + 4);
+        assert_eq!(stats.dropped_spans, 16);
+        let capture = running.capture_stats().expect("capture mode");
+        assert_eq!((capture.pinned_traces, capture.evicted_traces), (1, 16));
+
+        running.release(TRACE_HEX);
+        assert!(
+            running.traces([TRACE_HEX]).is_empty(),
+            "released, then evicted first"
+        );
+        assert!(
+            !Receiver::new().keep(TRACE_HEX),
+            "the plain buffer cannot pin"
+        );
+        assert_eq!(Receiver::new().capture_stats(), None);
     }
 
     #[tokio::test]

@@ -1,0 +1,221 @@
+//! report.html, the end-of-run table and the output directory, from a
+//! populated summary and captured traces, through the public API.
+
+mod report_fixture;
+
+use std::collections::BTreeMap;
+
+use loadgen::report::{self, html, table};
+use report_fixture::{FAILED_TRACE, HOSTILE, JAEGER, SLOW_TRACE, UNCAPTURED_TRACE};
+
+fn page() -> String {
+    html::render(&report_fixture::summary(), &report_fixture::traces())
+}
+
+/// The HTML of the waterfall anchored at `trace-<id>`.
+fn waterfall(page: &str, id: &str) -> String {
+    let start = page
+        .find(&format!("id=\"trace-{id}\""))
+        .unwrap_or_else(|| panic!("no waterfall for {id}"));
+    let end = page[start..].find("</details>").expect("waterfall ends") + start;
+    page[start..end].to_owned()
+}
+
+#[test]
+fn html_has_the_verdict_checks_and_tables() {
+    let page = page();
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(
+        page.contains("checkout &lt;under&gt; faults"),
+        "the title is escaped"
+    );
+    assert!(page.contains(">FAILED<"));
+    assert!(page.contains("checkout: p99 &lt; 800ms"));
+    assert!(page.contains("912.3"), "observed value");
+    assert!(page.contains("✗") && page.contains("✓"));
+    assert!(page.contains("503 dependency_unavailable ×10"));
+    assert!(page.contains("201 ×988"), "request statuses");
+    assert!(page.contains("control API answered 409: already scaling"));
+    // Three charts, each with both timeline events as markers.
+    assert_eq!(page.matches("<svg").count(), 3);
+    assert_eq!(page.matches("<g class=\"marker\">").count(), 3);
+    assert_eq!(page.matches("<g class=\"marker failed\">").count(), 3);
+}
+
+#[test]
+fn samples_link_to_jaeger_and_to_captured_waterfalls() {
+    let page = page();
+    for id in [SLOW_TRACE, UNCAPTURED_TRACE, FAILED_TRACE] {
+        assert!(
+            page.contains(&format!("href=\"{JAEGER}/trace/{id}\"")),
+            "Jaeger link for {id}"
+        );
+    }
+    assert!(page.contains(&format!("href=\"#trace-{SLOW_TRACE}\"")));
+    assert!(page.contains(&format!("href=\"#trace-{FAILED_TRACE}\"")));
+    assert!(
+        !page.contains(&format!("#trace-{UNCAPTURED_TRACE}")),
+        "no waterfall link without captured spans"
+    );
+    assert!(!page.contains(&format!("id=\"trace-{UNCAPTURED_TRACE}\"")));
+}
+
+#[test]
+fn waterfalls_show_each_span_in_tree_order_with_key_attributes() {
+    let page = page();
+    let slow = waterfall(&page, SLOW_TRACE);
+    let rows: Vec<&str> = slow.split("<div class=\"wf-row").skip(2).collect();
+    assert_eq!(rows.len(), 4, "one row per span: {slow}");
+    let order: Vec<usize> = [
+        "POST /api/checkout",
+        "POST payments",
+        "POST /payments",
+        "INSERT payments",
+    ]
+    .iter()
+    .map(|name| {
+        slow.find(&format!(">{name}<"))
+            .unwrap_or_else(|| panic!("{name} row"))
+    })
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "parents before children"
+    );
+    assert!(slow.contains("peer.service=payments"));
+    assert!(slow.contains("retry.attempt=2"));
+    assert!(slow.contains("http.response.status_code=201"));
+    assert!(slow.contains("gateway") && slow.contains("payments"));
+    assert!(
+        slow.contains(">900.0<"),
+        "start offset of the payments span"
+    );
+
+    let failed = waterfall(&page, FAILED_TRACE);
+    assert!(failed.contains("wf-row err"), "the error span is marked");
+    assert!(failed.contains("fault.injected=true"));
+    assert!(failed.contains("error.type=503"));
+    assert!(failed.contains("injected fault"), "the status message");
+}
+
+#[test]
+fn outside_strings_cannot_inject_markup() {
+    let page = page();
+    assert!(!page.contains(HOSTILE));
+    assert!(page.contains("&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;"));
+    // The only script is our own.
+    assert_eq!(page.matches("<script").count(), 1);
+
+    let mut summary = report_fixture::summary();
+    summary.links.jaeger = Some("javascript:alert(1)".into());
+    summary.slowest[0].trace_id = Some("\"><img src=x onerror=alert(1)>".into());
+    let page = html::render(&summary, &BTreeMap::new());
+    assert!(
+        !page.contains("javascript:"),
+        "a non-http Jaeger base is not linked"
+    );
+    assert!(!page.contains("<img"));
+}
+
+#[test]
+fn the_page_loads_nothing_from_elsewhere() {
+    let page = page();
+    assert!(!page.contains("src="), "no external scripts or images");
+    assert!(!page.contains("<link"), "no external stylesheets");
+    assert!(
+        !page.contains("@import") && !page.contains("url("),
+        "no fetched CSS"
+    );
+    let external: Vec<&str> = page
+        .match_indices("href=\"http")
+        .map(|(at, _)| &page[at..at + page[at..].find('>').unwrap_or(0)])
+        .filter(|link| !link.starts_with(&format!("href=\"{JAEGER}/trace/")))
+        .collect();
+    assert!(external.is_empty(), "{external:?}");
+
+    let mut summary = report_fixture::summary();
+    summary.links.jaeger = None;
+    let page = html::render(&summary, &report_fixture::traces());
+    assert!(!page.contains("href=\"http"), "no Jaeger, no outside links");
+}
+
+#[test]
+fn table_has_journeys_executors_checks_and_the_verdict() {
+    let text = table::render(&report_fixture::summary());
+    let line = |start: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in\n{text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    // name, count, rate, p50, p90, p99, max (corrected), errors...
+    assert_eq!(
+        line("checkout")[..8],
+        [
+            "checkout", "1000", "16.7", "120.0", "240.0", "480.0", "960.0", "12"
+        ]
+    );
+    assert_eq!(line("browse")[..3], ["browse", "2000", "33.3"]);
+    assert!(line("all").contains(&"3000"));
+    let executor = line("steady");
+    assert!(executor.contains(&"10"), "dropped");
+    assert!(
+        executor.contains(&"0.33%"),
+        "shortfall: 10 of 3000 not started"
+    );
+    assert!(text.contains("timeout ×2"));
+    assert!(line("✗").contains(&"912.3"));
+    assert!(text.contains("✓ "));
+    assert!(text.contains("control API answered 409"));
+    assert!(text.contains("FAILED: 1 check failed"));
+
+    // Columns line up: every row of the journeys table has the count
+    // right-aligned in the same place.
+    let header = text
+        .lines()
+        .find(|l| l.contains("journey") && l.contains("count"))
+        .unwrap();
+    let count_end = header.find("count").unwrap() + "count".len();
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("checkout"))
+        .unwrap();
+    assert_eq!(&row[count_end - 4..count_end], "1000");
+}
+
+#[test]
+fn write_creates_the_directory_and_both_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("runs/first");
+    let summary = report_fixture::summary();
+    report::write(&out, &summary, &report_fixture::traces()).expect("written");
+
+    let json = std::fs::read_to_string(out.join(report::SUMMARY_FILE)).expect("summary.json");
+    let back: report::Summary = serde_json::from_str(&json).expect("summary.json reads back");
+    assert_eq!(back, summary);
+    let page = std::fs::read_to_string(out.join(report::HTML_FILE)).expect("report.html");
+    assert!(page.contains(&format!("id=\"trace-{SLOW_TRACE}\"")));
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .expect("listable")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|name| name.to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A path that cannot be a directory: a clear error naming it.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").expect("written");
+    let error = report::write(&file.join("out"), &summary, &BTreeMap::new()).expect_err("fails");
+    assert!(error.to_string().contains("a-file"), "{error}");
+}
+
+#[test]
+fn sample_trace_ids_lists_slowest_then_failed_once_each() {
+    let mut summary = report_fixture::summary();
+    summary.failed.push(summary.slowest[0].clone());
+    assert_eq!(
+        report::sample_trace_ids(&summary),
+        [SLOW_TRACE, UNCAPTURED_TRACE, FAILED_TRACE]
+    );
+}
