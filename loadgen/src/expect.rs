@@ -472,13 +472,9 @@ impl Observations {
             }
         } else {
             match expectation.check.aggregate {
-                Aggregate::Increase => Some(
-                    track
-                        .series
-                        .values()
-                        .map(|s| increase(s, in_window))
-                        .sum(),
-                ),
+                Aggregate::Increase => {
+                    Some(track.series.values().map(|s| increase(s, in_window)).sum())
+                }
                 Aggregate::Max => points_in(track, in_window).reduce(f64::max),
                 Aggregate::Min => points_in(track, in_window).reduce(f64::min),
                 Aggregate::Last => {
