@@ -225,6 +225,43 @@ impl LaunchOptions {
     }
 }
 
+/// The services' admin token for `loadgen up` (or a run that starts the
+/// system): the one `given` (checked as the services check it), or a new
+/// random one written to `<data_dir>/admin-token`, readable by its owner
+/// only (it lets its holder crash the services); the path is returned
+/// when a file was written.
+pub fn admin_token(
+    given: Option<String>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(String, Option<PathBuf>)> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+
+    if let Some(token) = given {
+        token
+            .parse::<mesh::config::AdminToken>()
+            .map_err(|e| anyhow::anyhow!("the admin token: {e}"))?;
+        return Ok((token, None));
+    }
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("admin-token");
+    // A file truncated in place keeps its old mode: replace it.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::Error::new(e).context(format!("replacing {}", path.display())));
+        }
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{token}")?;
+    Ok((token, Some(path)))
+}
+
 /// `payments=3,users=2` → `{payments: 3, users: 2}`: every name a known
 /// service, every count within 1..=[`MAX_REPLICAS`], no name twice.
 pub fn parse_replicas(spec: &str) -> Result<BTreeMap<&'static str, usize>, String> {
@@ -1533,6 +1570,32 @@ mod tests {
         assert_ne!(moved, port, "the old port is taken: a free one");
         drop(squatter);
         assert_eq!(supervisor.restart_port("payments", 1).unwrap(), port);
+    }
+
+    #[test]
+    fn an_admin_token_is_checked_or_made_and_kept_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let (token, written) = admin_token(Some("s3cret".into()), dir.path()).unwrap();
+        assert_eq!((token.as_str(), written), ("s3cret", None));
+        let err = admin_token(Some("has space".into()), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("visible ASCII"), "{err}");
+
+        let path = dir.path().join("admin-token");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (token, written) = admin_token(None, dir.path()).unwrap();
+        assert_eq!(written.as_deref(), Some(path.as_path()));
+        assert_eq!(token.len(), 48);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{token}\n")
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let (again, _) = admin_token(None, dir.path()).unwrap();
+        assert_ne!(again, token, "a new one on each start");
     }
 
     #[test]

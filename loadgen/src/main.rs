@@ -8,7 +8,6 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use loadgen::launcher::{Databases, Discovery, LaunchOptions, Logs, System, parse_replicas};
 
@@ -151,33 +150,6 @@ struct UpArgs {
     admin_token: Option<String>,
 }
 
-/// The token given, or a new random one written to `<data_dir>/admin-token`
-/// (readable by the owner only: it lets its holder crash the services).
-fn admin_token(given: Option<String>, data_dir: &std::path::Path) -> anyhow::Result<String> {
-    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
-
-    if let Some(token) = given {
-        token
-            .parse::<mesh::config::AdminToken>()
-            .map_err(|e| anyhow::anyhow!("--admin-token: {e}"))?;
-        return Ok(token);
-    }
-    let token = hex::encode(rand::random::<[u8; 24]>());
-    std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join("admin-token");
-    // An old file keeps its mode when truncated: remove it first.
-    let _ = std::fs::remove_file(&path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    writeln!(file, "{token}")?;
-    println!("admin token: {} (ADMIN_TOKEN)", path.display());
-    Ok(token)
-}
-
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut options = LaunchOptions::local(&args.data_dir);
     options.auto_ports = args.ports == Ports::Auto;
@@ -185,7 +157,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     options.logs = Logs::Prefixed;
     options.env = BTreeMap::new();
     options.replicas = args.replicas;
-    options.admin_token = Some(admin_token(args.admin_token, &args.data_dir)?);
+    let (token, written) = loadgen::launcher::admin_token(args.admin_token, &args.data_dir)?;
+    if let Some(path) = written {
+        println!("admin token: {} (ADMIN_TOKEN)", path.display());
+    }
+    options.admin_token = Some(token);
     options.discovery = match args.discovery {
         DiscoveryArg::Urls => Discovery::Urls,
         DiscoveryArg::FileSd => Discovery::FileSd,
