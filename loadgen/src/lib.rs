@@ -13,6 +13,7 @@ pub mod launcher;
 pub mod platform;
 pub mod receiver;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod scrape;
 pub mod timeline;

@@ -1,0 +1,761 @@
+//! `loadgen run`: a scenario from file to verdict.
+//!
+//! 1. Read the scenario (errors name file, line and column).
+//! 2. Find the system: start it locally (the launcher) or use `--target`.
+//! 3. Prepare the data (the catalog's ranking, registered learners).
+//! 4. Start the engine, the timeline, the expectation watcher and, if
+//!    asked, the trace capture, all on one clock.
+//! 5. Judge thresholds and expectations, print the summary, write
+//!    `summary.json` and `report.html`, and exit 0 (passed), 1 (a check
+//!    failed) or 2 (the run could not be made).
+
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use clap::{Args, ValueEnum};
+use gateway::client::GatewayClient;
+use mesh::{Mesh, ServeConfig, ServiceIdentity, TelemetryConfig};
+use prometheus_client::registry::Registry;
+
+use crate::{
+    capture::CaptureLimits,
+    engine::{
+        EngineMetrics, ExecutorPlan, Model, Plan, Pool, Run, RunOptions, RunStats, ThinkTime,
+        TraceEvent, WeightedJourney,
+    },
+    expect::Watcher,
+    journeys::{self, World},
+    launcher::{Databases, LaunchOptions, Logs, System, parse_replicas},
+    platform::{
+        ComposeOptions, ComposePlatform, KubernetesOptions, KubernetesPlatform, LocalPlatform,
+        Platform,
+    },
+    receiver::{Receiver, RunningReceiver},
+    report::{
+        self,
+        summary::{CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, Verdict},
+    },
+    scenario::{ExecutorKind, Scenario, Scope, Stat, Threshold},
+    timeline::TimelineRunner,
+    verdict::{self, View},
+};
+
+/// Exit codes.
+pub const PASSED: i32 = 0;
+pub const FAILED: i32 = 1;
+pub const UNABLE: i32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlatformKind {
+    /// The local launcher: started by this run, or `loadgen up` (give
+    /// `--target` and `--control`).
+    Local,
+    /// `docker compose` (give `--target`).
+    Compose,
+    /// `kubectl` (give `--target`).
+    Kubernetes,
+}
+
+/// `loadgen run`'s arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A scenario file, or the name of a shipped scenario (`loadgen
+    /// scenarios` lists them).
+    pub scenario: String,
+
+    /// Multiply every duration and offset in the scenario by this: 0.2
+    /// runs the same story five times faster.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub duration_scale: f64,
+
+    /// The gateway to drive. Without it, the run starts the whole system
+    /// locally (free ports, SQLite in a temporary directory) and stops it
+    /// afterwards.
+    #[arg(long)]
+    pub target: Option<String>,
+
+    /// Where the system runs, for the timeline's scale, crash and restart
+    /// events.
+    #[arg(long, value_enum, default_value = "local")]
+    pub platform: PlatformKind,
+
+    /// The launcher's control API (`loadgen up` prints it), with
+    /// `--target` on the local platform.
+    #[arg(long, default_value = "http://127.0.0.1:8070")]
+    pub control: String,
+
+    /// The services' admin token, for faults and drains. A system this
+    /// run starts gets a fresh one.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Compose: the project name (`-p`).
+    #[arg(long)]
+    pub compose_project: Option<String>,
+
+    /// Compose: the Compose file(s) (`-f`).
+    #[arg(long)]
+    pub compose_file: Vec<PathBuf>,
+
+    /// Kubernetes: the namespace (`-n`).
+    #[arg(long)]
+    pub namespace: Option<String>,
+
+    /// Kubernetes: the kubectl context.
+    #[arg(long)]
+    pub kube_context: Option<String>,
+
+    /// Write `summary.json` and `report.html` into this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    /// Receive the services' spans in this process and keep the complete
+    /// traces of the slowest and failed journeys for `report.html`.
+    #[arg(long)]
+    pub capture_traces: bool,
+
+    /// Jaeger's UI, to link trace ids to (e.g. http://localhost:16686).
+    #[arg(long, env = "LOADGEN_JAEGER_URL")]
+    pub jaeger_url: Option<String>,
+
+    /// Serve loadgen's own Prometheus /metrics here while running.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// No live progress line (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// The deadline of each request loadgen sends.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// A system this run starts keeps its data and logs here (default: a
+    /// temporary directory, removed afterwards unless the run failed).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// A system this run starts uses PostgreSQL through this URL instead
+    /// of SQLite (a database per service is created).
+    #[arg(long, env = "LEARNSPHERE_POSTGRES_URL")]
+    pub postgres: Option<String>,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    let k: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if k.is_finite() && k > 0.0 && k <= 100.0 {
+        Ok(k)
+    } else {
+        Err("the scale is above 0 and at most 100".into())
+    }
+}
+
+/// Why a run could not be made (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct Unable(anyhow::Error);
+
+/// Runs the scenario; returns the exit code.
+pub async fn run(args: RunArgs) -> i32 {
+    match run_inner(args).await {
+        Ok(code) => code,
+        Err(Unable(e)) => {
+            eprintln!("error: {e:#}");
+            UNABLE
+        }
+    }
+}
+
+/// The system under load, and how to put it away.
+struct Target {
+    gateway: String,
+    platform: Arc<dyn Platform>,
+    system: Option<System>,
+    data_dir: Option<(PathBuf, bool)>,
+}
+
+async fn run_inner(mut args: RunArgs) -> Result<i32, Unable> {
+    let unable = |e: anyhow::Error| Unable(e);
+    let scenario = Scenario::load(&args.scenario)
+        .map_err(|e| unable(e.into()))?
+        .scaled(args.duration_scale);
+
+    // Trace capture: our own receiver, the services' exporters and ours
+    // pointed at it.
+    let capture = if args.capture_traces {
+        let running = Receiver::with_capture(CaptureLimits::default())
+            .start(
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            )
+            .await
+            .map_err(|e| unable(anyhow::anyhow!("starting the trace receiver: {e}")))?;
+        args.telemetry.export_endpoint = Some(running.grpc_endpoint());
+        args.telemetry.otlp_protocol = mesh::config::OtlpProtocol::Grpc;
+        args.telemetry.otlp_traces_protocol = None;
+        Some(running)
+    } else {
+        None
+    };
+    let identity = ServiceIdentity::resolve("loadgen", env!("CARGO_PKG_VERSION"), &args.telemetry);
+    let telemetry = mesh::telemetry::init(&args.telemetry, &identity).map_err(unable)?;
+
+    let result = drive(&args, &scenario, &identity, capture.as_ref()).await;
+    // Our own spans (the journeys' roots) are flushed before the traces
+    // are read from the capture or the caller's receiver.
+    telemetry.shutdown(Duration::from_secs(5)).await;
+    let (summary, target) = match result {
+        Ok(done) => done,
+        Err(e) => return Err(e),
+    };
+    let Target {
+        system, data_dir, ..
+    } = target;
+    if let Some(mut system) = system {
+        // A graceful stop: each service flushes its spans on the way out.
+        system.stop(Duration::from_secs(10)).await;
+    }
+
+    let traces = match &capture {
+        Some(running) => {
+            let ids = report::sample_trace_ids(&summary);
+            wait_for_roots(running, &ids).await;
+            running.receiver().traces(ids)
+        }
+        None => BTreeMap::new(),
+    };
+    if let Some(running) = capture {
+        let _ = running.shutdown().await;
+    }
+    print!("{}", report::table::render(&summary));
+    if let Some(out) = &args.out {
+        report::write(out, &summary, &traces).map_err(|e| unable(e.into()))?;
+        println!(
+            "wrote {} and {}",
+            out.join(report::SUMMARY_FILE).display(),
+            out.join(report::HTML_FILE).display()
+        );
+    }
+    if let Some((dir, remove)) = data_dir {
+        if remove && summary.verdict.passed {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            println!("the system's data and logs: {}", dir.display());
+        }
+    }
+    Ok(if summary.verdict.passed {
+        PASSED
+    } else {
+        FAILED
+    })
+}
+
+/// Spans reach the capture a little after their journeys ended (batch
+/// exporters): wait, briefly, until each kept trace has its root.
+async fn wait_for_roots(running: &RunningReceiver, ids: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < deadline {
+        let traces = running.receiver().traces(ids.iter().copied());
+        let complete = ids.iter().all(|id| {
+            traces
+                .get(*id)
+                .is_some_and(|spans| spans.iter().any(|s| s.is_root()))
+        });
+        if complete {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn find_target(
+    args: &RunArgs,
+    scenario: &Scenario,
+    capture: Option<&RunningReceiver>,
+) -> Result<Target, Unable> {
+    let unable = |e: anyhow::Error| Unable(e);
+    if let Some(gateway) = &args.target {
+        let platform: Arc<dyn Platform> = match args.platform {
+            PlatformKind::Local => Arc::new(LocalPlatform::new(
+                args.control.clone(),
+                args.admin_token.clone(),
+            )),
+            PlatformKind::Compose => Arc::new(ComposePlatform::new(ComposeOptions {
+                project: args.compose_project.clone(),
+                files: args.compose_file.clone(),
+                admin_token: args.admin_token.clone(),
+                ..ComposeOptions::default()
+            })),
+            PlatformKind::Kubernetes => Arc::new(KubernetesPlatform::new(KubernetesOptions {
+                namespace: args.namespace.clone(),
+                context: args.kube_context.clone(),
+                admin_token: args.admin_token.clone(),
+                ..KubernetesOptions::default()
+            })),
+        };
+        return Ok(Target {
+            gateway: gateway.trim_end_matches('/').to_owned(),
+            platform,
+            system: None,
+            data_dir: None,
+        });
+    }
+    if args.platform != PlatformKind::Local {
+        return Err(unable(anyhow::anyhow!(
+            "--platform {:?} needs --target: only the local platform can be started by a run",
+            args.platform
+        )));
+    }
+    let (dir, remove) = match &args.data_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!(
+                "loadgen-{}-{}-{:08x}",
+                scenario.name,
+                std::process::id(),
+                rand::random::<u32>()
+            )),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| unable(anyhow::anyhow!("creating {}: {e}", dir.display())))?;
+    let admin_token = args
+        .admin_token
+        .clone()
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    let mut options = LaunchOptions::local(&dir);
+    options.auto_ports = true;
+    options.logs = Logs::Files(dir.join("logs"));
+    options.control_addr = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    options.admin_token = Some(admin_token.clone());
+    if !scenario.system.replicas.is_empty() {
+        let spec: Vec<String> = scenario
+            .system
+            .replicas
+            .iter()
+            .map(|(s, n)| format!("{s}={n}"))
+            .collect();
+        options.replicas =
+            parse_replicas(&spec.join(",")).map_err(|e| unable(anyhow::anyhow!(e)))?;
+    }
+    let mut env: BTreeMap<String, String> = scenario.system.env.clone();
+    // Each synthetic visitor is its own client for the rate limit, as
+    // real visitors behind a load balancer would be.
+    env.entry("RATE_LIMIT_TRUST_FORWARDED_FOR".into())
+        .or_insert_with(|| "true".into());
+    if let Some(running) = capture {
+        env.insert(
+            "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+            running.grpc_endpoint(),
+        );
+        env.insert("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into());
+        env.remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    }
+    options.env = env;
+    if let Some(admin_url) = &args.postgres {
+        options.databases = Databases::Postgres {
+            admin_url: admin_url.clone(),
+            prefix: format!("loadgen_{:08x}", rand::random::<u32>()),
+        };
+    }
+    eprintln!(
+        "starting LearnSphere locally (logs in {})...",
+        dir.join("logs").display()
+    );
+    let system = System::start(options).await.map_err(|e| {
+        unable(e.context(format!(
+            "starting the system (logs in {})",
+            dir.join("logs").display()
+        )))
+    })?;
+    let control = system
+        .control_addr()
+        .map(|a| format!("http://{a}"))
+        .ok_or_else(|| unable(anyhow::anyhow!("the launcher started no control API")))?;
+    let gateway = system
+        .url("gateway")
+        .ok_or_else(|| unable(anyhow::anyhow!("the launcher started no gateway")))?;
+    Ok(Target {
+        gateway,
+        platform: Arc::new(LocalPlatform::new(control, Some(admin_token))),
+        system: Some(system),
+        data_dir: Some((dir, remove)),
+    })
+}
+
+/// Loadgen's own client of the gateway: the mesh's client stack without
+/// retries or a breaker (loadgen reports failures; it does not hide or
+/// prevent them) and without edge metrics (loadgen has its own).
+fn gateway_client(
+    identity: &ServiceIdentity,
+    gateway: &str,
+    timeout: Duration,
+) -> anyhow::Result<GatewayClient> {
+    let mut serve = ServeConfig::default();
+    serve.metrics_enabled = false;
+    serve.outbound.outbound_timeout = timeout;
+    serve.outbound.retry_max_attempts = 1;
+    serve.outbound.breaker_consecutive_failures = u32::MAX;
+    serve.outbound.breaker_failure_rate = 1.1;
+    let mesh = Mesh::new(identity.clone(), &serve);
+    Ok(GatewayClient::new(
+        mesh.client(GatewayClient::DESTINATION, gateway)?,
+    ))
+}
+
+fn plan(scenario: &Scenario, world: &Arc<World>) -> Plan {
+    let executors = scenario
+        .executors
+        .iter()
+        .map(|e| {
+            let model = match &e.kind {
+                ExecutorKind::ConstantArrivalRate { rate } => Model::ConstantArrivalRate {
+                    rate: *rate,
+                    duration: e.duration,
+                    pool: Pool::new(e.max_in_flight),
+                },
+                ExecutorKind::RampingArrivalRate { start_rate, stages } => {
+                    Model::RampingArrivalRate {
+                        start_rate: *start_rate,
+                        stages: stages
+                            .iter()
+                            .map(|s| crate::engine::Stage {
+                                duration: s.duration,
+                                target: s.target,
+                            })
+                            .collect(),
+                        pool: Pool::new(e.max_in_flight),
+                    }
+                }
+                ExecutorKind::ConstantVus { vus, think_time } => Model::ConstantVus {
+                    vus: u32::try_from(*vus).unwrap_or(u32::MAX),
+                    duration: e.duration,
+                    think_time: ThinkTime {
+                        min: think_time.0,
+                        max: think_time.1,
+                    },
+                    iterations: None,
+                },
+            };
+            ExecutorPlan {
+                name: e.name.clone(),
+                start: e.start,
+                model,
+                journeys: e
+                    .journeys
+                    .iter()
+                    .filter_map(|(name, weight)| {
+                        Some(WeightedJourney {
+                            name,
+                            weight: *weight,
+                            journey: journeys::named(world, name)?,
+                        })
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Plan { executors }
+}
+
+/// What a threshold's scope measured, from the run's statistics.
+fn view(stats: &RunStats, t: &Threshold) -> Option<View> {
+    let quantiles = |latency: &dyn Fn(f64, bool) -> Duration| match t.stat {
+        Stat::Latency {
+            quantile,
+            corrected,
+        } => vec![(
+            (View::key(quantile), corrected),
+            latency(quantile, corrected).as_secs_f64() * 1000.0,
+        )],
+        _ => Vec::new(),
+    };
+    if let Some((from, to)) = t.during {
+        let window = match &t.scope {
+            Scope::Overall => stats.window_all(from, to),
+            Scope::Journey(name) => stats.window(from, to, Some(name))?,
+            Scope::Request(_) | Scope::Executor(_) => return None,
+        };
+        return Some(View {
+            count: window.completed,
+            errors: window.errors,
+            seconds: to.saturating_sub(from).as_secs_f64(),
+            latency_ms: quantiles(&|q, _| window.latency(q)),
+            mean_ms: 0.0,
+            scheduled: window.scheduled,
+            started: window.started,
+            dropped: window.dropped,
+        });
+    }
+    let aggregate = match &t.scope {
+        Scope::Overall => stats.overall(),
+        Scope::Journey(name) => stats.journey(name)?,
+        Scope::Request(name) => stats.request(name)?,
+        Scope::Executor(name) => {
+            let e = stats.executor(name)?;
+            return Some(View {
+                count: e.started(),
+                scheduled: e.scheduled(),
+                started: e.started(),
+                dropped: e.dropped(),
+                seconds: e.duration().as_secs_f64(),
+                ..View::default()
+            });
+        }
+    };
+    Some(View {
+        count: aggregate.count(),
+        errors: aggregate.errors(),
+        seconds: stats.elapsed().as_secs_f64(),
+        latency_ms: quantiles(&|q, corrected| {
+            if corrected {
+                aggregate.latency(q)
+            } else {
+                aggregate.uncorrected_latency(q)
+            }
+        }),
+        mean_ms: aggregate.mean_latency().as_secs_f64() * 1000.0,
+        ..View::default()
+    })
+}
+
+fn judge_all(stats: &RunStats, thresholds: &[Threshold]) -> Vec<CheckResult> {
+    thresholds
+        .iter()
+        .map(|t| verdict::judge(t, view(stats, t).as_ref()))
+        .collect()
+}
+
+/// Serves `registry` as OpenMetrics (exemplars need it) until dropped.
+async fn serve_metrics(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::{Router, http::header, routing::get};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("--metrics-addr {addr}: {e}"))?;
+    eprintln!(
+        "loadgen's metrics: http://{}/metrics",
+        listener.local_addr()?
+    );
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut body = String::new();
+                match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                    Ok(()) => (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
+                        .into_response(),
+                    Err(e) => (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("encoding metrics: {e}"),
+                    )
+                        .into_response(),
+                }
+            }
+        }),
+    );
+    use axum::response::IntoResponse as _;
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    }))
+}
+
+async fn drive(
+    args: &RunArgs,
+    scenario: &Scenario,
+    identity: &ServiceIdentity,
+    capture: Option<&RunningReceiver>,
+) -> Result<(Summary, Target), Unable> {
+    let unable = |e: anyhow::Error| Unable(e);
+    let target = find_target(args, scenario, capture).await?;
+    let started_at = SystemTime::now();
+    let client = gateway_client(identity, &target.gateway, args.request_timeout).map_err(unable)?;
+    eprintln!(
+        "{}: preparing {} learners through {}...",
+        scenario.name, scenario.data.learners, target.gateway
+    );
+    let world = World::prepare(client, &scenario.name, &scenario.data, scenario.seed, true)
+        .await
+        .map_err(|e| {
+            unable(e.context(format!(
+                "preparing the scenario's data through {}",
+                target.gateway
+            )))
+        })?;
+
+    let mut registry = Registry::with_prefix_and_labels(
+        "",
+        [(
+            std::borrow::Cow::Borrowed("scenario"),
+            std::borrow::Cow::Owned(scenario.name.clone()),
+        )]
+        .into_iter(),
+    );
+    let metrics = EngineMetrics::register(&mut registry);
+    let timeline = TimelineRunner::new(target.platform.clone(), &mut registry);
+    let registry = Arc::new(registry);
+    let metrics_server = match args.metrics_addr {
+        Some(addr) => Some(
+            serve_metrics(addr, registry.clone())
+                .await
+                .map_err(unable)?,
+        ),
+        None => None,
+    };
+
+    let on_trace = capture.map(|running| {
+        let receiver = running.receiver().clone();
+        Arc::new(move |event: &TraceEvent| match event {
+            TraceEvent::Keep { trace_id, .. } => {
+                receiver.keep(trace_id);
+            }
+            TraceEvent::Release { trace_id } => receiver.release(trace_id),
+        }) as crate::engine::TraceListener
+    });
+    let options = RunOptions {
+        progress: !args.no_progress,
+        seed: scenario.seed,
+        metrics: Some(metrics),
+        on_trace,
+        ..RunOptions::default()
+    };
+    let run = Run::start(plan(scenario, &world), options).map_err(|e| unable(e.into()))?;
+    let live = run.live();
+    let t0 = tokio::time::Instant::from_std(Instant::now() - live.elapsed());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let timeline_live = live.clone();
+    let timeline = timeline.on_phase(move |phase| timeline_live.set_phase(phase));
+    let events = scenario.timeline.clone();
+    let timeline_task = {
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move { timeline.run(&events, t0, stop).await })
+    };
+    let watcher = Watcher::new(target.platform.clone(), scenario.expectations.clone());
+    let watcher_task = tokio::spawn(watcher.run(t0, stopped(stop_rx.clone())));
+
+    // Abort-on-fail thresholds, judged once a second past their grace.
+    let aborted: Arc<Mutex<Option<String>>> = Arc::default();
+    let abort_task = {
+        let live = live.clone();
+        let aborted = aborted.clone();
+        let watched: Vec<Threshold> = scenario
+            .thresholds
+            .iter()
+            .filter(|t| t.abort_on_fail)
+            .cloned()
+            .collect();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            if watched.is_empty() {
+                return;
+            }
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tick.tick() => {}
+                }
+                let elapsed = live.elapsed();
+                let failed = live.with_stats(|stats| {
+                    watched
+                        .iter()
+                        .filter(|t| elapsed >= t.grace)
+                        .map(|t| verdict::judge(t, view(stats, t).as_ref()))
+                        .find(|r| !r.passed && r.observed.is_some())
+                });
+                if let Some(result) = failed {
+                    *aborted.lock().expect("abort lock") =
+                        Some(format!("{} failed: {}", result.name, result.detail));
+                    live.stop();
+                    return;
+                }
+            }
+        })
+    };
+
+    let stats = run.finish().await;
+    let _ = stop_tx.send(true);
+    let timeline_records = timeline_task.await.unwrap_or_default();
+    let observations = watcher_task.await.ok();
+    abort_task.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
+
+    let thresholds = judge_all(&stats, &scenario.thresholds);
+    let expectations = observations.map(|o| o.evaluate()).unwrap_or_default();
+    let aborted = aborted.lock().expect("abort lock").clone();
+    let mut failures: Vec<String> = thresholds
+        .iter()
+        .chain(&expectations)
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    failures.extend(timeline_records.iter().filter(|r| !r.ok).map(|r| {
+        format!(
+            "timeline: {} {} at {:.1}s failed: {}",
+            r.action,
+            r.service,
+            r.at_s,
+            r.error.as_deref().unwrap_or("no reason given")
+        )
+    }));
+    if let Some(reason) = &aborted {
+        failures.insert(0, format!("aborted: {reason}"));
+    }
+    let parts = stats.summary_parts();
+    let summary = Summary {
+        schema_version: SCHEMA_VERSION,
+        scenario: ScenarioInfo {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            file: args.scenario.clone(),
+            duration_scale: scenario.duration_scale,
+            platform: target.platform.name().to_owned(),
+            target: target.gateway.clone(),
+        },
+        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+        duration_s: stats.elapsed().as_secs_f64(),
+        verdict: Verdict {
+            passed: failures.is_empty(),
+            aborted,
+            failures,
+        },
+        overall: parts.overall,
+        journeys: parts.journeys,
+        requests: parts.requests,
+        executors: parts.executors,
+        timeline: timeline_records,
+        thresholds,
+        expectations,
+        series: parts.series,
+        slowest: parts.slowest,
+        failed: parts.failed,
+        links: Links {
+            jaeger: args.jaeger_url.clone(),
+        },
+    };
+    Ok((summary, target))
+}
