@@ -143,6 +143,23 @@ impl ExecutorState {
     }
 }
 
+/// Counts a journey in flight for as long as it lives, so a journey that
+/// panics still leaves the count (and the end of the run) right.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicU64) -> Self {
+        count.fetch_add(1, Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Runs journey `pick` of executor `e` as scheduled for `intended`, and
 /// hands its records to the recorder (or counts it abandoned).
 async fn run_journey(
@@ -262,16 +279,22 @@ async fn open(shared: Arc<Shared>, i: usize, pool: Pool, seed: u64) {
             };
             backlog.pop_front();
             e.count_start(&shared, at, now);
-            e.in_flight.fetch_add(1, Relaxed);
             let pick = e.pick(&mut rng);
             let seed = rng.next_u64();
             let shared = shared.clone();
+            // Counted here, not in the task, so the collector never sees a
+            // started journey that is not yet in flight.
+            e.in_flight.fetch_add(1, Relaxed);
             tokio::spawn(async move {
                 let e = &shared.executors[i];
+                let _in_flight = InFlight(&e.in_flight);
+                let _permit = permit;
                 run_journey(&shared, e, pick, at, seed).await;
-                e.in_flight.fetch_sub(1, Relaxed);
-                drop(permit);
             });
+        }
+        if backlog.is_empty() {
+            // Nothing is waiting for it: hand it back to the pool.
+            freed = None;
         }
         // Wake for the next arrival, for the backlog's head running out of
         // time, or for a free permit if anything is waiting for one.
@@ -320,10 +343,11 @@ async fn user(
         // to fall behind.
         e.scheduled.fetch_add(1, Relaxed);
         e.count_start(shared, now, now);
-        e.in_flight.fetch_add(1, Relaxed);
         let pick = e.pick(&mut rng);
-        run_journey(shared, e, pick, now, rng.next_u64()).await;
-        e.in_flight.fetch_sub(1, Relaxed);
+        {
+            let _in_flight = InFlight::enter(&e.in_flight);
+            run_journey(shared, e, pick, now, rng.next_u64()).await;
+        }
         done += 1;
         if iterations.is_some_and(|n| done >= n) {
             break;

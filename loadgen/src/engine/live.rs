@@ -164,6 +164,11 @@ impl Progress {
         Some(Self { bar, task })
     }
 
+    pub(crate) fn abort(self) {
+        self.task.abort();
+        self.bar.finish_and_clear();
+    }
+
     pub(crate) async fn finish(self) {
         self.task.abort();
         let _ = self.task.await;

@@ -274,6 +274,22 @@ impl Run {
     }
 }
 
+impl Drop for Run {
+    /// A run dropped without [`Run::finish`] (the caller gave up on an
+    /// error) must not go on loading the system in the background.
+    fn drop(&mut self) {
+        self.shared.stop.send_replace(true);
+        self.shared.abandon.send_replace(true);
+        for handle in &self.executors {
+            handle.abort();
+        }
+        self.collector.abort();
+        if let Some(progress) = self.progress.take() {
+            progress.abort();
+        }
+    }
+}
+
 fn executor_stats(e: &ExecutorState, elapsed: Duration) -> ExecutorStats {
     ExecutorStats {
         name: e.name.clone(),
