@@ -652,7 +652,13 @@ async fn drive(
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move { timeline.run(&events, t0, stop).await })
     };
-    let watcher = Watcher::new(target.platform.clone(), scenario.expectations.clone());
+    // A shorter story samples its gauges as often, relative to its
+    // length, as the full one (1 s at scale 1; never below 100 ms).
+    let scrape_every = Duration::from_secs(1)
+        .mul_f64(scenario.duration_scale.min(1.0))
+        .max(Duration::from_millis(100));
+    let watcher = Watcher::new(target.platform.clone(), scenario.expectations.clone())
+        .with_interval(scrape_every);
     let watcher_task = tokio::spawn(watcher.run(t0, stopped(stop_rx.clone())));
 
     // Abort-on-fail thresholds, judged once a second past their grace.

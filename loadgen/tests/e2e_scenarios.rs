@@ -1,0 +1,411 @@
+//! End to end: `loadgen run` as a user runs it — the real binary starting
+//! the real system — for every shipped scenario in short form, and for
+//! scenarios built to fail.
+//!
+//! Each run exports its spans (loadgen's and the services') to this
+//! test's OTLP receiver, so the report's trace ids can be checked against
+//! what was really exported.
+//!
+//! The scenarios run on SQLite only (the binary's default): they test the
+//! load generator and the system's behaviour under its stories, which the
+//! database does not change, and the PostgreSQL pass of the suite already
+//! covers storage. They run one at a time (`.config/nextest.toml`), since
+//! their thresholds are about latency on a two-core machine.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+    time::Duration,
+};
+
+use loadgen::{
+    receiver::{CapturedSpan, Receiver, RunningReceiver, SpanKind},
+    report::Summary,
+};
+use serde_json::Value;
+
+/// Every duration and offset of the shipped scenarios times this: each
+/// runs in 9–14 s instead of a minute or more.
+const SCALE: &str = "0.15";
+
+fn postgres_pass() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty())
+}
+
+async fn receiver() -> RunningReceiver {
+    Receiver::with_max_spans(500_000)
+        .start(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .expect("the test's OTLP receiver starts")
+}
+
+/// Runs `loadgen run <args>` with its spans (and the services') sent to
+/// `otlp`.
+async fn loadgen_run(otlp: &RunningReceiver, args: &[&str]) -> Output {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("run")
+        .args(args)
+        .arg("--no-progress")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.grpc_endpoint())
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("ADMIN_TOKEN")
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(240), output)
+        .await
+        .expect("a short scenario finishes within 4 minutes")
+        .expect("loadgen runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn schema_validator() -> jsonschema::Validator {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/summary.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::draft202012::new(&schema).expect("the schema compiles")
+}
+
+/// `summary.json` from `dir`, validated against its published schema.
+fn read_summary(dir: &Path) -> Summary {
+    let raw: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+            .expect("summary.json is JSON");
+    let errors: Vec<String> = schema_validator()
+        .iter_errors(&raw)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "summary.json breaks its schema: {errors:#?}"
+    );
+    serde_json::from_value(raw).expect("summary.json reads back as a Summary")
+}
+
+/// Waits until the receiver holds a root span of every trace in `ids`.
+async fn wait_for_traces(otlp: &RunningReceiver, ids: &[String]) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| {
+                !otlp
+                    .receiver()
+                    .trace(id)
+                    .iter()
+                    .any(|s| s.is_root() && s.service_name == "loadgen")
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() || tokio::time::Instant::now() > deadline {
+            return missing;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs a shipped scenario in short form and checks everything a user is
+/// promised: exit 0, every check passed and reported, the timeline
+/// fired, `summary.json` valid, `report.html` naming the slowest traces,
+/// each of which was really exported.
+async fn shipped(name: &str, scale: &str) -> (Summary, RunningReceiver) {
+    let otlp = receiver().await;
+    let out = tempfile::tempdir().unwrap();
+    let output = loadgen_run(
+        &otlp,
+        &[
+            name,
+            "--duration-scale",
+            scale,
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{name} passes\n{}",
+        text(&output)
+    );
+    let summary = read_summary(out.path());
+    assert!(summary.verdict.passed, "{:#?}", summary.verdict);
+    assert_eq!(summary.scenario.name, name);
+    let scenario = loadgen::scenario::Scenario::load(name).unwrap();
+    assert_eq!(summary.thresholds.len(), scenario.thresholds.len());
+    assert_eq!(summary.expectations.len(), scenario.expectations.len());
+    assert!(
+        summary
+            .thresholds
+            .iter()
+            .chain(&summary.expectations)
+            .all(|c| c.passed)
+    );
+    assert_eq!(
+        summary.timeline.len(),
+        scenario.timeline.len(),
+        "every timeline event fired: {:#?}",
+        summary.timeline
+    );
+    assert!(
+        summary.timeline.iter().all(|r| r.ok),
+        "{:#?}",
+        summary.timeline
+    );
+    assert!(summary.overall.count > 0, "journeys ran");
+    for journey in scenario.journeys() {
+        let stats = summary
+            .journeys
+            .iter()
+            .find(|j| j.name == journey)
+            .unwrap_or_else(|| panic!("{journey} is in the summary"));
+        assert!(stats.stats.count > 0, "{journey} ran");
+    }
+    // The terminal table says what the file says.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("PASSED"), "{stdout}");
+    for check in summary.thresholds.iter().chain(&summary.expectations) {
+        assert!(stdout.contains(&check.name), "{} in the table", check.name);
+    }
+
+    // The report links the slowest journeys to traces that exist.
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    let slowest: Vec<String> = summary
+        .slowest
+        .iter()
+        .map(|s| s.trace_id.clone().expect("journeys are traced"))
+        .collect();
+    assert!(!slowest.is_empty());
+    for id in &slowest {
+        assert!(html.contains(id.as_str()), "report.html names trace {id}");
+    }
+    let missing = wait_for_traces(&otlp, &slowest).await;
+    assert!(
+        missing.is_empty(),
+        "{} of the report's slowest traces never reached the receiver: {missing:?}",
+        missing.len()
+    );
+    (summary, otlp)
+}
+
+fn parent<'a>(spans: &'a [CapturedSpan], span: &CapturedSpan) -> Option<&'a CapturedSpan> {
+    let id = span.parent_span_id.as_deref()?;
+    spans.iter().find(|s| s.span_id == id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn steady_passes_and_its_traces_start_in_loadgen() {
+    if postgres_pass() {
+        return;
+    }
+    let (summary, otlp) = shipped("steady", SCALE).await;
+    // A checkout is the deepest journey: one trace from loadgen's root
+    // through the gateway to every service it calls.
+    let checkout = summary
+        .slowest
+        .iter()
+        .chain(&summary.failed)
+        .find(|s| s.journey == "checkout")
+        .map(|s| s.trace_id.clone().unwrap())
+        .unwrap_or_else(|| {
+            // Not among the slowest: any checkout trace will do.
+            otlp.receiver()
+                .spans()
+                .into_iter()
+                .find(|s| s.name == "journey checkout")
+                .expect("a checkout journey was exported")
+                .trace_id
+        });
+    let spans = otlp.receiver().trace(&checkout);
+    let root = spans
+        .iter()
+        .find(|s| s.is_root())
+        .expect("the trace has a root");
+    assert_eq!(root.service_name, "loadgen");
+    assert_eq!(root.name, "journey checkout");
+    let services: std::collections::BTreeSet<&str> =
+        spans.iter().map(|s| s.service_name.as_str()).collect();
+    for service in ["loadgen", "gateway", "courses", "progress"] {
+        assert!(services.contains(service), "{service} in {services:?}");
+    }
+    // The gateway's checkout span continues loadgen's client span, and
+    // carries the baggage loadgen sent.
+    let server = spans
+        .iter()
+        .find(|s| {
+            s.service_name == "gateway"
+                && s.kind == SpanKind::Server
+                && s.attr_str("http.route") == Some("/api/checkout")
+        })
+        .expect("the gateway's checkout span");
+    let client = parent(&spans, server).expect("the gateway span has a parent in the trace");
+    assert_eq!(client.service_name, "loadgen");
+    assert_eq!(client.kind, SpanKind::Client);
+    assert_eq!(
+        parent(&spans, client).map(|s| &s.span_id),
+        Some(&root.span_id)
+    );
+    assert_eq!(server.attr_str("baggage.scenario"), Some("steady"));
+    assert_eq!(server.attr_str("baggage.journey"), Some("checkout"));
+    assert_eq!(server.attr_str("baggage.synthetic"), Some("true"));
+    // Deeper services saw the same baggage.
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.service_name == "progress" && s.kind == SpanKind::Server)
+            .all(|s| s.attr_str("baggage.journey") == Some("checkout")),
+        "baggage reaches progress"
+    );
+}
+
+macro_rules! shipped_scenario {
+    ($test:ident, $name:literal) => {
+        shipped_scenario!($test, $name, SCALE);
+    };
+    ($test:ident, $name:literal, $scale:expr) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $test() {
+            if postgres_pass() {
+                return;
+            }
+            shipped($name, $scale).await;
+        }
+    };
+}
+
+// A queue that builds up and drains takes real seconds however short
+// the story: this one is run at twice the others' scale.
+shipped_scenario!(promotion_surge_passes, "promotion-surge", "0.3");
+shipped_scenario!(course_redeploy_passes, "course-redeploy");
+shipped_scenario!(payments_outage_passes, "payments-outage");
+shipped_scenario!(slow_payment_provider_passes, "slow-payment-provider");
+shipped_scenario!(progress_down_passes, "progress-down");
+
+fn write_scenario(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("custom.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const SMALL: &str = r#"
+name = "small"
+description = "a few seconds of browsing"
+duration = "3s"
+
+[data]
+learners = 1
+
+[[executor]]
+name = "visitors"
+type = "constant-arrival-rate"
+rate = 10
+journeys = { browse = 1 }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_impossible_threshold_fails_the_run_and_says_which() {
+    if postgres_pass() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        dir.path(),
+        &format!(
+            "{SMALL}
+[[threshold]]
+journey = \"browse\"
+check = \"error_rate < 5%\"
+
+[[threshold]]
+journey = \"browse\"
+check = \"p50 < 1us\"
+"
+        ),
+    );
+    let otlp = receiver().await;
+    let out = dir.path().join("out");
+    let output = loadgen_run(
+        &otlp,
+        &[file.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let summary = read_summary(&out);
+    assert!(!summary.verdict.passed);
+    assert!(summary.thresholds[0].passed, "the possible one passed");
+    assert!(!summary.thresholds[1].passed);
+    assert_eq!(
+        summary.verdict.failures.len(),
+        1,
+        "{:?}",
+        summary.verdict.failures
+    );
+    assert!(summary.verdict.failures[0].starts_with("browse: p50 < 1us"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("✗"), "{stdout}");
+    assert!(stdout.contains("browse: p50 < 1us"), "{stdout}");
+    assert!(stdout.contains("FAILED"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expected_signal_that_never_appears_fails_the_run() {
+    if postgres_pass() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing injects a fault, so payments counts none.
+    let file = write_scenario(
+        dir.path(),
+        &format!(
+            "{SMALL}
+[[expect]]
+name = \"payments failed on purpose\"
+service = \"payments\"
+metric = \"fault_injections_total\"
+check = \"increase >= 1\"
+"
+        ),
+    );
+    let otlp = receiver().await;
+    let out = dir.path().join("out");
+    let output = loadgen_run(
+        &otlp,
+        &[file.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let summary = read_summary(&out);
+    let expectation = &summary.expectations[0];
+    assert!(!expectation.passed, "{expectation:?}");
+    // Either payments exports the family with no injection counted (0),
+    // or not at all yet (nothing observed): both fail.
+    assert!(
+        matches!(expectation.observed, None | Some(0.0)),
+        "{expectation:?}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("payments failed on purpose"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_broken_scenario_file_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), &SMALL.replace("browse = 1", "brows = 1"));
+    let otlp = receiver().await;
+    let output = loadgen_run(&otlp, &[file.to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("{}:13:", file.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("unknown journey \"brows\""), "{stderr}");
+}
