@@ -157,10 +157,10 @@ impl World {
                 world.add_learner(learner);
                 anyhow::Ok(())
             });
-            if pending.len() >= 4 {
-                if let Some(done) = pending.join_next().await {
-                    done??;
-                }
+            if pending.len() >= 4
+                && let Some(done) = pending.join_next().await
+            {
+                done??;
             }
         }
         while let Some(done) = pending.join_next().await {

@@ -83,7 +83,7 @@ enum Command {
     /// scenario's timeline events on time, then a verdict from its
     /// thresholds and expectations (exit 0 passed, 1 a check failed, 2
     /// the run could not be made). See docs/scenarios.md.
-    Run(loadgen::run::RunArgs),
+    Run(Box<loadgen::run::RunArgs>),
     /// List the shipped scenarios (and those in --dir), one line each.
     Scenarios {
         /// Also list the scenario files in this directory.
@@ -320,7 +320,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { service, args } => serve(service, args).await,
         Command::Scenarios { dir, journeys } => list_scenarios(dir, journeys),
-        Command::Run(args) => std::process::exit(loadgen::run::run(args).await),
+        Command::Run(args) => std::process::exit(loadgen::run::run(*args).await),
         Command::Receive { grpc, http, keep } => receive(grpc, http, keep).await,
         Command::Bench(args) => loadgen::engine::bench::run(args).await,
     }

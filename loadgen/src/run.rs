@@ -400,8 +400,10 @@ fn gateway_client(
     gateway: &str,
     timeout: Duration,
 ) -> anyhow::Result<GatewayClient> {
-    let mut serve = ServeConfig::default();
-    serve.metrics_enabled = false;
+    let mut serve = ServeConfig {
+        metrics_enabled: false,
+        ..ServeConfig::default()
+    };
     serve.outbound.outbound_timeout = timeout;
     serve.outbound.retry_max_attempts = 1;
     serve.outbound.breaker_consecutive_failures = u32::MAX;

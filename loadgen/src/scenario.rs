@@ -674,7 +674,7 @@ mod raw {
             };
             let positive_rate = |r: &Spanned<f64>| -> Checked<f64> {
                 let v = *r.get_ref();
-                if v.is_finite() && v >= 0.0 && v <= 1_000_000.0 {
+                if (0.0..=1_000_000.0).contains(&v) {
                     Ok(v)
                 } else {
                     Err((
