@@ -371,8 +371,12 @@ impl TimelineRunner {
                 service: action.service().to_owned(),
             })
             .inc();
-        if let (Some(phase), Some(callback)) = (&event.phase, &self.on_phase) {
-            callback(phase);
+        if let Some(callback) = &self.on_phase {
+            // Without a name of its own, the phase is what just happened.
+            match &event.phase {
+                Some(phase) => callback(phase),
+                None => callback(&format!("{} {}", action.name(), action.service())),
+            }
         }
         tracing::info!(action = action.name(), service = action.service(), at = ?event.at, "timeline event");
         let platform = self.platform.clone();
@@ -726,7 +730,11 @@ mod tests {
             records[2].error.as_deref(),
             Some("no service named \"billing\" on this platform")
         );
-        assert_eq!(*phases.lock().unwrap(), ["redeploy"]);
+        // A named phase, then what happened for the unnamed ones.
+        assert_eq!(
+            *phases.lock().unwrap(),
+            ["redeploy", "scale payments", "scale billing"]
+        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [

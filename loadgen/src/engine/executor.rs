@@ -313,8 +313,16 @@ async fn open(shared: Arc<Shared>, i: usize, pool: Pool, seed: u64) {
             _ = stop.changed() => {}
         }
     }
-    // Arrivals still waiting when scheduling stopped never started.
+    // Arrivals that fell due while scheduling was stopping (the plan's
+    // end reached a scheduler running behind) were still asked for: they
+    // count, as dropped, like those still waiting, which never started.
     let now = Instant::now();
+    while let Some(at) = next.filter(|at| *at <= now) {
+        e.scheduled.fetch_add(1, Relaxed);
+        e.scheduled_per_second.add(shared.second_of(at));
+        e.count_drop(&shared, now);
+        next = arrivals.next();
+    }
     for _ in backlog.drain(..) {
         e.count_drop(&shared, now);
     }

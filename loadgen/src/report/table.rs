@@ -68,17 +68,20 @@ pub fn render(summary: &Summary) -> String {
     checks(&mut out, "Thresholds", &s.thresholds);
     checks(&mut out, "Expectations", &s.expectations);
 
-    let failed_timeline: Vec<_> = s.timeline.iter().filter(|e| !e.ok).collect();
-    if !failed_timeline.is_empty() {
-        out.push_str("\nTimeline events that failed\n");
-        for e in failed_timeline {
+    if !s.timeline.is_empty() {
+        // Every event, so a story that happened late or slowly shows too.
+        out.push_str("\nTimeline\n");
+        for e in &s.timeline {
             let _ = writeln!(
                 out,
-                "  ✗ {} {} {}: {}",
+                "  {} {:>7} {} {}: {} (due {}, took {} ms)",
+                if e.ok { "✓" } else { "✗" },
                 format::seconds(e.fired_s),
                 e.action,
                 e.service,
-                e.error.as_deref().unwrap_or(&e.detail)
+                e.error.as_deref().unwrap_or(&e.detail),
+                format::seconds(e.at_s),
+                format::ms(e.took_ms),
             );
         }
     }
