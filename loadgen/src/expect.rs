@@ -254,6 +254,8 @@ struct Track {
     metric_seen: bool,
     /// A few label sets of the metric that did not match, for the hint.
     unmatched: BTreeSet<BTreeMap<String, String>>,
+    /// Every label name the metric's samples carried.
+    label_names: BTreeSet<String>,
 }
 
 const UNMATCHED_KEPT: usize = 3;
@@ -365,6 +367,11 @@ impl Observations {
                 .filter(|s| s.name == expectation.metric)
             {
                 track.metric_seen = true;
+                for name in sample.labels.keys() {
+                    if !track.label_names.contains(name) {
+                        track.label_names.insert(name.clone());
+                    }
+                }
                 let matches = expectation
                     .labels
                     .iter()
@@ -449,6 +456,32 @@ impl Observations {
         );
 
         let observed = if track.series.is_empty() {
+            // A label the metric never carries is a typo, not "nothing
+            // happened": it must not let `increase == 0` pass.
+            let unknown: Vec<&str> = if track.label_names.is_empty() {
+                Vec::new()
+            } else {
+                expectation
+                    .labels
+                    .keys()
+                    .filter(|k| !track.label_names.contains(*k))
+                    .map(String::as_str)
+                    .collect()
+            };
+            if !unknown.is_empty() {
+                return fail(format!(
+                    "`{}` on {} has no label {} (its labels: {}): is the label name right? ({coverage})",
+                    expectation.metric,
+                    expectation.service,
+                    unknown.join(", "),
+                    track
+                        .label_names
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ));
+            }
             match (track.metric_seen, expectation.check.aggregate) {
                 // The family exists, these labels never showed up: nothing
                 // happened, which `increase == 0` may well expect.
@@ -768,6 +801,31 @@ mod tests {
             result.name,
             "gateway: transitions_total{destination=\"payments\",state=\"open\"} increase >= 3"
         );
+    }
+
+    #[test]
+    fn a_label_the_metric_never_carries_fails_even_an_expected_zero() {
+        let typo = expectation(
+            r#"
+            service = "gateway"
+            metric = "transitions_total"
+            labels = { destinaton = "payments" }
+            check = "increase == 0"
+            "#,
+        );
+        let result = observe(typo, &[&[("g0", "a", None)], &[("g0", "a", None)]]);
+        assert!(!result.passed, "{result:?}");
+        assert!(
+            result.detail.contains("has no label destinaton"),
+            "{}",
+            result.detail
+        );
+        // The right label, a value not seen yet: nothing happened, a pass.
+        let result = observe(
+            breaker("increase == 0", ""),
+            &[&[("g0", "a", None)], &[("g0", "a", None)]],
+        );
+        assert!(result.passed, "{result:?}");
     }
 
     #[test]

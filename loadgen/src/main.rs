@@ -1,5 +1,6 @@
-//! `loadgen`: starts LearnSphere locally and (soon) drives scenarios
-//! through it. `loadgen --help` lists the commands.
+//! `loadgen`: runs scenarios through LearnSphere (`run`), starts it
+//! locally (`up`), benchmarks a URL (`bench`). `loadgen --help` lists the
+//! commands.
 
 use std::{
     collections::BTreeMap,
@@ -99,6 +100,7 @@ enum Command {
     Bench(loadgen::engine::bench::BenchArgs),
     /// Run one service in this process (what `up` starts as its children).
     Serve {
+        /// The service to run.
         #[arg(value_enum)]
         service: Service,
         /// The service's own flags (see `loadgen serve <service> --help`).

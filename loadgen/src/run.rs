@@ -689,7 +689,10 @@ async fn drive(
                 let failed = live.with_stats(|stats| {
                     watched
                         .iter()
-                        .filter(|t| elapsed >= t.grace)
+                        // A window is judged once it is over.
+                        .filter(|t| {
+                            elapsed >= t.grace && t.during.is_none_or(|(_, to)| elapsed >= to)
+                        })
                         .map(|t| verdict::judge(t, view(stats, t).as_ref()))
                         .find(|r| !r.passed && r.observed.is_some())
                 });
@@ -730,6 +733,24 @@ async fn drive(
             r.error.as_deref().unwrap_or("no reason given")
         )
     }));
+    // An event that never fired is a story that did not happen (the run
+    // was aborted or ended before it was due).
+    for event in &scenario.timeline {
+        let fired = timeline_records.iter().any(|r| {
+            (r.at_s - event.at.as_secs_f64()).abs() < 1e-6
+                && r.action == event.action.name()
+                && r.service == event.action.service()
+        });
+        if !fired {
+            failures.push(format!(
+                "timeline: {} {} due at {:.1}s never fired (the run ended at {:.1}s)",
+                event.action.name(),
+                event.action.service(),
+                event.at.as_secs_f64(),
+                stats.elapsed().as_secs_f64()
+            ));
+        }
+    }
     if let Some(reason) = &aborted {
         failures.insert(0, format!("aborted: {reason}"));
     }

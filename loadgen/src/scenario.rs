@@ -401,7 +401,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// A human duration (`20s`, `1m30s`).
 fn duration(value: &Spanned<String>) -> Result<Duration, (Option<Range<usize>>, String)> {
-    humantime::parse_duration(value.get_ref()).map_err(|e| {
+    let d = humantime::parse_duration(value.get_ref()).map_err(|e| {
         (
             Some(value.span()),
             format!(
@@ -409,8 +409,23 @@ fn duration(value: &Spanned<String>) -> Result<Duration, (Option<Range<usize>>, 
                 value.get_ref()
             ),
         )
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err((
+            Some(value.span()),
+            format!(
+                "{:?} is longer than a scenario may run ({})",
+                value.get_ref(),
+                humantime::format_duration(MAX_DURATION)
+            ),
+        ));
+    }
+    Ok(d)
 }
+
+/// The longest duration or offset a scenario may name: a day is a long
+/// soak; the per-second series are sized from the run's length.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 /// The TOML shapes, as written.
 mod raw {
@@ -552,7 +567,22 @@ mod raw {
                 .into_iter()
                 .map(|t| t.into_inner().check(&journeys, &executor_names))
                 .collect::<Checked<Vec<_>>>()?;
+            let load_ends = executors
+                .iter()
+                .map(|e| e.start + e.duration)
+                .max()
+                .unwrap_or_default();
             for event in &self.timeline {
+                if event.at >= load_ends {
+                    return Err((
+                        None,
+                        format!(
+                            "a timeline event at {} comes after the load ends ({}): it would never fire",
+                            humantime::format_duration(event.at),
+                            humantime::format_duration(load_ends)
+                        ),
+                    ));
+                }
                 if event.at > total {
                     return Err((
                         None,
@@ -909,6 +939,26 @@ mod raw {
                     if from >= to {
                         return Err((Some(w.span()), "during = [from, to] needs from < to".into()));
                     }
+                    // Windows come from the per-second series, which keep
+                    // the corrected latency of journeys.
+                    let windowable = matches!(scope, Scope::Overall | Scope::Journey(_))
+                        && matches!(
+                            stat,
+                            Stat::Latency {
+                                corrected: true,
+                                ..
+                            } | Stat::ErrorRate
+                                | Stat::Rate
+                                | Stat::Count
+                        );
+                    if !windowable {
+                        return Err((
+                            Some(w.span()),
+                            "`during` applies to journeys (or all of them) and to corrected \
+                             latency quantiles, error_rate, rate and count"
+                                .into(),
+                        ));
+                    }
                     Some((from, to))
                 }
             };
@@ -916,6 +966,21 @@ mod raw {
                 Some(g) => duration(g)?,
                 None => Duration::ZERO,
             };
+            // Judged while the run goes on, a count or a rate is still
+            // growing: only what can be judged early may stop a run.
+            if self.abort_on_fail
+                && !matches!(
+                    stat,
+                    Stat::Latency { .. } | Stat::MeanLatency | Stat::ErrorRate
+                )
+            {
+                return Err((
+                    Some(check_span),
+                    "abort_on_fail applies to latency and error_rate thresholds, which a \
+                     run in progress can already fail"
+                        .into(),
+                ));
+            }
             let name = format!("{scope}: {}", self.check.get_ref().trim());
             Ok(super::Threshold {
                 name,
@@ -1104,6 +1169,23 @@ check = \"uncorrected_p99.9 < 1s\"
         assert!(with("dropped < 1").contains("applies to executors"));
         let e = with("p99 < fast");
         assert!(e.starts_with("t.toml:12:"), "{e}");
+    }
+
+    #[test]
+    fn windows_and_durations_have_limits() {
+        let with = |extra: &str| err(&format!("{MINIMAL}\n{extra}"));
+        let e =
+            with("[[threshold]]\ncheck = \"uncorrected_p99 < 1s\"\nduring = [\"1s\", \"2s\"]\n");
+        assert!(e.contains("`during` applies to"), "{e}");
+        let e = with(
+            "[[threshold]]\nrequest = \"GET /api/courses\"\ncheck = \"error_rate < 1%\"\nduring = [\"1s\", \"2s\"]\n",
+        );
+        assert!(e.contains("`during` applies to"), "{e}");
+        let e = err(&MINIMAL.replace("\"10s\"", "\"100000y\""));
+        assert!(e.contains("longer than a scenario may run"), "{e}");
+        let e =
+            with("[[timeline]]\nat = \"10s\"\naction = \"clear-faults\"\nservice = \"payments\"\n");
+        assert!(e.contains("would never fire"), "{e}");
     }
 
     #[test]

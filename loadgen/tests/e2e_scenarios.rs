@@ -28,6 +28,10 @@ use serde_json::Value;
 /// runs in 9–14 s instead of a minute or more.
 const SCALE: &str = "0.15";
 
+/// One run at a time, also under `cargo test` (nextest runs this binary's
+/// tests one at a time through its test group anyway).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn postgres_pass() -> bool {
     std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty())
 }
@@ -45,6 +49,7 @@ async fn receiver() -> RunningReceiver {
 /// Runs `loadgen run <args>` with its spans (and the services') sent to
 /// `otlp`.
 async fn loadgen_run(otlp: &RunningReceiver, args: &[&str]) -> Output {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .arg("run")
         .args(args)
@@ -118,20 +123,15 @@ async fn wait_for_traces(otlp: &RunningReceiver, ids: &[String]) -> Vec<String> 
 /// promised: exit 0, every check passed and reported, the timeline
 /// fired, `summary.json` valid, `report.html` naming the slowest traces,
 /// each of which was really exported.
-async fn shipped(name: &str, scale: &str) -> (Summary, RunningReceiver) {
+async fn shipped(name: &str, scale: &str, capture: bool) -> (Summary, RunningReceiver) {
     let otlp = receiver().await;
     let out = tempfile::tempdir().unwrap();
-    let output = loadgen_run(
-        &otlp,
-        &[
-            name,
-            "--duration-scale",
-            scale,
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out_dir = out.path().to_str().unwrap();
+    let mut args = vec![name, "--duration-scale", scale, "--out", out_dir];
+    if capture {
+        args.push("--capture-traces");
+    }
+    let output = loadgen_run(&otlp, &args).await;
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -189,6 +189,22 @@ async fn shipped(name: &str, scale: &str) -> (Summary, RunningReceiver) {
     for id in &slowest {
         assert!(html.contains(id.as_str()), "report.html names trace {id}");
     }
+    if capture {
+        // loadgen kept them itself: each is drawn as a waterfall that
+        // starts at loadgen's root and reaches the gateway.
+        for id in &slowest {
+            let anchor = format!("id=\"trace-{id}\"");
+            let at = html
+                .find(&anchor)
+                .unwrap_or_else(|| panic!("report.html draws trace {id}"));
+            let waterfall = &html[at..html[at..].find("</details>").map_or(html.len(), |e| at + e)];
+            assert!(
+                waterfall.contains("gateway"),
+                "{id}: the waterfall reaches the gateway"
+            );
+        }
+        return (summary, otlp);
+    }
     let missing = wait_for_traces(&otlp, &slowest).await;
     assert!(
         missing.is_empty(),
@@ -208,7 +224,7 @@ async fn steady_passes_and_its_traces_start_in_loadgen() {
     if postgres_pass() {
         return;
     }
-    let (summary, otlp) = shipped("steady", SCALE).await;
+    let (summary, otlp) = shipped("steady", SCALE, false).await;
     // A checkout is the deepest journey: one trace from loadgen's root
     // through the gateway to every service it calls.
     let checkout = summary
@@ -270,24 +286,25 @@ async fn steady_passes_and_its_traces_start_in_loadgen() {
 
 macro_rules! shipped_scenario {
     ($test:ident, $name:literal) => {
-        shipped_scenario!($test, $name, SCALE);
+        shipped_scenario!($test, $name, SCALE, false);
     };
-    ($test:ident, $name:literal, $scale:expr) => {
+    ($test:ident, $name:literal, $scale:expr, $capture:expr) => {
         #[tokio::test(flavor = "multi_thread")]
         async fn $test() {
             if postgres_pass() {
                 return;
             }
-            shipped($name, $scale).await;
+            shipped($name, $scale, $capture).await;
         }
     };
 }
 
 // A queue that builds up and drains takes real seconds however short
 // the story: this one is run at twice the others' scale.
-shipped_scenario!(promotion_surge_passes, "promotion-surge", "0.3");
+shipped_scenario!(promotion_surge_passes, "promotion-surge", "0.3", false);
 shipped_scenario!(course_redeploy_passes, "course-redeploy");
-shipped_scenario!(payments_outage_passes, "payments-outage");
+// With loadgen's own trace capture instead of the test's receiver.
+shipped_scenario!(payments_outage_passes, "payments-outage", SCALE, true);
 shipped_scenario!(slow_payment_provider_passes, "slow-payment-provider");
 shipped_scenario!(progress_down_passes, "progress-down");
 
@@ -408,4 +425,45 @@ async fn a_broken_scenario_file_is_refused_with_its_line() {
     let expected = format!("{}:13:", file.display());
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(stderr.contains("unknown journey \"brows\""), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_abort_threshold_stops_the_run_after_its_grace() {
+    if postgres_pass() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        dir.path(),
+        &format!(
+            "{}
+[[threshold]]
+check = \"p50 < 1us\"
+abort_on_fail = true
+grace = \"2s\"
+",
+            SMALL.replace("duration = \"3s\"", "duration = \"60s\"")
+        ),
+    );
+    let otlp = receiver().await;
+    let out = dir.path().join("out");
+    let output = loadgen_run(
+        &otlp,
+        &[file.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let summary = read_summary(&out);
+    let reason = summary
+        .verdict
+        .aborted
+        .as_deref()
+        .expect("the run was aborted");
+    assert!(reason.contains("p50 < 1us"), "{reason}");
+    assert!(
+        summary.duration_s < 10.0,
+        "stopped soon after the 2 s grace, not at 60 s: {}",
+        summary.duration_s
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ABORTED"));
 }

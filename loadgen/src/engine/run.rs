@@ -374,10 +374,13 @@ impl Collector {
             for second in from..=current {
                 let (mut scheduled, mut started, mut dropped) = (0, 0, 0);
                 for e in &shared.executors {
+                    // Target and achieved compare like for like: the
+                    // open-model executors' schedule against their starts
+                    // (closed-model users have no target to miss).
                     if e.schedule.is_some() {
                         scheduled += e.scheduled_per_second.get(second);
+                        started += e.started_per_second.get(second);
                     }
-                    started += e.started_per_second.get(second);
                     dropped += e.dropped_per_second.get(second);
                 }
                 let s = stats.second_mut(second);
@@ -395,7 +398,11 @@ impl Collector {
                 handles.executor(
                     i,
                     &ExecutorReading {
-                        target_rate: e.schedule.as_ref().map_or(0.0, |s| s.rate_at(at)),
+                        // Nothing is asked for before the executor starts.
+                        target_rate: match &e.schedule {
+                            Some(s) if elapsed >= e.start => s.rate_at(at),
+                            _ => 0.0,
+                        },
                         started: e.started.load(Relaxed),
                         dropped: e.dropped.load(Relaxed),
                         late: e.late.load(Relaxed),

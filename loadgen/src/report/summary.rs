@@ -161,7 +161,8 @@ pub struct SeriesPoint {
     pub t_s: f64,
     /// Arrivals scheduled in this second, all open-model executors.
     pub target_rate: f64,
-    /// Journeys started in this second.
+    /// Arrivals started in this second, open-model executors (the
+    /// counterpart of `target_rate`).
     pub achieved_rate: f64,
     /// Journeys completed in this second, and how many failed.
     pub completed: u64,
