@@ -183,17 +183,6 @@ struct Created {
     id: String,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
 impl AdminClient {
     /// `token`: the services' `ADMIN_TOKEN` (`None`: every call fails
     /// with [`AdminError::NoToken`], saying how to set one).
@@ -228,7 +217,7 @@ impl AdminClient {
         }
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
-        Err(match serde_json::from_str::<ErrorBody>(&text) {
+        Err(match serde_json::from_str::<mesh::ErrorBody>(&text) {
             Ok(body) => AdminError::Refused {
                 status,
                 code: body.error.code,

@@ -102,6 +102,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub compose_file: Vec<PathBuf>,
 
+    /// Compose and Kubernetes: the DNS name whose addresses are a
+    /// service's replicas, `{service}` replaced by its name (default:
+    /// `{service}` for Compose, `{service}-headless` for Kubernetes).
+    /// Faults and expectations reach every replica through it, so loadgen
+    /// must run where that name resolves (inside the network or cluster).
+    #[arg(long)]
+    pub replica_dns: Option<String>,
+
     /// Kubernetes: the namespace (`-n`).
     #[arg(long)]
     pub namespace: Option<String>,
@@ -141,7 +149,8 @@ pub struct RunArgs {
     pub data_dir: Option<PathBuf>,
 
     /// A system this run starts uses PostgreSQL through this URL instead
-    /// of SQLite (a database per service is created).
+    /// of SQLite: a database per service, `loadgen_<random>_<service>`,
+    /// created for the run and left for inspection afterwards.
     #[arg(long, env = "LEARNSPHERE_POSTGRES_URL")]
     pub postgres: Option<String>,
 
@@ -292,12 +301,20 @@ async fn find_target(
                 project: args.compose_project.clone(),
                 files: args.compose_file.clone(),
                 admin_token: args.admin_token.clone(),
+                host: args
+                    .replica_dns
+                    .clone()
+                    .unwrap_or_else(|| ComposeOptions::default().host),
                 ..ComposeOptions::default()
             })),
             PlatformKind::Kubernetes => Arc::new(KubernetesPlatform::new(KubernetesOptions {
                 namespace: args.namespace.clone(),
                 context: args.kube_context.clone(),
                 admin_token: args.admin_token.clone(),
+                headless: args
+                    .replica_dns
+                    .clone()
+                    .unwrap_or_else(|| KubernetesOptions::default().headless),
                 ..KubernetesOptions::default()
             })),
         };

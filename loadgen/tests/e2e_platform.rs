@@ -225,7 +225,11 @@ async fn a_timeline_reaches_the_replicas_and_expectations_read_their_metrics() {
     );
     assert_eq!(records[2].detail, "courses: 1 → 2 replicas");
     assert!(records[2].fired_s >= 3.5);
-    assert_eq!(*phases.lock().unwrap(), ["courses outage"]);
+    // The named phase, then what happened for the unnamed events.
+    assert_eq!(
+        *phases.lock().unwrap(),
+        ["courses outage", "clear-faults courses", "scale courses"]
+    );
     assert!(
         answers.iter().any(|a| a != "200"),
         "the fault reached the traffic"

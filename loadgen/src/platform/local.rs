@@ -54,17 +54,6 @@ struct RestartedReplicaView {
     new_pid: Option<u32>,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
 fn label(service: &str, replica: usize) -> String {
     if replica == 0 {
         service.to_owned()
@@ -120,7 +109,7 @@ impl LocalPlatform {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| unreachable(format!("unexpected answer: {e}")));
         }
-        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Err(match serde_json::from_slice::<mesh::ErrorBody>(&bytes) {
             Ok(body) if body.error.code == "unknown_service" => {
                 PlatformError::UnknownService(operation_service(operation))
             }
