@@ -67,7 +67,7 @@ async fn loadgen_run(otlp: &RunningReceiver, args: &[&str]) -> Output {
         .expect("loadgen runs")
 }
 
-fn text(output: &Output) -> String {
+fn text_of(output: &Output) -> String {
     format!(
         "--- stdout\n{}\n--- stderr\n{}",
         String::from_utf8_lossy(&output.stdout),
@@ -136,7 +136,7 @@ async fn shipped(name: &str, scale: &str, capture: bool) -> (Summary, RunningRec
         output.status.code(),
         Some(0),
         "{name} passes\n{}",
-        text(&output)
+        text_of(&output)
     );
     let summary = read_summary(out.path());
     assert!(summary.verdict.passed, "{:#?}", summary.verdict);
@@ -314,6 +314,22 @@ fn write_scenario(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// Runs a scenario written for the test; returns the output and the
+/// `summary.json` it wrote.
+async fn run_custom(text: &str) -> (Output, Summary) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(dir.path(), text);
+    let otlp = receiver().await;
+    let out = dir.path().join("out");
+    let output = loadgen_run(
+        &otlp,
+        &[file.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text_of(&output));
+    (output, read_summary(&out))
+}
+
 const SMALL: &str = r#"
 name = "small"
 description = "a few seconds of browsing"
@@ -334,11 +350,8 @@ async fn an_impossible_threshold_fails_the_run_and_says_which() {
     if postgres_pass() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_scenario(
-        dir.path(),
-        &format!(
-            "{SMALL}
+    let (output, summary) = run_custom(&format!(
+        "{SMALL}
 [[threshold]]
 journey = \"browse\"
 check = \"error_rate < 5%\"
@@ -347,17 +360,8 @@ check = \"error_rate < 5%\"
 journey = \"browse\"
 check = \"p50 < 1us\"
 "
-        ),
-    );
-    let otlp = receiver().await;
-    let out = dir.path().join("out");
-    let output = loadgen_run(
-        &otlp,
-        &[file.to_str().unwrap(), "--out", out.to_str().unwrap()],
-    )
+    ))
     .await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let summary = read_summary(&out);
     assert!(!summary.verdict.passed);
     assert!(summary.thresholds[0].passed, "the possible one passed");
     assert!(!summary.thresholds[1].passed);
@@ -400,7 +404,7 @@ check = \"increase >= 1\"
         &[file.to_str().unwrap(), "--out", out.to_str().unwrap()],
     )
     .await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", text_of(&output));
     let summary = read_summary(&out);
     let expectation = &summary.expectations[0];
     assert!(!expectation.passed, "{expectation:?}");
@@ -420,7 +424,7 @@ async fn a_broken_scenario_file_is_refused_with_its_line() {
     let file = write_scenario(dir.path(), &SMALL.replace("browse = 1", "brows = 1"));
     let otlp = receiver().await;
     let output = loadgen_run(&otlp, &[file.to_str().unwrap()]).await;
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", text_of(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let expected = format!("{}:13:", file.display());
     assert!(stderr.contains(&expected), "{stderr}");
@@ -432,28 +436,16 @@ async fn a_failing_abort_threshold_stops_the_run_after_its_grace() {
     if postgres_pass() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_scenario(
-        dir.path(),
-        &format!(
-            "{}
+    let (output, summary) = run_custom(&format!(
+        "{}
 [[threshold]]
 check = \"p50 < 1us\"
 abort_on_fail = true
 grace = \"2s\"
 ",
-            SMALL.replace("duration = \"3s\"", "duration = \"60s\"")
-        ),
-    );
-    let otlp = receiver().await;
-    let out = dir.path().join("out");
-    let output = loadgen_run(
-        &otlp,
-        &[file.to_str().unwrap(), "--out", out.to_str().unwrap()],
-    )
+        SMALL.replace("duration = \"3s\"", "duration = \"60s\"")
+    ))
     .await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let summary = read_summary(&out);
     let reason = summary
         .verdict
         .aborted
