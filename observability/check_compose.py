@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Static checks of the Compose stack: the promises docker-compose.yml makes
+that a schema cannot see. No Docker engine is needed.
+
+    python3 observability/check_compose.py [--root DIR]
+
+Checks (exit 1 if any fails, each failure on its own line):
+- scalable services (users, courses, payments, progress, loadgen) have no
+  container_name and publish no host ports; no service has a container_name;
+  only the gateway and the UIs publish ports, on 127.0.0.1;
+- every service has a healthcheck (the OTel Collector excepted: its image
+  has no shell or HTTP client); LearnSphere services probe /readyz on the
+  port they listen on;
+- every image is pinned to a version (no `latest`, no bare name); the
+  locally built image's Dockerfile pins its base images, runs as a non-root
+  user and has no HEALTHCHECK;
+- each service's DATABASE_URL uses its own role and database (named after
+  the service), and the PostgreSQL init script creates exactly those;
+- secrets come from .env (`${VAR:?...}`), never literals; .env.example
+  documents every variable the file uses;
+- the URLs services call each other by are Compose service names (so every
+  replica of a scaled service is found);
+- the Collector and Jaeger configs wire every pipeline component they
+  declare; the Grafana datasources have the UIDs dashboards rely on;
+- every file or directory mounted from the repository exists (those other
+  parts of the stack provide are reported, not failed, while missing).
+
+Needs PyYAML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+# Services that `docker compose up --scale S=N` may run several of.
+SCALABLE = {"users", "courses", "payments", "progress", "loadgen"}
+# LearnSphere services: `loadgen serve <name>`, port and whether they own a database.
+APP_SERVICES = {
+    "gateway": (8080, False),
+    "users": (8081, True),
+    "courses": (8082, True),
+    "payments": (8083, True),
+    "progress": (8084, True),
+}
+# The only services that publish host ports, and which.
+PUBLISHED = {
+    "gateway": {8080},
+    "grafana": {3000},
+    "jaeger": {16686},
+    "prometheus": {9090},
+}
+# Services without a healthcheck, and why.
+NO_HEALTHCHECK = {
+    "otel-collector": "image built FROM scratch: no shell or HTTP client to probe with",
+}
+# Environment variables that hold secrets.
+SECRET = re.compile(r"(PASSWORD|SECRET|TOKEN)$")
+# Mounted paths that other parts of the stack provide.
+PROVIDED_ELSEWHERE = {"observability/prometheus", "dashboards"}
+
+INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?+][^}]*)?\}")
+
+
+class Checker:
+    def __init__(self, root: Path):
+        self.root = root
+        self.failures: list[str] = []
+        self.notes: list[str] = []
+        self.passed = 0
+
+    def check(self, ok: bool, message: str) -> bool:
+        if ok:
+            self.passed += 1
+        else:
+            self.failures.append(message)
+        return ok
+
+    def load(self, relative: str):
+        with open(self.root / relative, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def host_ports(service: dict) -> list[tuple[str | None, int]]:
+    """(host ip, host port) of each published port; short and long syntax."""
+    published = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            if port.get("published") is not None:
+                published.append((port.get("host_ip"), int(str(port["published"]).split("-")[0])))
+            continue
+        parts = str(port).split("/")[0].split(":")
+        if len(parts) == 1:
+            # "8080": a random host port; still a published port.
+            published.append((None, 0))
+        elif len(parts) == 2:
+            published.append((None, int(parts[0].split("-")[0])))
+        else:
+            published.append((":".join(parts[:-2]), int(parts[-2].split("-")[0])))
+    return published
+
+
+def image_pinned(image: str) -> bool:
+    """A tag with a version number in it, or a digest."""
+    if "@sha256:" in image:
+        return True
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag:
+        return False  # no tag at all (a registry port is not a tag)
+    if tag == "latest" or not re.search(r"\d", tag):
+        return False
+    return True
+
+
+def check_services(c: Checker, compose: dict) -> None:
+    services = compose.get("services") or {}
+    c.check(set(APP_SERVICES) <= set(services), f"services missing: {sorted(set(APP_SERVICES) - set(services))}")
+    for name, svc in services.items():
+        svc = svc or {}
+        c.check("container_name" not in svc, f"{name}: container_name set (a fixed name cannot be scaled)")
+        ports = host_ports(svc)
+        if name in SCALABLE:
+            c.check(not ports, f"{name}: scalable but publishes host ports {ports}")
+        allowed = PUBLISHED.get(name, set())
+        for ip, port in ports:
+            c.check(port in allowed, f"{name}: publishes host port {port or '(random)'}; allowed: {sorted(allowed)}")
+            c.check(ip == "127.0.0.1", f"{name}: port {port} bound to {ip or 'every interface'}, not 127.0.0.1")
+
+        health = svc.get("healthcheck")
+        if name in NO_HEALTHCHECK:
+            c.check(health is None, f"{name}: listed as having no healthcheck but has one; update NO_HEALTHCHECK")
+            c.notes.append(f"{name}: no healthcheck ({NO_HEALTHCHECK[name]})")
+        else:
+            ok = c.check(
+                isinstance(health, dict) and health.get("test") and not health.get("disable"),
+                f"{name}: no healthcheck",
+            )
+            if ok and name in APP_SERVICES:
+                port, _ = APP_SERVICES[name]
+                test = " ".join(health["test"]) if isinstance(health["test"], list) else str(health["test"])
+                c.check(
+                    f"127.0.0.1:{port}/readyz" in test,
+                    f"{name}: healthcheck does not probe /readyz on its port {port}: {test}",
+                )
+
+        image = svc.get("image")
+        if "build" in svc:
+            c.check(bool(image), f"{name}: built but its image has no name (every service shares one image)")
+        else:
+            c.check(bool(image) and image_pinned(image), f"{name}: image {image!r} is not pinned to a version")
+
+        env = environment(svc)
+        for key, value in env.items():
+            if SECRET.search(key):
+                c.check(
+                    re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", value) is not None,
+                    f"{name}: {key} must come from .env as ${{{key}:?...}}, not {value!r}",
+                )
+        for key, value in env.items():
+            if key.endswith("_URL") and key != "DATABASE_URL" and value.startswith("http"):
+                host = urlsplit(value).hostname
+                if host in {"localhost", "127.0.0.1"}:
+                    continue  # links for the browser (LOADGEN_JAEGER_URL)
+                c.check(host in services, f"{name}: {key} host {host!r} is not a Compose service name")
+
+        if name in APP_SERVICES:
+            port, has_db = APP_SERVICES[name]
+            command = svc.get("command") or []
+            c.check(command[:2] == ["serve", name], f"{name}: command {command} does not run `serve {name}`")
+            c.check(env.get("PORT") == str(port), f"{name}: PORT is {env.get('PORT')!r}, expected {port}")
+            c.check(env.get("HOST") == "0.0.0.0", f"{name}: HOST must be 0.0.0.0 inside a container")
+            c.check(
+                env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").startswith("http://otel-collector:"),
+                f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT does not point at the Collector",
+            )
+            check_database_url(c, name, env.get("DATABASE_URL"), has_db)
+        elif "DATABASE_URL" in env:
+            c.failures.append(f"{name}: has a DATABASE_URL but is not a service with a database")
+
+
+def check_database_url(c: Checker, name: str, url: str | None, has_db: bool) -> None:
+    if not has_db:
+        c.check(url is None, f"{name}: owns no database but has DATABASE_URL")
+        return
+    if not c.check(bool(url), f"{name}: no DATABASE_URL"):
+        return
+    # Replace ${...} so the URL parses; the password must be this service's own.
+    masked = INTERPOLATION.sub(lambda m: m.group(1), url)
+    parts = urlsplit(masked)
+    c.check(parts.scheme == "postgres", f"{name}: DATABASE_URL scheme {parts.scheme!r}, expected postgres")
+    c.check(parts.hostname == "postgres", f"{name}: DATABASE_URL host {parts.hostname!r}, expected postgres")
+    c.check(parts.username == name, f"{name}: DATABASE_URL role {parts.username!r}, expected its own role {name!r}")
+    c.check(parts.path == f"/{name}", f"{name}: DATABASE_URL database {parts.path!r}, expected /{name}")
+    expected = f"{name.upper()}_DB_PASSWORD"
+    c.check(parts.password == expected, f"{name}: DATABASE_URL password from {parts.password!r}, expected {expected}")
+
+
+def check_postgres_init(c: Checker, compose: dict) -> None:
+    postgres = compose["services"].get("postgres") or {}
+    init = [
+        v.split(":")[0]
+        for v in postgres.get("volumes") or []
+        if isinstance(v, str) and "docker-entrypoint-initdb.d" in v
+    ]
+    if not c.check(len(init) == 1, "postgres: expected one init script mounted into /docker-entrypoint-initdb.d"):
+        return
+    script = (c.root / init[0]).read_text(encoding="utf-8")
+    created = set(re.findall(r"^create_service_database (\w+) ", script, re.M))
+    owners = {s for s, (_, db) in APP_SERVICES.items() if db}
+    c.check(created == owners, f"postgres init creates databases for {sorted(created)}, expected {sorted(owners)}")
+    c.check("REVOKE ALL ON DATABASE" in script, "postgres init does not revoke PUBLIC's access to each database")
+    env = environment(postgres)
+    for service in owners:
+        c.check(f"{service.upper()}_DB_PASSWORD" in env, f"postgres: {service.upper()}_DB_PASSWORD not passed to the init script")
+
+
+def check_env_example(c: Checker, text: str) -> None:
+    used = set(INTERPOLATION.findall(text))
+    example = (c.root / ".env.example").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, re.M))
+    c.check(used <= documented, f".env.example does not document {sorted(used - documented)}")
+    for line in example.splitlines():
+        m = re.match(r"^([A-Z0-9_]+)=(.*)$", line)
+        if m and SECRET.search(m.group(1)):
+            c.check("CHANGE-ME" in m.group(2), f".env.example: {m.group(1)} holds a value, not a CHANGE-ME placeholder")
+
+
+def check_dockerfile(c: Checker) -> None:
+    text = (c.root / "Dockerfile").read_text(encoding="utf-8")
+    stages = set()
+    for m in re.finditer(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.M | re.I):
+        image, alias = m.group(1), m.group(2)
+        if image not in stages:
+            c.check(image_pinned(image), f"Dockerfile: base image {image} is not pinned to a version")
+        if alias:
+            stages.add(alias)
+    c.check("cargo chef cook" in text, "Dockerfile: dependencies are not cached with cargo-chef")
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    c.check(bool(users) and users[-1].split(":")[0] not in {"0", "root"}, "Dockerfile: the runtime image runs as root")
+    c.check(not re.search(r"^HEALTHCHECK", text, re.M), "Dockerfile: HEALTHCHECK belongs in docker-compose.yml")
+
+
+def check_collector_config(c: Checker, relative: str) -> None:
+    """Every component a pipeline names is declared, every connector both
+    ends a pipeline and starts one, every extension in use is declared."""
+    config = c.load(relative)
+    service = config.get("service") or {}
+    declared = {kind: set((config.get(kind) or {}).keys()) for kind in ("receivers", "processors", "exporters", "connectors", "extensions")}
+    connectors = declared["connectors"]
+    as_exporter, as_receiver = set(), set()
+    for pipeline, spec in (service.get("pipelines") or {}).items():
+        for r in spec.get("receivers") or []:
+            c.check(r in declared["receivers"] | connectors, f"{relative}: pipeline {pipeline} receiver {r} not declared")
+            as_receiver.add(r)
+        for p in spec.get("processors") or []:
+            c.check(p in declared["processors"], f"{relative}: pipeline {pipeline} processor {p} not declared")
+        for e in spec.get("exporters") or []:
+            c.check(e in declared["exporters"] | connectors, f"{relative}: pipeline {pipeline} exporter {e} not declared")
+            as_exporter.add(e)
+        c.check(bool(spec.get("receivers")) and bool(spec.get("exporters")), f"{relative}: pipeline {pipeline} lacks receivers or exporters")
+    for conn in connectors:
+        c.check(conn in as_exporter and conn in as_receiver, f"{relative}: connector {conn} must end one pipeline and start another")
+    for ext in service.get("extensions") or []:
+        c.check(ext in declared["extensions"], f"{relative}: extension {ext} not declared")
+    for kind in ("receivers", "processors", "exporters"):
+        used = set()
+        for spec in (service.get("pipelines") or {}).values():
+            used |= set(spec.get(kind) or [])
+        unused = declared[kind] - used
+        c.check(not unused, f"{relative}: {kind} declared but unused: {sorted(unused)}")
+
+
+def check_collector_specifics(c: Checker) -> None:
+    config = c.load("observability/otel-collector.yml")
+    otlp = config["receivers"]["otlp"]["protocols"]
+    c.check(otlp["grpc"]["endpoint"].endswith(":4317") and otlp["http"]["endpoint"].endswith(":4318"), "collector: OTLP must listen on 4317 (gRPC) and 4318 (HTTP)")
+    prom = config["exporters"].get("prometheus") or {}
+    c.check(prom.get("endpoint", "").endswith(":8889"), "collector: prometheus exporter must serve :8889")
+    c.check(prom.get("enable_open_metrics") is True, "collector: enable_open_metrics must be on (exemplars)")
+    spanmetrics = config["connectors"].get("spanmetrics") or {}
+    c.check((spanmetrics.get("exemplars") or {}).get("enabled") is True, "collector: spanmetrics exemplars must be enabled")
+    c.check("servicegraph" in config["connectors"], "collector: servicegraph connector missing")
+    jaeger_exporters = [e for e, v in config["exporters"].items() if "jaeger:4317" in str((v or {}).get("endpoint", ""))]
+    c.check(bool(jaeger_exporters), "collector: no OTLP exporter to jaeger:4317")
+
+    jaeger = c.load("observability/jaeger.yml")
+    backends = jaeger["extensions"]["jaeger_storage"].get("metric_backends") or {}
+    prom_backends = [b["prometheus"] for b in backends.values() if "prometheus" in b]
+    if c.check(bool(prom_backends), "jaeger: no Prometheus metric backend (Monitor tab)"):
+        backend = prom_backends[0]
+        c.check(backend.get("endpoint") == "http://prometheus:9090", "jaeger: metric backend must be http://prometheus:9090")
+        unit = (spanmetrics.get("histogram") or {}).get("unit", "ms")
+        c.check(backend.get("latency_unit", "ms") == unit, f"jaeger: latency_unit must match spanmetrics' unit {unit}")
+        namespace = spanmetrics.get("namespace", "traces.span.metrics").replace(".", "_")
+        c.check(backend.get("metric_namespace", "traces_span_metrics") == namespace, f"jaeger: metric_namespace must be {namespace}")
+    query = jaeger["extensions"]["jaeger_query"]["storage"]
+    c.check(query.get("metrics") in backends, "jaeger: jaeger_query.storage.metrics names no metric backend")
+
+
+def check_grafana(c: Checker) -> None:
+    ds = c.load("observability/grafana/provisioning/datasources/datasources.yml")
+    by_uid = {d.get("uid"): d for d in ds.get("datasources") or []}
+    c.check(by_uid.get("prometheus", {}).get("type") == "prometheus", "grafana: no prometheus datasource with uid prometheus")
+    c.check(by_uid.get("jaeger", {}).get("type") == "jaeger", "grafana: no jaeger datasource with uid jaeger")
+    dests = (by_uid.get("prometheus", {}).get("jsonData") or {}).get("exemplarTraceIdDestinations") or []
+    c.check(any(d.get("name") == "trace_id" and d.get("datasourceUid") == "jaeger" for d in dests), "grafana: exemplars (trace_id) do not link to Jaeger")
+    t2m = (by_uid.get("jaeger", {}).get("jsonData") or {}).get("tracesToMetrics") or {}
+    c.check(t2m.get("datasourceUid") == "prometheus", "grafana: Jaeger tracesToMetrics does not point at Prometheus")
+    for q in t2m.get("queries") or []:
+        c.check("$__tags" not in q["query"].replace("$$__tags", ""), f"grafana: write $$__tags in provisioning (Grafana expands $VAR): {q['query']}")
+    boards = c.load("observability/grafana/provisioning/dashboards/dashboards.yml")
+    paths = [p.get("options", {}).get("path") for p in boards.get("providers") or []]
+    c.check("/var/lib/grafana/dashboards" in paths, "grafana: no dashboard provider for /var/lib/grafana/dashboards")
+
+
+def check_mounts(c: Checker, compose: dict) -> None:
+    for name, svc in compose["services"].items():
+        for volume in (svc or {}).get("volumes") or []:
+            source = volume.split(":")[0] if isinstance(volume, str) else volume.get("source", "")
+            if not source.startswith("./"):
+                continue
+            relative = source[2:].rstrip("/")
+            if (c.root / relative).exists():
+                c.passed += 1
+            elif relative in PROVIDED_ELSEWHERE:
+                c.notes.append(f"{name}: mounts ./{relative}, not in this tree yet (another part of the stack provides it)")
+            else:
+                c.failures.append(f"{name}: mounts ./{relative}, which does not exist")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
+    args = parser.parse_args()
+    c = Checker(args.root)
+    text = (args.root / "docker-compose.yml").read_text(encoding="utf-8")
+    compose = yaml.safe_load(text)
+    check_services(c, compose)
+    check_postgres_init(c, compose)
+    check_env_example(c, text)
+    check_dockerfile(c)
+    check_collector_config(c, "observability/otel-collector.yml")
+    check_collector_config(c, "observability/jaeger.yml")
+    check_collector_specifics(c)
+    check_grafana(c)
+    check_mounts(c, compose)
+    for note in c.notes:
+        print(f"note: {note}")
+    for failure in c.failures:
+        print(f"FAIL: {failure}")
+    print(f"check_compose: {c.passed} checks passed, {len(c.failures)} failed")
+    return 1 if c.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
