@@ -169,10 +169,6 @@ impl World {
         Ok(world)
     }
 
-    pub fn learners(&self) -> usize {
-        self.learners.lock().expect("learners lock").len()
-    }
-
     /// A course, most popular ones most often.
     fn pick_course(&self, rng: &mut impl rand::Rng) -> &str {
         let index = match &self.zipf {

@@ -777,7 +777,7 @@ async fn drive(
         scenario: ScenarioInfo {
             name: scenario.name.clone(),
             description: scenario.description.clone(),
-            file: args.scenario.clone(),
+            file: scenario.source.clone(),
             duration_scale: scenario.duration_scale,
             platform: target.platform.name().to_owned(),
             target: target.gateway.clone(),

@@ -7,13 +7,7 @@
 //! parses). Every error names the file, the line and the column of the
 //! offending value.
 
-use std::{
-    collections::BTreeMap,
-    fmt,
-    ops::Range,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{collections::BTreeMap, fmt, ops::Range, path::Path, time::Duration};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -351,7 +345,9 @@ impl Scenario {
             let message = e.message().trim().to_owned();
             at(e.span(), message)
         })?;
-        raw.check().map_err(|(span, message)| at(span, message))
+        let mut scenario = raw.check().map_err(|(span, message)| at(span, message))?;
+        scenario.source = source.to_owned();
+        Ok(scenario)
     }
 
     /// The scenario with every duration and offset multiplied by `k`
@@ -994,12 +990,6 @@ mod raw {
             })
         }
     }
-}
-
-/// Where the shipped scenario files live in the source tree (for
-/// `loadgen scenarios --dir`).
-pub fn default_dir() -> PathBuf {
-    PathBuf::from("loadgen/scenarios")
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub struct Summary {
 pub struct ScenarioInfo {
     pub name: String,
     pub description: String,
-    /// The file it was read from, as given.
+    /// The file it was read from, as given, or `shipped:<name>`.
     pub file: String,
     /// Every duration and offset in the file was multiplied by this.
     pub duration_scale: f64,
