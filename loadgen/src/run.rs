@@ -620,8 +620,9 @@ async fn drive(
             )))
         })?;
 
-    let mut registry = Registry::with_prefix_and_labels(
-        "",
+    // `with_labels`, not `with_prefix_and_labels("", ..)`: an empty
+    // prefix still joins with `_`, which named every series `_loadgen_*`.
+    let mut registry = Registry::with_labels(
         [(
             std::borrow::Cow::Borrowed("scenario"),
             std::borrow::Cow::Owned(scenario.name.clone()),
