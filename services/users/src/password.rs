@@ -1,11 +1,15 @@
 //! Password hashing: Argon2id with OWASP's parameters, run off the async
 //! workers and bounded in how many run at once.
 
-use std::{fmt, num::NonZeroUsize, sync::Arc};
+use std::{
+    fmt,
+    num::NonZeroUsize,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version,
-    password_hash::{self, PasswordHash, SaltString, rand_core::OsRng},
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString, rand_core::OsRng},
 };
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
@@ -35,10 +39,21 @@ pub const P_COST: u32 = 1;
 /// number of CPUs by default: more would only queue inside the OS
 /// scheduler, with their memory held); the rest wait their turn inside the
 /// hash's span, where the wait is visible in the trace.
+///
+/// Each running hash works in a 19 MiB buffer taken from a pool and put
+/// back afterwards, so the service holds at most `max_concurrent` of them
+/// for its lifetime. Allocating one per hash, as `argon2`'s
+/// `PasswordHasher` does, let glibc keep a freed 19 MiB block in each of
+/// the blocking threads' malloc arenas: users grew to 455 MiB under the
+/// steady scenario (docs/performance.md).
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon2: Argon2<'static>,
+    /// Argon2id v1.3 with these costs ([`M_COST_KIB`], [`T_COST`], [`P_COST`]).
+    params: Params,
     permits: Arc<Semaphore>,
+    /// Argon2 memory, one buffer per hash running now or before; never
+    /// more than the permits.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
     /// The hash of a random password nobody knows, verified against when
     /// a login names no account: a missing account then costs the same
     /// time as a wrong password, so timing does not tell an attacker which
@@ -86,8 +101,9 @@ impl PasswordHasher {
         let params = Params::new(M_COST_KIB, T_COST, P_COST, None)
             .map_err(|e| HashError::Argon2(e.into()))?;
         let mut hasher = Self {
-            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            params,
             permits: Arc::new(Semaphore::new(max_concurrent.get())),
+            memory: Arc::default(),
             dummy_hash: Arc::from(""),
         };
         let unguessable = SaltString::generate(&mut OsRng);
@@ -113,39 +129,33 @@ impl PasswordHasher {
             Some(hash) => (hash.0.clone(), true),
             None => (self.dummy_hash.to_string(), false),
         };
-        let argon2 = self.argon2.clone();
         let matches = self
-            .blocking(tracing::info_span!("argon2id verify"), move || {
-                let hash = PasswordHash::new(&phc)?;
-                match argon2.verify_password(password.as_bytes(), &hash) {
-                    Ok(()) => Ok(true),
-                    Err(password_hash::Error::Password) => Ok(false),
-                    Err(e) => Err(e),
-                }
+            .blocking(tracing::info_span!("argon2id verify"), move |memory| {
+                verify_with(password.as_bytes(), &PasswordHash::new(&phc)?, memory)
             })
             .await?;
         Ok(matches && account_exists)
     }
 
     async fn run_hash(&self, password: String) -> Result<HashedPassword, HashError> {
-        let argon2 = self.argon2.clone();
+        let setup = (Algorithm::Argon2id, Version::V0x13, self.params.clone());
         let span = tracing::info_span!(
             "argon2id hash",
             argon2.m_cost_kib = M_COST_KIB,
             argon2.t_cost = T_COST,
             argon2.p_cost = P_COST,
         );
-        self.blocking(span, move || {
+        self.blocking(span, move |memory| {
             let salt = SaltString::generate(&mut OsRng);
-            argon2
-                .hash_password(password.as_bytes(), &salt)
+            hash_with(setup, password.as_bytes(), salt.as_salt(), memory)
                 .map(|hash| HashedPassword(hash.to_string()))
         })
         .await
     }
 
-    /// Runs `work` on the blocking pool once a permit is free, all inside
-    /// `span` (a child of the caller's span).
+    /// Runs `work` on the blocking pool once a permit is free, with a
+    /// buffer from the pool, all inside `span` (a child of the caller's
+    /// span).
     ///
     /// The permit moves into the blocking task, so it is released when the
     /// work ends, not when the caller stops waiting: a client hanging up
@@ -153,7 +163,7 @@ impl PasswordHasher {
     async fn blocking<T: Send + 'static>(
         &self,
         span: tracing::Span,
-        work: impl FnOnce() -> Result<T, password_hash::Error> + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> Result<T, password_hash::Error> + Send + 'static,
     ) -> Result<T, HashError> {
         let permit = self
             .permits
@@ -162,13 +172,71 @@ impl PasswordHasher {
             .instrument(span.clone())
             .await
             .expect("the semaphore is never closed");
+        let pool = self.memory.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            span.in_scope(work)
+            let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut memory = taken.unwrap_or_default();
+            let result = span.in_scope(|| work(&mut memory));
+            pool.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(memory);
+            result
         })
         .await?
         .map_err(HashError::Argon2)
     }
+}
+
+/// What `argon2`'s `PasswordHasher::hash_password` does, in `memory`
+/// (grown to the block count the parameters need) instead of a fresh
+/// allocation.
+fn hash_with<'a>(
+    (algorithm, version, params): (Algorithm, Version, Params),
+    password: &[u8],
+    salt: Salt<'a>,
+    memory: &mut Vec<Block>,
+) -> password_hash::Result<PasswordHash<'a>> {
+    let argon2 = Argon2::new(algorithm, version, params);
+    let params = argon2.params();
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
+    }
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let hash = Output::init_with(output_len, |out| {
+        Ok(argon2.hash_password_into_with_memory(password, salt_bytes, out, &mut memory[..])?)
+    })?;
+    Ok(PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(params)?,
+        salt: Some(salt),
+        hash: Some(hash),
+    })
+}
+
+/// What `argon2`'s `PasswordVerifier::verify_password` does, in `memory`:
+/// hashes `password` with the stored hash's own algorithm, version,
+/// parameters and salt, and compares the outputs in constant time.
+fn verify_with(
+    password: &[u8],
+    stored: &PasswordHash<'_>,
+    memory: &mut Vec<Block>,
+) -> password_hash::Result<bool> {
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return Err(password_hash::Error::PhcStringField);
+    };
+    let version = stored.version.map(Version::try_from).transpose()?;
+    let setup = (
+        Algorithm::try_from(stored.algorithm)?,
+        version.unwrap_or_default(),
+        Params::try_from(stored)?,
+    );
+    let computed = hash_with(setup, password, salt, memory)?;
+    // `Output`'s equality is constant-time.
+    Ok(computed.hash == Some(expected))
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -209,6 +277,66 @@ mod tests {
                 .await
                 .expect("verify")
         );
+    }
+
+    /// Hashes stored before the pooled memory (argon2's own hasher), or
+    /// with other costs, still verify; ours verify with argon2's verifier.
+    #[tokio::test]
+    async fn compatible_with_argon2s_own_phc_strings() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(NonZeroUsize::MIN)
+            .await
+            .expect("hasher");
+        let cheaper = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8_192, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = cheaper.hash_password(b"old password", &salt).unwrap();
+        let theirs = HashedPassword::from_stored(theirs.to_string());
+        assert!(
+            hasher
+                .verify("old password".into(), Some(&theirs))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify("old passwore".into(), Some(&theirs))
+                .await
+                .unwrap()
+        );
+
+        let ours = hasher.hash(password("new password")).await.expect("hash");
+        let parsed = PasswordHash::new(ours.as_str()).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"new password", &parsed)
+                .is_ok()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_is_reused_not_reallocated() {
+        let hasher = PasswordHasher::new(NonZeroUsize::new(2).unwrap())
+            .await
+            .expect("hasher");
+        let hashes = (0..6).map(|i| {
+            let hasher = hasher.clone();
+            async move { hasher.hash(password(&format!("password {i}"))).await }
+        });
+        for hash in futures::future::join_all(hashes).await {
+            hash.expect("hash");
+        }
+        let memory = hasher.memory.lock().unwrap();
+        assert!(
+            (1..=2).contains(&memory.len()),
+            "{} buffers held for 2 permits",
+            memory.len()
+        );
+        let blocks = usize::try_from(M_COST_KIB).unwrap();
+        assert!(memory.iter().all(|m| m.len() == blocks));
     }
 
     #[tokio::test]
