@@ -124,6 +124,16 @@ def image_pinned(image: str) -> bool:
     return True
 
 
+def memory_bytes(value) -> int | None:
+    """A Compose byte value ("128m", "1g", 1048576) in bytes, or None."""
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"(\d+)([bkmg]?)b?", str(value or "").strip().lower())
+    if not m:
+        return None
+    return int(m.group(1)) << {"": 0, "b": 0, "k": 10, "m": 20, "g": 30}[m.group(2)]
+
+
 def check_services(c: Checker, compose: dict) -> None:
     services = compose.get("services") or {}
     c.check(set(APP_SERVICES) <= set(services), f"services missing: {sorted(set(APP_SERVICES) - set(services))}")
@@ -160,6 +170,12 @@ def check_services(c: Checker, compose: dict) -> None:
             c.check(bool(image), f"{name}: built but its image has no name (every service shares one image)")
         else:
             c.check(bool(image) and image_pinned(image), f"{name}: image {image!r} is not pinned to a version")
+
+        limit = memory_bytes(svc.get("mem_limit"))
+        c.check(
+            limit is not None and 16 << 20 <= limit <= 1 << 30,
+            f"{name}: mem_limit {svc.get('mem_limit')!r} is missing or not between 16m and 1g",
+        )
 
         env = environment(svc)
         for key, value in env.items():
