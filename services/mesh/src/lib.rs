@@ -21,6 +21,7 @@ pub mod admin;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 mod exporter;
 pub mod extract;
 pub mod fault;

@@ -54,7 +54,7 @@ impl TraceExemplar {
 /// A latency histogram family whose observations carry trace exemplars.
 pub type LatencyFamily<L> = Family<L, HistogramWithExemplars<TraceExemplar>>;
 
-fn latency_family<L>() -> LatencyFamily<L>
+pub(crate) fn latency_family<L>() -> LatencyFamily<L>
 where
     L: Clone + std::hash::Hash + Eq,
 {

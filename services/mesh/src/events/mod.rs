@@ -1,0 +1,215 @@
+//! Events over NATS JetStream: a versioned envelope, a transactional
+//! outbox with its relay, idempotent consumers with bounded redelivery and
+//! a dead-letter subject, and the trace context carried in message
+//! headers across the queue. `docs/events.md` is the contract.
+//!
+//! Names: every subject and stream starts with the deployment's prefix
+//! (`EVENTS_PREFIX`, default `learnsphere`), so several systems (tests run
+//! side by side) share one NATS server without seeing each other's events.
+//!
+//! - events: subject `<prefix>.events.<type>` (`learnsphere.events.payment.captured`),
+//!   stream `<PREFIX>_EVENTS`, kept 7 days (limits retention, file storage,
+//!   2-minute duplicate window on the event id);
+//! - dead letters: subject `<prefix>.dead-letter.<type>`, stream
+//!   `<PREFIX>_DEAD_LETTERS`, kept 30 days.
+//!
+//! The streams are created by whichever service gets there first, and
+//! again by any that finds them missing: creating is idempotent.
+
+mod consumer;
+mod headers;
+mod metrics;
+mod outbox;
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, stream};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use self::{
+    consumer::{ConsumerSpec, HandleError, Handler, spawn_consumer},
+    metrics::EventMetrics,
+    outbox::{Outbox, ensure_tables},
+};
+use crate::{Metrics, ServiceIdentity};
+
+/// Where the broker is, for the services that publish or consume.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EventsConfig {
+    /// The NATS server (JetStream enabled).
+    #[arg(
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+
+    /// First token of every subject and stream name: one per deployment.
+    /// Letters, digits, `-` and `_`.
+    #[arg(
+        long = "events-prefix",
+        env = "EVENTS_PREFIX",
+        default_value = "learnsphere"
+    )]
+    pub prefix: String,
+}
+
+/// How long the events stream keeps a message.
+pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long the dead-letter stream keeps a message.
+pub const DEAD_LETTERS_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// JetStream drops a second publish with the same event id (`Nats-Msg-Id`)
+/// within this window: a relay that publishes again after a crash, or two
+/// replicas' relays racing for one row, store the event once.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Every event on the wire: JSON, this envelope around the event's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T = serde_json::Value> {
+    /// Unique per event (uuid v7); consumers deduplicate on it, and it is
+    /// the message's `Nats-Msg-Id`.
+    pub id: String,
+    /// `payment.captured`, `user.registered`, ...
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The service that produced it.
+    pub source: String,
+    /// When the state change happened (committed with the event).
+    pub occurred_at: DateTime<Utc>,
+    /// The version of `data`'s schema for this type; a consumer refuses a
+    /// version it does not know rather than misreading it.
+    pub schema_version: u32,
+    pub data: T,
+}
+
+/// A connection to NATS and the names of this deployment's streams.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    jetstream: jetstream::Context,
+    prefix: Arc<str>,
+    service: Arc<str>,
+    metrics: EventMetrics,
+}
+
+/// `EVENTS_PREFIX` was not a valid subject token.
+#[derive(Debug, thiserror::Error)]
+#[error("EVENTS_PREFIX {0:?} must be 1 to 64 letters, digits, '-' or '_'")]
+pub struct InvalidPrefix(String);
+
+impl Broker {
+    /// Connects in the background: returns at once, and the client keeps
+    /// (re)connecting for as long as the service runs. A service whose
+    /// broker is down still starts and serves; the outbox holds its events
+    /// and consumers wait.
+    pub async fn connect(
+        config: &EventsConfig,
+        identity: &ServiceIdentity,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
+        let prefix = &config.prefix;
+        let valid = (1..=64).contains(&prefix.len())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(InvalidPrefix(prefix.clone()).into());
+        }
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("{}/{}", identity.name, identity.instance_id))
+            .retry_on_initial_connect()
+            .connect(config.nats_url.as_str())
+            .await?;
+        Ok(Self {
+            jetstream: jetstream::new(client),
+            prefix: prefix.as_str().into(),
+            service: identity.name.clone(),
+            metrics: EventMetrics::register(metrics),
+        })
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    pub fn metrics(&self) -> &EventMetrics {
+        &self.metrics
+    }
+
+    /// The service name events from here carry as `source`.
+    pub fn service(&self) -> &Arc<str> {
+        &self.service
+    }
+
+    /// `<prefix>.events.<type>`.
+    pub fn subject(&self, event_type: &str) -> String {
+        format!("{}.events.{event_type}", self.prefix)
+    }
+
+    /// `<prefix>.dead-letter.<type>`.
+    pub fn dead_letter_subject(&self, event_type: &str) -> String {
+        format!("{}.dead-letter.{event_type}", self.prefix)
+    }
+
+    /// `<PREFIX>_EVENTS`.
+    pub fn events_stream(&self) -> String {
+        stream_names(&self.prefix)[0].clone()
+    }
+
+    /// `<PREFIX>_DEAD_LETTERS`.
+    pub fn dead_letters_stream(&self) -> String {
+        stream_names(&self.prefix)[1].clone()
+    }
+
+    /// Creates both streams unless they exist; returns the events stream.
+    pub async fn ensure_streams(&self) -> anyhow::Result<stream::Stream> {
+        let events = self
+            .jetstream
+            .get_or_create_stream(stream::Config {
+                name: self.events_stream(),
+                description: Some("LearnSphere domain events (docs/events.md)".into()),
+                subjects: vec![format!("{}.events.>", self.prefix)],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: EVENTS_MAX_AGE,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            })
+            .await?;
+        self.jetstream
+            .get_or_create_stream(stream::Config {
+                name: self.dead_letters_stream(),
+                description: Some(
+                    "LearnSphere events no consumer could process (docs/events.md)".into(),
+                ),
+                subjects: vec![format!("{}.dead-letter.>", self.prefix)],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: DEAD_LETTERS_MAX_AGE,
+                ..Default::default()
+            })
+            .await?;
+        Ok(events)
+    }
+}
+
+/// The events stream and the dead-letter stream of a deployment.
+pub fn stream_names(prefix: &str) -> [String; 2] {
+    let upper = prefix.to_ascii_uppercase();
+    [format!("{upper}_EVENTS"), format!("{upper}_DEAD_LETTERS")]
+}
+
+/// Deletes a deployment's streams, events and dead letters with them (a
+/// test system's, when it stops). Missing streams are not an error.
+pub async fn delete_streams(nats_url: &str, prefix: &str) -> anyhow::Result<()> {
+    let client = async_nats::connect(nats_url).await?;
+    let jetstream = jetstream::new(client);
+    for name in stream_names(prefix) {
+        if let Err(e) = jetstream.delete_stream(&name).await
+            && !e.to_string().contains("not found")
+        {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
