@@ -197,6 +197,9 @@ pub struct LaunchOptions {
     /// The executable that serves (`<exe> serve <service>`); this one by
     /// default. Tests pass the `loadgen` binary cargo built for them.
     pub exe: Option<PathBuf>,
+    /// Delete the system's NATS streams when it stops (a run's or a
+    /// test's system); `loadgen up` keeps them.
+    pub delete_streams_on_stop: bool,
 }
 
 impl LaunchOptions {
@@ -221,8 +224,26 @@ impl LaunchOptions {
             drain_period: Duration::from_secs(3),
             admin_token: None,
             exe: None,
+            delete_streams_on_stop: false,
         }
     }
+}
+
+/// The `EVENTS_PREFIX` of a system: derived from where its data lives, so
+/// the same data directory (or PostgreSQL prefix) always publishes to the
+/// same streams (an outbox left over from a crash still reaches its
+/// consumers), and two systems on one machine never share a consumer.
+pub fn events_prefix(databases: &Databases) -> String {
+    use sha2::Digest as _;
+    let key = match databases {
+        Databases::Sqlite { dir } => std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.clone())
+            .display()
+            .to_string(),
+        Databases::Postgres { admin_url, prefix } => format!("{admin_url}#{prefix}"),
+    };
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    format!("ls-{}", &hex::encode(digest)[..12])
 }
 
 /// The services' admin token for `loadgen up` (or a run that starts the
@@ -460,6 +481,10 @@ pub struct System {
     supervisor: Arc<Supervisor>,
     exits: mpsc::UnboundedReceiver<Exit>,
     control: Option<crate::control::ControlServer>,
+    /// The services' `NATS_URL` and `EVENTS_PREFIX`.
+    nats_url: String,
+    events_prefix: String,
+    delete_streams_on_stop: bool,
 }
 
 impl std::fmt::Debug for System {
@@ -577,7 +602,22 @@ impl System {
     /// Starts every service, in dependency order, each replica waited for
     /// until its `/readyz` answers 200; then supervises them in the
     /// background until [`System::stop`] (or drop).
-    pub async fn start(options: LaunchOptions) -> anyhow::Result<Self> {
+    pub async fn start(mut options: LaunchOptions) -> anyhow::Result<Self> {
+        // Our own EVENTS_PREFIX, if set, is inherited by the children.
+        let prefix = match (
+            options.env.get("EVENTS_PREFIX"),
+            std::env::var("EVENTS_PREFIX"),
+        ) {
+            (Some(p), _) => p.clone(),
+            (None, Ok(p)) if !p.is_empty() => p,
+            _ => events_prefix(&options.databases),
+        };
+        options.env.insert("EVENTS_PREFIX".into(), prefix.clone());
+        let nats_url = match (options.env.get("NATS_URL"), std::env::var("NATS_URL")) {
+            (Some(u), _) => u.clone(),
+            (None, Ok(u)) if !u.is_empty() => u,
+            _ => "nats://127.0.0.1:4222".to_owned(),
+        };
         let exe = match &options.exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().context("locating the loadgen executable")?,
@@ -642,6 +682,9 @@ impl System {
             supervisor: supervisor.clone(),
             exits,
             control,
+            nats_url,
+            events_prefix: prefix,
+            delete_streams_on_stop: options.delete_streams_on_stop,
         };
 
         for spec in SERVICES {
@@ -793,6 +836,26 @@ impl System {
         }
         self.supervisor.lock().control = None;
         self.supervisor.publish_now();
+        if std::mem::take(&mut self.delete_streams_on_stop) {
+            let deleted = tokio::time::timeout(
+                Duration::from_secs(5),
+                mesh::events::delete_streams(&self.nats_url, &self.events_prefix),
+            )
+            .await;
+            if !matches!(deleted, Ok(Ok(()))) {
+                tracing::warn!(prefix = %self.events_prefix, "could not delete the system's NATS streams");
+            }
+        }
+    }
+
+    /// The services' `EVENTS_PREFIX`: their subjects and streams.
+    pub fn events_prefix(&self) -> &str {
+        &self.events_prefix
+    }
+
+    /// The services' `NATS_URL`.
+    pub fn nats_url(&self) -> &str {
+        &self.nats_url
     }
 }
 

@@ -215,6 +215,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(path) = system.targets_file() {
         println!("  discovery targets: {}", path.display());
     }
+    println!(
+        "  events: NATS {}, subjects {}.events.* (docs/events.md)",
+        system.nats_url(),
+        system.events_prefix()
+    );
     println!("  Ctrl-C stops everything.");
     println!();
 

@@ -354,6 +354,8 @@ async fn find_target(
     options.logs = Logs::Files(dir.join("logs"));
     options.control_addr = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
     options.admin_token = Some(admin_token.clone());
+    // The run's system and its events go away together.
+    options.delete_streams_on_stop = true;
     if !scenario.system.replicas.is_empty() {
         let spec: Vec<String> = scenario
             .system

@@ -70,6 +70,8 @@ impl TestSystem {
         // The control API on a free port too, so tests run side by side.
         options.control_addr = Some((Ipv4Addr::LOCALHOST, 0).into());
         options.exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_loadgen")));
+        // A fresh temp dir: its own events prefix, deleted at the end.
+        options.delete_streams_on_stop = true;
         options.logs = if std::env::var_os("TEST_LOG").is_some() {
             Logs::Prefixed
         } else {

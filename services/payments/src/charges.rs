@@ -132,7 +132,7 @@ async fn execute(state: AppState, key: IdempotencyKey, charge: NewCharge) -> Res
         // every replay carry the same timestamp.
         created_at: Utc::now().trunc_subsecs(6),
     };
-    if let Err(error) = db::record_payment(&state.db, &key, &payment).await {
+    if let Err(error) = db::record_payment(&state.db, &state.outbox, &key, &payment).await {
         // The provider acted but we could not record it. Keeping the claim
         // would answer every retry with 409 forever; releasing it lets the
         // client retry. The provider call carries the key, which a real

@@ -34,6 +34,9 @@ pub struct Config {
     pub provider: ProviderConfig,
 
     #[command(flatten)]
+    pub events: mesh::events::EventsConfig,
+
+    #[command(flatten)]
     pub serve: mesh::ServeConfig,
 
     #[command(flatten)]

@@ -2,11 +2,12 @@
 //! recorded on the span carries no data.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use mesh::{Db, Op};
+use mesh::{Db, Op, events::Outbox};
 use sqlx::{Row as _, any::AnyRow};
 
 use crate::{
     domain::{IdempotencyKey, RequestFingerprint},
+    events::{PAYMENT_CAPTURED, PAYMENT_CAPTURED_VERSION, PaymentCaptured},
     model::{DeclineReason, Payment, PaymentStatus},
 };
 
@@ -151,6 +152,7 @@ pub async fn release_key(db: &Db, key: &IdempotencyKey) -> Result<(), sqlx::Erro
 /// waiting duplicate sees either no payment and `in_progress`, or both.
 pub async fn record_payment(
     db: &Db,
+    outbox: &Outbox,
     key: &IdempotencyKey,
     payment: &Payment,
 ) -> Result<(), sqlx::Error> {
@@ -181,8 +183,28 @@ pub async fn record_payment(
             .execute(&mut *tx),
     )
     .await?;
+    if payment.status == PaymentStatus::Captured {
+        let captured = PaymentCaptured {
+            payment_id: payment.id.clone(),
+            user_id: payment.user_id.clone(),
+            course_id: payment.course_id.clone(),
+            amount_cents: payment.amount_cents,
+            currency: payment.currency.clone(),
+            captured_at: payment.created_at,
+        };
+        outbox
+            .enqueue(
+                &mut tx,
+                PAYMENT_CAPTURED,
+                PAYMENT_CAPTURED_VERSION,
+                captured,
+            )
+            .await?;
+    }
     db.run(Op::new("COMMIT", "payments", "COMMIT"), tx.commit())
-        .await
+        .await?;
+    outbox.committed();
+    Ok(())
 }
 
 /// The payment, or `None`.

@@ -10,6 +10,7 @@ pub mod config;
 mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod provider;
 pub mod routes;
@@ -17,7 +18,11 @@ pub mod routes;
 use std::time::Duration;
 
 use axum::Router;
-use mesh::{Db, Mesh, ServiceIdentity, server::Server};
+use mesh::{
+    Db, Mesh, ServiceIdentity,
+    events::{Broker, Outbox},
+    server::Server,
+};
 
 pub use crate::{client::PaymentsClient, config::Config, provider::Provider};
 
@@ -31,6 +36,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct AppState {
     pub db: Db,
     pub provider: Provider,
+    /// `payment.captured` goes here, in the payment's transaction.
+    pub outbox: Outbox,
     /// How long a duplicate request waits for the key's owner (see
     /// [`Config::idempotency_wait`]).
     pub idempotency_wait: Duration,
@@ -46,9 +53,14 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let mesh = Mesh::new(identity, &config.serve);
     let provider = Provider::new(&config.provider, mesh.metrics())?;
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    mesh::events::ensure_tables(&db).await?;
+    let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
+    let outbox = Outbox::new(db.clone(), broker);
+    outbox.spawn_relay();
     let state = AppState {
         db: db.clone(),
         provider,
+        outbox,
         idempotency_wait: config.idempotency_wait,
     };
     Ok(mesh.bind(router(state), Some(db), config.port).await?)

@@ -62,6 +62,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         "--provider-error-rate=0",
         "--provider-concurrency=16",
         "--max-body-bytes=65536",
+        // No broker: these tests are about the HTTP contract; the events
+        // wait in the outbox, as with NATS down. The events themselves are
+        // tested end to end (loadgen/tests/e2e_events.rs).
+        "--nats-url=nats://127.0.0.1:9",
     ])
     .expect("test configuration parses");
     configure(&mut config);

@@ -27,6 +27,9 @@ pub struct Config {
     pub courses_url: String,
 
     #[command(flatten)]
+    pub events: mesh::events::EventsConfig,
+
+    #[command(flatten)]
     pub serve: mesh::ServeConfig,
 
     #[command(flatten)]

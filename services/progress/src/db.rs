@@ -26,7 +26,7 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
 
-fn store_time(t: DateTime<Utc>) -> String {
+pub(crate) fn store_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 

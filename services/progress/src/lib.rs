@@ -12,12 +12,17 @@ pub mod config;
 mod db;
 pub mod domain;
 pub mod error;
+mod events;
 pub mod model;
 pub mod routes;
 
 use axum::Router;
 use courses::CoursesClient;
-use mesh::{Db, Mesh, ServiceIdentity, server::Server};
+use mesh::{
+    Db, Mesh, ServiceIdentity,
+    events::{Broker, spawn_consumer},
+    server::Server,
+};
 
 pub use crate::{client::ProgressClient, config::Config};
 
@@ -50,6 +55,14 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let mesh = Mesh::new(identity, &config.serve);
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     let courses = CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?);
+    mesh::events::ensure_tables(&db).await?;
+    let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
+    spawn_consumer(
+        broker,
+        db.clone(),
+        events::PAYMENT_CAPTURED,
+        events::payment_captured(db.clone(), courses.clone()),
+    );
     let api = router(AppState {
         db: db.clone(),
         courses,

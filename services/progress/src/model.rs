@@ -20,6 +20,9 @@ pub struct EnrollRequest {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum EnrollmentStatus {
+    /// Bought, and the payment's `payment.captured` event has not been
+    /// processed yet (docs/events.md): it becomes active when it is.
+    Pending,
     /// The user may take the course's lessons.
     Active,
 }
@@ -28,6 +31,7 @@ impl EnrollmentStatus {
     /// The spelling in JSON and in the `status` column.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::Active => "active",
         }
     }
@@ -49,6 +53,7 @@ impl FromStr for EnrollmentStatus {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "pending" => Ok(Self::Pending),
             "active" => Ok(Self::Active),
             other => Err(UnknownStatus(other.to_owned())),
         }

@@ -209,7 +209,8 @@ async fn the_typed_client_speaks_the_contract() {
     };
     let enrollment = app.client.enroll(&request).await.unwrap();
     assert_eq!(enrollment.user_id, "u/with slash");
-    assert_eq!(enrollment.status, EnrollmentStatus::Active);
+    // Bought: pending until payments' `payment.captured` is processed.
+    assert_eq!(enrollment.status, EnrollmentStatus::Pending);
     assert_eq!(enrollment.payment_id.as_deref(), Some("pay-1"));
     // Idempotent through the client too.
     assert_eq!(app.client.enroll(&request).await.unwrap(), enrollment);

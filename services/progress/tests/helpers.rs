@@ -122,6 +122,10 @@ async fn spawn_with(dir: TempDir, courses: Option<RunningServer>, courses_url: S
         &courses_url,
         "--shutdown-grace",
         "1s",
+        // No broker: the consumer waits, as with NATS down; events are
+        // tested end to end (loadgen/tests/e2e_events.rs).
+        "--nats-url",
+        "nats://127.0.0.1:9",
     ]);
     let identity = ServiceIdentity::resolve(progress::NAME, "test", &config.telemetry);
     let serve = config.serve.clone();

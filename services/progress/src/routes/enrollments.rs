@@ -48,8 +48,15 @@ async fn enroll(
         id: uuid::Uuid::now_v7().to_string(),
         user_id: user_id.to_string(),
         course_id: course_id.to_string(),
+        // A bought course waits for its payment's `payment.captured` event
+        // (events.rs), which may also have landed first: then the row
+        // exists, active, and this request is answered as a repeat.
+        status: if payment_id.is_some() {
+            EnrollmentStatus::Pending
+        } else {
+            EnrollmentStatus::Active
+        },
         payment_id: payment_id.map(String::from),
-        status: EnrollmentStatus::Active,
         lesson_count: course.summary.lesson_count,
         enrolled_at: db::now(),
     };

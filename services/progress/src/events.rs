@@ -1,0 +1,101 @@
+//! The events progress consumes (docs/events.md).
+//!
+//! `payment.captured` activates the enrollment the payment bought. The
+//! gateway enrolls right after the charge, so the row is usually there,
+//! `pending`, when the event lands; if the event comes first, the
+//! enrollment is created here, active, and the gateway's enroll finds it.
+//! Either order ends with one active enrollment: the last step on both
+//! paths is a write on the (user, course) unique key.
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use courses::CoursesClient;
+use mesh::{
+    Db, Op,
+    events::{ConsumerSpec, Envelope, HandleError, Handler},
+};
+use payments::events::{PAYMENT_CAPTURED_VERSION, PaymentCaptured};
+use sqlx::{Any, Transaction};
+
+use crate::db::{now, store_time};
+
+pub(crate) const PAYMENT_CAPTURED: ConsumerSpec = ConsumerSpec {
+    name: "progress-payment-captured",
+    event_type: payments::events::PAYMENT_CAPTURED,
+    producer: payments::NAME,
+    max_deliver: 5,
+};
+
+const ACTIVATE: &str = "UPDATE enrollments SET status = $1, payment_id = COALESCE(payment_id, $2) \
+     WHERE user_id = $3 AND course_id = $4";
+const INSERT_ACTIVE: &str = "INSERT INTO enrollments (id, user_id, course_id, payment_id, status, lesson_count, enrolled_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (user_id, course_id) DO UPDATE SET status = excluded.status";
+
+/// The `payment.captured` handler.
+pub(crate) fn payment_captured(db: Db, courses: CoursesClient) -> Handler {
+    Arc::new(move |envelope, tx| {
+        let db = db.clone();
+        let courses = courses.clone();
+        Box::pin(async move { activate(&db, &courses, envelope, tx).await })
+    })
+}
+
+async fn activate(
+    db: &Db,
+    courses: &CoursesClient,
+    envelope: Envelope,
+    mut tx: Transaction<'static, Any>,
+) -> Result<Transaction<'static, Any>, HandleError> {
+    if envelope.schema_version != PAYMENT_CAPTURED_VERSION {
+        return Err(HandleError::Reject(anyhow!(
+            "payment.captured schema version {} is not {PAYMENT_CAPTURED_VERSION}",
+            envelope.schema_version
+        )));
+    }
+    let captured: PaymentCaptured = serde_json::from_value(envelope.data)
+        .map_err(|e| HandleError::Reject(anyhow!("payment.captured data: {e}")))?;
+    let active = crate::model::EnrollmentStatus::Active.as_str();
+    let updated = db
+        .run(
+            Op::new("UPDATE", "enrollments", ACTIVATE),
+            sqlx::query(ACTIVATE)
+                .bind(active)
+                .bind(&captured.payment_id)
+                .bind(&captured.user_id)
+                .bind(&captured.course_id)
+                .execute(&mut *tx),
+        )
+        .await?;
+    if updated.rows_affected() == 0 {
+        // The event came before the gateway's enroll: create it here, with
+        // the lesson count the enroll would have taken from courses.
+        let course = courses.get(&captured.course_id).await.map_err(|e| {
+            if e.status() == Some(http::StatusCode::NOT_FOUND) {
+                HandleError::Reject(anyhow!("course {} does not exist", captured.course_id))
+            } else {
+                HandleError::Retry(anyhow!("asking courses for {}: {e}", captured.course_id))
+            }
+        })?;
+        db.run(
+            Op::new("INSERT", "enrollments", INSERT_ACTIVE),
+            sqlx::query(INSERT_ACTIVE)
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&captured.user_id)
+                .bind(&captured.course_id)
+                .bind(&captured.payment_id)
+                .bind(active)
+                .bind(course.summary.lesson_count)
+                .bind(store_time(now()))
+                .execute(&mut *tx),
+        )
+        .await?;
+    }
+    tracing::info!(
+        payment.id = %captured.payment_id,
+        created = updated.rows_affected() == 0,
+        "enrollment activated"
+    );
+    Ok(tx)
+}
