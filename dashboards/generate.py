@@ -283,7 +283,9 @@ def mesh_overview():
         row("Service graph", "Who calls whom, as the callers' outbound clients measured it."),
         panel(
             "nodeGraph", "Service graph",
-            "Each arrow is an edge of the mesh (caller -> callee) over the last 5 minutes: "
+            "Each arrow is an edge of the mesh (caller -> callee) over the last 5 minutes, "
+            "HTTP calls and events alike (producer -> consumer, e.g. payments -> progress "
+            "for payment.captured, from the consumer's count): "
             "main stat is calls/s, secondary stat failed calls/s (any outcome but success: "
             "5xx, timeout, circuit open, fallback); hover an edge for its p99. A node's "
             "stats are the sums of its incoming edges (the gateway has none: loadgen is "
@@ -293,7 +295,9 @@ def mesh_overview():
             "edge id (source->destination); the node graph infers the nodes from the edges.",
             [
                 q("label_replace(" + edge_id("sum by (source, destination) "
-                                             "(edge:http_client_requests:rate5m)")
+                                             "(edge:http_client_requests:rate5m) or "
+                                             "sum by (source, destination) "
+                                             "(edge:messaging_consumed:rate5m)")
                   + ', "target", "$1", "destination", "(.*)")',
                   instant=True, table=True, core=True, ref="edges"),
                 q("max by (id) (" + edge_id("sum by (source, destination) "
@@ -368,6 +372,38 @@ def mesh_overview():
                f"(rate(http_server_request_duration_seconds_bucket[{rate}])))",
                "{{service}}", core=True)],
             w=8),
+        row("Messaging", "Events between services over NATS JetStream (docs/events.md): the "
+            "asynchronous edges."),
+        timeseries(
+            "Events per async edge",
+            "Events handled per second by each consumer, by producer -> consumer and event "
+            "type, all outcomes. It follows the producing requests (checkouts for "
+            "payment.captured) a moment later; a line that drops to 0 while its producer "
+            "still works means the events are stuck: see the outbox backlog and consumer lag.",
+            [q("sum by (source, service, destination) "
+               f"(rate(messaging_client_consumed_messages_total[{rate}]))",
+               "{{source}} → {{service}} {{destination}}", core=True)],
+            unit="ops", w=8),
+        timeseries(
+            "Outbox backlog and consumer lag",
+            "Events committed but not yet published (outbox, per producing service) and "
+            "published but not yet delivered (lag, per consumer). Both near 0 normally; "
+            "the backlog grows while the broker is down and must drain after.",
+            [q("sum by (service) (outbox_pending_events)", "{{service}} outbox"),
+             q("max by (consumer) (messaging_consumer_lag_messages)", "{{consumer}} lag")],
+            w=8),
+        timeseries(
+            "Redeliveries and dead letters",
+            "Deliveries of an event seen before (after a crash or a failed handler) and "
+            "events moved to the dead-letter subject. Redeliveries after a restart are "
+            "expected and deduplicated; any dead letter needs a look (its reason is in a "
+            "header of the dead-letter message and in the consumer's log).",
+            [q(f"sum by (consumer) (rate(messaging_redelivered_messages_total[{rate}]))",
+               "{{consumer}} redelivered"),
+             q("sum by (consumer) "
+               f'(rate(messaging_client_consumed_messages_total{{outcome="dead_lettered"}}[{rate}]))',
+               "{{consumer}} dead-lettered")],
+            unit="ops", w=8),
         row("Edges", "Per-edge rate and latency over time."),
         timeseries(
             "Calls per edge",
@@ -565,6 +601,56 @@ def service_detail():
                f"(rate(db_client_operation_duration_seconds_count{{{s}}}[{rate}]))",
                "{{operation}} {{collection}} {{outcome}}")],
             unit="ops"),
+        row("Messaging", "Events this service publishes through its outbox and consumes "
+            "(docs/events.md). Empty for services without events."),
+        timeseries(
+            "Events published",
+            "Events the outbox relay published per second, by type and outcome. Errors mean "
+            "the broker did not acknowledge: the events stay in the outbox and go out later.",
+            [q("sum by (destination, outcome) "
+               f"(rate(messaging_client_sent_messages_total{{{s}}}[{rate}]))",
+               "{{destination}} {{outcome}}")],
+            unit="ops", w=8),
+        timeseries(
+            "Outbox backlog",
+            "Events committed and not yet acknowledged by the broker, and the age of the "
+            "oldest. Both grow while NATS is down and fall back to 0 once it returns; a "
+            "backlog that does not drain with the broker up is a stuck relay.",
+            [q(f"max(outbox_pending_events{{{s}}})", "pending events"),
+             q(f"max(outbox_oldest_pending_age_seconds{{{s}}})", "oldest (s)")],
+            w=8),
+        latency(
+            "Relay delay p99",
+            "From an event's commit to the broker's acknowledgment: the gap in the trace "
+            "between the request and its PUBLISH span. Dots open the trace.",
+            [q("histogram_quantile(0.99, sum by (le) "
+               f"(rate(outbox_relay_delay_seconds_bucket{{{s}}}[{rate}])))", "p99")],
+            w=8),
+        timeseries(
+            "Events consumed by outcome",
+            "Deliveries handled per second by each consumer: processed, duplicate (already "
+            "applied: a redelivery), retry, dead_lettered.",
+            [q("sum by (consumer, outcome) "
+               f"(rate(messaging_client_consumed_messages_total{{{s}}}[{rate}]))",
+               "{{consumer}} {{outcome}}")],
+            unit="ops", w=8),
+        timeseries(
+            "Consumer lag",
+            "Events in the stream not yet delivered to each consumer, and those delivered "
+            "but not yet acknowledged. Lag that grows under steady load: the consumer is too "
+            "slow or down.",
+            [q(f"max by (consumer) (messaging_consumer_lag_messages{{{s}}})", "{{consumer}} lag"),
+             q(f"max by (consumer) (messaging_consumer_ack_pending_messages{{{s}}})",
+               "{{consumer}} unacked")],
+            w=8),
+        latency(
+            "Processing p99",
+            "99th percentile time to handle one delivery, its database transaction included. "
+            "Dots open the consumer span's trace.",
+            [q("histogram_quantile(0.99, sum by (consumer, le) "
+               f"(rate(messaging_process_duration_seconds_bucket{{{s}}}[{rate}])))",
+               "{{consumer}}")],
+            w=8),
         row("Process", "Resources per replica."),
         timeseries(
             "CPU per replica",

@@ -42,6 +42,8 @@ RECORDING_RULES = {
     "edge:http_client_requests:rate5m",
     "edge:http_client_errors:rate5m",
     "edge:http_client_request_duration_seconds:p99_5m",
+    "edge:messaging_consumed:rate5m",
+    "edge:messaging_failed:rate5m",
 } | {f"slo:checkout_availability:error_ratio_rate{w}" for w in generate.SLO_WINDOWS} \
   | {f"slo:checkout_latency:slow_ratio_rate{w}" for w in generate.SLO_WINDOWS}
 BUILTINS = {"ALERTS", "ALERTS_FOR_STATE", "up"}
