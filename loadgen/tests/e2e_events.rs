@@ -331,3 +331,196 @@ async fn an_unreadable_event_is_dead_lettered_not_lost() {
     assert!(reason.contains("schema version 99"), "reason: {reason:?}");
     sys.stop().await;
 }
+
+/// `SELECT`s `sql` (one integer column) from a service's SQLite file.
+async fn sqlite_ints(
+    sys: &TestSystem,
+    service: &str,
+    sql: &'static str,
+) -> Vec<(String, String, i64)> {
+    sqlx::any::install_default_drivers();
+    let path = sys.dir.path().join(format!("data/{service}.db"));
+    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=ro", path.display()))
+        .await
+        .unwrap();
+    let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    use sqlx::Row as _;
+    rows.iter()
+        .map(|r| {
+            (
+                r.get::<String, _>(0),
+                r.get::<String, _>(1),
+                r.get::<i64, _>(2),
+            )
+        })
+        .collect()
+}
+
+async fn sqlite_count(sys: &TestSystem, service: &str, sql: &'static str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let path = sys.dir.path().join(format!("data/{service}.db"));
+    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=ro", path.display()))
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}
+
+/// Thousands of checkouts driven by loadgen while payments' relay aborts
+/// between commit and publish and progress's consumer aborts between
+/// commit and ack (two replicas each, restarted by the launcher). After
+/// the outbox drains: every captured payment's event was processed exactly
+/// once and its enrollment is active; nothing was dead-lettered.
+///
+/// SQLite pass only: it is about the processes and the broker, and reads
+/// the services' SQLite files to count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_between_commit_and_publish_or_ack_lose_nothing() {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
+        eprintln!("skipped on the PostgreSQL pass: it runs once, on SQLite");
+        return;
+    }
+    const ADMIN_TOKEN: &str = "e2e-events-crash-token";
+    let sys = TestSystem::start_with_options(
+        Otlp::Grpc,
+        &[],
+        &[
+            ("EVENTS_CRASH_BEFORE_PUBLISH", "0.005"),
+            ("EVENTS_CRASH_BEFORE_ACK", "0.005"),
+            // Spans are not what this test looks at.
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+        ],
+        |options| {
+            options.replicas.insert("payments", 2);
+            options.replicas.insert("progress", 2);
+            options.admin_token = Some(ADMIN_TOKEN.into());
+            options.restart = loadgen::launcher::RestartPolicy {
+                initial_delay: Duration::from_millis(200),
+                max_delay: Duration::from_secs(1),
+                stable_after: Duration::from_secs(2),
+            };
+        },
+    )
+    .await;
+
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scenarios/events-crash.toml"
+    );
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("run")
+        .arg(scenario)
+        .args(["--target", &sys.gateway()])
+        .args(["--control", &sys.control()])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .arg("--out")
+        .arg(sys.dir.path().join("run"))
+        .arg("--no-progress")
+        .env("OTEL_SDK_DISABLED", "true")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the run finishes")
+        .expect("loadgen runs");
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(sys.dir.path().join("run/summary.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|_| {
+        panic!(
+            "the run wrote its summary:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+
+    // Wait for every committed event to be published and processed: the
+    // outbox empty, and as many processed events as captured payments.
+    let captured_sql = "SELECT COUNT(*) FROM payments WHERE status = 'captured'";
+    let processed_sql = "SELECT COUNT(*) FROM processed_events \
+         WHERE consumer = 'progress-payment-captured'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let (captured, processed, pending) = loop {
+        let captured = sqlite_count(&sys, "payments", captured_sql).await;
+        let pending = sqlite_count(
+            &sys,
+            "payments",
+            "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+        )
+        .await;
+        let processed = sqlite_count(&sys, "progress", processed_sql).await;
+        if (pending == 0 && processed == captured) || tokio::time::Instant::now() > deadline {
+            break (captured, processed, pending);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        captured >= 1000,
+        "thousands of checkouts captured only {captured} payments: {}",
+        summary["overall"]
+    );
+    assert_eq!(pending, 0, "the outbox drained");
+    assert_eq!(
+        processed, captured,
+        "every captured payment's event processed exactly once"
+    );
+
+    // Every captured payment's (user, course) has exactly one enrollment,
+    // active (the unique key makes "exactly one" a matter of "one").
+    let payments = sqlite_ints(
+        &sys,
+        "payments",
+        "SELECT user_id, course_id, COUNT(*) FROM payments WHERE status = 'captured' \
+         GROUP BY user_id, course_id",
+    )
+    .await;
+    let enrollments = sqlite_ints(
+        &sys,
+        "progress",
+        "SELECT user_id, course_id, CASE status WHEN 'active' THEN 1 ELSE 0 END FROM enrollments",
+    )
+    .await;
+    let active: std::collections::BTreeMap<(String, String), i64> = enrollments
+        .into_iter()
+        .map(|(u, c, a)| ((u, c), a))
+        .collect();
+    let not_active: Vec<_> = payments
+        .iter()
+        .filter(|(u, c, _)| active.get(&(u.clone(), c.clone())) != Some(&1))
+        .collect();
+    assert!(
+        not_active.is_empty(),
+        "{} of {} purchases have no active enrollment: {:?}",
+        not_active.len(),
+        payments.len(),
+        &not_active[..not_active.len().min(5)]
+    );
+
+    // Nothing was dead-lettered.
+    let js = jetstream_of(&sys).await;
+    let mut dead = js
+        .get_stream(format!(
+            "{}_DEAD_LETTERS",
+            sys.system.events_prefix().to_uppercase()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(dead.info().await.unwrap().state.messages, 0);
+
+    // And the crashes really happened, to both services.
+    let launcher = sys.scrape_url(&sys.control()).await;
+    for service in ["payments", "progress"] {
+        let restarts = launcher.sum("launcher_restarts_total", &[("service", service)]);
+        assert!(
+            restarts >= 1.0,
+            "{service} never crashed: the test proved nothing"
+        );
+        eprintln!("{service}: {restarts} crashes");
+    }
+    eprintln!(
+        "{captured} payments captured, {processed} events processed once each, {} checkouts",
+        summary["overall"]["count"]
+    );
+    sys.stop().await;
+}

@@ -355,6 +355,9 @@ impl Consumer {
         }
         let tx = (self.handler)(envelope, tx).await?;
         tx.commit().await?;
+        self.broker
+            .crash_points()
+            .maybe_crash(super::CrashPoint::BeforeAck);
         Ok(true)
     }
 

@@ -53,6 +53,54 @@ pub struct EventsConfig {
         default_value = "learnsphere"
     )]
     pub prefix: String,
+
+    /// Crash testing only: the chance that the outbox relay aborts the
+    /// process after reading pending events and before publishing them,
+    /// i.e. between the state change's commit and the publish. 0 outside
+    /// crash tests.
+    #[arg(long, env = "EVENTS_CRASH_BEFORE_PUBLISH", default_value_t = 0.0, value_parser = probability)]
+    pub crash_before_publish: f64,
+
+    /// Crash testing only: the chance that a consumer aborts the process
+    /// after committing an event's effects and before acknowledging it.
+    #[arg(long, env = "EVENTS_CRASH_BEFORE_ACK", default_value_t = 0.0, value_parser = probability)]
+    pub crash_before_ack: f64,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a probability between 0 and 1")),
+    }
+}
+
+/// Where a crash test may abort the process (see [`EventsConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum CrashPoint {
+    BeforePublish,
+    BeforeAck,
+}
+
+/// The configured crash chances.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CrashPoints {
+    before_publish: f64,
+    before_ack: f64,
+}
+
+impl CrashPoints {
+    /// Aborts the process, as a `kill -9` would, with the chance set for
+    /// `point`: no destructor runs, nothing is flushed or acknowledged.
+    pub(crate) fn maybe_crash(&self, point: CrashPoint) {
+        let chance = match point {
+            CrashPoint::BeforePublish => self.before_publish,
+            CrashPoint::BeforeAck => self.before_ack,
+        };
+        if chance > 0.0 && rand::random::<f64>() < chance {
+            tracing::error!(?point, "crash test: aborting the process");
+            std::process::abort();
+        }
+    }
 }
 
 /// How long the events stream keeps a message.
@@ -90,6 +138,7 @@ pub struct Broker {
     prefix: Arc<str>,
     service: Arc<str>,
     metrics: EventMetrics,
+    crash: CrashPoints,
 }
 
 /// `EVENTS_PREFIX` was not a valid subject token.
@@ -125,7 +174,15 @@ impl Broker {
             prefix: prefix.as_str().into(),
             service: identity.name.clone(),
             metrics: EventMetrics::register(metrics),
+            crash: CrashPoints {
+                before_publish: config.crash_before_publish,
+                before_ack: config.crash_before_ack,
+            },
         })
+    }
+
+    pub(crate) fn crash_points(&self) -> CrashPoints {
+        self.crash
     }
 
     pub fn jetstream(&self) -> &jetstream::Context {

@@ -215,6 +215,11 @@ impl Outbox {
             .fetch_all(self.db.pool())
             .await?;
         let full = rows.len() as i64 == BATCH;
+        if !rows.is_empty() {
+            self.broker
+                .crash_points()
+                .maybe_crash(super::CrashPoint::BeforePublish);
+        }
         let mut acks = Vec::with_capacity(rows.len());
         // Send the batch, then wait for the acknowledgments: one round
         // trip's latency for the batch, not one per event.
