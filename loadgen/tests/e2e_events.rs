@@ -524,3 +524,163 @@ async fn crashes_between_commit_and_publish_or_ack_lose_nothing() {
     );
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_creates_the_learner_profile_across_the_queue() {
+    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let email = format!("profile-{}@example.com", uuid::Uuid::new_v4().simple());
+    let res = sys
+        .http
+        .post(format!("{}/api/users", sys.gateway()))
+        .json(&json!({"email": email, "display_name": "Grace Learner", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let trace_id = res.headers()["traceresponse"]
+        .to_str()
+        .unwrap()
+        .split('-')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let user: Value = res.json().await.unwrap();
+    let user_id = user["id"].as_str().unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let profile: Value = loop {
+        let res = sys
+            .http
+            .get(format!("{}/users/{user_id}/profile", sys.url("progress")))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            break res.json().await.unwrap();
+        }
+        assert_eq!(res.status(), 404, "no profile yet is a 404");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the profile never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(profile["user_id"], user_id);
+    assert_eq!(profile["display_name"], "Grace Learner");
+    assert_eq!(profile["registered_at"], user["created_at"]);
+    assert!(
+        profile.get("email").is_none(),
+        "the event carries no email: {profile}"
+    );
+
+    // One trace: the registration, users' producer span, progress's consumer.
+    let spans = sys
+        .receiver
+        .wait_for(Duration::from_secs(20), |spans| {
+            spans.iter().any(|s| {
+                s.trace_id == trace_id
+                    && s.kind == SpanKind::Consumer
+                    && s.service_name == "progress"
+            })
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no consumer span in the registration's trace"));
+    let producer = spans
+        .iter()
+        .find(|s| s.trace_id == trace_id && s.kind == SpanKind::Producer)
+        .expect("users' producer span");
+    assert_eq!(producer.service_name, "users");
+    assert_eq!(producer.name, "PUBLISH user.registered");
+    let consumer = spans
+        .iter()
+        .find(|s| s.trace_id == trace_id && s.kind == SpanKind::Consumer)
+        .unwrap();
+    assert_eq!(consumer.name, "process user.registered");
+    assert_eq!(
+        consumer.parent_span_id.as_deref(),
+        Some(producer.span_id.as_str())
+    );
+    assert_eq!(
+        consumer.attr_str("messaging.consumer.group.name"),
+        Some("progress-user-registered")
+    );
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_the_last_lesson_publishes_course_completed_once() {
+    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let (user_id, token) = sys.signed_up_user().await;
+    let course = paid_course(&sys).await;
+    let course_id = course["id"].as_str().unwrap();
+    let res = sys
+        .checkout(&token, course_id, "complete-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let full: Value = sys
+        .http
+        .get(format!("{}/api/courses/{course_id}", sys.gateway()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lessons: Vec<String> = full["lessons"]
+        .as_array()
+        .expect("the course lists its lessons")
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(lessons.len() >= 2);
+    let complete = |lesson: &str| {
+        sys.http
+            .post(format!(
+                "{}/api/users/{user_id}/courses/{course_id}/lessons/{lesson}/complete",
+                sys.gateway()
+            ))
+            .bearer_auth(&token)
+            .send()
+    };
+    for lesson in &lessons {
+        assert_eq!(complete(lesson).await.unwrap().status(), 200);
+    }
+    // Completing the last lesson again changes nothing and publishes nothing.
+    assert_eq!(
+        complete(lessons.last().unwrap()).await.unwrap().status(),
+        200
+    );
+
+    let js = jetstream_of(&sys).await;
+    let subject = format!("{}.events.course.completed", sys.system.events_prefix());
+    let stream_name = format!("{}_EVENTS", sys.system.events_prefix().to_uppercase());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let message = loop {
+        let stream = js.get_stream(&stream_name).await;
+        if let Ok(stream) = stream
+            && let Ok(message) = stream.get_last_raw_message_by_subject(&subject).await
+        {
+            break message;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "course.completed was never published"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let event: Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(event["type"], "course.completed");
+    assert_eq!(event["source"], "progress");
+    assert_eq!(event["schema_version"], 1);
+    assert_eq!(event["data"]["user_id"], user_id.as_str());
+    assert_eq!(event["data"]["course_id"], course_id);
+    assert_eq!(event["data"]["lesson_count"], lessons.len());
+    let sent = sys.scrape("progress").await.sum(
+        "messaging_client_sent_messages_total",
+        &[("destination", "course.completed"), ("outcome", "success")],
+    );
+    assert_eq!(sent, 1.0, "published once, not on the repeated completion");
+    sys.stop().await;
+}

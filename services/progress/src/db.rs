@@ -5,12 +5,13 @@
 //! digits, so text order is time order on both SQLite and PostgreSQL.
 
 use chrono::{DateTime, SecondsFormat, SubsecRound as _, Utc};
-use mesh::{Db, Op};
+use mesh::{Db, Op, events::Outbox};
 use sqlx::{Row as _, any::AnyRow};
 
 use crate::{
     domain::Id,
-    model::{Enrollment, EnrollmentStatus},
+    events::{COURSE_COMPLETED, COURSE_COMPLETED_VERSION, CourseCompleted},
+    model::{Enrollment, EnrollmentStatus, LearnerProfile},
 };
 
 /// A recorded lesson completion.
@@ -70,6 +71,10 @@ const ENROLLMENTS_OF_USER: &str = "SELECT e.id, e.user_id, e.course_id, e.paymen
      FROM enrollments e WHERE e.user_id = $1 ORDER BY e.enrolled_at, e.id";
 const INSERT_COMPLETION: &str = "INSERT INTO lesson_completions (enrollment_id, lesson_id, completed_at) \
      VALUES ($1, $2, $3) ON CONFLICT (enrollment_id, lesson_id) DO NOTHING";
+const LOCK_ENROLLMENT: &str = "UPDATE enrollments SET status = status WHERE id = $1";
+const COUNT_COMPLETIONS: &str = "SELECT COUNT(*) FROM lesson_completions WHERE enrollment_id = $1";
+const GET_PROFILE: &str =
+    "SELECT user_id, display_name, registered_at FROM learner_profiles WHERE user_id = $1";
 const COMPLETIONS_OF: &str = "SELECT lesson_id, completed_at FROM lesson_completions \
      WHERE enrollment_id = $1 ORDER BY lesson_id";
 
@@ -132,24 +137,89 @@ pub async fn enrollments_of_user(
 }
 
 /// Records that the lesson was completed; `false` if it already was (the
-/// first completion time is kept).
+/// first completion time is kept). The completion that finishes the
+/// course adds `course.completed` to the outbox in the same transaction.
 pub async fn record_completion(
     db: &Db,
-    enrollment_id: &str,
+    outbox: &Outbox,
+    enrollment: &Enrollment,
     lesson_id: &Id,
     at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    // A no-op write that locks the enrollment's row: two completions of
+    // the last two lessons at once are counted one after the other, so
+    // exactly one of them sees the course complete.
+    db.run(
+        Op::new("UPDATE", "enrollments", LOCK_ENROLLMENT),
+        sqlx::query(LOCK_ENROLLMENT)
+            .bind(&enrollment.id)
+            .execute(&mut *tx),
+    )
+    .await?;
     let done = db
         .run(
             Op::new("INSERT", "lesson_completions", INSERT_COMPLETION),
             sqlx::query(INSERT_COMPLETION)
-                .bind(enrollment_id)
+                .bind(&enrollment.id)
                 .bind(lesson_id.as_str())
                 .bind(store_time(at))
-                .execute(db.pool()),
+                .execute(&mut *tx),
         )
         .await?;
-    Ok(done.rows_affected() == 1)
+    let inserted = done.rows_affected() == 1;
+    let mut completed = false;
+    if inserted && enrollment.lesson_count > 0 {
+        let count: i64 = db
+            .run(
+                Op::new("SELECT", "lesson_completions", COUNT_COMPLETIONS),
+                sqlx::query_scalar(COUNT_COMPLETIONS)
+                    .bind(&enrollment.id)
+                    .fetch_one(&mut *tx),
+            )
+            .await?;
+        if count == enrollment.lesson_count {
+            let event = CourseCompleted {
+                user_id: enrollment.user_id.clone(),
+                course_id: enrollment.course_id.clone(),
+                enrollment_id: enrollment.id.clone(),
+                lesson_count: enrollment.lesson_count,
+                completed_at: at,
+            };
+            outbox
+                .enqueue(&mut tx, COURSE_COMPLETED, COURSE_COMPLETED_VERSION, event)
+                .await?;
+            completed = true;
+        }
+    }
+    db.run(
+        Op::new("COMMIT", "lesson_completions", "COMMIT"),
+        tx.commit(),
+    )
+    .await?;
+    if completed {
+        outbox.committed();
+    }
+    Ok(inserted)
+}
+
+/// The learner's profile (from `user.registered`), or `None`.
+pub async fn profile_of(db: &Db, user_id: &Id) -> Result<Option<LearnerProfile>, sqlx::Error> {
+    db.run(
+        Op::new("SELECT", "learner_profiles", GET_PROFILE),
+        sqlx::query(GET_PROFILE)
+            .bind(user_id.as_str())
+            .fetch_optional(db.pool()),
+    )
+    .await?
+    .map(|row| {
+        Ok(LearnerProfile {
+            user_id: row.try_get("user_id")?,
+            display_name: row.try_get("display_name")?,
+            registered_at: load_time(&row, "registered_at")?,
+        })
+    })
+    .transpose()
 }
 
 /// The enrollment's completed lessons, by lesson id.

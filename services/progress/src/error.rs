@@ -11,6 +11,10 @@ pub enum AppError {
     /// 404 `not_enrolled`: the user has no enrollment in the course.
     #[error("the user is not enrolled in this course")]
     NotEnrolled,
+    /// 404 `profile_not_found`: no learner profile (yet): the user's
+    /// `user.registered` event has not been processed, or no such user.
+    #[error("no learner profile for this user (yet: profiles come from user.registered events)")]
+    ProfileNotFound,
     /// 404 `course_not_found`: the courses service does not know the course.
     #[error("course not found")]
     CourseNotFound,
@@ -42,7 +46,9 @@ pub enum AppError {
 impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::NotEnrolled | Self::CourseNotFound => StatusCode::NOT_FOUND,
+            Self::NotEnrolled | Self::CourseNotFound | Self::ProfileNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::LessonNotInCourse => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Dependency { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(e) => e.status,
@@ -71,6 +77,7 @@ impl IntoResponse for AppError {
         let status = self.status_code();
         match self {
             Self::NotEnrolled => error_response(status, "not_enrolled", self.to_string()),
+            Self::ProfileNotFound => error_response(status, "profile_not_found", self.to_string()),
             Self::CourseNotFound => error_response(status, "course_not_found", self.to_string()),
             Self::LessonNotInCourse => {
                 error_response(status, "lesson_not_in_course", self.to_string())

@@ -1,4 +1,9 @@
-//! The events progress consumes (docs/events.md).
+//! The events progress consumes and publishes (docs/events.md).
+//!
+//! `user.registered` creates the learner's profile here.
+//!
+//! `course.completed` is published, through progress's outbox, when a
+//! learner completes the last lesson of a course.
 //!
 //! `payment.captured` activates the enrollment the payment bought. The
 //! gateway enrolls right after the charge, so the row is usually there,
@@ -10,13 +15,16 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
+use chrono::{DateTime, Utc};
 use courses::CoursesClient;
 use mesh::{
     Db, Op,
     events::{ConsumerSpec, Envelope, HandleError, Handler},
 };
 use payments::events::{PAYMENT_CAPTURED_VERSION, PaymentCaptured};
+use serde::{Deserialize, Serialize};
 use sqlx::{Any, Transaction};
+use users::events::{USER_REGISTERED_VERSION, UserRegistered};
 
 use crate::db::{now, store_time};
 
@@ -26,6 +34,65 @@ pub(crate) const PAYMENT_CAPTURED: ConsumerSpec = ConsumerSpec {
     producer: payments::NAME,
     max_deliver: 5,
 };
+
+pub(crate) const USER_REGISTERED: ConsumerSpec = ConsumerSpec {
+    name: "progress-user-registered",
+    event_type: users::events::USER_REGISTERED,
+    producer: users::NAME,
+    max_deliver: 5,
+};
+
+/// `course.completed`: a learner completed every lesson of a course.
+pub const COURSE_COMPLETED: &str = "course.completed";
+/// The `schema_version` of [`CourseCompleted`].
+pub const COURSE_COMPLETED_VERSION: u32 = 1;
+
+/// `data` of a `course.completed` event, schema version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CourseCompleted {
+    pub user_id: String,
+    pub course_id: String,
+    pub enrollment_id: String,
+    pub lesson_count: i64,
+    pub completed_at: DateTime<Utc>,
+}
+
+const INSERT_PROFILE: &str = "INSERT INTO learner_profiles (user_id, display_name, registered_at, created_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING";
+
+/// The `user.registered` handler: the learner's profile.
+pub(crate) fn user_registered(db: Db) -> Handler {
+    Arc::new(move |envelope, tx| {
+        let db = db.clone();
+        Box::pin(async move { create_profile(&db, envelope, tx).await })
+    })
+}
+
+async fn create_profile(
+    db: &Db,
+    envelope: Envelope,
+    mut tx: Transaction<'static, Any>,
+) -> Result<Transaction<'static, Any>, HandleError> {
+    if envelope.schema_version != USER_REGISTERED_VERSION {
+        return Err(HandleError::Reject(anyhow!(
+            "user.registered schema version {} is not {USER_REGISTERED_VERSION}",
+            envelope.schema_version
+        )));
+    }
+    let user: UserRegistered = serde_json::from_value(envelope.data)
+        .map_err(|e| HandleError::Reject(anyhow!("user.registered data: {e}")))?;
+    db.run(
+        Op::new("INSERT", "learner_profiles", INSERT_PROFILE),
+        sqlx::query(INSERT_PROFILE)
+            .bind(&user.user_id)
+            .bind(&user.display_name)
+            .bind(store_time(user.registered_at))
+            .bind(store_time(now()))
+            .execute(&mut *tx),
+    )
+    .await?;
+    Ok(tx)
+}
 
 const ACTIVATE: &str = "UPDATE enrollments SET status = $1, payment_id = COALESCE(payment_id, $2) \
      WHERE user_id = $3 AND course_id = $4";

@@ -12,7 +12,7 @@ pub mod config;
 mod db;
 pub mod domain;
 pub mod error;
-mod events;
+pub mod events;
 pub mod model;
 pub mod routes;
 
@@ -20,7 +20,7 @@ use axum::Router;
 use courses::CoursesClient;
 use mesh::{
     Db, Mesh, ServiceIdentity,
-    events::{Broker, spawn_consumer},
+    events::{Broker, Outbox, spawn_consumer},
     server::Server,
 };
 
@@ -36,6 +36,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct AppState {
     pub db: Db,
     pub courses: CoursesClient,
+    /// `course.completed` goes here, in the completing transaction.
+    pub outbox: Outbox,
 }
 
 /// The API routes (without the mesh's stack; see [`build`]).
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::enrollments::router())
         .merge(routes::lessons::router())
+        .merge(routes::profiles::router())
         .with_state(state)
 }
 
@@ -58,14 +61,23 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     mesh::events::ensure_tables(&db).await?;
     let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
     spawn_consumer(
-        broker,
+        broker.clone(),
         db.clone(),
         events::PAYMENT_CAPTURED,
         events::payment_captured(db.clone(), courses.clone()),
     );
+    spawn_consumer(
+        broker.clone(),
+        db.clone(),
+        events::USER_REGISTERED,
+        events::user_registered(db.clone()),
+    );
+    let outbox = Outbox::new(db.clone(), broker);
+    outbox.spawn_relay();
     let api = router(AppState {
         db: db.clone(),
         courses,
+        outbox,
     });
     Ok(mesh.bind(api, Some(db), config.port).await?)
 }

@@ -90,6 +90,14 @@ pub struct EnrollmentList {
     pub items: Vec<EnrollmentProgress>,
 }
 
+/// A learner as progress knows them, from users' `user.registered` event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LearnerProfile {
+    pub user_id: String,
+    pub display_name: String,
+    pub registered_at: DateTime<Utc>,
+}
+
 /// One user's progress through one course.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CourseProgress {

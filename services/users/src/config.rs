@@ -38,6 +38,9 @@ pub struct Config {
     pub max_concurrent_hashes: Option<NonZeroUsize>,
 
     #[command(flatten)]
+    pub events: mesh::events::EventsConfig,
+
+    #[command(flatten)]
     pub serve: mesh::ServeConfig,
 
     #[command(flatten)]

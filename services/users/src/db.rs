@@ -2,10 +2,15 @@
 //! recorded on the span carries no data: no email, and never a hash.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use mesh::{Db, Op};
+use mesh::{Db, Op, events::Outbox};
 use sqlx::{Row as _, any::AnyRow};
 
-use crate::{domain::Email, model::User, password::HashedPassword};
+use crate::{
+    domain::Email,
+    events::{USER_REGISTERED, USER_REGISTERED_VERSION, UserRegistered},
+    model::User,
+    password::HashedPassword,
+};
 
 /// An account as login needs it: the profile and the stored hash.
 #[derive(Debug, Clone)]
@@ -52,11 +57,15 @@ fn user(row: &AnyRow) -> Result<User, sqlx::Error> {
 /// concurrent sign-up. The UNIQUE constraint decides atomically, and its
 /// violation is the answer. (The primary key is a fresh UUIDv7, so the
 /// email is the only constraint a new row can violate.)
+///
+/// The account and its `user.registered` event commit together.
 pub async fn insert_user(
     db: &Db,
+    outbox: &Outbox,
     user: &User,
     password_hash: &HashedPassword,
 ) -> Result<Inserted, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
     let result = db
         .run(
             Op::new("INSERT", "users", INSERT_USER),
@@ -66,14 +75,34 @@ pub async fn insert_user(
                 .bind(&user.display_name)
                 .bind(password_hash.as_str())
                 .bind(timestamp(&user.created_at))
-                .execute(db.pool()),
+                .execute(&mut *tx),
         )
         .await;
     match result {
-        Ok(_) => Ok(Inserted::Created),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(Inserted::EmailTaken),
-        Err(e) => Err(e),
+        Ok(_) => {}
+        // Dropping the transaction rolls it back.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Ok(Inserted::EmailTaken);
+        }
+        Err(e) => return Err(e),
     }
+    let registered = UserRegistered {
+        user_id: user.id.clone(),
+        display_name: user.display_name.clone(),
+        registered_at: user.created_at,
+    };
+    outbox
+        .enqueue(
+            &mut tx,
+            USER_REGISTERED,
+            USER_REGISTERED_VERSION,
+            registered,
+        )
+        .await?;
+    db.run(Op::new("COMMIT", "users", "COMMIT"), tx.commit())
+        .await?;
+    outbox.committed();
+    Ok(Inserted::Created)
 }
 
 /// The account registered under `email`, if any.

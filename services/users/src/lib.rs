@@ -12,6 +12,7 @@ pub mod config;
 mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod password;
 pub mod routes;
@@ -20,7 +21,11 @@ pub mod token;
 use std::{sync::Arc, time::Duration};
 
 use axum::Router;
-use mesh::{Db, Mesh, ServiceIdentity, server::Server};
+use mesh::{
+    Db, Mesh, ServiceIdentity,
+    events::{Broker, Outbox},
+    server::Server,
+};
 
 pub use crate::{
     client::UsersClient,
@@ -42,6 +47,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     /// Lifetime of the tokens issued at login.
     pub token_ttl: Duration,
+    /// `user.registered` goes here, in the account's transaction.
+    pub outbox: Outbox,
 }
 
 /// The API routes (without the mesh's stack; see [`build`]).
@@ -64,7 +71,12 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let mesh = Mesh::new(identity, &config.serve);
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     let passwords = PasswordHasher::new(config.hash_concurrency()).await?;
+    mesh::events::ensure_tables(&db).await?;
+    let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
+    let outbox = Outbox::new(db.clone(), broker);
+    outbox.spawn_relay();
     let state = AppState {
+        outbox,
         db: db.clone(),
         passwords,
         tokens: Arc::new(tokens),

@@ -55,6 +55,10 @@ pub async fn spawn_app() -> TestApp {
         TEST_SECRET,
         "--token-ttl",
         &ttl,
+        // No broker: registrations' events wait in the outbox, as with NATS
+        // down; events are tested end to end (loadgen/tests/e2e_events.rs).
+        "--nats-url",
+        "nats://127.0.0.1:9",
     ])
     .expect("test config parses");
     let identity = ServiceIdentity::resolve(users::NAME, "test", &config.telemetry);

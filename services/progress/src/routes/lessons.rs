@@ -52,7 +52,7 @@ async fn complete(
     if lesson.course_id != course_id.as_str() {
         return Err(AppError::LessonNotInCourse);
     }
-    db::record_completion(&state.db, &enrollment.id, &lesson_id, db::now()).await?;
+    db::record_completion(&state.db, &state.outbox, &enrollment, &lesson_id, db::now()).await?;
     Ok(Json(course_progress(&state, enrollment).await?))
 }
 

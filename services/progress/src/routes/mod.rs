@@ -2,3 +2,4 @@
 
 pub mod enrollments;
 pub mod lessons;
+pub mod profiles;

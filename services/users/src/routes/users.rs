@@ -43,7 +43,7 @@ async fn register(
         // later read of the profile agree.
         created_at: Utc::now().trunc_subsecs(3),
     };
-    match db::insert_user(&state.db, &user, &password_hash).await? {
+    match db::insert_user(&state.db, &state.outbox, &user, &password_hash).await? {
         Inserted::Created => {
             let location = format!("/users/{}", mesh::outbound::encode_path_segment(&user.id));
             Ok((
