@@ -122,10 +122,23 @@ async fn get_service(
     State(supervisor): State<Arc<Supervisor>>,
     Path(name): Path<String>,
 ) -> Result<Response, ControlError> {
+    if let Some(broker) = broker(&supervisor, &name) {
+        return Ok(Json(broker.status()).into_response());
+    }
     let status = supervisor
         .status(&name)
         .ok_or(ControlError::UnknownService(name))?;
     Ok(Json(status).into_response())
+}
+
+/// `nats`: the proxy in front of the broker, when this launcher has one.
+fn broker<'a>(
+    supervisor: &'a Supervisor,
+    name: &str,
+) -> Option<&'a crate::launcher::broker::BrokerProxy> {
+    (name == crate::launcher::broker::NAME)
+        .then_some(supervisor.broker.as_ref())
+        .flatten()
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +152,25 @@ async fn scale(
     Path(name): Path<String>,
     JsonBody(request): JsonBody<ScaleRequest>,
 ) -> Result<Response, ControlError> {
+    // `nats` to 0: the broker goes away (every connection through the
+    // proxy closed, new ones refused); to 1: it is back.
+    if let Some(proxy) = broker(&supervisor, &name) {
+        if request.replicas > 1 {
+            return Err(ControlError::InvalidReplicas(
+                "nats runs as one server here: scale it to 0 (an outage) or 1".into(),
+            ));
+        }
+        proxy.set_up(request.replicas == 1);
+        tracing::info!(up = proxy.is_up(), "broker scaled");
+        let scaled = serde_json::json!({
+            "name": crate::launcher::broker::NAME,
+            "desired": request.replicas,
+            "restarts": 0,
+            "replicas": proxy.status().replicas,
+            "stopped": [],
+        });
+        return Ok(Json(scaled).into_response());
+    }
     // In its own task: a client that gives up waiting must not leave a
     // scale half done (replicas started but desired not restored, say).
     let scaled = tokio::spawn(async move { supervisor.scale(&name, request.replicas).await })

@@ -14,6 +14,7 @@
 //! being asked to. [`System`] is the handle to all of it; the control API
 //! (`crate::control`) exposes the same operations over HTTP.
 
+pub mod broker;
 mod metrics;
 mod replica;
 mod targets;
@@ -618,6 +619,13 @@ impl System {
             (None, Ok(u)) if !u.is_empty() => u,
             _ => "nats://127.0.0.1:4222".to_owned(),
         };
+        // The services reach NATS through a proxy the control API can take
+        // down (`scale nats`): a broker outage without stopping a server
+        // other systems may share.
+        let broker = broker::BrokerProxy::start(broker::upstream_of(&nats_url))
+            .await
+            .context("starting the NATS proxy")?;
+        options.env.insert("NATS_URL".into(), broker.url());
         let exe = match &options.exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().context("locating the loadgen executable")?,
@@ -668,8 +676,14 @@ impl System {
             .map(tokio::net::TcpListener::local_addr)
             .transpose()?;
 
-        let (supervisor, exits) =
-            Supervisor::new(&options, exe, databases, targets_file, control_addr);
+        let (supervisor, exits) = Supervisor::new(
+            &options,
+            exe,
+            databases,
+            targets_file,
+            control_addr,
+            Some(broker),
+        );
         let control = match control_listener {
             Some(listener) => Some(crate::control::ControlServer::spawn(
                 listener,
@@ -897,6 +911,8 @@ pub(crate) struct Supervisor {
     scaling: BTreeMap<&'static str, tokio::sync::Mutex<()>>,
     exits: mpsc::UnboundedSender<Exit>,
     stopping: AtomicBool,
+    /// The proxy the services reach NATS through (`None` in unit tests).
+    pub(crate) broker: Option<broker::BrokerProxy>,
 }
 
 /// The replicas of every service. Behind a plain mutex, never held across
@@ -957,6 +973,7 @@ impl Supervisor {
         databases: BTreeMap<&'static str, String>,
         targets_file: Option<PathBuf>,
         control: Option<SocketAddr>,
+        broker: Option<broker::BrokerProxy>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Exit>) {
         let (exits, receiver) = mpsc::unbounded_channel();
         let services = SERVICES
@@ -994,6 +1011,7 @@ impl Supervisor {
                 .collect(),
             exits,
             stopping: AtomicBool::new(false),
+            broker,
         };
         // The gauges (desired counts) and the targets file (the launcher
         // itself) from the start: Prometheus can scrape the launcher
@@ -1006,7 +1024,8 @@ impl Supervisor {
     #[cfg(test)]
     pub(crate) fn idle() -> Arc<Self> {
         let options = LaunchOptions::local("unused");
-        let (supervisor, _) = Self::new(&options, "unused".into(), BTreeMap::new(), None, None);
+        let (supervisor, _) =
+            Self::new(&options, "unused".into(), BTreeMap::new(), None, None, None);
         supervisor
     }
 

@@ -63,6 +63,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "progress-down",
         include_str!("../scenarios/progress-down.toml"),
     ),
+    (
+        "broker-outage",
+        include_str!("../scenarios/broker-outage.toml"),
+    ),
 ];
 
 /// A scenario, checked and ready to run.

@@ -124,10 +124,21 @@ async fn wait_for_traces(otlp: &RunningReceiver, ids: &[String]) -> Vec<String> 
 /// fired, `summary.json` valid, `report.html` naming the slowest traces,
 /// each of which was really exported.
 async fn shipped(name: &str, scale: &str, capture: bool) -> (Summary, RunningReceiver) {
+    shipped_with(name, scale, capture, &[]).await
+}
+
+/// [`shipped`] with more arguments for `loadgen run`.
+async fn shipped_with(
+    name: &str,
+    scale: &str,
+    capture: bool,
+    extra: &[&str],
+) -> (Summary, RunningReceiver) {
     let otlp = receiver().await;
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap();
     let mut args = vec![name, "--duration-scale", scale, "--out", out_dir];
+    args.extend_from_slice(extra);
     if capture {
         args.push("--capture-traces");
     }
@@ -307,6 +318,56 @@ shipped_scenario!(course_redeploy_passes, "course-redeploy");
 shipped_scenario!(payments_outage_passes, "payments-outage", SCALE, true);
 shipped_scenario!(slow_payment_provider_passes, "slow-payment-provider");
 shipped_scenario!(progress_down_passes, "progress-down");
+
+/// A count from one of the run's SQLite files.
+async fn count(data_dir: &Path, service: &str, sql: &'static str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let path = data_dir.join(format!("{service}.db"));
+    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=ro", path.display()))
+        .await
+        .unwrap();
+    let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}
+
+/// broker-outage passes its thresholds and expectations (the outbox grew
+/// while NATS was unreachable, then drained), and no event was lost: as
+/// many payment.captured events processed as payments captured, and every
+/// purchase's enrollment active.
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_outage_passes_and_loses_no_event() {
+    if postgres_pass() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    shipped_with("broker-outage", "0.5", false, &["--data-dir", data_dir]).await;
+    let captured = count(
+        data.path(),
+        "payments",
+        "SELECT COUNT(*) FROM payments WHERE status = 'captured'",
+    )
+    .await;
+    let processed = count(
+        data.path(),
+        "progress",
+        "SELECT COUNT(*) FROM processed_events WHERE consumer = 'progress-payment-captured'",
+    )
+    .await;
+    let pending = count(
+        data.path(),
+        "progress",
+        "SELECT COUNT(*) FROM enrollments WHERE payment_id IS NOT NULL AND status <> 'active'",
+    )
+    .await;
+    assert!(captured > 0);
+    assert_eq!(
+        processed, captured,
+        "every captured payment's event processed"
+    );
+    assert_eq!(pending, 0, "no bought enrollment left pending");
+}
 
 fn write_scenario(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("custom.toml");

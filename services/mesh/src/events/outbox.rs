@@ -154,16 +154,29 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Starts this replica's relay task.
+    /// Starts this replica's relay task, and the task that measures the
+    /// backlog every second (on its own, so the gauges stay current while
+    /// the relay waits on a broker that does not answer).
     pub fn spawn_relay(&self) -> tokio::task::JoinHandle<()> {
+        let gauges = self.clone();
+        tokio::spawn(async move {
+            let labels = OutboxLabels {
+                service: gauges.broker.service().clone(),
+            };
+            let mut every = tokio::time::interval(POLL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(error) = gauges.measure_backlog(&labels).await {
+                    tracing::warn!(error = %error, "outbox: reading the backlog failed");
+                }
+            }
+        });
         let relay = self.clone();
         tokio::spawn(async move { relay.relay().await })
     }
 
     async fn relay(self) {
-        let labels = OutboxLabels {
-            service: self.broker.service().clone(),
-        };
         let mut streams_ready = false;
         let mut backoff = Duration::from_millis(100);
         let mut last_prune = Instant::now();
@@ -188,9 +201,6 @@ impl Outbox {
                     (0, false)
                 }
             };
-            if let Err(error) = self.measure_backlog(&labels).await {
-                tracing::warn!(error = %error, "outbox relay: reading the backlog failed");
-            }
             if last_prune.elapsed() > KEEP_PUBLISHED / 4 {
                 last_prune = Instant::now();
                 let before = Utc::now() - KEEP_PUBLISHED;
