@@ -10,26 +10,6 @@ use loadgen::receiver::{CapturedSpan, SpanKind};
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem};
 
-/// A paid course of the seeded catalog (ids are deterministic).
-async fn paid_course(sys: &TestSystem) -> Value {
-    let page: Value = sys
-        .http
-        .get(format!("{}/api/courses?per_page=50", sys.gateway()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["price_cents"].as_i64().unwrap() > 0)
-        .expect("the catalog has paid courses")
-        .clone()
-}
-
 fn by_service<'a>(spans: &'a [CapturedSpan], service: &str) -> Vec<&'a CapturedSpan> {
     spans.iter().filter(|s| s.service_name == service).collect()
 }
@@ -43,7 +23,7 @@ fn parent_of<'a>(spans: &'a [CapturedSpan], span: &CapturedSpan) -> Option<&'a C
 async fn checkout_is_traced_across_every_service(otlp: Otlp) {
     let sys = TestSystem::start(otlp, &[("payments", &["--provider-decline-rate", "0"])]).await;
     let (user_id, token) = sys.signed_up_user().await;
-    let course = paid_course(&sys).await;
+    let course = sys.paid_course().await;
     let course_id = course["id"].as_str().unwrap();
 
     // The caller starts the trace: our traceparent must be continued, and

@@ -17,25 +17,6 @@ use loadgen::receiver::{CapturedSpan, SpanKind};
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem};
 
-async fn paid_course(sys: &TestSystem) -> Value {
-    let page: Value = sys
-        .http
-        .get(format!("{}/api/courses?per_page=50", sys.gateway()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["price_cents"].as_i64().unwrap() > 0)
-        .expect("the catalog has paid courses")
-        .clone()
-}
-
 /// The user's enrollments as progress answers them.
 async fn enrollments(sys: &TestSystem, user_id: &str) -> Vec<Value> {
     let body: Value = sys
@@ -94,7 +75,7 @@ async fn jetstream_of(sys: &TestSystem) -> jetstream::Context {
 async fn a_checkout_is_one_trace_across_the_queue() {
     let sys = TestSystem::start(Otlp::Grpc, &[]).await;
     let (user_id, token) = sys.signed_up_user().await;
-    let course = paid_course(&sys).await;
+    let course = sys.paid_course().await;
     let course_id = course["id"].as_str().unwrap();
 
     let res = sys
@@ -228,7 +209,7 @@ fn captured_event(id: &str, user_id: &str, course_id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_delivered_twice_is_applied_once() {
     let sys = TestSystem::start(Otlp::Grpc, &[]).await;
-    let course = paid_course(&sys).await;
+    let course = sys.paid_course().await;
     let course_id = course["id"].as_str().unwrap();
     let user_id = format!("user-{}", uuid::Uuid::new_v4().simple());
     let js = jetstream_of(&sys).await;
@@ -332,37 +313,29 @@ async fn an_unreadable_event_is_dead_lettered_not_lost() {
     sys.stop().await;
 }
 
-/// `SELECT`s `sql` (one integer column) from a service's SQLite file.
-async fn sqlite_ints(
+/// A read-only pool on one of the services' SQLite files.
+async fn sqlite(sys: &TestSystem, service: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let path = sys.dir.path().join(format!("data/{service}.db"));
+    sqlx::AnyPool::connect(&format!("sqlite://{}?mode=ro", path.display()))
+        .await
+        .unwrap()
+}
+
+/// Rows of (text, text, integer) from a service's SQLite file.
+async fn sqlite_rows(
     sys: &TestSystem,
     service: &str,
     sql: &'static str,
 ) -> Vec<(String, String, i64)> {
-    sqlx::any::install_default_drivers();
-    let path = sys.dir.path().join(format!("data/{service}.db"));
-    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=ro", path.display()))
-        .await
-        .unwrap();
-    let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+    let pool = sqlite(sys, service).await;
+    let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
     pool.close().await;
-    use sqlx::Row as _;
-    rows.iter()
-        .map(|r| {
-            (
-                r.get::<String, _>(0),
-                r.get::<String, _>(1),
-                r.get::<i64, _>(2),
-            )
-        })
-        .collect()
+    rows
 }
 
 async fn sqlite_count(sys: &TestSystem, service: &str, sql: &'static str) -> i64 {
-    sqlx::any::install_default_drivers();
-    let path = sys.dir.path().join(format!("data/{service}.db"));
-    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=ro", path.display()))
-        .await
-        .unwrap();
+    let pool = sqlite(sys, service).await;
     let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
     pool.close().await;
     n
@@ -385,13 +358,14 @@ async fn crashes_between_commit_and_publish_or_ack_lose_nothing() {
     const ADMIN_TOKEN: &str = "e2e-events-crash-token";
     let sys = TestSystem::start_with_options(
         Otlp::Grpc,
-        &[],
+        // Only these two crash: users' relay (registrations) and the rest
+        // stay up.
         &[
-            ("EVENTS_CRASH_BEFORE_PUBLISH", "0.005"),
-            ("EVENTS_CRASH_BEFORE_ACK", "0.005"),
-            // Spans are not what this test looks at.
-            ("OTEL_TRACES_SAMPLER", "always_off"),
+            ("payments", &["--crash-before-publish", "0.005"]),
+            ("progress", &["--crash-before-ack", "0.005"]),
         ],
+        // Spans are not what this test looks at.
+        &[("OTEL_TRACES_SAMPLER", "always_off")],
         |options| {
             options.replicas.insert("payments", 2);
             options.replicas.insert("progress", 2);
@@ -468,14 +442,14 @@ async fn crashes_between_commit_and_publish_or_ack_lose_nothing() {
 
     // Every captured payment's (user, course) has exactly one enrollment,
     // active (the unique key makes "exactly one" a matter of "one").
-    let payments = sqlite_ints(
+    let payments = sqlite_rows(
         &sys,
         "payments",
         "SELECT user_id, course_id, COUNT(*) FROM payments WHERE status = 'captured' \
          GROUP BY user_id, course_id",
     )
     .await;
-    let enrollments = sqlite_ints(
+    let enrollments = sqlite_rows(
         &sys,
         "progress",
         "SELECT user_id, course_id, CASE status WHEN 'active' THEN 1 ELSE 0 END FROM enrollments",
@@ -611,7 +585,7 @@ async fn a_registration_creates_the_learner_profile_across_the_queue() {
 async fn completing_the_last_lesson_publishes_course_completed_once() {
     let sys = TestSystem::start(Otlp::Grpc, &[]).await;
     let (user_id, token) = sys.signed_up_user().await;
-    let course = paid_course(&sys).await;
+    let course = sys.paid_course().await;
     let course_id = course["id"].as_str().unwrap();
     let res = sys
         .checkout(&token, course_id, "complete-1")

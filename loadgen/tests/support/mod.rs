@@ -137,6 +137,26 @@ impl TestSystem {
         )
     }
 
+    /// A paid course of the seeded catalog (ids are deterministic).
+    pub async fn paid_course(&self) -> Value {
+        let page: Value = self
+            .http
+            .get(format!("{}/api/courses?per_page=50", self.gateway()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["price_cents"].as_i64().unwrap() > 0)
+            .expect("the catalog has paid courses")
+            .clone()
+    }
+
     /// Registers and logs in a fresh user; returns (user id, token).
     pub async fn signed_up_user(&self) -> (String, String) {
         let email = format!("learner-{}@example.com", uuid::Uuid::new_v4().simple());

@@ -73,14 +73,7 @@ async fn create_profile(
     envelope: Envelope,
     mut tx: Transaction<'static, Any>,
 ) -> Result<Transaction<'static, Any>, HandleError> {
-    if envelope.schema_version != USER_REGISTERED_VERSION {
-        return Err(HandleError::Reject(anyhow!(
-            "user.registered schema version {} is not {USER_REGISTERED_VERSION}",
-            envelope.schema_version
-        )));
-    }
-    let user: UserRegistered = serde_json::from_value(envelope.data)
-        .map_err(|e| HandleError::Reject(anyhow!("user.registered data: {e}")))?;
+    let user: UserRegistered = envelope.data_as(USER_REGISTERED_VERSION)?;
     db.run(
         Op::new("INSERT", "learner_profiles", INSERT_PROFILE),
         sqlx::query(INSERT_PROFILE)
@@ -115,14 +108,7 @@ async fn activate(
     envelope: Envelope,
     mut tx: Transaction<'static, Any>,
 ) -> Result<Transaction<'static, Any>, HandleError> {
-    if envelope.schema_version != PAYMENT_CAPTURED_VERSION {
-        return Err(HandleError::Reject(anyhow!(
-            "payment.captured schema version {} is not {PAYMENT_CAPTURED_VERSION}",
-            envelope.schema_version
-        )));
-    }
-    let captured: PaymentCaptured = serde_json::from_value(envelope.data)
-        .map_err(|e| HandleError::Reject(anyhow!("payment.captured data: {e}")))?;
+    let captured: PaymentCaptured = envelope.data_as(PAYMENT_CAPTURED_VERSION)?;
     let active = crate::model::EnrollmentStatus::Active.as_str();
     let updated = db
         .run(

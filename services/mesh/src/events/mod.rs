@@ -131,6 +131,23 @@ pub struct Envelope<T = serde_json::Value> {
     pub data: T,
 }
 
+impl Envelope {
+    /// `data` as the `T` of schema version `version`. Any other version,
+    /// or data that does not fit `T`, is a [`HandleError::Reject`]: the
+    /// consumer dead-letters it rather than guess.
+    pub fn data_as<T: serde::de::DeserializeOwned>(self, version: u32) -> Result<T, HandleError> {
+        if self.schema_version != version {
+            return Err(HandleError::Reject(anyhow::anyhow!(
+                "{} schema version {} is not {version}",
+                self.event_type,
+                self.schema_version
+            )));
+        }
+        serde_json::from_value(self.data)
+            .map_err(|e| HandleError::Reject(anyhow::anyhow!("{} data: {e}", self.event_type)))
+    }
+}
+
 /// A connection to NATS and the names of this deployment's streams.
 #[derive(Clone, Debug)]
 pub struct Broker {
