@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 import yaml
 
 # Services that `docker compose up --scale S=N` may run several of.
+# Services that publish or consume events over NATS (docs/events.md).
+EVENT_SERVICES = {"users", "payments", "progress"}
 SCALABLE = {"users", "courses", "payments", "progress", "loadgen"}
 # LearnSphere services: `loadgen serve <name>`, port and whether they own a database.
 APP_SERVICES = {
@@ -202,6 +204,12 @@ def check_services(c: Checker, compose: dict) -> None:
                 f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT does not point at the Collector",
             )
             check_database_url(c, name, env.get("DATABASE_URL"), has_db)
+            if name in EVENT_SERVICES:
+                nats = env.get("NATS_URL", "")
+                c.check(
+                    urlsplit(nats).scheme == "nats" and urlsplit(nats).hostname == "nats",
+                    f"{name}: publishes or consumes events but NATS_URL is {nats!r}, not the nats service",
+                )
         elif "DATABASE_URL" in env:
             c.failures.append(f"{name}: has a DATABASE_URL but is not a service with a database")
 
