@@ -658,3 +658,101 @@ async fn completing_the_last_lesson_publishes_course_completed_once() {
     assert_eq!(sent, 1.0, "published once, not on the repeated completion");
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_marks_the_enrollment_refunded_across_the_queue() {
+    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let (user_id, token) = sys.signed_up_user().await;
+    let course = sys.paid_course().await;
+    let course_id = course["id"].as_str().unwrap();
+    let res = sys
+        .checkout(&token, course_id, "refund-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    let payment_id = body["payment"]["id"].as_str().unwrap().to_owned();
+    wait_active(&sys, &user_id, course_id).await;
+
+    let refund_url = format!("{}/api/payments/{payment_id}/refund", sys.gateway());
+    // Not someone else's payment.
+    let (_, stranger) = sys.signed_up_user().await;
+    let res = sys
+        .http
+        .post(&refund_url)
+        .bearer_auth(&stranger)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    let res = sys
+        .http
+        .post(&refund_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let trace_id = res.headers()["traceresponse"]
+        .to_str()
+        .unwrap()
+        .split('-')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let refunded: Value = res.json().await.unwrap();
+    assert_eq!(refunded["status"], "refunded");
+    // A second refund answers the same and publishes nothing.
+    let again = sys
+        .http
+        .post(&refund_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let items = enrollments(&sys, &user_id).await;
+        if items
+            .iter()
+            .any(|e| e["course_id"] == course_id && e["status"] == "refunded")
+        {
+            assert_eq!(items.len(), 1, "{items:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the enrollment never became refunded: {items:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spans = sys
+        .receiver
+        .wait_for(Duration::from_secs(20), |spans| {
+            spans.iter().any(|s| {
+                s.trace_id == trace_id
+                    && s.kind == SpanKind::Consumer
+                    && s.service_name == "progress"
+            })
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no consumer span in the refund's trace"));
+    let producer = spans
+        .iter()
+        .find(|s| s.trace_id == trace_id && s.kind == SpanKind::Producer)
+        .expect("payments' producer span");
+    assert_eq!(producer.name, "PUBLISH payment.refunded");
+    assert!(spans.iter().any(|s| s.trace_id == trace_id
+        && s.name == "process payment.refunded"
+        && s.parent_span_id.as_deref() == Some(producer.span_id.as_str())));
+    let sent = sys.scrape("payments").await.sum(
+        "messaging_client_sent_messages_total",
+        &[("destination", "payment.refunded"), ("outcome", "success")],
+    );
+    assert_eq!(sent, 1.0, "refunded once, published once");
+    sys.stop().await;
+}

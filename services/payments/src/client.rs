@@ -62,6 +62,15 @@ impl PaymentsClient {
 
     /// `GET /users/{user_id}/payments`: the user's latest payments (at most
     /// 100), newest first.
+    /// `POST /payments/{payment_id}/refund`: the payment, refunded (also
+    /// when it already was); 409 `not_refundable` for a declined one.
+    pub async fn refund(&self, payment_id: &str) -> Result<Payment, CallError> {
+        self.mesh
+            .post("/payments/{payment_id}/refund", &[payment_id])
+            .send_json()
+            .await
+    }
+
     pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<Payment>, CallError> {
         let list: PaymentList = self
             .mesh

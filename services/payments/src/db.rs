@@ -7,7 +7,10 @@ use sqlx::{Row as _, any::AnyRow};
 
 use crate::{
     domain::{IdempotencyKey, RequestFingerprint},
-    events::{PAYMENT_CAPTURED, PAYMENT_CAPTURED_VERSION, PaymentCaptured},
+    events::{
+        PAYMENT_CAPTURED, PAYMENT_CAPTURED_VERSION, PAYMENT_REFUNDED, PAYMENT_REFUNDED_VERSION,
+        PaymentCaptured, PaymentRefunded,
+    },
     model::{DeclineReason, Payment, PaymentStatus},
 };
 
@@ -79,6 +82,7 @@ const INSERT_PAYMENT: &str = "INSERT INTO payments \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const GET_PAYMENT: &str = "SELECT id, user_id, course_id, amount_cents, currency, status, decline_reason, provider_reference, created_at \
      FROM payments WHERE id = $1";
+const REFUND: &str = "UPDATE payments SET status = $1 WHERE id = $2 AND status = $3";
 const LIST_FOR_USER: &str = "SELECT id, user_id, course_id, amount_cents, currency, status, decline_reason, provider_reference, created_at \
      FROM payments WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
 
@@ -205,6 +209,69 @@ pub async fn record_payment(
         .await?;
     outbox.committed();
     Ok(())
+}
+
+/// What a refund found.
+#[derive(Debug)]
+pub enum Refund {
+    /// Refunded now; `payment.refunded` is in the outbox.
+    Refunded(Payment),
+    /// Not captured (declined, or refunded before): unchanged.
+    Unchanged(Payment),
+    NotFound,
+}
+
+/// Refunds a captured payment: its status and its `payment.refunded`
+/// event commit together. Only a captured payment changes, so a repeated
+/// or concurrent refund refunds (and publishes) once.
+pub async fn refund(
+    db: &Db,
+    outbox: &Outbox,
+    payment_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Refund, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let updated = db
+        .run(
+            Op::new("UPDATE", "payments", REFUND),
+            sqlx::query(REFUND)
+                .bind(PaymentStatus::Refunded.as_str())
+                .bind(payment_id)
+                .bind(PaymentStatus::Captured.as_str())
+                .execute(&mut *tx),
+        )
+        .await?;
+    if updated.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(match get_payment(db, payment_id).await? {
+            Some(payment) => Refund::Unchanged(payment),
+            None => Refund::NotFound,
+        });
+    }
+    let row = db
+        .run(
+            Op::new("SELECT", "payments", GET_PAYMENT),
+            sqlx::query(GET_PAYMENT)
+                .bind(payment_id)
+                .fetch_one(&mut *tx),
+        )
+        .await?;
+    let refunded = payment(&row)?;
+    let event = PaymentRefunded {
+        payment_id: refunded.id.clone(),
+        user_id: refunded.user_id.clone(),
+        course_id: refunded.course_id.clone(),
+        amount_cents: refunded.amount_cents,
+        currency: refunded.currency.clone(),
+        refunded_at: now,
+    };
+    outbox
+        .enqueue(&mut tx, PAYMENT_REFUNDED, PAYMENT_REFUNDED_VERSION, event)
+        .await?;
+    db.run(Op::new("COMMIT", "payments", "COMMIT"), tx.commit())
+        .await?;
+    outbox.committed();
+    Ok(Refund::Refunded(refunded))
 }
 
 /// The payment, or `None`.

@@ -35,6 +35,9 @@ pub enum AppError {
     /// being processed and did not finish within the wait.
     #[error("a request with this Idempotency-Key is still in progress")]
     RequestInProgress,
+    /// 409 `not_refundable`: only a captured payment can be refunded.
+    #[error("a {} payment cannot be refunded: only captured ones can", .0.as_str())]
+    NotRefundable(crate::model::PaymentStatus),
     /// 402: the provider declined the card; the body carries the reason.
     #[error("the card was declined: {}", .0.as_str())]
     PaymentDeclined(DeclineReason),
@@ -58,7 +61,7 @@ impl AppError {
             Self::BadRequest(e) => e.status,
             Self::MissingIdempotencyKey | Self::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RequestInProgress => StatusCode::CONFLICT,
+            Self::RequestInProgress | Self::NotRefundable(_) => StatusCode::CONFLICT,
             Self::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
             Self::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::Database(e) if is_unique_violation(e) => StatusCode::CONFLICT,
@@ -76,6 +79,7 @@ impl IntoResponse for AppError {
         let status = self.status_code();
         match self {
             Self::NotFound(_) => error_response(status, "not_found", self.to_string()),
+            Self::NotRefundable(_) => error_response(status, "not_refundable", self.to_string()),
             Self::BadRequest(e) => e.into_response(),
             Self::MissingIdempotencyKey => {
                 error_response(status, "missing_idempotency_key", self.to_string())

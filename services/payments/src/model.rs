@@ -34,6 +34,8 @@ pub enum PaymentStatus {
     Captured,
     /// The provider declined the card; nothing was charged.
     Declined,
+    /// Captured, then refunded (`POST /payments/{id}/refund`).
+    Refunded,
 }
 
 impl PaymentStatus {
@@ -41,6 +43,7 @@ impl PaymentStatus {
         match self {
             Self::Captured => "captured",
             Self::Declined => "declined",
+            Self::Refunded => "refunded",
         }
     }
 
@@ -48,6 +51,7 @@ impl PaymentStatus {
         match s {
             "captured" => Some(Self::Captured),
             "declined" => Some(Self::Declined),
+            "refunded" => Some(Self::Refunded),
             _ => None,
         }
     }

@@ -164,11 +164,12 @@ impl TestApp {
             .expect("request is sent")
     }
 
-    /// Rows in `table` (`payments` or `idempotency_keys`).
+    /// Rows in `table` (`payments`, `idempotency_keys` or `outbox`).
     pub async fn count(&self, table: &str) -> i64 {
         let sql = match table {
             "payments" => "SELECT COUNT(*) AS n FROM payments",
             "idempotency_keys" => "SELECT COUNT(*) AS n FROM idempotency_keys",
+            "outbox" => "SELECT COUNT(*) AS n FROM outbox",
             other => panic!("no table {other}"),
         };
         sqlx::query(sql)

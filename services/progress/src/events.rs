@@ -21,7 +21,9 @@ use mesh::{
     Db, Op,
     events::{ConsumerSpec, Envelope, HandleError, Handler},
 };
-use payments::events::{PAYMENT_CAPTURED_VERSION, PaymentCaptured};
+use payments::events::{
+    PAYMENT_CAPTURED_VERSION, PAYMENT_REFUNDED_VERSION, PaymentCaptured, PaymentRefunded,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Transaction};
 use users::events::{USER_REGISTERED_VERSION, UserRegistered};
@@ -87,11 +89,79 @@ async fn create_profile(
     Ok(tx)
 }
 
+// Only a pending enrollment is activated: a refunded one stays refunded,
+// whichever of the two events is processed first.
 const ACTIVATE: &str = "UPDATE enrollments SET status = $1, payment_id = COALESCE(payment_id, $2) \
-     WHERE user_id = $3 AND course_id = $4";
+     WHERE user_id = $3 AND course_id = $4 AND status = 'pending'";
+const EXISTS: &str = "SELECT COUNT(*) FROM enrollments WHERE user_id = $1 AND course_id = $2";
 const INSERT_ACTIVE: &str = "INSERT INTO enrollments (id, user_id, course_id, payment_id, status, lesson_count, enrolled_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) \
-     ON CONFLICT (user_id, course_id) DO UPDATE SET status = excluded.status";
+     ON CONFLICT (user_id, course_id) DO UPDATE SET status = excluded.status \
+     WHERE enrollments.status = 'pending'";
+const REFUND: &str = "UPDATE enrollments SET status = $1 WHERE payment_id = $2";
+
+pub(crate) const PAYMENT_REFUNDED: ConsumerSpec = ConsumerSpec {
+    name: "progress-payment-refunded",
+    event_type: payments::events::PAYMENT_REFUNDED,
+    producer: payments::NAME,
+    max_deliver: 8,
+};
+
+/// The `payment.refunded` handler: the enrollment the payment bought
+/// becomes `refunded`. If that enrollment is not there yet (the refund's
+/// event overtook the capture's, which another consumer handles), the
+/// event is retried until it is. A refund of a payment that did not buy
+/// the enrollment (a second, concurrent purchase) changes nothing.
+pub(crate) fn payment_refunded(db: Db) -> Handler {
+    Arc::new(move |envelope, tx| {
+        let db = db.clone();
+        Box::pin(async move { refund(&db, envelope, tx).await })
+    })
+}
+
+async fn refund(
+    db: &Db,
+    envelope: Envelope,
+    mut tx: Transaction<'static, Any>,
+) -> Result<Transaction<'static, Any>, HandleError> {
+    let refunded: PaymentRefunded = envelope.data_as(PAYMENT_REFUNDED_VERSION)?;
+    let updated = db
+        .run(
+            Op::new("UPDATE", "enrollments", REFUND),
+            sqlx::query(REFUND)
+                .bind(crate::model::EnrollmentStatus::Refunded.as_str())
+                .bind(&refunded.payment_id)
+                .execute(&mut *tx),
+        )
+        .await?;
+    if updated.rows_affected() == 0
+        && !enrolled(db, &mut tx, &refunded.user_id, &refunded.course_id).await?
+    {
+        return Err(HandleError::Retry(anyhow!(
+            "no enrollment for payment {} yet: its payment.captured is not processed",
+            refunded.payment_id
+        )));
+    }
+    Ok(tx)
+}
+
+async fn enrolled(
+    db: &Db,
+    tx: &mut Transaction<'static, Any>,
+    user_id: &str,
+    course_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = db
+        .run(
+            Op::new("SELECT", "enrollments", EXISTS),
+            sqlx::query_scalar(EXISTS)
+                .bind(user_id)
+                .bind(course_id)
+                .fetch_one(&mut **tx),
+        )
+        .await?;
+    Ok(n > 0)
+}
 
 /// The `payment.captured` handler.
 pub(crate) fn payment_captured(db: Db, courses: CoursesClient) -> Handler {
@@ -121,7 +191,9 @@ async fn activate(
                 .execute(&mut *tx),
         )
         .await?;
-    if updated.rows_affected() == 0 {
+    let created = updated.rows_affected() == 0
+        && !enrolled(db, &mut tx, &captured.user_id, &captured.course_id).await?;
+    if created {
         // The event came before the gateway's enroll: create it here, with
         // the lesson count the enroll would have taken from courses.
         let course = courses.get(&captured.course_id).await.map_err(|e| {
@@ -147,7 +219,7 @@ async fn activate(
     }
     tracing::info!(
         payment.id = %captured.payment_id,
-        created = updated.rows_affected() == 0,
+        created,
         "enrollment activated"
     );
     Ok(tx)

@@ -69,6 +69,12 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     spawn_consumer(
         broker.clone(),
         db.clone(),
+        events::PAYMENT_REFUNDED,
+        events::payment_refunded(db.clone()),
+    );
+    spawn_consumer(
+        broker.clone(),
+        db.clone(),
         events::USER_REGISTERED,
         events::user_registered(db.clone()),
     );

@@ -25,6 +25,8 @@ pub enum EnrollmentStatus {
     Pending,
     /// The user may take the course's lessons.
     Active,
+    /// The payment that bought it was refunded (`payment.refunded`).
+    Refunded,
 }
 
 impl EnrollmentStatus {
@@ -33,6 +35,7 @@ impl EnrollmentStatus {
         match self {
             Self::Pending => "pending",
             Self::Active => "active",
+            Self::Refunded => "refunded",
         }
     }
 }
@@ -55,6 +58,7 @@ impl FromStr for EnrollmentStatus {
         match s {
             "pending" => Ok(Self::Pending),
             "active" => Ok(Self::Active),
+            "refunded" => Ok(Self::Refunded),
             other => Err(UnknownStatus(other.to_owned())),
         }
     }

@@ -29,6 +29,22 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/users/{user_id}/payments", get(payments))
         .route("/api/payments/{payment_id}", get(payment))
+        .route("/api/payments/{payment_id}/refund", post(refund))
+}
+
+/// The caller's own payment, refunded (200 again if it already was);
+/// someone else's is 403, as for reading it. progress then marks the
+/// enrollment the payment bought `refunded` (docs/events.md).
+async fn refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(payment_id): Path<String>,
+) -> Result<Json<Payment>> {
+    let payment = state.payments.get(&payment_id).await?;
+    if payment.user_id != caller.user_id {
+        return Err(AppError::Forbidden);
+    }
+    Ok(Json(state.payments.refund(&payment_id).await?))
 }
 
 async fn enrollments(

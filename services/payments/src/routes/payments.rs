@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/payments", post(create))
         .route("/payments/{payment_id}", get(get_one))
+        .route("/payments/{payment_id}/refund", post(refund))
         .route("/users/{user_id}/payments", get(list_for_user))
 }
 
@@ -66,8 +67,12 @@ async fn create(
     let charge = NewCharge::parse(&body).map_err(|e| BadRequest::invalid(e.to_string()))?;
     let Charge { payment, replayed } = charges::charge(&state, key, charge).await?;
     let mut response = match payment.status {
-        PaymentStatus::Captured if replayed => (StatusCode::OK, Json(payment)).into_response(),
-        PaymentStatus::Captured => {
+        // A replayed charge answers with the payment as it is now, refunded
+        // since, perhaps.
+        PaymentStatus::Captured | PaymentStatus::Refunded if replayed => {
+            (StatusCode::OK, Json(payment)).into_response()
+        }
+        PaymentStatus::Captured | PaymentStatus::Refunded => {
             let location = HeaderValue::from_str(&format!("/payments/{}", payment.id)).ok();
             let mut response = (StatusCode::CREATED, Json(payment)).into_response();
             if let Some(location) = location {
@@ -99,6 +104,25 @@ async fn get_one(
         .await?
         .map(Json)
         .ok_or(AppError::NotFound("payment"))
+}
+
+/// 200 with the payment, refunded; again 200 for one already refunded
+/// (nothing happens twice); 409 `not_refundable` for a declined one.
+async fn refund(
+    State(state): State<AppState>,
+    Path(payment_id): Path<String>,
+) -> Result<Json<Payment>> {
+    match db::refund(&state.db, &state.outbox, &payment_id, chrono::Utc::now()).await? {
+        db::Refund::Refunded(payment) => {
+            tracing::info!(payment.id = %payment.id, "payment refunded");
+            Ok(Json(payment))
+        }
+        db::Refund::Unchanged(payment) if payment.status == PaymentStatus::Refunded => {
+            Ok(Json(payment))
+        }
+        db::Refund::Unchanged(payment) => Err(AppError::NotRefundable(payment.status)),
+        db::Refund::NotFound => Err(AppError::NotFound("payment")),
+    }
 }
 
 async fn list_for_user(
