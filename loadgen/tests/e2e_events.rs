@@ -17,6 +17,10 @@ use loadgen::receiver::{CapturedSpan, SpanKind};
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem};
 
+/// The simulated provider declines 2 % of cards by default: these tests
+/// buy courses and need every purchase to go through.
+const NO_DECLINES: &[(&str, &[&str])] = &[("payments", &["--provider-decline-rate", "0"])];
+
 /// The user's enrollments as progress answers them.
 async fn enrollments(sys: &TestSystem, user_id: &str) -> Vec<Value> {
     let body: Value = sys
@@ -53,6 +57,27 @@ async fn wait_active(sys: &TestSystem, user_id: &str, course_id: &str) -> Vec<Va
     }
 }
 
+/// Waits for progress's consumer span in `trace_id`; returns the spans
+/// received and the trace's producer span.
+async fn across_the_queue(sys: &TestSystem, trace_id: &str) -> (Vec<CapturedSpan>, CapturedSpan) {
+    let spans = sys
+        .receiver
+        .wait_for(Duration::from_secs(20), |spans| {
+            // Both ends: the services export on their own schedules.
+            let mine = || spans.iter().filter(|s| s.trace_id == trace_id);
+            mine().any(|s| s.kind == SpanKind::Consumer && s.service_name == "progress")
+                && mine().any(|s| s.kind == SpanKind::Producer)
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no consumer span of progress in trace {trace_id}"));
+    let producer = spans
+        .iter()
+        .find(|s| s.trace_id == trace_id && s.kind == SpanKind::Producer)
+        .expect("the trace has a producer span")
+        .clone();
+    (spans, producer)
+}
+
 /// `messaging_client_consumed_messages_total` of progress's consumer.
 async fn consumed(sys: &TestSystem, outcome: &str) -> f64 {
     sys.scrape("progress").await.sum(
@@ -73,7 +98,7 @@ async fn jetstream_of(sys: &TestSystem) -> jetstream::Context {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_is_one_trace_across_the_queue() {
-    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
     let (user_id, token) = sys.signed_up_user().await;
     let course = sys.paid_course().await;
     let course_id = course["id"].as_str().unwrap();
@@ -83,7 +108,7 @@ async fn a_checkout_is_one_trace_across_the_queue() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 201, "checkout: {:?}", res.headers());
     let traceresponse = res.headers()["traceresponse"].to_str().unwrap().to_owned();
     let trace_id = traceresponse.split('-').nth(1).unwrap().to_owned();
     let body: Value = res.json().await.unwrap();
@@ -102,11 +127,10 @@ async fn a_checkout_is_one_trace_across_the_queue() {
     let spans = sys
         .receiver
         .wait_for(Duration::from_secs(20), |spans| {
-            spans.iter().any(|s| {
-                s.trace_id == trace_id
-                    && s.kind == SpanKind::Consumer
-                    && s.service_name == "progress"
-            })
+            // Both ends: the services export on their own schedules.
+            let mine = || spans.iter().filter(|s| s.trace_id == trace_id);
+            mine().any(|s| s.kind == SpanKind::Consumer && s.service_name == "progress")
+                && mine().any(|s| s.kind == SpanKind::Producer)
         })
         .await
         .unwrap_or_else(|spans| {
@@ -208,7 +232,7 @@ fn captured_event(id: &str, user_id: &str, course_id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_delivered_twice_is_applied_once() {
-    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
     let course = sys.paid_course().await;
     let course_id = course["id"].as_str().unwrap();
     let user_id = format!("user-{}", uuid::Uuid::new_v4().simple());
@@ -244,7 +268,7 @@ async fn the_same_event_delivered_twice_is_applied_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_event_is_dead_lettered_not_lost() {
-    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
     let js = jetstream_of(&sys).await;
     let prefix = sys.system.events_prefix().to_owned();
     // Wait for progress to have created the streams and its consumer.
@@ -501,7 +525,7 @@ async fn crashes_between_commit_and_publish_or_ack_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_creates_the_learner_profile_across_the_queue() {
-    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
     let email = format!("profile-{}@example.com", uuid::Uuid::new_v4().simple());
     let res = sys
         .http
@@ -548,21 +572,7 @@ async fn a_registration_creates_the_learner_profile_across_the_queue() {
     );
 
     // One trace: the registration, users' producer span, progress's consumer.
-    let spans = sys
-        .receiver
-        .wait_for(Duration::from_secs(20), |spans| {
-            spans.iter().any(|s| {
-                s.trace_id == trace_id
-                    && s.kind == SpanKind::Consumer
-                    && s.service_name == "progress"
-            })
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no consumer span in the registration's trace"));
-    let producer = spans
-        .iter()
-        .find(|s| s.trace_id == trace_id && s.kind == SpanKind::Producer)
-        .expect("users' producer span");
+    let (spans, producer) = across_the_queue(&sys, &trace_id).await;
     assert_eq!(producer.service_name, "users");
     assert_eq!(producer.name, "PUBLISH user.registered");
     let consumer = spans
@@ -583,7 +593,7 @@ async fn a_registration_creates_the_learner_profile_across_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completing_the_last_lesson_publishes_course_completed_once() {
-    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
     let (user_id, token) = sys.signed_up_user().await;
     let course = sys.paid_course().await;
     let course_id = course["id"].as_str().unwrap();
@@ -592,7 +602,8 @@ async fn completing_the_last_lesson_publishes_course_completed_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 201);
+    let status = res.status();
+    assert_eq!(status, 201, "checkout: {}", res.text().await.unwrap());
     let full: Value = sys
         .http
         .get(format!("{}/api/courses/{course_id}", sys.gateway()))
@@ -661,7 +672,7 @@ async fn completing_the_last_lesson_publishes_course_completed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_marks_the_enrollment_refunded_across_the_queue() {
-    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
     let (user_id, token) = sys.signed_up_user().await;
     let course = sys.paid_course().await;
     let course_id = course["id"].as_str().unwrap();
@@ -730,21 +741,7 @@ async fn a_refund_marks_the_enrollment_refunded_across_the_queue() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let spans = sys
-        .receiver
-        .wait_for(Duration::from_secs(20), |spans| {
-            spans.iter().any(|s| {
-                s.trace_id == trace_id
-                    && s.kind == SpanKind::Consumer
-                    && s.service_name == "progress"
-            })
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no consumer span in the refund's trace"));
-    let producer = spans
-        .iter()
-        .find(|s| s.trace_id == trace_id && s.kind == SpanKind::Producer)
-        .expect("payments' producer span");
+    let (spans, producer) = across_the_queue(&sys, &trace_id).await;
     assert_eq!(producer.name, "PUBLISH payment.refunded");
     assert!(spans.iter().any(|s| s.trace_id == trace_id
         && s.name == "process payment.refunded"

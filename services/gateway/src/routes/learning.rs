@@ -40,10 +40,7 @@ async fn refund(
     caller: Caller,
     Path(payment_id): Path<String>,
 ) -> Result<Json<Payment>> {
-    let payment = state.payments.get(&payment_id).await?;
-    if payment.user_id != caller.user_id {
-        return Err(AppError::Forbidden);
-    }
+    owned_payment(&state, &caller, &payment_id).await?;
     Ok(Json(state.payments.refund(&payment_id).await?))
 }
 
@@ -96,9 +93,14 @@ async fn payment(
     caller: Caller,
     Path(payment_id): Path<String>,
 ) -> Result<Json<Payment>> {
-    let payment = state.payments.get(&payment_id).await?;
+    Ok(Json(owned_payment(&state, &caller, &payment_id).await?))
+}
+
+/// The payment, if it is the caller's; 403 if it is someone else's.
+async fn owned_payment(state: &AppState, caller: &Caller, payment_id: &str) -> Result<Payment> {
+    let payment = state.payments.get(payment_id).await?;
     if payment.user_id != caller.user_id {
         return Err(AppError::Forbidden);
     }
-    Ok(Json(payment))
+    Ok(payment)
 }
