@@ -15,11 +15,22 @@ use std::time::Duration;
 use async_nats::jetstream;
 use loadgen::receiver::{CapturedSpan, SpanKind};
 use serde_json::{Value, json};
-use support::{Otlp, TestSystem};
+use support::{Otlp, TestSystem, trace_id_of};
 
 /// The simulated provider declines 2 % of cards by default: these tests
 /// buy courses and need every purchase to go through.
 const NO_DECLINES: &[(&str, &[&str])] = &[("payments", &["--provider-decline-rate", "0"])];
+
+/// Signs a learner up and buys them a paid course: (user id, token,
+/// course id, the checkout's answer).
+async fn bought_course(sys: &TestSystem, key: &str) -> (String, String, String, reqwest::Response) {
+    let (user_id, token) = sys.signed_up_user().await;
+    let course = sys.paid_course().await;
+    let course_id = course["id"].as_str().unwrap().to_owned();
+    let res = sys.checkout(&token, &course_id, key).send().await.unwrap();
+    assert_eq!(res.status(), 201, "checkout: {:?}", res.headers());
+    (user_id, token, course_id, res)
+}
 
 /// The user's enrollments as progress answers them.
 async fn enrollments(sys: &TestSystem, user_id: &str) -> Vec<Value> {
@@ -40,18 +51,24 @@ async fn enrollments(sys: &TestSystem, user_id: &str) -> Vec<Value> {
 
 /// Polls until the user's enrollment in `course_id` is active.
 async fn wait_active(sys: &TestSystem, user_id: &str, course_id: &str) -> Vec<Value> {
+    wait_status(sys, user_id, course_id, "active").await
+}
+
+/// Polls until the user's enrollment in `course_id` has `status`; returns
+/// all their enrollments then.
+async fn wait_status(sys: &TestSystem, user_id: &str, course_id: &str, status: &str) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let items = enrollments(sys, user_id).await;
-        let active = items
+        let reached = items
             .iter()
-            .any(|e| e["course_id"] == course_id && e["status"] == "active");
-        if active {
+            .any(|e| e["course_id"] == course_id && e["status"] == status);
+        if reached {
             return items;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the enrollment never became active: {items:?}"
+            "the enrollment never became {status}: {items:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -99,18 +116,9 @@ async fn jetstream_of(sys: &TestSystem) -> jetstream::Context {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_is_one_trace_across_the_queue() {
     let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
-    let (user_id, token) = sys.signed_up_user().await;
-    let course = sys.paid_course().await;
-    let course_id = course["id"].as_str().unwrap();
-
-    let res = sys
-        .checkout(&token, course_id, "events-1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "checkout: {:?}", res.headers());
-    let traceresponse = res.headers()["traceresponse"].to_str().unwrap().to_owned();
-    let trace_id = traceresponse.split('-').nth(1).unwrap().to_owned();
+    let (user_id, _, course_id, res) = bought_course(&sys, "events-1").await;
+    let course_id = course_id.as_str();
+    let trace_id = trace_id_of(&res);
     let body: Value = res.json().await.unwrap();
     let status = body["enrollment"]["status"].as_str().unwrap();
     assert!(
@@ -124,25 +132,10 @@ async fn a_checkout_is_one_trace_across_the_queue() {
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0]["payment_id"], payment_id.as_str());
 
-    let spans = sys
-        .receiver
-        .wait_for(Duration::from_secs(20), |spans| {
-            // Both ends: the services export on their own schedules.
-            let mine = || spans.iter().filter(|s| s.trace_id == trace_id);
-            mine().any(|s| s.kind == SpanKind::Consumer && s.service_name == "progress")
-                && mine().any(|s| s.kind == SpanKind::Producer)
-        })
-        .await
-        .unwrap_or_else(|spans| {
-            panic!(
-                "no consumer span in trace {trace_id}; {} spans received",
-                spans.len()
-            )
-        });
+    let (spans, producer) = across_the_queue(&sys, &trace_id).await;
     let mine: Vec<&CapturedSpan> = spans.iter().filter(|s| s.trace_id == trace_id).collect();
     let find = |pred: &dyn Fn(&CapturedSpan) -> bool| mine.iter().copied().find(|s| pred(s));
 
-    let producer = find(&|s| s.kind == SpanKind::Producer).expect("a producer span");
     assert_eq!(producer.service_name, "payments");
     assert_eq!(producer.name, "PUBLISH payment.captured");
     assert_eq!(producer.attr_str("messaging.system"), Some("nats"));
@@ -535,13 +528,7 @@ async fn a_registration_creates_the_learner_profile_across_the_queue() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let trace_id = res.headers()["traceresponse"]
-        .to_str()
-        .unwrap()
-        .split('-')
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let trace_id = trace_id_of(&res);
     let user: Value = res.json().await.unwrap();
     let user_id = user["id"].as_str().unwrap();
 
@@ -594,16 +581,8 @@ async fn a_registration_creates_the_learner_profile_across_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completing_the_last_lesson_publishes_course_completed_once() {
     let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
-    let (user_id, token) = sys.signed_up_user().await;
-    let course = sys.paid_course().await;
-    let course_id = course["id"].as_str().unwrap();
-    let res = sys
-        .checkout(&token, course_id, "complete-1")
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    assert_eq!(status, 201, "checkout: {}", res.text().await.unwrap());
+    let (user_id, token, course_id, _) = bought_course(&sys, "complete-1").await;
+    let course_id = course_id.as_str();
     let full: Value = sys
         .http
         .get(format!("{}/api/courses/{course_id}", sys.gateway()))
@@ -673,15 +652,8 @@ async fn completing_the_last_lesson_publishes_course_completed_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_marks_the_enrollment_refunded_across_the_queue() {
     let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
-    let (user_id, token) = sys.signed_up_user().await;
-    let course = sys.paid_course().await;
-    let course_id = course["id"].as_str().unwrap();
-    let res = sys
-        .checkout(&token, course_id, "refund-1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    let (user_id, token, course_id, res) = bought_course(&sys, "refund-1").await;
+    let course_id = course_id.as_str();
     let body: Value = res.json().await.unwrap();
     let payment_id = body["payment"]["id"].as_str().unwrap().to_owned();
     wait_active(&sys, &user_id, course_id).await;
@@ -706,13 +678,7 @@ async fn a_refund_marks_the_enrollment_refunded_across_the_queue() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let trace_id = res.headers()["traceresponse"]
-        .to_str()
-        .unwrap()
-        .split('-')
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let trace_id = trace_id_of(&res);
     let refunded: Value = res.json().await.unwrap();
     assert_eq!(refunded["status"], "refunded");
     // A second refund answers the same and publishes nothing.
@@ -724,23 +690,10 @@ async fn a_refund_marks_the_enrollment_refunded_across_the_queue() {
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap(), refunded);
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let items = enrollments(&sys, &user_id).await;
-        if items
-            .iter()
-            .any(|e| e["course_id"] == course_id && e["status"] == "refunded")
-        {
-            assert_eq!(items.len(), 1, "{items:?}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the enrollment never became refunded: {items:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let items = wait_status(&sys, &user_id, course_id, "refunded").await;
+    assert_eq!(items.len(), 1, "{items:?}");
     let (spans, producer) = across_the_queue(&sys, &trace_id).await;
     assert_eq!(producer.name, "PUBLISH payment.refunded");
     assert!(spans.iter().any(|s| s.trace_id == trace_id

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use loadgen::receiver::{SpanKind, StatusCode as SpanStatus};
 use serde_json::{Value, json};
-use support::{Otlp, TestSystem};
+use support::{Otlp, TestSystem, trace_id_of};
 use users::token::{AUDIENCE, Claims, ISSUER, TokenKeys};
 
 const PAID_COURSE: &str = "c0001";
@@ -377,13 +377,7 @@ async fn the_course_page_degrades_when_progress_is_down() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let trace_id = res.headers()["traceresponse"]
-        .to_str()
-        .unwrap()
-        .split('-')
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let trace_id = trace_id_of(&res);
     let page: Value = res.json().await.unwrap();
     assert_eq!(page["course"]["id"], PAID_COURSE);
     assert_eq!(page["progress"], Value::Null);

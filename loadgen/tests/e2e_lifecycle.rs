@@ -10,7 +10,7 @@ use std::{
 };
 
 use loadgen::receiver::SpanKind;
-use support::{Otlp, TestSystem};
+use support::{Otlp, TestSystem, trace_id_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_and_flushes_spans() {
@@ -65,13 +65,7 @@ async fn sigterm_finishes_in_flight_requests_and_flushes_spans() {
         201,
         "the in-flight charge completed during the drain"
     );
-    let trace_id = res.headers()["traceresponse"]
-        .to_str()
-        .unwrap()
-        .split('-')
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let trace_id = trace_id_of(&res);
 
     // payments' spans of that checkout were exported at shutdown, although
     // the batch delay is a minute.

@@ -225,6 +225,17 @@ impl TestSystem {
     }
 }
 
+/// The trace id a response names in its `traceresponse` header.
+pub fn trace_id_of(res: &reqwest::Response) -> String {
+    res.headers()["traceresponse"]
+        .to_str()
+        .expect("traceresponse is text")
+        .split('-')
+        .nth(1)
+        .expect("traceresponse is version-traceid-spanid-flags")
+        .to_owned()
+}
+
 /// Prints every service log (for a failed start).
 pub fn dump_logs(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir.join("logs")) else {
