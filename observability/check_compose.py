@@ -16,8 +16,14 @@ Checks (exit 1 if any fails, each failure on its own line):
   user and has no HEALTHCHECK;
 - each service's DATABASE_URL uses its own role and database (named after
   the service), and the PostgreSQL init script creates exactly those;
-- secrets come from .env (`${VAR:?...}`), never literals; .env.example
+- secrets come from .env (`${VAR:?...}`), never literals: every variable
+  whose name looks secret (*_PASSWORD, *_SECRET, *_TOKEN) is interpolated
+  only as `${VAR:?...}` anywhere in the file (no default, no bare `$VAR`),
+  and every environment key that looks secret has such a value; .env.example
   documents every variable the file uses;
+- every service that verifies access tokens (gateway, users, payments,
+  progress) gets JWT_SECRET from .env, and no other container does; every
+  LearnSphere service gets LEARNSPHERE_ENV (default development);
 - the URLs services call each other by are Compose service names (so every
   replica of a scaled service is found);
 - the Collector and Jaeger configs wire every pipeline component they
@@ -61,8 +67,15 @@ PUBLISHED = {
 NO_HEALTHCHECK = {
     "otel-collector": "image built FROM scratch: no shell or HTTP client to probe with",
 }
+# Services that verify users' access tokens themselves (JWT_SECRET).
+TOKEN_VERIFIERS = {"gateway", "users", "payments", "progress"}
 # Environment variables that hold secrets.
 SECRET = re.compile(r"(PASSWORD|SECRET|TOKEN)$")
+# A secret's only allowed form: required from .env, no default.
+REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]*\}")
+# Every interpolation: ${VAR}, ${VAR:-x}, ${VAR-x}, ${VAR:?x}, ${VAR+x}, $VAR
+# ($$ is a literal dollar sign in Compose and is skipped).
+ANY_INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z0-9_]+)([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 # Mounted paths that other parts of the stack provide.
 PROVIDED_ELSEWHERE = {"observability/prometheus", "dashboards"}
 
@@ -183,9 +196,17 @@ def check_services(c: Checker, compose: dict) -> None:
         for key, value in env.items():
             if SECRET.search(key):
                 c.check(
-                    re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", value) is not None,
+                    REQUIRED.fullmatch(value) is not None,
                     f"{name}: {key} must come from .env as ${{{key}:?...}}, not {value!r}",
                 )
+        jwt = env.get("JWT_SECRET")
+        if name in TOKEN_VERIFIERS:
+            c.check(
+                jwt is not None and re.fullmatch(r"\$\{JWT_SECRET:\?[^}]*\}", jwt) is not None,
+                f"{name}: verifies access tokens but JWT_SECRET is {jwt!r}, not ${{JWT_SECRET:?...}} from .env",
+            )
+        else:
+            c.check(jwt is None, f"{name}: gets JWT_SECRET but verifies no tokens (TOKEN_VERIFIERS)")
         for key, value in env.items():
             if key.endswith("_URL") and key != "DATABASE_URL" and value.startswith("http"):
                 host = urlsplit(value).hostname
@@ -199,6 +220,10 @@ def check_services(c: Checker, compose: dict) -> None:
             c.check(command[:2] == ["serve", name], f"{name}: command {command} does not run `serve {name}`")
             c.check(env.get("PORT") == str(port), f"{name}: PORT is {env.get('PORT')!r}, expected {port}")
             c.check(env.get("HOST") == "0.0.0.0", f"{name}: HOST must be 0.0.0.0 inside a container")
+            c.check(
+                env.get("LEARNSPHERE_ENV") == "${LEARNSPHERE_ENV:-development}",
+                f"{name}: LEARNSPHERE_ENV is {env.get('LEARNSPHERE_ENV')!r}, expected ${{LEARNSPHERE_ENV:-development}}",
+            )
             c.check(
                 env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").startswith("http://otel-collector:"),
                 f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT does not point at the Collector",
@@ -248,6 +273,25 @@ def check_postgres_init(c: Checker, compose: dict) -> None:
     env = environment(postgres)
     for service in owners:
         c.check(f"{service.upper()}_DB_PASSWORD" in env, f"postgres: {service.upper()}_DB_PASSWORD not passed to the init script")
+
+
+def check_secret_interpolations(c: Checker, text: str) -> None:
+    """Every use of a secret-looking variable, anywhere in the file (URLs and
+    commands included), is `${VAR:?...}`: no default that would start the
+    stack with a known secret, no bare `$VAR` that would start it with none."""
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            continue
+        for m in ANY_INTERPOLATION.finditer(line):
+            if m.group(0) == "$$":
+                continue
+            var = m.group(1) or m.group(3)
+            if not SECRET.search(var):
+                continue
+            c.check(
+                m.group(2) is not None and m.group(2).startswith(":?"),
+                f"docker-compose.yml:{lineno}: secret {var} used as {m.group(0)!r}; only ${{{var}:?...}} (required, no default)",
+            )
 
 
 def check_env_example(c: Checker, text: str) -> None:
@@ -373,6 +417,7 @@ def main() -> int:
     compose = yaml.safe_load(text)
     check_services(c, compose)
     check_postgres_init(c, compose)
+    check_secret_interpolations(c, text)
     check_env_example(c, text)
     check_dockerfile(c)
     check_collector_config(c, "observability/otel-collector.yml")
