@@ -53,8 +53,70 @@ pub struct ServeConfig {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<AdminToken>,
 
+    /// `development` or `production`. In production the service refuses
+    /// to start with a development secret: the built-in `JWT_SECRET`, a
+    /// value still holding `.env.example`'s `CHANGE-ME`, or an admin
+    /// token shorter than 16 bytes.
+    #[arg(long, env = "LEARNSPHERE_ENV", value_enum, default_value_t = Environment::Development)]
+    pub environment: Environment,
+
     #[command(flatten)]
     pub outbound: OutboundConfig,
+}
+
+/// Where a service runs, for the checks that differ: development accepts
+/// the built-in secrets (with a warning), production does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Shortest admin token accepted in production: 16 bytes is 128 bits of a
+/// random hex or base64 string, beyond guessing over the network.
+pub const MIN_PRODUCTION_ADMIN_TOKEN_BYTES: usize = 16;
+
+impl ServeConfig {
+    /// Refuses, in production, the admin token and the `secrets` given
+    /// (`(setting name, value)`: the token secret, a database URL holding
+    /// a password) when they are development values. Returns every
+    /// problem at once, so one restart fixes them all.
+    pub fn refuse_development_secrets(&self, secrets: &[(&str, &[u8])]) -> anyhow::Result<()> {
+        if self.environment != Environment::Production {
+            return Ok(());
+        }
+        let mut problems = Vec::new();
+        let is_placeholder = |value: &[u8]| {
+            value
+                .windows(b"change-me".len())
+                .any(|w| w.eq_ignore_ascii_case(b"change-me"))
+        };
+        for (name, value) in secrets {
+            if *value == crate::auth::DEV_JWT_SECRET.as_bytes() {
+                problems.push(format!("{name} is the built-in development secret"));
+            } else if is_placeholder(value) {
+                problems.push(format!("{name} still holds a CHANGE-ME placeholder"));
+            }
+        }
+        if let Some(token) = &self.admin_token {
+            let token = token.expose().as_bytes();
+            if is_placeholder(token) {
+                problems.push("ADMIN_TOKEN still holds a CHANGE-ME placeholder".to_owned());
+            } else if token.len() < MIN_PRODUCTION_ADMIN_TOKEN_BYTES {
+                problems.push(format!(
+                    "ADMIN_TOKEN is shorter than {MIN_PRODUCTION_ADMIN_TOKEN_BYTES} bytes"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "LEARNSPHERE_ENV=production refuses development secrets: {}; generate new ones (openssl rand -hex 32)",
+                problems.join("; ")
+            )
+        }
+    }
 }
 
 /// The admin API's bearer token. Never printed: `Debug` says only
@@ -308,6 +370,58 @@ impl TelemetryConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn production_refuses_development_secrets_and_development_allows_them() {
+        use super::Environment;
+        let parse = |args: &[&str]| {
+            let mut all = vec!["svc"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).unwrap().serve
+        };
+        let dev = crate::auth::DEV_JWT_SECRET.as_bytes();
+        let serve = parse(&["--admin-token", "short"]);
+        assert_eq!(serve.environment, Environment::Development);
+        serve
+            .refuse_development_secrets(&[("JWT_SECRET", dev)])
+            .unwrap();
+
+        let serve = parse(&["--environment", "production", "--admin-token", "short"]);
+        let err = serve
+            .refuse_development_secrets(&[
+                ("JWT_SECRET", dev),
+                ("DATABASE_URL", b"postgres://u:CHANGE-ME-users@db/u"),
+            ])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("JWT_SECRET is the built-in development secret"),
+            "{err}"
+        );
+        assert!(
+            err.contains("DATABASE_URL still holds a CHANGE-ME"),
+            "{err}"
+        );
+        assert!(err.contains("ADMIN_TOKEN is shorter"), "{err}");
+        // The secrets themselves are not repeated in the message.
+        assert!(
+            !err.contains("short\"") && !err.contains("learnsphere-dev-secret"),
+            "{err}"
+        );
+
+        let serve = parse(&[
+            "--environment",
+            "production",
+            "--admin-token",
+            "0123456789abcdef0123",
+        ]);
+        serve
+            .refuse_development_secrets(&[(
+                "JWT_SECRET",
+                b"a-real-random-secret-of-32-bytes-or-more",
+            )])
+            .unwrap();
+    }
+
     use clap::Parser;
 
     use super::*;

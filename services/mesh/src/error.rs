@@ -8,13 +8,16 @@ use axum::{
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-/// `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// `{"error": {"code": "...", "message": "..."}}`: every error answer of
+/// every LearnSphere service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// What went wrong. Some errors add fields (a declined payment's
+/// `reason`); clients should ignore fields they do not know.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable (`not_found`, `invalid_json`, ...).
     pub code: String,

@@ -13,11 +13,15 @@
 //! - [`admin`]: `/metrics` (OpenMetrics with exemplars), `/healthz`, `/readyz`,
 //!   and the token-protected `/admin/*` API (faults, crash, drain);
 //! - [`db`]: the service's own database, every query a span;
+//! - [`auth`]: the caller a bearer token verifies as, checked by every
+//!   service that serves a user's own data;
+//! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`;
 //! - `testing` (feature `testing`): the fixtures the services' integration
 //!   tests share: a database per test, a server on a task, `TEST_LOG`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -28,6 +32,7 @@ pub mod fault;
 pub mod inbound;
 mod log_format;
 pub mod metrics;
+pub mod openapi;
 pub mod outbound;
 mod process;
 pub mod server;
@@ -94,6 +99,8 @@ pub struct Mesh {
     http: reqwest::Client,
     serve: ServeConfig,
     inbound: InboundParts,
+    /// `/openapi.json`, serialized once.
+    openapi: Option<bytes::Bytes>,
 }
 
 /// What the inbound stack and the admin API share across every route.
@@ -125,7 +132,14 @@ impl Mesh {
             http,
             serve: serve.clone(),
             inbound,
+            openapi: None,
         }
+    }
+
+    /// Serves `document` at `/openapi.json` (see [`openapi::finish`]).
+    pub fn with_openapi(mut self, document: &utoipa::openapi::OpenApi) -> Self {
+        self.openapi = Some(openapi::to_json(document));
+        self
     }
 
     /// The faults the admin API manages and the inbound stack applies.
@@ -164,10 +178,22 @@ impl Mesh {
     }
 
     /// Wraps the service's API routes in the inbound stack, adds JSON 404
-    /// and 405 answers and the admin routes (`/admin/*` only when an admin
-    /// token is configured).
+    /// and 405 answers, the admin routes (`/admin/*` only when an admin
+    /// token is configured) and `/openapi.json` (with
+    /// [`Mesh::with_openapi`]). Like `/metrics`, the document is served
+    /// outside the traced stack: reading it is not traffic.
     pub fn router(&self, api: Router, readiness: Readiness) -> Router {
-        api.fallback(error::not_found)
+        let document = self.openapi.clone().map(|json| {
+            Router::new().route(
+                "/openapi.json",
+                axum::routing::get(move || {
+                    let json = json.clone();
+                    async move { ([(http::header::CONTENT_TYPE, "application/json")], json) }
+                }),
+            )
+        });
+        let router = api
+            .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .layer(DefaultBodyLimit::max(self.serve.max_body_bytes))
             .layer(axum::Extension(extract::BodyLimit(
@@ -189,7 +215,11 @@ impl Mesh {
                         self.inbound.crash.clone(),
                     )
                 }),
-            ))
+            ));
+        match document {
+            Some(document) => router.merge(document),
+            None => router,
+        }
     }
 
     /// Wraps `api` in the mesh ([`Mesh::router`]), binds `port` on the

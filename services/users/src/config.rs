@@ -1,13 +1,11 @@
 //! Command line and environment; nothing else in the service reads the
 //! environment.
 
-use std::{fmt, num::NonZeroUsize, str::FromStr, time::Duration};
+use std::{num::NonZeroUsize, time::Duration};
 
 use clap::Parser;
 
-/// The development signing secret. Anyone who has read this source can
-/// mint tokens with it, so the service warns at start while it is in use.
-pub const DEV_JWT_SECRET: &str = "learnsphere-dev-secret-change-me";
+pub use mesh::auth::{DEV_JWT_SECRET, JwtSecret};
 
 /// The LearnSphere users service: accounts, login, and access tokens.
 #[derive(Debug, Clone, Parser)]
@@ -52,36 +50,6 @@ impl Config {
     pub fn hash_concurrency(&self) -> NonZeroUsize {
         self.max_concurrent_hashes
             .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN))
-    }
-}
-
-/// The token signing secret. `Debug` redacts it, so logging the config
-/// cannot leak it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct JwtSecret(String);
-
-impl JwtSecret {
-    pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-
-    /// Whether this is [`DEV_JWT_SECRET`].
-    pub fn is_development_default(&self) -> bool {
-        self.0 == DEV_JWT_SECRET
-    }
-}
-
-impl FromStr for JwtSecret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl fmt::Debug for JwtSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JwtSecret([redacted])")
     }
 }
 

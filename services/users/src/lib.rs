@@ -16,7 +16,9 @@ pub mod events;
 pub mod model;
 pub mod password;
 pub mod routes;
-pub mod token;
+/// Access tokens: defined in the mesh, so every service verifies them the
+/// way this one issues them.
+pub use mesh::auth::token;
 
 use std::{sync::Arc, time::Duration};
 

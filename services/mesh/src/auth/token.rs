@@ -1,13 +1,14 @@
-//! Access tokens: issued by this service at login, verified by the gateway.
+//! Access tokens: issued by users at login, verified by the gateway and
+//! again by every service that serves a user's own data.
 //!
-//! The gateway depends on this crate for this module, so the issuer and the
-//! verifier share one definition of a valid token (algorithm, issuer,
-//! audience, leeway) and cannot drift apart.
+//! Issuer and verifiers share this one definition of a valid token
+//! (algorithm, issuer, audience, leeway), so they cannot drift apart.
 //!
 //! Tokens are JWTs (RFC 7519) signed with HS256 (RFC 7518 §3.2): one shared
-//! secret, because the only verifier is our own gateway. Verification pins
-//! the algorithm to HS256, so a token whose header says `none` or an
-//! asymmetric algorithm is rejected before its signature is looked at.
+//! secret among our own services (`docs/security.md` says what that trusts,
+//! and how to rotate it). Verification pins the algorithm to HS256, so a
+//! token whose header says `none` or an asymmetric algorithm is rejected
+//! before its signature is looked at.
 
 use std::{fmt, time::Duration};
 
