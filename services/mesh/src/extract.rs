@@ -46,11 +46,55 @@ where
             .get::<BodyLimit>()
             .map_or(BodyLimit::DEFAULT, |l| l.0);
         let bytes = read_body(req.into_body(), limit).await?;
+        if let Some(depth) = too_deep(&bytes) {
+            return Err(BadRequest::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!(
+                    "the body nests arrays and objects over {MAX_JSON_DEPTH} levels deep (at least {depth})"
+                ),
+            ));
+        }
         match axum::Json::<JsonObject<T>>::from_bytes(&bytes) {
             Ok(axum::Json(JsonObject(value))) => Ok(Json(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// Deepest nesting of arrays and objects a body may have. No request of
+/// ours nests past 4; serde_json's own limit (128) guards its stack, this
+/// one answers a clear 400 long before, whatever the target type.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// The depth reached, if `bytes` nests past [`MAX_JSON_DEPTH`]: one pass,
+/// brackets inside strings (and escaped quotes) not counted. Malformed
+/// JSON is left to the parser.
+fn too_deep(bytes: &[u8]) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Some(depth);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The largest body the mesh's extractors accept, set per service by
@@ -203,5 +247,24 @@ where
             .map_err(|r: QueryRejection| {
                 BadRequest::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_JSON_DEPTH, too_deep};
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(too_deep(nested(MAX_JSON_DEPTH).as_bytes()), None);
+        assert_eq!(
+            too_deep(nested(MAX_JSON_DEPTH + 1).as_bytes()),
+            Some(MAX_JSON_DEPTH + 1)
+        );
+        assert!(too_deep(nested(100_000).as_bytes()).is_some());
+        let in_string = format!(r#"{{"a": "{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert_eq!(too_deep(in_string.as_bytes()), None);
+        assert_eq!(too_deep(br#"{"a": [1, {"b": []}]}"#), None);
     }
 }
