@@ -1,8 +1,11 @@
-//! A span exporter wrapper that reports an unreachable collector once.
+//! Span exporter wrappers: [`RedactingExporter`] applies the telemetry
+//! hygiene rules to every span on its way out, and [`QuietExporter`]
+//! reports an unreachable collector once.
 //!
-//! Without it every failed batch (one every few seconds, per service) logs
-//! an error: a demo run without Jaeger drowns its own logs. We log one
-//! warning when exporting starts failing and one line when it recovers.
+//! Without the latter every failed batch (one every few seconds, per
+//! service) logs an error: a demo run without Jaeger drowns its own logs.
+//! We log one warning when exporting starts failing and one line when it
+//! recovers.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -59,6 +62,43 @@ impl<E: SpanExporter> SpanExporter for QuietExporter<E> {
                 Ok(())
             }
         }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Passes every span through [`crate::redact::redact_span`] (attribute
+/// allow-list, value scrubber) before `inner` exports it. An exporter
+/// rather than a span processor: the work happens on the batch exporter's
+/// thread, off the request path, and nothing reaches the collector without
+/// it.
+#[derive(Debug)]
+pub struct RedactingExporter<E> {
+    inner: E,
+}
+
+impl<E> RedactingExporter<E> {
+    pub fn new(inner: E) -> Self {
+        Self { inner }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for RedactingExporter<E> {
+    async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
+        for span in &mut batch {
+            crate::redact::redact_span(span);
+        }
+        self.inner.export(batch).await
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

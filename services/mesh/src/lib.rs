@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod outbound;
 mod process;
+pub mod redact;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -1,7 +1,13 @@
 //! Log line formats that carry the current `trace_id` and `span_id`, so a
 //! log line found in a terminal or a log store leads to its trace.
+//!
+//! Every field of a line (the message included) passes [`crate::redact`]
+//! as it is recorded, whichever the format: secret-named fields lose their
+//! value, and tokens, email addresses and card numbers in any text become
+//! `[REDACTED:<kind>]`. The rest of the line is ours (time, level, target,
+//! span name, ids).
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use opentelemetry::trace::TraceContextExt as _;
 use serde_json::{Map, Value};
@@ -10,6 +16,8 @@ use tracing_subscriber::{
     fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
     registry::LookupSpan,
 };
+
+use crate::redact;
 
 /// Formats events as one line of text or one JSON object, with the
 /// OpenTelemetry ids of the span they happened in.
@@ -96,32 +104,50 @@ where
     }
 }
 
+/// Records an event's fields as JSON values, redacted (see the module
+/// docs): the one place both formats read fields from.
 struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl JsonVisitor<'_> {
+    fn insert(&mut self, field: &Field, value: Value) {
+        let value = if redact::is_sensitive_key(field.name()) {
+            Value::String(redact::REDACTED.into())
+        } else {
+            value
+        };
+        self.0.insert(field.name().into(), value);
+    }
+
+    fn insert_text(&mut self, field: &Field, text: String) {
+        let text = match redact::scrub(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(scrubbed) => scrubbed,
+        };
+        self.insert(field, Value::String(text));
+    }
+}
 
 impl tracing::field::Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .insert(field.name().into(), Value::String(value.into()));
+        self.insert_text(field, value.into());
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.insert(field, value.into());
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.insert(field, value.into());
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        self.insert(field, value.into());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.insert(field, value.into());
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .insert(field.name().into(), Value::String(value.to_string()));
+        self.insert_text(field, value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), Value::String(format!("{value:?}")));
+        self.insert_text(field, format!("{value:?}"));
     }
 }
 
@@ -219,5 +245,63 @@ mod tests {
             lines[0]
         );
         assert!(!lines[1].contains("trace_id="), "{}", lines[1]);
+    }
+
+    /// Logs one line full of secrets; returns it.
+    fn secret_line(format: TraceIdFormat) -> String {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .event_format(format)
+                .with_writer(out.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let card = "4111 1111 1111 1111";
+            let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl";
+            tracing::warn!(
+                password = "hunter2",
+                card_number = 4_111_111_111_111_111_u64,
+                header = %format!("Bearer {jwt}"),
+                user = ?"alice@example.com",
+                route = "/courses/{id}",
+                "charged {card} for alice@example.com"
+            );
+        });
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn json_lines_are_redacted() {
+        let line = secret_line(TraceIdFormat::Json);
+        let json: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(
+            json["message"],
+            "charged [REDACTED:card] for [REDACTED:email]"
+        );
+        assert_eq!(json["password"], "[REDACTED]");
+        assert_eq!(json["card_number"], "[REDACTED]");
+        assert_eq!(json["header"], "Bearer [REDACTED:bearer]");
+        assert_eq!(json["user"], "\"[REDACTED:email]\"");
+        assert_eq!(json["route"], "/courses/{id}");
+        for secret in ["hunter2", "4111", "alice@", "eyJ"] {
+            assert!(!line.contains(secret), "{secret} in {line}");
+        }
+    }
+
+    #[test]
+    fn text_lines_are_redacted() {
+        let line = secret_line(TraceIdFormat::Text);
+        for part in [
+            " charged [REDACTED:card] for [REDACTED:email] ",
+            " password=[REDACTED] ",
+            " card_number=[REDACTED] ",
+            " header=Bearer [REDACTED:bearer] ",
+            " route=/courses/{id} ",
+        ] {
+            assert!(line.contains(part), "{part:?} in {line}");
+        }
+        for secret in ["hunter2", "4111", "alice@", "eyJ"] {
+            assert!(!line.contains(secret), "{secret} in {line}");
+        }
     }
 }

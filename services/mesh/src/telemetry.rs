@@ -1,6 +1,10 @@
 //! Process-wide telemetry: the `tracing` subscriber (logs) and the
 //! OpenTelemetry tracer provider (spans), set up once at start and flushed
 //! once at shutdown.
+//!
+//! Both leave the process through [`crate::redact`]: spans through the
+//! redacting exporter (attribute allow-list, value scrubber), log lines
+//! through the scrubbing formatter.
 
 use std::time::Duration;
 
@@ -20,7 +24,7 @@ use tracing_subscriber::{
 use crate::{
     ServiceIdentity,
     config::{LogFormat, OtlpProtocol, TelemetryConfig, TracesExporter},
-    exporter::QuietExporter,
+    exporter::{QuietExporter, RedactingExporter},
     log_format::TraceIdFormat,
 };
 
@@ -119,8 +123,13 @@ fn tracer_provider(
             }
         }
     };
+    // Redaction inside the quiet wrapper: whatever the collector's state,
+    // no span leaves without the allow-list and the scrubber (`redact`).
     Ok(builder
-        .with_batch_exporter(QuietExporter::new(exporter, config.traces_protocol()))
+        .with_batch_exporter(QuietExporter::new(
+            RedactingExporter::new(exporter),
+            config.traces_protocol(),
+        ))
         .build())
 }
 

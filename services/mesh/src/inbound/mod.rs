@@ -1,5 +1,7 @@
 //! The inbound stack every service puts in front of its API routes.
 
+#[doc(hidden)]
+pub mod context;
 mod fault;
 mod metrics;
 mod shed;

@@ -16,8 +16,7 @@ use std::{
 
 use axum::extract::ConnectInfo;
 use http::{HeaderValue, Request, Response, header};
-use opentelemetry::{baggage::BaggageExt as _, global, trace::TraceContextExt as _};
-use opentelemetry_http::HeaderExtractor;
+use opentelemetry::{baggage::BaggageExt as _, trace::TraceContextExt as _};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::{Instrument as _, Span, field::Empty, instrument::Instrumented};
@@ -54,7 +53,8 @@ pub struct Trace<S> {
 // === impl Trace ===
 
 /// Opens the server span for `req`, its parent taken from the request's
-/// `traceparent`/`tracestate`/`baggage`.
+/// `traceparent`/`tracestate`/`baggage`, each checked first (see
+/// [`super::context`]).
 ///
 /// A malformed `traceparent` yields an empty context, so the span starts a
 /// new trace: the W3C spec's rule, and never a 4xx or 5xx.
@@ -62,7 +62,7 @@ pub struct Trace<S> {
 /// Integer attributes are recorded as `i64`: `tracing-opentelemetry` turns
 /// unsigned values into strings.
 fn server_span<B>(req: &Request<B>) -> Span {
-    let parent = extract_parent(req.headers());
+    let parent = super::context::extract(req.headers());
     // Semconv: without a matched route the name is the method alone and
     // `http.route` is absent (a raw path would explode span cardinality).
     let route = req
@@ -143,62 +143,11 @@ fn bounded(value: &str) -> &str {
     &value[..end]
 }
 
-/// The caller's context: trace (if its `traceparent` is well formed) and
-/// baggage.
-///
-/// The SDK's `TraceContextPropagator` is lenient where the spec is not: it
-/// parses the fields as numbers, so a trace id one digit short or a
-/// one-digit flags field is accepted and continued. The spec says a
-/// `traceparent` that does not parse MUST be ignored (and `tracestate`
-/// with it), so such a header is dropped before extraction; baggage is a
-/// separate header and still applies.
-fn extract_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
-    let extract =
-        |h: &http::HeaderMap| global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(h)));
-    let well_formed = headers
-        .get(TRACEPARENT)
-        .is_none_or(|v| v.to_str().is_ok_and(is_well_formed_traceparent));
-    if well_formed {
-        return extract(headers);
-    }
-    let mut headers = headers.clone();
-    headers.remove(TRACEPARENT);
-    headers.remove(TRACESTATE);
-    extract(&headers)
-}
-
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
-
-/// W3C Trace Context, "traceparent Header Field Values":
-/// `version-trace_id-parent_id-flags`, exactly 2, 32, 16 and 2 lower-case
-/// hex digits; version `ff` is invalid; version `00` has nothing after the
-/// flags, a later version may add fields after another `-`. (All-zero ids
-/// are left to the propagator, which rejects them.)
-fn is_well_formed_traceparent(value: &str) -> bool {
-    let b = value.trim().as_bytes();
-    let hex = |s: &[u8]| s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
-    if b.len() < 55 {
-        return false;
-    }
-    let fields = hex(&b[0..2])
-        && b[2] == b'-'
-        && hex(&b[3..35])
-        && b[35] == b'-'
-        && hex(&b[36..52])
-        && b[52] == b'-'
-        && hex(&b[53..55]);
-    let rest = match &b[0..2] {
-        b"ff" => false,
-        b"00" => b.len() == 55,
-        _ => b.len() == 55 || b[55] == b'-',
-    };
-    fields && rest
-}
-
 /// Copies the allow-listed baggage entries onto the span (what the
 /// OpenTelemetry contrib `BaggageSpanProcessor` does), bounded in length:
-/// baggage is caller-supplied.
+/// baggage is caller-supplied. This is the only place the mesh reads
+/// baggage, and it only describes the request: baggage is never trusted
+/// for anything (who the caller is, what it may do).
 fn copy_baggage(span: &Span, cx: &opentelemetry::Context) {
     let keys = crate::telemetry::baggage_attribute_keys();
     if keys.is_empty() {
@@ -318,34 +267,5 @@ where
             }
         }
         Poll::Ready(result)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_well_formed_traceparent as ok;
-
-    const ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7";
-
-    #[test]
-    fn traceparent_format_follows_the_w3c_grammar() {
-        assert!(ok(&format!("00-{ID}-01")));
-        assert!(ok(&format!("00-{ID}-00")));
-        // A later version may carry more fields; version 00 may not.
-        assert!(ok(&format!("01-{ID}-01-what-the-future-holds")));
-        assert!(ok(&format!("01-{ID}-01")));
-        assert!(!ok(&format!("00-{ID}-01-extra")));
-        assert!(!ok(&format!("01-{ID}-01extra")));
-        assert!(!ok(&format!("ff-{ID}-01")));
-        assert!(!ok(&format!("00-{ID}-1")));
-        assert!(!ok(&format!("0-{ID}-01")));
-        assert!(!ok(&format!("00-{}-01", ID.to_uppercase())));
-        assert!(!ok(
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"
-        ));
-        assert!(!ok(
-            "00-4bf92f3577b34da6a3ce929d0e0e47366-0f067aa0ba902b7-01"
-        ));
-        assert!(!ok(""));
     }
 }
