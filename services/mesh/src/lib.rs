@@ -54,6 +54,35 @@ pub use crate::{
     outbound::{CallError, MeshClient, OutboundError},
 };
 
+/// Most bytes of header names and values one request may carry. hyper
+/// refuses far larger ones itself (about 400 KiB, or 100 headers); this
+/// bound sits well above any real request (a token, a full W3C `baggage`
+/// of 8 KiB, `tracestate`) and keeps a caller from making every layer
+/// copy and scan megabytes of headers.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// 431 `headers_too_large` over [`MAX_HEADER_BYTES`] (RFC 6585 §5).
+async fn limit_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return error_response(
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request's headers total {size} bytes, over the {MAX_HEADER_BYTES}-byte limit"
+            ),
+        );
+    }
+    next.run(req).await
+}
+
 /// Who is running: reported as OpenTelemetry resource attributes and in
 /// the `build_info` metric.
 #[derive(Debug, Clone)]
@@ -196,6 +225,7 @@ impl Mesh {
         let router = api
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
+            .layer(axum::middleware::from_fn(limit_headers))
             .layer(DefaultBodyLimit::max(self.serve.max_body_bytes))
             .layer(axum::Extension(extract::BodyLimit(
                 self.serve.max_body_bytes,

@@ -247,3 +247,34 @@ async fn bad_request_helpers_keep_the_contract() {
         json!({"error": {"code": "invalid_input", "message": "price must be positive"}})
     );
 }
+
+#[tokio::test]
+async fn oversized_headers_are_a_json_431_and_deep_json_a_400() {
+    let big = "x".repeat(mesh::MAX_HEADER_BYTES);
+    let req = Request::get("/items/1")
+        .header("x-padding", big.as_str())
+        .body(Body::empty())
+        .unwrap();
+    let message = expect_error(
+        req,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers_too_large",
+    )
+    .await;
+    assert!(message.contains("byte limit"), "{message}");
+    // Just under the limit is served.
+    let fits = "x".repeat(mesh::MAX_HEADER_BYTES / 2);
+    let req = Request::get("/items/1")
+        .header("x-padding", fits.as_str())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app(), req).await.status(), StatusCode::OK);
+
+    let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+    expect_error(
+        post_json(deep, Some("application/json")),
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+    )
+    .await;
+}
