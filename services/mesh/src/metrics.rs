@@ -174,10 +174,11 @@ pub enum DbOutcome {
     error,
 }
 
-/// HTTP methods as a bounded label: anything unusual collapses to `OTHER`,
-/// as the OTel HTTP semantic conventions ask for `http.request.method`.
+/// HTTP methods as a bounded label: anything unusual collapses to
+/// `_OTHER`, as the OTel HTTP semantic conventions ask for
+/// `http.request.method`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(clippy::upper_case_acronyms)]
+#[allow(clippy::upper_case_acronyms, non_camel_case_types)]
 pub enum Method {
     GET,
     HEAD,
@@ -186,7 +187,7 @@ pub enum Method {
     PATCH,
     DELETE,
     OPTIONS,
-    OTHER,
+    _OTHER,
 }
 
 impl From<&http::Method> for Method {
@@ -199,7 +200,7 @@ impl From<&http::Method> for Method {
             http::Method::PATCH => Self::PATCH,
             http::Method::DELETE => Self::DELETE,
             http::Method::OPTIONS => Self::OPTIONS,
-            _ => Self::OTHER,
+            _ => Self::_OTHER,
         }
     }
 }

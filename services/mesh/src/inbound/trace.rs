@@ -73,7 +73,7 @@ fn server_span<B>(req: &Request<B>) -> Span {
     // `http.request.method_original`), and the span name says `HTTP`: a
     // caller must not be able to mint span names.
     let (method, method_original) = match Method::from(req.method()) {
-        Method::OTHER => ("_OTHER", Some(bounded(req.method().as_str()))),
+        Method::_OTHER => ("_OTHER", Some(bounded(req.method().as_str()))),
         _ => (req.method().as_str(), None),
     };
     let verb = method_original.map_or(method, |_| "HTTP");
