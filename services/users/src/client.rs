@@ -1,6 +1,6 @@
 //! The typed client other services (and loadgen) use to call users.
 
-use mesh::{CallError, MeshClient};
+use mesh::{CallError, MeshClient, auth::Caller};
 
 use crate::model::{LoginRequest, RegisterRequest, Session, User};
 
@@ -29,7 +29,8 @@ impl UsersClient {
     }
 
     /// `POST /sessions`: logs in. 401 `invalid_credentials` for an unknown
-    /// email or a wrong password alike.
+    /// email or a wrong password alike; 429 `too_many_attempts` after too
+    /// many failures for this email.
     pub async fn login(&self, request: &LoginRequest) -> Result<Session, CallError> {
         self.mesh
             .post("/sessions", &[])
@@ -38,10 +39,13 @@ impl UsersClient {
             .await
     }
 
-    /// `GET /users/{user_id}`: the profile, or 404 `not_found`.
-    pub async fn get(&self, user_id: &str) -> Result<User, CallError> {
+    /// `GET /users/{user_id}` on behalf of `caller`, whose token is
+    /// forwarded: the profile, 403 `forbidden` unless `caller` is
+    /// `user_id`, 404 `not_found`.
+    pub async fn get(&self, caller: &Caller, user_id: &str) -> Result<User, CallError> {
         self.mesh
             .get("/users/{user_id}", &[user_id])
+            .bearer_auth(caller.token())
             .send_json()
             .await
     }

@@ -5,7 +5,7 @@ use std::{num::NonZeroUsize, time::Duration};
 
 use clap::Parser;
 
-pub use mesh::auth::{DEV_JWT_SECRET, JwtSecret};
+pub use mesh::auth::{AuthConfig, DEV_JWT_SECRET, JwtSecret};
 
 /// The LearnSphere users service: accounts, login, and access tokens.
 #[derive(Debug, Clone, Parser)]
@@ -20,11 +20,10 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/users.db")]
     pub database_url: String,
 
-    /// Secret that signs access tokens (HS256, at least 32 bytes). The
-    /// gateway must be given the same one. The default is for development
-    /// only: set a random secret anywhere else.
-    #[arg(long, env = "JWT_SECRET", default_value = DEV_JWT_SECRET, hide_env_values = true)]
-    pub jwt_secret: JwtSecret,
+    /// `--jwt-secret` / `JWT_SECRET`: signs the access tokens issued at
+    /// login, and verifies the ones `GET /users/{user_id}` requires.
+    #[command(flatten)]
+    pub auth: AuthConfig,
 
     /// How long an access token stays valid (`15m`, `1h`, ...).
     #[arg(long, env = "TOKEN_TTL", default_value = "1h", value_parser = parse_ttl)]
@@ -34,6 +33,16 @@ pub struct Config {
     /// of milliseconds of CPU (default: the number of CPUs).
     #[arg(long, env = "MAX_CONCURRENT_HASHES")]
     pub max_concurrent_hashes: Option<NonZeroUsize>,
+
+    /// Failed logins an account may have at once before `POST /sessions`
+    /// answers 429 for it (0: no limit). Counted per replica, in memory.
+    #[arg(long, env = "LOGIN_FAILURES_BURST", default_value_t = 5)]
+    pub login_failures_burst: u32,
+
+    /// After the burst, one more failed login per account each this long
+    /// (`1m`, `30s`, ...).
+    #[arg(long, env = "LOGIN_FAILURE_REPLENISH", default_value = "1m", value_parser = parse_replenish)]
+    pub login_failure_replenish: Duration,
 
     #[command(flatten)]
     pub events: mesh::events::EventsConfig,
@@ -63,6 +72,15 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
+/// A humantime duration above zero: the failure bucket must refill.
+fn parse_replenish(s: &str) -> Result<Duration, String> {
+    let every = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if every.is_zero() {
+        return Err("must be above 0".to_owned());
+    }
+    Ok(every)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +90,23 @@ mod tests {
         let config = Config::try_parse_from(["users"]).expect("defaults parse");
         assert_eq!(config.token_ttl, Duration::from_secs(3600));
         assert!(!format!("{config:?}").contains(DEV_JWT_SECRET));
+        assert_eq!(config.login_failures_burst, 5);
+        assert_eq!(config.login_failure_replenish, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_login_limit_parses() {
+        let config = Config::try_parse_from([
+            "users",
+            "--login-failures-burst",
+            "0",
+            "--login-failure-replenish",
+            "200ms",
+        ])
+        .expect("parses");
+        assert_eq!(config.login_failures_burst, 0);
+        assert_eq!(config.login_failure_replenish, Duration::from_millis(200));
+        assert!(Config::try_parse_from(["users", "--login-failure-replenish", "0s"]).is_err());
     }
 
     #[test]

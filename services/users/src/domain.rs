@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::model::RegisterRequest;
+use crate::model::{LoginRequest, RegisterRequest};
 
 /// Why a request field was rejected. Displays as `"{field} {reason}"`, so
 /// the 422 message always names the field.
@@ -90,9 +90,13 @@ impl fmt::Display for Email {
     }
 }
 
-/// The name shown to other people: 1 to [`DisplayName::MAX_CHARS`]
-/// characters after trimming, no control characters (they would break
-/// every page and log line the name is printed in).
+/// The name shown to other people: at most [`DisplayName::MAX_CHARS`]
+/// characters as sent, at least one once trimmed, and no control
+/// characters (they would break every page and log line the name is
+/// printed in; NUL cannot even be stored in PostgreSQL `text`).
+///
+/// The bound counts the name as sent, surrounding spaces included, so it
+/// is the `maxLength` the OpenAPI schema states.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -101,12 +105,11 @@ impl DisplayName {
 
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let name = raw.trim();
-        let chars = name.chars().count();
-        if chars == 0 || chars > Self::MAX_CHARS {
+        if name.is_empty() || raw.chars().count() > Self::MAX_CHARS {
             return Err(InvalidInput::new(
                 "display_name",
                 format!(
-                    "must be 1 to {} characters after trimming spaces",
+                    "must be 1 to {} characters, not only spaces",
                     Self::MAX_CHARS
                 ),
             ));
@@ -138,6 +141,8 @@ impl DisplayName {
 /// counts Unicode characters, not bytes, so non-Latin passwords are not
 /// penalised. The password is not trimmed: it is exactly what was typed.
 /// The upper bound keeps one request from feeding the hasher megabytes.
+/// NUL is refused: C-string interfaces (password managers, other
+/// hashers' bindings) would cut the password there.
 ///
 /// `Debug` prints `[redacted]` and there is no `Display`, so a password
 /// cannot end up in a log line or on a span by accident.
@@ -158,6 +163,12 @@ impl Password {
                     Self::MIN_CHARS,
                     Self::MAX_CHARS
                 ),
+            ));
+        }
+        if raw.contains('\0') {
+            return Err(InvalidInput::new(
+                "password",
+                "must not contain NUL characters",
             ));
         }
         Ok(Self(raw))
@@ -193,6 +204,52 @@ impl TryFrom<RegisterRequest> for NewAccount {
             email: Email::parse(&request.email)?,
             display_name: DisplayName::parse(&request.display_name)?,
             password: Password::parse(request.password)?,
+        })
+    }
+}
+
+/// A login whose fields are within the bounds any account's could be.
+///
+/// A password out of [`Password`]'s bounds, or an email longer than
+/// [`Email::MAX_LEN`], cannot belong to any account: they are 422 before
+/// the account is looked at, so they neither cost a hash nor count as a
+/// failure. An email that is otherwise not an address is a failed login
+/// like a wrong password (401), so the answer for it is the answer for
+/// an unknown account.
+#[derive(Debug, Clone)]
+pub struct LoginAttempt {
+    /// The email as sign-up would have stored it; `None` when it does not
+    /// parse, so no account has it.
+    pub email: Option<Email>,
+    /// Whose failures this attempt counts toward: the email normalised as
+    /// [`Email::parse`] does, parsed or not, so unknown emails are held
+    /// back like known ones.
+    pub account: String,
+    pub password: Password,
+}
+
+impl TryFrom<LoginRequest> for LoginAttempt {
+    type Error = InvalidInput;
+
+    fn try_from(request: LoginRequest) -> Result<Self, Self::Error> {
+        let account = request.email.trim().to_lowercase();
+        if account.len() > Email::MAX_LEN {
+            return Err(InvalidInput::new(
+                "email",
+                format!("must be at most {} bytes", Email::MAX_LEN),
+            ));
+        }
+        if account.contains('\0') {
+            return Err(InvalidInput::new(
+                "email",
+                "must not contain spaces or control characters",
+            ));
+        }
+        let password = Password::parse(request.password)?;
+        Ok(Self {
+            email: Email::parse(&account).ok(),
+            account,
+            password,
         })
     }
 }
@@ -242,7 +299,15 @@ mod tests {
             "Ann Lee"
         );
         assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
-        for bad in ["", "   ", "Ann\nLee", "\u{0}", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "   ",
+            "Ann\nLee",
+            "\u{0}",
+            "Ann\u{0}",
+            &"x".repeat(65),
+            &format!(" {} ", "x".repeat(63)),
+        ] {
             let err = DisplayName::parse(bad).expect_err(bad);
             assert_eq!(err.field, "display_name");
         }
@@ -255,6 +320,8 @@ mod tests {
         assert!(Password::parse("x".repeat(128)).is_ok());
         let err = Password::parse("x".repeat(129)).expect_err("too long");
         assert_eq!(err.to_string(), "password must be 8 to 128 characters");
+        let err = Password::parse("nul\0 in the middle".to_owned()).expect_err("NUL");
+        assert_eq!(err.field, "password");
         // Spaces count and are kept.
         assert_eq!(
             Password::parse("  spaced  ".to_owned())
@@ -262,6 +329,34 @@ mod tests {
                 .expose(),
             "  spaced  "
         );
+    }
+
+    #[test]
+    fn a_login_is_keyed_by_its_normalised_email_parsed_or_not() {
+        let attempt = |email: &str, password: &str| {
+            LoginAttempt::try_from(LoginRequest {
+                email: email.to_owned(),
+                password: password.to_owned(),
+            })
+        };
+        let ok = attempt(" Ada@Example.COM ", "long enough").expect("valid");
+        assert_eq!(ok.account, "ada@example.com");
+        assert_eq!(
+            ok.email.map(Email::into_string).as_deref(),
+            Some("ada@example.com")
+        );
+        let unparseable = attempt(" Not An Email ", "long enough").expect("a failed login");
+        assert_eq!(unparseable.account, "not an email");
+        assert!(unparseable.email.is_none());
+        for (email, password, field) in [
+            ("ada@example.com", "short", "password"),
+            ("ada@example.com", &"x".repeat(129), "password"),
+            ("ada@example.com", "long\0enough", "password"),
+            ("ada\0@example.com", "long enough", "email"),
+            (&"a".repeat(255), "long enough", "email"),
+        ] {
+            assert_eq!(attempt(email, password).expect_err(email).field, field);
+        }
     }
 
     #[test]

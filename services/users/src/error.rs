@@ -1,8 +1,10 @@
 //! The service's one error type and its HTTP mapping.
 
+use std::time::Duration;
+
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
-use mesh::{BadRequest, error_response};
+use http::{HeaderValue, StatusCode, header};
+use mesh::{BadRequest, auth::AuthError, error_response};
 
 use crate::{domain::InvalidInput, password::HashError, token::TokenError};
 
@@ -20,6 +22,14 @@ pub enum AppError {
     /// for both, so the answer does not tell which emails have accounts.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// 429: this account has had too many failed logins lately
+    /// ([`crate::lockout`]); `Retry-After` says when the next attempt is
+    /// allowed.
+    #[error("too many failed logins")]
+    TooManyAttempts { retry_after: Duration },
+    /// 401 without a valid token, 403 for another user's profile.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// 422: a field is well-formed JSON but not an acceptable value; the
     /// message names the field.
     #[error(transparent)]
@@ -44,6 +54,9 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::EmailTaken => StatusCode::CONFLICT,
             Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Auth(AuthError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+            Self::Auth(AuthError::Forbidden) => StatusCode::FORBIDDEN,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(e) => e.status,
             Self::Database(_) | Self::Hashing(_) | Self::Token(_) => {
@@ -70,6 +83,18 @@ impl IntoResponse for AppError {
                 "invalid_credentials",
                 "email or password is incorrect",
             ),
+            Self::TooManyAttempts { retry_after } => {
+                let secs = whole_seconds(retry_after);
+                let mut res = error_response(
+                    status,
+                    "too_many_attempts",
+                    format!("too many failed logins for this account; retry in {secs} s"),
+                );
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                res
+            }
+            Self::Auth(e) => e.into_response(),
             Self::Invalid(e) => error_response(status, "invalid_input", e.to_string()),
             Self::BadRequest(e) => e.into_response(),
             Self::Database(_) | Self::Hashing(_) | Self::Token(_) => {
@@ -80,5 +105,24 @@ impl IntoResponse for AppError {
                 error_response(status, "internal", "internal error")
             }
         }
+    }
+}
+
+/// Whole seconds, rounded up and at least 1: `Retry-After: 0` would invite
+/// an immediate retry that fails again.
+fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(200)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(60)), 60);
     }
 }

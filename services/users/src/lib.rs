@@ -3,8 +3,11 @@
 //!
 //! Passwords are hashed with Argon2id ([`password`]); login answers with an
 //! HS256 JWT whose issuing and verifying live together in [`token`], which
-//! the gateway reuses. Passwords, hashes and tokens never reach a log line
-//! or a span: their types redact themselves in `Debug`.
+//! the gateway reuses, and is held back per account after repeated
+//! failures ([`lockout`]). A profile is read only with its owner's token.
+//! Passwords, hashes and tokens never reach a log line or a span: their
+//! types redact themselves in `Debug`. The routes and their OpenAPI 3.1
+//! document are declared together ([`openapi`], `/openapi.json`).
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -13,6 +16,7 @@ mod db;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod lockout;
 pub mod model;
 pub mod password;
 pub mod routes;
@@ -22,16 +26,19 @@ pub use mesh::auth::token;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::Router;
+use axum::{Router, extract::FromRef};
 use mesh::{
     Db, Mesh, ServiceIdentity,
     events::{Broker, Outbox},
+    openapi::{self, ApiInfo},
     server::Server,
 };
+use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::{
     client::UsersClient,
     config::Config,
+    lockout::FailedLogins,
     password::PasswordHasher,
     token::{Claims, TokenError, TokenKeys},
 };
@@ -51,38 +58,69 @@ pub struct AppState {
     pub token_ttl: Duration,
     /// `user.registered` goes here, in the account's transaction.
     pub outbox: Outbox,
+    /// Failed logins per account, in this replica's memory.
+    pub failed_logins: FailedLogins,
+}
+
+/// What the [`mesh::auth::Caller`] extractor verifies tokens with.
+impl FromRef<AppState> for Arc<TokenKeys> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
+}
+
+/// The routes, each registered with its OpenAPI operation.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::users::router())
+        .merge(routes::sessions::router())
 }
 
 /// The API routes (without the mesh's stack; see [`build`]).
 pub fn router(state: AppState) -> Router {
-    routes::users::router()
-        .merge(routes::sessions::router())
-        .with_state(state)
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
 }
 
-/// Checks the token secret, connects the database, migrates, prepares the
+/// The service's OpenAPI 3.1 document, served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, document) = api().split_for_parts();
+    openapi::finish(
+        document,
+        &ApiInfo {
+            title: "LearnSphere users",
+            description: "Accounts, login, and the access tokens every LearnSphere service verifies. Sign-up and login are public; a profile is read only with its owner's bearer token. Failed logins are limited per email. Every error is `{\"error\": {\"code\", \"message\"}}`.",
+            every_operation: &[],
+        },
+    )
+}
+
+/// Checks the secrets, connects the database, migrates, prepares the
 /// password hasher, and binds the port.
 pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
     // First, so a bad secret fails the start before anything else happens.
-    let tokens = TokenKeys::new(config.jwt_secret.expose())?;
-    if config.jwt_secret.is_development_default() {
-        tracing::warn!(
-            "JWT_SECRET is the development default: anyone can mint tokens; set a random secret outside development"
-        );
-    }
-    let mesh = Mesh::new(identity, &config.serve);
+    config.serve.refuse_development_secrets(&[
+        ("JWT_SECRET", config.auth.jwt_secret.expose()),
+        ("DATABASE_URL", config.database_url.as_bytes()),
+    ])?;
+    let tokens = config.auth.keys()?;
+    let failed_logins =
+        FailedLogins::new(config.login_failures_burst, config.login_failure_replenish)?;
+    let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     let passwords = PasswordHasher::new(config.hash_concurrency()).await?;
     mesh::events::ensure_tables(&db).await?;
     let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
     let outbox = Outbox::new(db.clone(), broker);
     outbox.spawn_relay();
+    tokio::spawn(failed_logins.sweeper(lockout::SWEEP_EVERY));
     let state = AppState {
         outbox,
         db: db.clone(),
         passwords,
-        tokens: Arc::new(tokens),
+        tokens,
         token_ttl: config.token_ttl,
+        failed_logins,
     };
     Ok(mesh.bind(router(state), Some(db), config.port).await?)
 }

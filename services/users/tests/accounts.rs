@@ -60,16 +60,22 @@ async fn a_registered_user_can_be_fetched() {
         .register(&new_registration())
         .await
         .expect("registered");
-    let fetched = app.client.get(&created.id).await.expect("fetched");
+    let fetched = app
+        .client
+        .get(&app.caller(&created.id), &created.id)
+        .await
+        .expect("fetched");
     assert_eq!(fetched, created);
 }
 
 #[tokio::test]
 async fn an_unknown_user_is_404() {
     let app = spawn_app().await;
+    // A valid token whose account is gone (or never was).
+    let gone = "0190f0e0-0000-7000-8000-000000000000";
     let err = app
         .client
-        .get("0190f0e0-0000-7000-8000-000000000000")
+        .get(&app.caller(gone), gone)
         .await
         .expect_err("no such user");
     assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
@@ -77,7 +83,7 @@ async fn an_unknown_user_is_404() {
     // An id that would be a path of its own is one (escaped) segment.
     let err = app
         .client
-        .get("../sessions")
+        .get(&app.caller("../sessions"), "../sessions")
         .await
         .expect_err("no such user");
     assert_eq!(err.code(), Some("not_found"));
@@ -170,6 +176,24 @@ async fn invalid_fields_are_422_naming_the_field() {
         (
             "password",
             json!({"email": "ada@example.com", "display_name": "Ada", "password": "x".repeat(129)}),
+        ),
+        // NUL: PostgreSQL `text` cannot store it, so it must be a 422
+        // before any query, not a 500 from the database.
+        (
+            "email",
+            json!({"email": "ada\u{0}@example.com", "display_name": "Ada", "password": "long enough"}),
+        ),
+        (
+            "display_name",
+            json!({"email": "ada@example.com", "display_name": "Ada\u{0}", "password": "long enough"}),
+        ),
+        (
+            "password",
+            json!({"email": "ada@example.com", "display_name": "Ada", "password": "long\u{0}enough"}),
+        ),
+        (
+            "display_name",
+            json!({"email": "ada@example.com", "display_name": "Ada\u{7}Lovelace", "password": "long enough"}),
         ),
     ];
     for (field, body) in cases {

@@ -19,6 +19,8 @@ use serde_json::Value;
 use sqlx::{AnyPool, Row as _};
 use users::{Config, TokenKeys, UsersClient, model::RegisterRequest};
 
+pub use mesh::auth::Caller;
+
 /// The secret the test server signs with; tests verify with the same.
 pub const TEST_SECRET: &str = "test-secret-of-at-least-thirty-two-bytes";
 /// The token lifetime the test server uses.
@@ -42,10 +44,15 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// [`spawn_app`] with more command-line arguments (`--login-failures-burst`...).
+pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     init_test_log(users::NAME);
     let database = TestDatabase::create(users::NAME).await;
     let ttl = format!("{TEST_TOKEN_TTL_SECS}s");
-    let config = Config::try_parse_from([
+    let args = [
         "users",
         "--port",
         "0",
@@ -59,8 +66,8 @@ pub async fn spawn_app() -> TestApp {
         // down; events are tested end to end (loadgen/tests/e2e_events.rs).
         "--nats-url",
         "nats://127.0.0.1:9",
-    ])
-    .expect("test config parses");
+    ];
+    let config = Config::try_parse_from(args.iter().chain(extra)).expect("test config parses");
     let identity = ServiceIdentity::resolve(users::NAME, "test", &config.telemetry);
     let caller = Mesh::new(identity.clone(), &config.serve);
     let server = users::build(config, identity).await.expect("server builds");
@@ -111,6 +118,26 @@ impl TestApp {
             .post(self.url(path))
             .header(http::header::CONTENT_TYPE, content_type)
             .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A caller holding a valid token for `user_id`, as the gateway
+    /// forwards it.
+    pub fn caller(&self, user_id: &str) -> Caller {
+        let token = self
+            .tokens
+            .issue(user_id, "Test User", std::time::Duration::from_secs(60))
+            .expect("token issued");
+        Caller::verify(&self.tokens, &token).expect("a fresh token verifies")
+    }
+
+    /// `GET {path}` with `Authorization: Bearer {token}`.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
             .send()
             .await
             .expect("request sent")

@@ -73,7 +73,8 @@ async fn no_password_hash_or_token_is_logged() {
             password: "a wrong password".to_owned(),
         })
         .await;
-    app.client.get(&user.id).await.expect("profile");
+    let caller = helpers::Caller::verify(&app.tokens, &session.access_token).expect("a caller");
+    app.client.get(&caller, &user.id).await.expect("profile");
     let hash: String = sqlx::query("SELECT password_hash FROM users")
         .fetch_one(&app.pool)
         .await

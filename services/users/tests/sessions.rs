@@ -46,7 +46,9 @@ async fn register_then_login_then_fetch_the_profile() {
     assert_eq!(claims.aud, users::token::AUDIENCE);
     assert_eq!(claims.exp - claims.iat, TEST_TOKEN_TTL_SECS);
 
-    let profile = app.client.get(&claims.sub).await.expect("profile");
+    // The token just issued reads its own profile.
+    let caller = helpers::Caller::verify(&app.tokens, &session.access_token).expect("a caller");
+    let profile = app.client.get(&caller, &claims.sub).await.expect("profile");
     assert_eq!(profile, user);
 }
 
@@ -150,6 +152,18 @@ async fn malformed_logins_get_json_errors() {
         .login(&json!({"email": "ada@example.com", "password": "long enough", "remember": true}))
         .await;
     assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
+
+    // Values no account can have: 422 before any lookup or hash.
+    for body in [
+        json!({"email": "ada@example.com", "password": "short"}),
+        json!({"email": "ada@example.com", "password": "x".repeat(129)}),
+        json!({"email": "ada@example.com", "password": "long\u{0}enough"}),
+        json!({"email": "ada\u{0}@example.com", "password": "long enough"}),
+        json!({"email": format!("{}@example.com", "a".repeat(250)), "password": "long enough"}),
+    ] {
+        let res = app.login(&body).await;
+        assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input").await;
+    }
 
     let res = app
         .post_raw(

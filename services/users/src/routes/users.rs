@@ -1,14 +1,17 @@
 //! `/users`: sign-up and profiles.
 
 use axum::{
-    Router,
     extract::State,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use chrono::{SubsecRound as _, Utc};
 use http::{StatusCode, header};
-use mesh::extract::{Json, Path};
+use mesh::{
+    ErrorBody,
+    auth::Caller,
+    extract::{Json, Path},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
@@ -18,13 +21,27 @@ use crate::{
     model::{RegisterRequest, User},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", post(register))
-        .route("/users/{user_id}", get(get_one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(get_one))
 }
 
-/// 201 with the new profile and its `Location`.
+/// Creates an account: 201 with the new profile and its `Location`.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    operation_id = "register",
+    summary = "Create an account",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The new profile.", body = User,
+            headers(("Location" = String, description = "`/users/{id}` of the new profile."))),
+        (status = 409, description = "`email_taken`: an account already has this email, in any case.", body = ErrorBody),
+        (status = 422, description = "`invalid_input` (a field breaks its rule; the message names it) or `invalid_body` (a missing, mistyped or unknown field).", body = ErrorBody),
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     Json(request): Json<RegisterRequest>,
@@ -57,7 +74,30 @@ async fn register(
     }
 }
 
-async fn get_one(State(state): State<AppState>, Path(user_id): Path<String>) -> Result<Json<User>> {
+/// The caller's own profile. The email in it is personal data, so only
+/// its owner's token reads it (OWASP API1:2023): another user's valid
+/// token is 403 before the database is asked, so the answer does not even
+/// tell whether that user exists.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}",
+    tag = "users",
+    operation_id = "getUser",
+    summary = "A user's own profile",
+    params(("user_id" = String, Path, description = "The user's id (a UUIDv7); the token's subject must be this user.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile.", body = User),
+        (status = 403, description = "`forbidden`: the token is another user's.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the account no longer exists.", body = ErrorBody),
+    )
+)]
+async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> Result<Json<User>> {
+    caller.must_be(&user_id)?;
     db::user_by_id(&state.db, &user_id)
         .await?
         .map(Json)
