@@ -1,6 +1,7 @@
 //! LearnSphere courses service: the catalog of courses and lessons, seeded
 //! on first start with a deterministic catalog so every database and every
-//! test names the same courses.
+//! test names the same courses. The routes and their OpenAPI 3.1 document
+//! are declared together ([`openapi`], served at `/openapi.json`).
 #![forbid(unsafe_code)]
 
 pub mod catalog;
@@ -12,7 +13,12 @@ pub mod model;
 pub mod routes;
 
 use axum::Router;
-use mesh::{Db, Mesh, ServiceIdentity, server::Server};
+use mesh::{
+    Db, Mesh, ServiceIdentity,
+    openapi::{self, ApiInfo},
+    server::Server,
+};
+use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::{client::CoursesClient, config::Config};
 
@@ -27,14 +33,33 @@ pub struct AppState {
     pub db: Db,
 }
 
+/// The routes, each registered with its OpenAPI operation.
+fn api() -> OpenApiRouter<AppState> {
+    routes::courses::router()
+}
+
 /// The API routes (without the mesh's stack; see [`build`]).
 pub fn router(state: AppState) -> Router {
-    routes::courses::router().with_state(state)
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
+}
+
+/// The service's OpenAPI 3.1 document, served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, document) = api().split_for_parts();
+    openapi::finish(
+        document,
+        &ApiInfo {
+            title: "LearnSphere courses",
+            description: "The catalog of courses and lessons, public and read-only. Every error is `{\"error\": {\"code\", \"message\"}}`.",
+            every_operation: &[],
+        },
+    )
 }
 
 /// Connects the database, migrates, seeds, and binds the port.
 pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
-    let mesh = Mesh::new(identity, &config.serve);
+    let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     let catalog = catalog::generate(config.catalog_seed);
     if db::seed(&db, &catalog).await? {

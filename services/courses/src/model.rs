@@ -1,9 +1,10 @@
 //! The service's JSON contract, shared by its routes and its typed client.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A course as listed in the catalog.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct CourseSummary {
     pub id: String,
     pub slug: String,
@@ -20,14 +21,14 @@ pub struct CourseSummary {
 }
 
 /// A course with its lessons in order.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Course {
     #[serde(flatten)]
     pub summary: CourseSummary,
     pub lessons: Vec<Lesson>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Lesson {
     pub id: String,
     pub course_id: String,
@@ -38,7 +39,7 @@ pub struct Lesson {
 }
 
 /// One page of a listing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub page: u32,

@@ -37,6 +37,38 @@ async fn bad_list_parameters_are_rejected() {
             "invalid_input",
             "tag",
         ),
+        // Far pages would make the database skip millions of rows.
+        (
+            "page=10001",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "page",
+        ),
+        (
+            "page=4294967295",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "page",
+        ),
+        // Control characters (NUL would be a 500 from PostgreSQL).
+        (
+            "tag=rust%00",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "tag",
+        ),
+        (
+            "tag=a%0Ab",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "tag",
+        ),
+        (
+            &format!("tag={}", "%C3%A9".repeat(65)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "tag",
+        ),
         // Not even the right type: 400.
         ("page=abc", StatusCode::BAD_REQUEST, "invalid_query", "page"),
         ("page=-1", StatusCode::BAD_REQUEST, "invalid_query", "page"),
@@ -84,9 +116,33 @@ async fn bad_list_parameters_are_rejected() {
 async fn the_limits_themselves_are_accepted() {
     let app = spawn_app().await;
     let tag = "t".repeat(64);
-    for query in ["per_page=1", "per_page=100", &format!("tag={tag}")] {
+    // 64 characters, 128 bytes: the bound counts characters, as the
+    // schema's `maxLength` does.
+    let accented = "%C3%A9".repeat(64);
+    for query in [
+        "per_page=1",
+        "per_page=100",
+        "page=1",
+        "page=10000",
+        &format!("tag={tag}"),
+        &format!("tag={accented}"),
+    ] {
         let res = app.get(&format!("/courses?{query}")).await;
         assert_eq!(res.status(), StatusCode::OK, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn ids_with_control_characters_are_404_not_500() {
+    let app = spawn_app().await;
+    for path in [
+        "/courses/c0001%00",
+        "/courses/%00/lessons/c0001-l01",
+        "/courses/c0001/lessons/c0001-l01%00",
+        "/courses/c%07",
+    ] {
+        let res = app.get(path).await;
+        assert_error(res, StatusCode::NOT_FOUND, "not_found").await;
     }
 }
 

@@ -1,11 +1,12 @@
 //! `/courses`: the catalog.
 
-use axum::{Router, extract::State, routing::get};
+use axum::extract::State;
 use mesh::{
-    BadRequest,
+    BadRequest, ErrorBody,
     extract::{Json, Path, Query},
 };
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState, db,
@@ -15,21 +16,36 @@ use crate::{
 
 /// Largest page a client may ask for: bounds the work one request causes.
 pub const MAX_PER_PAGE: u32 = 100;
+/// Last page number a client may ask for: bounds the `OFFSET` the
+/// database skips (at most a million rows), however large the catalog.
+pub const MAX_PAGE: u32 = 10_000;
+/// Longest tag, in characters; every catalog tag is far shorter.
+pub const MAX_TAG_CHARS: usize = 64;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/courses", get(list))
-        .route("/courses/{course_id}", get(get_one))
-        .route("/courses/{course_id}/lessons/{lesson_id}", get(get_lesson))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
+        .routes(routes!(get_lesson))
 }
 
-#[derive(Debug, Deserialize)]
+/// The catalog query. Unknown parameters are a 400 `invalid_query`, not
+/// ignored; values that parse but are out of bounds are 422
+/// `invalid_input`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Page number, from 1.
     #[serde(default = "first_page")]
+    #[param(minimum = 1, maximum = 10_000, default = 1)]
     page: u32,
+    /// Courses per page.
     #[serde(default = "default_per_page")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
     per_page: u32,
+    /// Only courses with this tag (exact match); no control characters.
+    #[param(max_length = 64)]
     tag: Option<String>,
 }
 
@@ -41,21 +57,55 @@ fn default_per_page() -> u32 {
     20
 }
 
+impl ListParams {
+    /// The first bound broken, as a 422.
+    fn check(&self) -> Result<(), BadRequest> {
+        if !(1..=MAX_PAGE).contains(&self.page) {
+            return Err(BadRequest::invalid(format!(
+                "page must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        if !(1..=MAX_PER_PAGE).contains(&self.per_page) {
+            return Err(BadRequest::invalid(format!(
+                "per_page must be between 1 and {MAX_PER_PAGE}"
+            )));
+        }
+        if let Some(tag) = &self.tag {
+            if tag.chars().count() > MAX_TAG_CHARS {
+                return Err(BadRequest::invalid(format!(
+                    "tag is at most {MAX_TAG_CHARS} characters"
+                )));
+            }
+            // NUL would also fail in PostgreSQL `text`: a 422, not a 500.
+            if tag.chars().any(char::is_control) {
+                return Err(BadRequest::invalid(
+                    "tag must not contain control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One page of the catalog, most popular first.
+#[utoipa::path(
+    get,
+    path = "/courses",
+    tag = "courses",
+    operation_id = "listCourses",
+    summary = "List courses",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of courses, and how many match over all pages.", body = Page<CourseSummary>),
+        (status = 400, description = "`invalid_query`: a parameter that does not parse (`page=abc`, `page=-1`), is repeated, or is unknown.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: `page`, `per_page` or `tag` out of its bounds; the message names it.", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Page<CourseSummary>>> {
-    if params.page == 0 {
-        return Err(BadRequest::invalid("page starts at 1").into());
-    }
-    if params.per_page == 0 || params.per_page > MAX_PER_PAGE {
-        return Err(
-            BadRequest::invalid(format!("per_page must be between 1 and {MAX_PER_PAGE}")).into(),
-        );
-    }
-    if params.tag.as_ref().is_some_and(|t| t.len() > 64) {
-        return Err(BadRequest::invalid("tag is at most 64 characters").into());
-    }
+    params.check()?;
     let limit = i64::from(params.per_page);
     let offset = i64::from(params.page - 1) * limit;
     let (items, total) = db::list_courses(&state.db, params.tag.as_deref(), limit, offset).await?;
@@ -67,20 +117,61 @@ async fn list(
     }))
 }
 
+/// Whether `id` could name a row: no id has control characters, and NUL
+/// would fail in PostgreSQL `text` (a 500 instead of the 404 it is).
+fn could_exist(id: &str) -> bool {
+    !id.chars().any(char::is_control)
+}
+
+/// One course with its lessons in order.
+#[utoipa::path(
+    get,
+    path = "/courses/{course_id}",
+    tag = "courses",
+    operation_id = "getCourse",
+    summary = "A course and its lessons",
+    params(("course_id" = String, Path, description = "The course's id (`c0001`).")),
+    responses(
+        (status = 200, description = "The course and its lessons.", body = Course),
+        (status = 404, description = "`not_found`: no such course.", body = ErrorBody),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     Path(course_id): Path<String>,
 ) -> Result<Json<Course>> {
+    if !could_exist(&course_id) {
+        return Err(AppError::NotFound("course"));
+    }
     db::get_course(&state.db, &course_id)
         .await?
         .map(Json)
         .ok_or(AppError::NotFound("course"))
 }
 
+/// One lesson of a course.
+#[utoipa::path(
+    get,
+    path = "/courses/{course_id}/lessons/{lesson_id}",
+    tag = "courses",
+    operation_id = "getLesson",
+    summary = "A lesson of a course",
+    params(
+        ("course_id" = String, Path, description = "The course's id (`c0001`)."),
+        ("lesson_id" = String, Path, description = "The lesson's id (`c0001-l01`)."),
+    ),
+    responses(
+        (status = 200, description = "The lesson.", body = Lesson),
+        (status = 404, description = "`not_found`: no such lesson in this course.", body = ErrorBody),
+    )
+)]
 async fn get_lesson(
     State(state): State<AppState>,
     Path((course_id, lesson_id)): Path<(String, String)>,
 ) -> Result<Json<Lesson>> {
+    if !could_exist(&course_id) || !could_exist(&lesson_id) {
+        return Err(AppError::NotFound("lesson in this course"));
+    }
     db::get_lesson(&state.db, &course_id, &lesson_id)
         .await?
         .map(Json)
