@@ -389,3 +389,89 @@ mod tests {
             .expect_err("nothing listens after stop()");
     }
 }
+
+/// One API route as a service's OpenAPI document must describe it.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentedRoute {
+    pub path: &'static str,
+    /// Lower case, as OpenAPI spells it (`get`, `post`).
+    pub method: &'static str,
+    /// Whether it needs a bearer token.
+    pub secured: bool,
+}
+
+/// Asserts a service's `/openapi.json` (`doc`) is OpenAPI 3.1 titled
+/// `title`, lists exactly `routes` (each tagged `tag`, with an operation
+/// id and the bearer requirement when secured, 401 then documented), and
+/// that every response has a JSON body schema; every 4xx/5xx one with the
+/// `{"error": {"code", "message", ...}}` shape, and 500 and 503 everywhere.
+pub fn assert_openapi_document(
+    doc: &serde_json::Value,
+    title: &str,
+    tag: &str,
+    routes: &[DocumentedRoute],
+) {
+    use serde_json::json;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["title"], title);
+    let paths = doc["paths"].as_object().expect("paths");
+    let documented: usize = paths
+        .values()
+        .map(|item| item.as_object().map_or(0, |ops| ops.len()))
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "{:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    let component = |reference: &serde_json::Value, kind: &str| {
+        let name = reference
+            .as_str()
+            .and_then(|r| r.strip_prefix(&format!("#/components/{kind}/")))
+            .map(str::to_owned);
+        name.map(|n| doc["components"][kind][n].clone())
+    };
+    for DocumentedRoute {
+        path,
+        method,
+        secured,
+    } in routes
+    {
+        let what = format!("{method} {path}");
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{what} is missing");
+        assert_eq!(operation["tags"], json!([tag]), "{what}");
+        assert!(operation["operationId"].is_string(), "{what}");
+        if *secured {
+            assert_eq!(operation["security"], json!([{"bearer": []}]), "{what}");
+            assert!(operation["responses"]["401"].is_object(), "{what}: no 401");
+        } else {
+            assert!(operation.get("security").is_none(), "{what}");
+        }
+        let responses = operation["responses"].as_object().expect("responses");
+        for (status, response) in responses {
+            let response = component(&response["$ref"], "responses").unwrap_or(response.clone());
+            let schema = &response["content"]["application/json"]["schema"];
+            assert!(
+                schema.is_object(),
+                "{what} {status} has no JSON body schema"
+            );
+            if status.starts_with('4') || status.starts_with('5') {
+                let body = component(&schema["$ref"], "schemas")
+                    .unwrap_or_else(|| panic!("{what} {status}: error schema is not a component"));
+                let error = component(&body["properties"]["error"]["$ref"], "schemas")
+                    .unwrap_or_else(|| body["properties"]["error"].clone());
+                for field in ["code", "message"] {
+                    assert!(
+                        error["properties"][field].is_object(),
+                        "{what} {status}: the error body has no `{field}`"
+                    );
+                }
+            }
+        }
+        for status in ["500", "503"] {
+            assert!(responses.contains_key(status), "{what}: no {status}");
+        }
+    }
+}

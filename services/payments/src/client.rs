@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mesh::{CallError, MeshClient};
+use mesh::{CallError, MeshClient, auth::Caller};
 
 use crate::model::{
     Charge, ChargeRequest, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, PAYMENT_DECLINED, Payment,
@@ -33,12 +33,14 @@ impl PaymentsClient {
     /// 502 `provider_unavailable`, safe to retry with the same key.
     pub async fn charge(
         &self,
+        caller: &Caller,
         idempotency_key: &str,
         request: &ChargeRequest,
     ) -> Result<Charge, CallError> {
         let response = self
             .mesh
             .post("/payments", &[])
+            .bearer_auth(caller.token())
             .header(IDEMPOTENCY_KEY, idempotency_key)
             .json(request)
             .send()
@@ -53,28 +55,35 @@ impl PaymentsClient {
     }
 
     /// `GET /payments/{payment_id}`: one payment, captured or declined.
-    pub async fn get(&self, payment_id: &str) -> Result<Payment, CallError> {
+    pub async fn get(&self, caller: &Caller, payment_id: &str) -> Result<Payment, CallError> {
         self.mesh
             .get("/payments/{payment_id}", &[payment_id])
+            .bearer_auth(caller.token())
+            .send_json()
+            .await
+    }
+
+    /// `POST /payments/{payment_id}/refund`: the payment, refunded (also
+    /// when it already was); 409 `not_refundable` for a declined one.
+    pub async fn refund(&self, caller: &Caller, payment_id: &str) -> Result<Payment, CallError> {
+        self.mesh
+            .post("/payments/{payment_id}/refund", &[payment_id])
+            .bearer_auth(caller.token())
             .send_json()
             .await
     }
 
     /// `GET /users/{user_id}/payments`: the user's latest payments (at most
     /// 100), newest first.
-    /// `POST /payments/{payment_id}/refund`: the payment, refunded (also
-    /// when it already was); 409 `not_refundable` for a declined one.
-    pub async fn refund(&self, payment_id: &str) -> Result<Payment, CallError> {
-        self.mesh
-            .post("/payments/{payment_id}/refund", &[payment_id])
-            .send_json()
-            .await
-    }
-
-    pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<Payment>, CallError> {
+    pub async fn list_for_user(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+    ) -> Result<Vec<Payment>, CallError> {
         let list: PaymentList = self
             .mesh
             .get("/users/{user_id}/payments", &[user_id])
+            .bearer_auth(caller.token())
             .send_json()
             .await?;
         Ok(list.items)

@@ -34,6 +34,9 @@ pub struct Config {
     pub provider: ProviderConfig,
 
     #[command(flatten)]
+    pub auth: mesh::auth::AuthConfig,
+
+    #[command(flatten)]
     pub events: mesh::events::EventsConfig,
 
     #[command(flatten)]

@@ -120,6 +120,12 @@ impl Amount {
 fn parse_id(field: &str, s: &str) -> Result<String, ParseError> {
     if s.is_empty() || s.chars().count() > 64 {
         Err(ParseError(format!("{field} must be 1 to 64 characters")))
+    } else if s.chars().any(char::is_control) {
+        // NUL cannot be stored in PostgreSQL text; no id has control
+        // characters.
+        Err(ParseError(format!(
+            "{field} must not contain control characters"
+        )))
     } else {
         Ok(s.to_owned())
     }

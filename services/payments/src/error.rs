@@ -14,6 +14,9 @@ pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// 401 without a valid token, 403 for another user's payment.
+    #[error(transparent)]
+    Auth(#[from] mesh::auth::AuthError),
     /// 404: the payment does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -57,6 +60,8 @@ pub enum AppError {
 impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
+            Self::Auth(mesh::auth::AuthError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+            Self::Auth(mesh::auth::AuthError::Forbidden) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(e) => e.status,
             Self::MissingIdempotencyKey | Self::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
@@ -78,6 +83,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         match self {
+            Self::Auth(e) => e.into_response(),
             Self::NotFound(_) => error_response(status, "not_found", self.to_string()),
             Self::NotRefundable(_) => error_response(status, "not_refundable", self.to_string()),
             Self::BadRequest(e) => e.into_response(),

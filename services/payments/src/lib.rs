@@ -15,14 +15,17 @@ pub mod model;
 pub mod provider;
 pub mod routes;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use axum::Router;
+use axum::{Router, extract::FromRef};
 use mesh::{
     Db, Mesh, ServiceIdentity,
+    auth::TokenKeys,
     events::{Broker, Outbox},
+    openapi::{self, ApiInfo},
     server::Server,
 };
+use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::{client::PaymentsClient, config::Config, provider::Provider};
 
@@ -41,16 +44,50 @@ pub struct AppState {
     /// How long a duplicate request waits for the key's owner (see
     /// [`Config::idempotency_wait`]).
     pub idempotency_wait: Duration,
+    /// Verifies the callers' tokens: every route is a user's own.
+    pub tokens: Arc<TokenKeys>,
+}
+
+/// What the [`mesh::auth::Caller`] extractor verifies tokens with.
+impl FromRef<AppState> for Arc<TokenKeys> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
+}
+
+/// The routes, each registered with its OpenAPI operation.
+fn api() -> OpenApiRouter<AppState> {
+    routes::payments::router()
 }
 
 /// The API routes (without the mesh's stack; see [`build`]).
 pub fn router(state: AppState) -> Router {
-    routes::payments::router().with_state(state)
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
+}
+
+/// The service's OpenAPI 3.1 document, served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, document) = api().split_for_parts();
+    openapi::finish(
+        document,
+        &ApiInfo {
+            title: "LearnSphere payments",
+            description: "Charges for courses, exactly once per `Idempotency-Key`, against a simulated card processor; refunds. Every route needs the bearer token of the user whose payment it is. Every error is `{\"error\": {\"code\", \"message\"}}`.",
+            every_operation: &[],
+        },
+    )
 }
 
 /// Connects the database, migrates, sets up the provider, and binds the port.
 pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
-    let mesh = Mesh::new(identity, &config.serve);
+    // First, so a bad secret fails the start before anything else happens.
+    config.serve.refuse_development_secrets(&[
+        ("JWT_SECRET", config.auth.jwt_secret.expose()),
+        ("DATABASE_URL", config.database_url.as_bytes()),
+    ])?;
+    let tokens = config.auth.keys()?;
+    let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let provider = Provider::new(&config.provider, mesh.metrics())?;
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     mesh::events::ensure_tables(&db).await?;
@@ -62,6 +99,7 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         provider,
         outbox,
         idempotency_wait: config.idempotency_wait,
+        tokens,
     };
     Ok(mesh.bind(router(state), Some(db), config.port).await?)
 }

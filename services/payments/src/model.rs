@@ -15,19 +15,25 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 pub const PAYMENT_DECLINED: &str = "payment_declined";
 
 /// `POST /payments` body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeRequest {
+    /// Who pays: must be the caller (the bearer token's subject).
+    #[schema(min_length = 1, max_length = 64)]
     pub user_id: String,
+    /// No control characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub course_id: String,
     /// Minor units (cents), 1 to 1 000 000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub amount_cents: i64,
     /// Three uppercase letters, like `USD`.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
 /// Whether the money moved.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// The provider approved and captured the charge.
@@ -58,7 +64,7 @@ impl PaymentStatus {
 }
 
 /// Why the provider declined a card.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeclineReason {
     InsufficientFunds,
@@ -87,7 +93,7 @@ impl DeclineReason {
 }
 
 /// A payment: one charge attempt the provider answered.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Payment {
     pub id: String,
     pub user_id: String,
@@ -100,23 +106,25 @@ pub struct Payment {
     pub decline_reason: Option<DeclineReason>,
     /// The provider's id for the charge, for reconciliation and support.
     pub provider_reference: Option<String>,
+    /// RFC 3339, UTC.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
 
 /// `GET /users/{user_id}/payments`: newest first.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PaymentList {
     pub items: Vec<Payment>,
 }
 
 /// The 402 body: the mesh's `{"error": {"code", "message"}}` plus the
 /// decline reason, so generic clients still read `code` and `message`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DeclineBody {
     pub error: DeclineDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DeclineDetail {
     /// Always [`PAYMENT_DECLINED`].
     pub code: String,

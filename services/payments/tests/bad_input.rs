@@ -51,6 +51,7 @@ async fn an_invalid_idempotency_key_is_400() {
     let response = app
         .http
         .post(app.url(helpers::PAYMENTS))
+        .bearer_auth(helpers::token_for("u1"))
         .header(
             "Idempotency-Key",
             reqwest::header::HeaderValue::from_bytes("clé".as_bytes()).expect("obs-text"),
@@ -65,6 +66,7 @@ async fn an_invalid_idempotency_key_is_400() {
     let response = app
         .http
         .post(app.url(helpers::PAYMENTS))
+        .bearer_auth(helpers::token_for("u1"))
         .header("Idempotency-Key", "a")
         .header("Idempotency-Key", "b")
         .json(&charge_body("u1"))

@@ -18,6 +18,7 @@ use std::time::Duration;
 use clap::Parser as _;
 use mesh::{
     Mesh, ServeConfig, ServiceIdentity,
+    auth::{Caller, DEV_JWT_SECRET, TokenKeys},
     testing::{RunningServer, TestDatabase, init_test_log},
 };
 use payments::{Config, PaymentsClient};
@@ -106,6 +107,33 @@ pub fn charge_body(user_id: &str) -> Value {
     })
 }
 
+/// The keys of the development secret the test servers run with.
+pub fn keys() -> TokenKeys {
+    TokenKeys::new(DEV_JWT_SECRET.as_bytes()).expect("the development secret is long enough")
+}
+
+/// A valid access token for `user_id`.
+pub fn token_for(user_id: &str) -> String {
+    keys()
+        .issue(user_id, "Test Payer", Duration::from_secs(600))
+        .expect("HS256 signs")
+}
+
+/// `user_id` as the verified caller the typed client forwards.
+pub fn caller(user_id: &str) -> Caller {
+    Caller::verify(&keys(), &token_for(user_id)).expect("a fresh token verifies")
+}
+
+/// The user a charge body names, or `u1` when it names none or no user
+/// could have that id (bad input is about the body, not about who sends
+/// it).
+fn payer(body: &Value) -> String {
+    match body["user_id"].as_str() {
+        Some(id) if id.len() <= 64 => id.to_owned(),
+        _ => "u1".to_owned(),
+    }
+}
+
 /// A fresh key, as a client would make one per purchase.
 pub fn new_key() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -130,9 +158,14 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    /// `POST /payments` with a JSON body and, if given, an Idempotency-Key.
+    /// `POST /payments` with a JSON body and, if given, an Idempotency-Key,
+    /// as the user the body names.
     pub async fn charge(&self, key: Option<&str>, body: &Value) -> reqwest::Response {
-        let mut request = self.http.post(self.url(PAYMENTS)).json(body);
+        let mut request = self
+            .http
+            .post(self.url(PAYMENTS))
+            .bearer_auth(token_for(&payer(body)))
+            .json(body);
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }
@@ -146,7 +179,16 @@ impl TestApp {
         content_type: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> reqwest::Response {
-        let mut request = self.http.post(self.url(PAYMENTS)).body(body);
+        let body: reqwest::Body = body.into();
+        let user = body
+            .as_bytes()
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            .map_or_else(|| "u1".to_owned(), |v| payer(&v));
+        let mut request = self
+            .http
+            .post(self.url(PAYMENTS))
+            .bearer_auth(token_for(&user))
+            .body(body);
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }
@@ -156,9 +198,43 @@ impl TestApp {
         request.send().await.expect("request is sent")
     }
 
+    /// `GET path` as the owner of what it names: the user in
+    /// `/users/{user_id}/...`, the payer of `/payments/{id}`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        let owner = self.owner_of(path).await;
         self.http
             .get(self.url(path))
+            .bearer_auth(token_for(&owner))
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// Whose data `path` names (`u1` when it names none that exists).
+    pub async fn owner_of(&self, path: &str) -> String {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["users", user, ..] => (*user).to_owned(),
+            ["payments", id, ..] => sqlx::query("SELECT user_id FROM payments WHERE id = $1")
+                .bind(*id)
+                .fetch_optional(&self.db)
+                .await
+                .expect("owner query runs")
+                .map_or_else(
+                    || "u1".to_owned(),
+                    |row| row.try_get("user_id").expect("user_id"),
+                ),
+            _ => "u1".to_owned(),
+        }
+    }
+
+    /// `POST /payments/{id}/refund` as the payment's owner.
+    pub async fn refund(&self, id: &str) -> reqwest::Response {
+        let path = format!("/payments/{id}/refund");
+        let owner = self.owner_of(&path).await;
+        self.http
+            .post(self.url(&path))
+            .bearer_auth(token_for(&owner))
             .send()
             .await
             .expect("request is sent")

@@ -16,19 +16,15 @@ async fn a_captured_payment_is_refunded_once_with_one_event() {
         .await
         .unwrap();
     let id = charged["id"].as_str().unwrap();
-    let refund = || {
-        app.http
-            .post(app.url(&format!("/payments/{id}/refund")))
-            .send()
-    };
+    let refund = || app.refund(id);
 
-    let first = refund().await.unwrap();
+    let first = refund().await;
     assert_eq!(first.status(), 200);
     let first: Value = first.json().await.unwrap();
     assert_eq!(first["status"], "refunded");
     assert_eq!(first["id"], id);
     // Again: the same answer, nothing refunded twice.
-    let again = refund().await.unwrap();
+    let again = refund().await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap(), first);
     assert_eq!(
@@ -55,21 +51,11 @@ async fn a_declined_payment_is_not_refundable_and_an_unknown_one_is_404() {
     let list: Value = app.get("/users/u1/payments").await.json().await.unwrap();
     let id = list["items"][0]["id"].as_str().unwrap().to_owned();
 
-    let res = app
-        .http
-        .post(app.url(&format!("/payments/{id}/refund")))
-        .send()
-        .await
-        .unwrap();
+    let res = app.refund(&id).await;
     assert_error(res, 409, "not_refundable").await;
     assert_eq!(app.stored(&id).await.0, "declined", "unchanged");
     assert_eq!(app.count("outbox").await, 0, "no event");
 
-    let res = app
-        .http
-        .post(app.url("/payments/no-such-payment/refund"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.refund("no-such-payment").await;
     assert_error(res, 404, "not_found").await;
 }

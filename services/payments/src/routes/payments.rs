@@ -1,36 +1,36 @@
 //! `/payments` and `/users/{user_id}/payments`.
 
 use axum::{
-    Router,
     extract::{FromRequestParts, State},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use http::{HeaderValue, StatusCode, header, request::Parts};
 use mesh::{
-    BadRequest,
+    BadRequest, ErrorBody,
+    auth::Caller,
     extract::{Json, Path},
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState, charges, db,
     domain::{IdempotencyKey, NewCharge, ParseError, UserId},
     error::{AppError, Result},
     model::{
-        Charge, ChargeRequest, DeclineReason, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, Payment,
-        PaymentList, PaymentStatus,
+        Charge, ChargeRequest, DeclineBody, DeclineReason, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED,
+        Payment, PaymentList, PaymentStatus,
     },
 };
 
 /// Most payments one listing returns: bounds the work one request causes.
 pub const MAX_LISTED: i64 = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/payments", post(create))
-        .route("/payments/{payment_id}", get(get_one))
-        .route("/payments/{payment_id}/refund", post(refund))
-        .route("/users/{user_id}/payments", get(list_for_user))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(get_one))
+        .routes(routes!(refund))
+        .routes(routes!(list_for_user))
 }
 
 /// The required `Idempotency-Key` header, parsed.
@@ -59,12 +59,42 @@ impl<S: Send + Sync> FromRequestParts<S> for RequiredIdempotencyKey {
 
 /// 201 with the payment; 200 and `Idempotent-Replayed: true` when the key
 /// was seen before; 402 when the card was declined (replays too).
+///
+/// Only for the caller: a charge for another user is 403 before the key
+/// is looked at, so it neither charges nor reserves the key. (Invalid
+/// values are 422 first: they say nothing about anyone.)
+#[utoipa::path(
+    post,
+    path = "/payments",
+    tag = "payments",
+    operation_id = "charge",
+    summary = "Charge for a course, once per Idempotency-Key",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+         description = "One logical charge across retries: the same key and body answer the original payment."),
+    ),
+    request_body = ChargeRequest,
+    responses(
+        (status = 201, description = "Captured.", body = Payment,
+            headers(("Location" = String, description = "`/payments/{id}`."))),
+        (status = 200, description = "The payment first made with this key (`Idempotent-Replayed: true`).", body = Payment),
+        (status = 400, description = "`missing_idempotency_key`, `invalid_idempotency_key`, or a malformed body.", body = ErrorBody),
+        (status = 402, description = "`payment_declined`, with the decline's `reason`.", body = DeclineBody),
+        (status = 403, description = "`forbidden`: `user_id` is not the caller.", body = ErrorBody),
+        (status = 409, description = "`request_in_progress` (`Retry-After: 1`): a request with this key is still running.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`, `invalid_body`, or `idempotency_key_reused` (the key came with another body).", body = ErrorBody),
+        (status = 502, description = "`provider_unavailable`: nothing was charged; retry with the same key.", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     RequiredIdempotencyKey(key): RequiredIdempotencyKey,
     Json(body): Json<ChargeRequest>,
 ) -> Result<Response> {
     let charge = NewCharge::parse(&body).map_err(|e| BadRequest::invalid(e.to_string()))?;
+    caller.must_be(charge.user_id.as_str())?;
     let Charge { payment, replayed } = charges::charge(&state, key, charge).await?;
     let mut response = match payment.status {
         // A replayed charge answers with the payment as it is now, refunded
@@ -96,22 +126,63 @@ async fn create(
     Ok(response)
 }
 
+/// One of the caller's payments; another user's is 403.
+#[utoipa::path(
+    get,
+    path = "/payments/{payment_id}",
+    tag = "payments",
+    operation_id = "getPayment",
+    summary = "One payment",
+    security(("bearer" = [])),
+    params(("payment_id" = String, Path, description = "The payment's id.")),
+    responses(
+        (status = 200, description = "The payment.", body = Payment),
+        (status = 403, description = "`forbidden`: another user's payment.", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(payment_id): Path<String>,
 ) -> Result<Json<Payment>> {
-    db::get_payment(&state.db, &payment_id)
+    Ok(Json(owned(&state, &caller, &payment_id).await?))
+}
+
+/// The payment if it is the caller's: 404 if there is none, 403 if it is
+/// another user's.
+async fn owned(state: &AppState, caller: &Caller, payment_id: &str) -> Result<Payment> {
+    let payment = db::get_payment(&state.db, payment_id)
         .await?
-        .map(Json)
-        .ok_or(AppError::NotFound("payment"))
+        .ok_or(AppError::NotFound("payment"))?;
+    caller.must_be(&payment.user_id)?;
+    Ok(payment)
 }
 
 /// 200 with the payment, refunded; again 200 for one already refunded
 /// (nothing happens twice); 409 `not_refundable` for a declined one.
+/// Another user's payment is 403 and stays as it is.
+#[utoipa::path(
+    post,
+    path = "/payments/{payment_id}/refund",
+    tag = "payments",
+    operation_id = "refundPayment",
+    summary = "Refund a captured payment",
+    security(("bearer" = [])),
+    params(("payment_id" = String, Path, description = "The payment's id.")),
+    responses(
+        (status = 200, description = "The payment, `refunded`.", body = Payment),
+        (status = 403, description = "`forbidden`: another user's payment.", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 409, description = "`not_refundable`: only captured payments are.", body = ErrorBody),
+    )
+)]
 async fn refund(
     State(state): State<AppState>,
+    caller: Caller,
     Path(payment_id): Path<String>,
 ) -> Result<Json<Payment>> {
+    owned(&state, &caller, &payment_id).await?;
     match db::refund(&state.db, &state.outbox, &payment_id, chrono::Utc::now()).await? {
         db::Refund::Refunded(payment) => {
             tracing::info!(payment.id = %payment.id, "payment refunded");
@@ -125,10 +196,26 @@ async fn refund(
     }
 }
 
+/// The caller's latest payments, newest first.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/payments",
+    tag = "payments",
+    operation_id = "listPayments",
+    summary = "A user's payments",
+    security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The caller's own id.")),
+    responses(
+        (status = 200, description = "At most 100, newest first.", body = PaymentList),
+        (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),
+    )
+)]
 async fn list_for_user(
     State(state): State<AppState>,
+    caller: Caller,
     Path(user_id): Path<String>,
 ) -> Result<Json<PaymentList>> {
+    caller.must_be(&user_id)?;
     let user_id = UserId::parse(&user_id).map_err(|e| BadRequest::invalid(e.to_string()))?;
     let items = db::list_for_user(&state.db, user_id.as_str(), MAX_LISTED).await?;
     Ok(Json(PaymentList { items }))
