@@ -475,3 +475,76 @@ pub fn assert_openapi_document(
         }
     }
 }
+
+/// The token keys of the development secret, which test servers run with
+/// unless a test sets its own.
+pub fn dev_token_keys() -> crate::auth::TokenKeys {
+    crate::auth::TokenKeys::new(crate::auth::DEV_JWT_SECRET.as_bytes())
+        .expect("the development secret is long enough")
+}
+
+/// A valid access token for `user_id` (ten minutes, development secret),
+/// for calling a service as that user.
+pub fn token_for(user_id: &str) -> String {
+    dev_token_keys()
+        .issue(user_id, "Test User", std::time::Duration::from_secs(600))
+        .expect("HS256 signs")
+}
+
+/// `user_id` as the verified caller a typed client forwards.
+pub fn caller(user_id: &str) -> crate::auth::Caller {
+    crate::auth::Caller::verify(&dev_token_keys(), &token_for(user_id))
+        .expect("a fresh token verifies")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Tokens for `user` that must not verify, each with what is wrong with
+/// it: expired beyond the leeway, another audience or issuer, another
+/// secret, tampered, `alg: none`, not a JWT.
+pub fn invalid_tokens(user: &str) -> Vec<(&'static str, String)> {
+    let keys = dev_token_keys();
+    let valid = token_for(user);
+    let mut expired = crate::auth::Claims::new(
+        user,
+        "U",
+        unix_now() - 7200,
+        std::time::Duration::from_secs(60),
+    );
+    expired.exp = unix_now() - 120; // beyond the 30 s leeway
+    let mut audience =
+        crate::auth::Claims::new(user, "U", unix_now(), std::time::Duration::from_secs(600));
+    audience.aud = "someone-else".into();
+    let mut issuer =
+        crate::auth::Claims::new(user, "U", unix_now(), std::time::Duration::from_secs(600));
+    issuer.iss = "evil".into();
+    let other_secret = crate::auth::TokenKeys::new(&[7u8; 32])
+        .unwrap()
+        .sign(&crate::auth::Claims::new(
+            user,
+            "U",
+            unix_now(),
+            std::time::Duration::from_secs(600),
+        ))
+        .unwrap();
+    let mut tampered = valid.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // `alg: none` with the same claims and no signature.
+    let payload = valid.split('.').nth(1).unwrap().to_owned();
+    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    vec![
+        ("expired", keys.sign(&expired).unwrap()),
+        ("wrong audience", keys.sign(&audience).unwrap()),
+        ("wrong issuer", keys.sign(&issuer).unwrap()),
+        ("another secret", other_secret),
+        ("tampered", tampered),
+        ("alg none", none),
+        ("not a JWT", "garbage".into()),
+    ]
+}

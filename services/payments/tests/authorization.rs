@@ -3,49 +3,9 @@
 
 mod helpers;
 
-use std::time::Duration;
-
-use helpers::{charge_body, keys, new_key, spawn_app, token_for};
-use mesh::auth::{Claims, TokenKeys};
+use helpers::{charge_body, new_key, spawn_app, token_for};
+use mesh::testing::invalid_tokens;
 use serde_json::Value;
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Tokens that must not verify, each for `user`.
-fn bad_tokens(user: &str) -> Vec<(&'static str, String)> {
-    let keys = keys();
-    let valid = token_for(user);
-    let mut expired = Claims::new(user, "U", now() - 7200, Duration::from_secs(60));
-    expired.exp = now() - 120; // beyond the 30 s leeway
-    let mut audience = Claims::new(user, "U", now(), Duration::from_secs(600));
-    audience.aud = "someone-else".into();
-    let mut issuer = Claims::new(user, "U", now(), Duration::from_secs(600));
-    issuer.iss = "evil".into();
-    let other_secret = TokenKeys::new(&[7u8; 32])
-        .unwrap()
-        .sign(&Claims::new(user, "U", now(), Duration::from_secs(600)))
-        .unwrap();
-    let mut tampered = valid.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
-    // `alg: none` with the same claims and no signature.
-    let payload = valid.split('.').nth(1).unwrap().to_owned();
-    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
-    vec![
-        ("expired", keys.sign(&expired).unwrap()),
-        ("wrong audience", keys.sign(&audience).unwrap()),
-        ("wrong issuer", keys.sign(&issuer).unwrap()),
-        ("another secret", other_secret),
-        ("tampered", tampered),
-        ("alg none", none),
-        ("not a JWT", "garbage".into()),
-    ]
-}
 
 #[tokio::test]
 async fn only_the_owner_reaches_a_payment_and_nothing_changes_for_anyone_else() {
@@ -83,7 +43,11 @@ async fn only_the_owner_reaches_a_payment_and_nothing_changes_for_anyone_else() 
     }
     // No token, or a bad one: 401 with the challenge.
     let mut unauthorized = vec![("none", None)];
-    unauthorized.extend(bad_tokens("alice").into_iter().map(|(k, t)| (k, Some(t))));
+    unauthorized.extend(
+        invalid_tokens("alice")
+            .into_iter()
+            .map(|(k, t)| (k, Some(t))),
+    );
     for (kind, token) in unauthorized {
         for req in requests(token.clone()) {
             let res = req.send().await.unwrap();

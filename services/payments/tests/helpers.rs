@@ -18,11 +18,12 @@ use std::time::Duration;
 use clap::Parser as _;
 use mesh::{
     Mesh, ServeConfig, ServiceIdentity,
-    auth::{Caller, DEV_JWT_SECRET, TokenKeys},
     testing::{RunningServer, TestDatabase, init_test_log},
 };
 use payments::{Config, PaymentsClient};
 use serde_json::{Value, json};
+
+pub use mesh::testing::{caller, dev_token_keys as keys, token_for};
 use sqlx::{AnyPool, Row as _, any::AnyPoolOptions};
 
 pub const PAYMENTS: &str = "/payments";
@@ -105,23 +106,6 @@ pub fn charge_body(user_id: &str) -> Value {
         "amount_cents": 4900,
         "currency": "USD",
     })
-}
-
-/// The keys of the development secret the test servers run with.
-pub fn keys() -> TokenKeys {
-    TokenKeys::new(DEV_JWT_SECRET.as_bytes()).expect("the development secret is long enough")
-}
-
-/// A valid access token for `user_id`.
-pub fn token_for(user_id: &str) -> String {
-    keys()
-        .issue(user_id, "Test Payer", Duration::from_secs(600))
-        .expect("HS256 signs")
-}
-
-/// `user_id` as the verified caller the typed client forwards.
-pub fn caller(user_id: &str) -> Caller {
-    Caller::verify(&keys(), &token_for(user_id)).expect("a fresh token verifies")
 }
 
 /// The user a charge body names, or `u1` when it names none or no user

@@ -27,6 +27,9 @@ pub struct Config {
     pub courses_url: String,
 
     #[command(flatten)]
+    pub auth: mesh::auth::AuthConfig,
+
+    #[command(flatten)]
     pub events: mesh::events::EventsConfig,
 
     #[command(flatten)]

@@ -8,6 +8,9 @@ pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// 401 without a valid token, 403 for another user's data.
+    #[error(transparent)]
+    Auth(#[from] mesh::auth::AuthError),
     /// 404 `not_enrolled`: the user has no enrollment in the course.
     #[error("the user is not enrolled in this course")]
     NotEnrolled,
@@ -46,6 +49,8 @@ pub enum AppError {
 impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
+            Self::Auth(mesh::auth::AuthError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+            Self::Auth(mesh::auth::AuthError::Forbidden) => StatusCode::FORBIDDEN,
             Self::NotEnrolled | Self::CourseNotFound | Self::ProfileNotFound => {
                 StatusCode::NOT_FOUND
             }
@@ -76,6 +81,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         match self {
+            Self::Auth(e) => e.into_response(),
             Self::NotEnrolled => error_response(status, "not_enrolled", self.to_string()),
             Self::ProfileNotFound => error_response(status, "profile_not_found", self.to_string()),
             Self::CourseNotFound => error_response(status, "course_not_found", self.to_string()),

@@ -16,13 +16,18 @@ pub mod events;
 pub mod model;
 pub mod routes;
 
-use axum::Router;
+use std::sync::Arc;
+
+use axum::{Router, extract::FromRef};
 use courses::CoursesClient;
 use mesh::{
     Db, Mesh, ServiceIdentity,
+    auth::TokenKeys,
     events::{Broker, Outbox, spawn_consumer},
+    openapi::{self, ApiInfo},
     server::Server,
 };
+use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::{client::ProgressClient, config::Config};
 
@@ -38,15 +43,42 @@ pub struct AppState {
     pub courses: CoursesClient,
     /// `course.completed` goes here, in the completing transaction.
     pub outbox: Outbox,
+    /// Verifies the callers' tokens: every route is a user's own.
+    pub tokens: Arc<TokenKeys>,
+}
+
+/// What the [`mesh::auth::Caller`] extractor verifies tokens with.
+impl FromRef<AppState> for Arc<TokenKeys> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
+}
+
+/// The routes, each registered with its OpenAPI operation.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::enrollments::router())
+        .merge(routes::lessons::router())
+        .merge(routes::profiles::router())
 }
 
 /// The API routes (without the mesh's stack; see [`build`]).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(routes::enrollments::router())
-        .merge(routes::lessons::router())
-        .merge(routes::profiles::router())
-        .with_state(state)
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
+}
+
+/// The service's OpenAPI 3.1 document, served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, document) = api().split_for_parts();
+    openapi::finish(
+        document,
+        &ApiInfo {
+            title: "LearnSphere progress",
+            description: "Enrollments, lesson completions and learner profiles. Every route needs the bearer token of the user whose data it is. Every error is `{\"error\": {\"code\", \"message\"}}`.",
+            every_operation: &[],
+        },
+    )
 }
 
 /// Connects the database, migrates, and binds the port.
@@ -55,7 +87,13 @@ pub fn router(state: AppState) -> Router {
 /// reads) while courses is still down, and answers 503 only for the calls
 /// that need it.
 pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
-    let mesh = Mesh::new(identity, &config.serve);
+    // First, so a bad secret fails the start before anything else happens.
+    config.serve.refuse_development_secrets(&[
+        ("JWT_SECRET", config.auth.jwt_secret.expose()),
+        ("DATABASE_URL", config.database_url.as_bytes()),
+    ])?;
+    let tokens = config.auth.keys()?;
+    let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     let courses = CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?);
     mesh::events::ensure_tables(&db).await?;
@@ -84,6 +122,7 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         db: db.clone(),
         courses,
         outbox,
+        tokens,
     });
     Ok(mesh.bind(api, Some(db), config.port).await?)
 }

@@ -6,18 +6,23 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// `POST /enrollments`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
+    /// Who enrolls: must be the caller. No control characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub user_id: String,
+    /// No control characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub course_id: String,
     /// The payment that bought the course; absent (or null) for free ones.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub payment_id: Option<String>,
 }
 
 /// Where an enrollment stands.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EnrollmentStatus {
     /// Bought, and the payment's `payment.captured` event has not been
@@ -65,7 +70,7 @@ impl FromStr for EnrollmentStatus {
 }
 
 /// A user's enrollment in a course.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Enrollment {
     pub id: String,
     pub user_id: String,
@@ -75,35 +80,38 @@ pub struct Enrollment {
     /// The course's lesson count when the user enrolled; progress is
     /// measured against it.
     pub lesson_count: i64,
+    #[schema(value_type = String, format = DateTime)]
     pub enrolled_at: DateTime<Utc>,
 }
 
 /// An enrollment with how far the user has got, as listed per user.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EnrollmentProgress {
     #[serde(flatten)]
     pub enrollment: Enrollment,
     pub completed_lessons: i64,
     /// 0–100, one decimal.
+    #[schema(minimum = 0, maximum = 100)]
     pub percent_complete: f64,
 }
 
 /// `GET /users/{user_id}/enrollments`: oldest enrollment first.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EnrollmentList {
     pub items: Vec<EnrollmentProgress>,
 }
 
 /// A learner as progress knows them, from users' `user.registered` event.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LearnerProfile {
     pub user_id: String,
     pub display_name: String,
+    #[schema(value_type = String, format = DateTime)]
     pub registered_at: DateTime<Utc>,
 }
 
 /// One user's progress through one course.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CourseProgress {
     pub user_id: String,
     pub course_id: String,
@@ -111,9 +119,11 @@ pub struct CourseProgress {
     pub completed_lessons: i64,
     pub lesson_count: i64,
     /// 0–100, one decimal.
+    #[schema(minimum = 0, maximum = 100)]
     pub percent_complete: f64,
     /// Sorted by id, which for catalog ids is course order.
     pub completed_lesson_ids: Vec<String>,
     /// The latest completion, or the enrollment when nothing is completed yet.
+    #[schema(value_type = String, format = DateTime)]
     pub last_activity_at: DateTime<Utc>,
 }

@@ -147,6 +147,7 @@ async fn bad_ids_in_the_path_are_422_invalid_input() {
     let res = app
         .http
         .get(app.url("/users//enrollments"))
+        .bearer_auth(helpers::token_for("u1"))
         .send()
         .await
         .unwrap();

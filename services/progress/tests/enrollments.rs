@@ -207,34 +207,56 @@ async fn the_typed_client_speaks_the_contract() {
         course_id: "c0005".into(),
         payment_id: Some("pay-1".into()),
     };
-    let enrollment = app.client.enroll(&request).await.unwrap();
+    let enrollment = app
+        .client
+        .enroll(&helpers::caller(&request.user_id), &request)
+        .await
+        .unwrap();
     assert_eq!(enrollment.user_id, "u/with slash");
     // Bought: pending until payments' `payment.captured` is processed.
     assert_eq!(enrollment.status, EnrollmentStatus::Pending);
     assert_eq!(enrollment.payment_id.as_deref(), Some("pay-1"));
     // Idempotent through the client too.
-    assert_eq!(app.client.enroll(&request).await.unwrap(), enrollment);
+    assert_eq!(
+        app.client
+            .enroll(&helpers::caller(&request.user_id), &request)
+            .await
+            .unwrap(),
+        enrollment
+    );
 
     let progress = app
         .client
-        .complete_lesson("u/with slash", "c0005", "c0005-l02")
+        .complete_lesson(
+            &helpers::caller("u/with slash"),
+            "u/with slash",
+            "c0005",
+            "c0005-l02",
+        )
         .await
         .unwrap();
     assert_eq!(progress.enrollment_id, enrollment.id);
     assert_eq!(progress.completed_lesson_ids, ["c0005-l02"]);
     assert_eq!(
-        app.client.progress("u/with slash", "c0005").await.unwrap(),
+        app.client
+            .progress(&helpers::caller("u/with slash"), "u/with slash", "c0005")
+            .await
+            .unwrap(),
         progress
     );
 
-    let list = app.client.enrollments("u/with slash").await.unwrap();
+    let list = app
+        .client
+        .enrollments(&helpers::caller("u/with slash"), "u/with slash")
+        .await
+        .unwrap();
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].enrollment, enrollment);
     assert_eq!(list.items[0].completed_lessons, 1);
 
     let err = app
         .client
-        .progress("u/with slash", "c0006")
+        .progress(&helpers::caller("u/with slash"), "u/with slash", "c0006")
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));

@@ -19,6 +19,7 @@
 // Each test file compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub use mesh::testing::{caller, token_for};
 use mesh::{
     ErrorBody, Mesh, ServiceIdentity,
     testing::{RunningServer, TestDatabase, init_test_log},
@@ -199,10 +200,12 @@ impl TestApp {
             .await;
     }
 
-    /// `POST /enrollments` with a JSON body.
+    /// `POST /enrollments` with a JSON body, as the user it names.
     pub async fn post_enrollment(&self, body: &Value) -> Response {
+        let user = body["user_id"].as_str().unwrap_or("u1");
         self.http
             .post(self.url("/enrollments"))
+            .bearer_auth(token_as(user))
             .json(body)
             .send()
             .await
@@ -215,7 +218,17 @@ impl TestApp {
         body: impl Into<reqwest::Body>,
         content_type: Option<&str>,
     ) -> Response {
-        let mut request = self.http.post(self.url("/enrollments")).body(body);
+        let body: reqwest::Body = body.into();
+        let user = body
+            .as_bytes()
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            .and_then(|v| v["user_id"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "u1".to_owned());
+        let mut request = self
+            .http
+            .post(self.url("/enrollments"))
+            .bearer_auth(token_as(&user))
+            .body(body);
         if let Some(content_type) = content_type {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type);
         }
@@ -237,6 +250,7 @@ impl TestApp {
     pub async fn enrollments(&self, user_id: &str) -> Response {
         self.http
             .get(self.url(&format!("/users/{}/enrollments", seg(user_id))))
+            .bearer_auth(token_as(user_id))
             .send()
             .await
             .expect("request reaches progress")
@@ -250,6 +264,7 @@ impl TestApp {
                 seg(course_id),
                 seg(lesson_id)
             )))
+            .bearer_auth(token_as(user_id))
             .send()
             .await
             .expect("request reaches progress")
@@ -262,9 +277,21 @@ impl TestApp {
                 seg(user_id),
                 seg(course_id)
             )))
+            .bearer_auth(token_as(user_id))
             .send()
             .await
             .expect("request reaches progress")
+    }
+}
+
+/// A token for `user_id`, or for `u1` when no user could have that id
+/// (bad input is about the request, not about who sends it; a token for a
+/// huge id would only trip the header limit).
+fn token_as(user_id: &str) -> String {
+    if user_id.len() <= 64 {
+        token_for(user_id)
+    } else {
+        token_for("u1")
     }
 }
 

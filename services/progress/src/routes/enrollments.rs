@@ -1,12 +1,13 @@
 //! `/enrollments` and `/users/{user_id}/enrollments`: who takes which course.
 
-use axum::{
-    Router,
-    extract::State,
-    routing::{get, post},
-};
+use axum::extract::State;
 use http::StatusCode;
-use mesh::extract::{Json, Path};
+use mesh::{
+    ErrorBody,
+    auth::Caller,
+    extract::{Json, Path},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState, db,
@@ -15,18 +16,37 @@ use crate::{
     model::{EnrollRequest, Enrollment, EnrollmentList, EnrollmentProgress, EnrollmentStatus},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/enrollments", post(enroll))
-        .route("/users/{user_id}/enrollments", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enroll))
+        .routes(routes!(list))
 }
 
 /// 201 with a new enrollment, or 200 with the one the user already has.
+/// Only the caller enrolls themselves.
+#[utoipa::path(
+    post,
+    path = "/enrollments",
+    tag = "progress",
+    operation_id = "enroll",
+    summary = "Enroll the caller in a course",
+    security(("bearer" = [])),
+    request_body = EnrollRequest,
+    responses(
+        (status = 201, description = "Enrolled: `pending` with a `payment_id` until its `payment.captured` event is processed, else `active`.", body = Enrollment),
+        (status = 200, description = "Already enrolled: the existing enrollment.", body = Enrollment),
+        (status = 403, description = "`forbidden`: `user_id` is not the caller.", body = ErrorBody),
+        (status = 404, description = "`course_not_found`.", body = ErrorBody),
+        (status = 422, description = "`invalid_input` (an id breaks its rule) or `invalid_body`.", body = ErrorBody),
+    )
+)]
 async fn enroll(
     State(state): State<AppState>,
+    caller: Caller,
     Json(body): Json<EnrollRequest>,
 ) -> Result<(StatusCode, Json<Enrollment>)> {
     let user_id = Id::parse("user_id", body.user_id)?;
+    caller.must_be(user_id.as_str())?;
     let course_id = Id::parse("course_id", body.course_id)?;
     let payment_id = body
         .payment_id
@@ -71,12 +91,28 @@ async fn enroll(
     Ok((StatusCode::OK, Json(existing)))
 }
 
-/// The user's enrollments, oldest first; an unknown user simply has none.
+/// The caller's enrollments, oldest first; an unknown user simply has none.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/enrollments",
+    tag = "progress",
+    operation_id = "listEnrollments",
+    summary = "A user's enrollments",
+    security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The caller's own id.")),
+    responses(
+        (status = 200, description = "With completed lessons and percentage.", body = EnrollmentList),
+        (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not a possible user id.", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Path(user_id): Path<String>,
 ) -> Result<Json<EnrollmentList>> {
     let user_id = Id::parse("user_id", user_id)?;
+    caller.must_be(user_id.as_str())?;
     let items = db::enrollments_of_user(&state.db, &user_id)
         .await?
         .into_iter()

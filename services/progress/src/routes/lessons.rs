@@ -1,12 +1,13 @@
 //! `/users/{user_id}/courses/{course_id}/...`: lesson completions and the
 //! progress they add up to.
 
-use axum::{
-    Router,
-    extract::State,
-    routing::{get, post},
+use axum::extract::State;
+use mesh::{
+    ErrorBody,
+    auth::Caller,
+    extract::{Json, Path},
 };
-use mesh::extract::{Json, Path};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
@@ -16,24 +17,39 @@ use crate::{
     model::{CourseProgress, Enrollment},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/users/{user_id}/courses/{course_id}/lessons/{lesson_id}/complete",
-            post(complete),
-        )
-        .route(
-            "/users/{user_id}/courses/{course_id}/progress",
-            get(progress),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(complete))
+        .routes(routes!(progress))
 }
 
 /// Records a completion (idempotently) and answers with the new progress.
+#[utoipa::path(
+    post,
+    path = "/users/{user_id}/courses/{course_id}/lessons/{lesson_id}/complete",
+    tag = "progress",
+    operation_id = "completeLesson",
+    summary = "Complete a lesson",
+    security(("bearer" = [])),
+    params(
+        ("user_id" = String, Path, description = "The caller's own id."),
+        ("course_id" = String, Path, description = "The course's id."),
+        ("lesson_id" = String, Path, description = "The lesson's id."),
+    ),
+    responses(
+        (status = 200, description = "The course's progress, this lesson included.", body = CourseProgress),
+        (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),
+        (status = 404, description = "`not_enrolled`.", body = ErrorBody),
+        (status = 422, description = "`lesson_not_in_course`, or `invalid_input` for an impossible id.", body = ErrorBody),
+    )
+)]
 async fn complete(
     State(state): State<AppState>,
+    caller: Caller,
     Path((user_id, course_id, lesson_id)): Path<(String, String, String)>,
 ) -> Result<Json<CourseProgress>> {
     let user_id = Id::parse("user_id", user_id)?;
+    caller.must_be(user_id.as_str())?;
     let course_id = Id::parse("course_id", course_id)?;
     let lesson_id = Id::parse("lesson_id", lesson_id)?;
 
@@ -56,11 +72,32 @@ async fn complete(
     Ok(Json(course_progress(&state, enrollment).await?))
 }
 
+/// The caller's progress through one course.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/courses/{course_id}/progress",
+    tag = "progress",
+    operation_id = "getProgress",
+    summary = "Progress in a course",
+    security(("bearer" = [])),
+    params(
+        ("user_id" = String, Path, description = "The caller's own id."),
+        ("course_id" = String, Path, description = "The course's id."),
+    ),
+    responses(
+        (status = 200, description = "Lessons completed and the percentage.", body = CourseProgress),
+        (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),
+        (status = 404, description = "`not_enrolled`.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: an impossible id.", body = ErrorBody),
+    )
+)]
 async fn progress(
     State(state): State<AppState>,
+    caller: Caller,
     Path((user_id, course_id)): Path<(String, String)>,
 ) -> Result<Json<CourseProgress>> {
     let user_id = Id::parse("user_id", user_id)?;
+    caller.must_be(user_id.as_str())?;
     let course_id = Id::parse("course_id", course_id)?;
     let enrollment = db::enrollment_of(&state.db, &user_id, &course_id)
         .await?
