@@ -23,7 +23,9 @@ use mesh::{
 use payments::{Config, PaymentsClient};
 use serde_json::{Value, json};
 
-pub use mesh::testing::{caller, dev_token_keys as keys, token_for};
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use mesh::testing::{caller, token_for};
 use sqlx::{AnyPool, Row as _, any::AnyPoolOptions};
 
 pub const PAYMENTS: &str = "/payments";

@@ -19,6 +19,7 @@
 // Each test file compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+#[allow(unused_imports)]
 pub use mesh::testing::{caller, token_for};
 use mesh::{
     ErrorBody, Mesh, ServiceIdentity,
