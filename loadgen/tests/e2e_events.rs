@@ -40,6 +40,7 @@ async fn enrollments(sys: &TestSystem, user_id: &str) -> Vec<Value> {
             "{}/users/{user_id}/enrollments",
             sys.url("progress")
         ))
+        .bearer_auth(support::token_for(user_id))
         .send()
         .await
         .unwrap()
@@ -537,6 +538,7 @@ async fn a_registration_creates_the_learner_profile_across_the_queue() {
         let res = sys
             .http
             .get(format!("{}/users/{user_id}/profile", sys.url("progress")))
+            .bearer_auth(support::token_for(user_id))
             .send()
             .await
             .unwrap();

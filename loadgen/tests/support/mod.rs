@@ -13,6 +13,11 @@ use loadgen::{
     scrape::Scrape,
 };
 use mesh::testing::TestDatabaseGroup;
+/// A valid token for a user, signed with the development secret the test
+/// systems run with: for calling a service directly, as the gateway would
+/// on the user's behalf.
+#[allow(unused_imports)]
+pub use mesh::testing::token_for;
 use serde_json::{Value, json};
 
 pub struct TestSystem {

@@ -35,10 +35,8 @@ pub struct Config {
     #[arg(long, env = "PROGRESS_URL", default_value = "http://127.0.0.1:8084")]
     pub progress_url: String,
 
-    /// HMAC secret the users service signs tokens with (the same value as
-    /// its `JWT_SECRET`). The default is for local development only.
-    #[arg(long, env = "JWT_SECRET", default_value = users::config::DEV_JWT_SECRET, hide_default_value = true, hide_env_values = true)]
-    pub jwt_secret: users::config::JwtSecret,
+    #[command(flatten)]
+    pub auth: mesh::auth::AuthConfig,
 
     #[command(flatten)]
     pub rate_limit: RateLimitConfig,
@@ -77,12 +75,41 @@ pub struct RateLimitConfig {
         env = "RATE_LIMIT_TRUST_FORWARDED_FOR"
     )]
     pub trust_forwarded_for: bool,
+
+    /// Sign-ups and logins (`POST /api/users`, `POST /api/sessions`) each
+    /// client address may make per minute on average, whatever token it
+    /// sends: credential stuffing tries many accounts from one place, so
+    /// this bucket is per address, beside users' per-account limit on
+    /// failed logins. 0 disables it.
+    #[arg(
+        long = "credentials-rate-limit-per-minute",
+        env = "CREDENTIALS_RATE_LIMIT_PER_MINUTE",
+        value_name = "RATE",
+        default_value_t = 60.0,
+        value_parser = parse_rate
+    )]
+    pub credentials_per_minute: f64,
+
+    /// Sign-ups and logins a client address may make at once above that
+    /// average. 0 disables the limit.
+    #[arg(
+        long = "credentials-rate-limit-burst",
+        env = "CREDENTIALS_RATE_LIMIT_BURST",
+        value_name = "REQUESTS",
+        default_value_t = 30
+    )]
+    pub credentials_burst: u32,
 }
 
 impl RateLimitConfig {
     /// Whether requests are limited at all.
     pub fn enabled(&self) -> bool {
         self.per_second > 0.0 && self.burst > 0
+    }
+
+    /// Whether sign-ups and logins have their own per-address limit.
+    pub fn credentials_enabled(&self) -> bool {
+        self.credentials_per_minute > 0.0 && self.credentials_burst > 0
     }
 }
 

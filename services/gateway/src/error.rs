@@ -4,18 +4,15 @@
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use mesh::{BadRequest, CallError, error_response};
+use mesh::{BadRequest, CallError, auth::AuthError, error_response};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// 401: no token, or one that does not verify.
-    #[error("{0}")]
-    Unauthorized(&'static str),
-    /// 403: a valid token asking for another user's data.
-    #[error("this belongs to another user")]
-    Forbidden,
+    /// 401 without a valid token, 403 for another user's data.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// 4xx: the request itself is wrong (status chosen by the extractor).
     #[error(transparent)]
     BadRequest(#[from] BadRequest),
@@ -27,8 +24,8 @@ pub enum AppError {
 impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Auth(AuthError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+            Self::Auth(AuthError::Forbidden) => StatusCode::FORBIDDEN,
             Self::BadRequest(e) => e.status,
             Self::Upstream(CallError::Status { status, .. }) if status.is_client_error() => *status,
             Self::Upstream(CallError::Status { .. } | CallError::Decode { .. }) => {
@@ -43,15 +40,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         match self {
-            Self::Unauthorized(message) => {
-                let mut res = error_response(status, "unauthorized", message);
-                res.headers_mut().insert(
-                    http::header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static("Bearer realm=\"learnsphere\""),
-                );
-                res
-            }
-            Self::Forbidden => error_response(status, "forbidden", "this belongs to another user"),
+            Self::Auth(e) => e.into_response(),
             Self::BadRequest(e) => e.into_response(),
             // The service's own answer, extra fields (a decline's
             // `reason`) and `Retry-After` included.

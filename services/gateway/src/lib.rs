@@ -6,7 +6,6 @@
 //! limit ([`rate_limit`]).
 #![forbid(unsafe_code)]
 
-pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -15,12 +14,18 @@ pub mod routes;
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::{Router, extract::FromRef};
 use courses::CoursesClient;
-use mesh::{Mesh, ServiceIdentity, server::Server};
+use mesh::{
+    Mesh, ServiceIdentity,
+    auth::TokenKeys,
+    openapi::{self, ApiInfo},
+    server::Server,
+};
 use payments::PaymentsClient;
 use progress::ProgressClient;
-use users::{UsersClient, token::TokenKeys};
+use users::UsersClient;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::config::Config;
 use crate::rate_limit::RateLimitLayer;
@@ -39,29 +44,56 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
 }
 
-/// The API routes (without the mesh's stack; see [`build`]).
-pub fn router(state: AppState) -> Router {
-    Router::new()
+impl FromRef<AppState> for Arc<TokenKeys> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
+}
+
+/// The API's routes, each registered with its OpenAPI operation.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(routes::accounts::router())
         .merge(routes::catalog::router())
         .merge(routes::checkout::router())
         .merge(routes::learning::router())
-        .with_state(state)
+}
+
+/// The API routes (without the mesh's stack; see [`build`]).
+pub fn router(state: AppState) -> Router {
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
+}
+
+/// The public contract: the gateway's OpenAPI 3.1 document, served at
+/// `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, document) = api().split_for_parts();
+    openapi::finish(
+        document,
+        &ApiInfo {
+            title: "LearnSphere API",
+            description: "The public API of LearnSphere, an online-learning platform: accounts, the course catalog, checkout, and each learner's own enrollments, progress and payments. Every error is `{\"error\": {\"code\", \"message\"}}`; every answer carries `traceresponse` (W3C Trace Context Level 2) with the id of its trace.",
+            // The edge's own answers: the rate limit, and a service that
+            // failed or did not answer.
+            every_operation: &[
+                openapi::TOO_MANY_REQUESTS,
+                openapi::BAD_GATEWAY,
+                openapi::UNAVAILABLE,
+            ],
+        },
+    )
 }
 
 /// Builds the clients and binds the port. The gateway has no database;
 /// it is ready as soon as it listens (the services report their own
 /// readiness, and the gateway degrades per route when one is down).
 pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
-    let tokens = TokenKeys::new(config.jwt_secret.expose())
-        .map_err(|e| anyhow::anyhow!("JWT_SECRET cannot verify tokens: {e}"))?;
-    if config.jwt_secret.is_development_default() {
-        tracing::warn!(
-            "JWT_SECRET is the development default: anyone can mint tokens; set a random secret outside development"
-        );
-    }
-    let mesh = Mesh::new(identity, &config.serve);
-    let tokens = Arc::new(tokens);
+    config
+        .serve
+        .refuse_development_secrets(&[("JWT_SECRET", config.auth.jwt_secret.expose())])?;
+    let tokens = config.auth.keys()?;
+    let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let rate_limit = RateLimitLayer::new(&config.rate_limit, tokens.clone(), mesh.metrics())?;
     tokio::spawn(rate_limit.sweeper(rate_limit::SWEEP_EVERY));
     let state = AppState {

@@ -11,6 +11,12 @@
 //! `X-Forwarded-For` is believed only when configured, behind a proxy
 //! that sets it.
 //!
+//! Sign-ups and logins also take from a second, slower bucket per client
+//! *address* (`CREDENTIALS_RATE_LIMIT_PER_MINUTE`): a token does not buy
+//! its holder more password guesses, and one address trying many accounts
+//! (credential stuffing) is held back even though users' own limit counts
+//! failures per account.
+//!
 //! The layer sits on the API routes, inside the mesh's inbound stack, so
 //! a 429 is traced and counted in the RED metrics like any answer, and
 //! the route template is known for `gateway_rate_limited_requests_total`.
@@ -29,15 +35,15 @@ use axum::{body::Body, extract::ConnectInfo};
 use futures::future::Either;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use mesh::auth::{self, TokenKeys};
 use mesh::{Metrics, error_response, metrics::Route};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
 };
 use tower::{Layer, Service};
-use users::token::TokenKeys;
 
-use crate::{auth, config::RateLimitConfig};
+use crate::config::RateLimitConfig;
 
 /// How often buckets that have filled up again (clients gone quiet) are
 /// dropped: the limiter's memory is bounded by the clients of the last
@@ -84,6 +90,8 @@ pub struct RateLimitLayer {
 struct Shared {
     /// `None`: the limit is disabled (rate or burst 0).
     limiter: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    /// Sign-ups and logins per address; `None` when disabled.
+    credentials: Option<DefaultKeyedRateLimiter<ClientKey>>,
     tokens: Arc<TokenKeys>,
     trust_forwarded_for: bool,
     limited: Family<RouteLabel, Counter>,
@@ -102,6 +110,11 @@ impl RateLimitLayer {
         } else {
             None
         };
+        let credentials = if config.credentials_enabled() {
+            Some(RateLimiter::keyed(credentials_quota(config)?))
+        } else {
+            None
+        };
         let limited = Family::<RouteLabel, Counter>::default();
         metrics.register(
             "gateway_rate_limited_requests",
@@ -111,6 +124,7 @@ impl RateLimitLayer {
         Ok(Self {
             shared: Arc::new(Shared {
                 limiter,
+                credentials,
                 tokens,
                 trust_forwarded_for: config.trust_forwarded_for,
                 limited,
@@ -130,7 +144,7 @@ impl RateLimitLayer {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                if let Some(limiter) = &shared.limiter {
+                for limiter in [&shared.limiter, &shared.credentials].into_iter().flatten() {
                     limiter.retain_recent();
                     limiter.shrink_to_fit();
                 }
@@ -153,6 +167,28 @@ fn quota(config: &RateLimitConfig) -> anyhow::Result<Quota> {
             )
         })?;
     Ok(period.allow_burst(burst))
+}
+
+/// `credentials_per_minute` on average, `credentials_burst` at once.
+fn credentials_quota(config: &RateLimitConfig) -> anyhow::Result<Quota> {
+    let burst = NonZeroU32::new(config.credentials_burst).ok_or_else(|| {
+        anyhow::anyhow!("CREDENTIALS_RATE_LIMIT_BURST must be above 0 when limiting")
+    })?;
+    let period = Duration::try_from_secs_f64(60.0 / config.credentials_per_minute)
+        .ok()
+        .and_then(Quota::with_period)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "CREDENTIALS_RATE_LIMIT_PER_MINUTE={} is out of range",
+                config.credentials_per_minute
+            )
+        })?;
+    Ok(period.allow_burst(burst))
+}
+
+/// Whether `req` presents or creates credentials: a sign-up or a login.
+fn is_credentials_request<B>(req: &Request<B>) -> bool {
+    req.method() == http::Method::POST && matches!(req.uri().path(), "/api/sessions" | "/api/users")
 }
 
 impl<S> Layer<S> for RateLimitLayer {
@@ -186,6 +222,11 @@ impl Shared {
             req.extensions_mut().insert(caller);
             return key;
         }
+        self.address(req)
+    }
+
+    /// The client's address (see the module's comment), ignoring any token.
+    fn address<B>(&self, req: &Request<B>) -> ClientKey {
         let forwarded = self
             .trust_forwarded_for
             .then(|| forwarded_for(req.headers()))
@@ -256,19 +297,36 @@ where
                 route: Route::of(&req),
             });
         });
-        let Some(limiter) = &self.shared.limiter else {
-            return Either::Left(self.inner.call(req));
+        let credentials = match &self.shared.credentials {
+            Some(limiter) if is_credentials_request(&req) => {
+                Some((limiter, self.shared.address(&req)))
+            }
+            _ => None,
         };
-        match limiter.check_key(&self.shared.client(&mut req)) {
+        let general = self
+            .shared
+            .limiter
+            .as_ref()
+            .map(|limiter| (limiter, self.shared.client(&mut req)));
+        // The general bucket first: a request it refuses must not also use
+        // up one of the address's scarcer sign-in attempts.
+        let verdict = general
+            .into_iter()
+            .chain(credentials)
+            .try_for_each(|(limiter, key)| {
+                limiter
+                    .check_key(&key)
+                    .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+            });
+        match verdict {
             Ok(()) => Either::Left(self.inner.call(req)),
-            Err(not_until) => {
+            Err(wait) => {
                 self.shared
                     .limited
                     .get_or_create(&RouteLabel {
                         route: Route::of(&req),
                     })
                     .inc();
-                let wait = not_until.wait_time_from(limiter.clock().now());
                 Either::Right(ready(Ok(rate_limited(wait))))
             }
         }
@@ -326,6 +384,8 @@ mod tests {
             per_second,
             burst,
             trust_forwarded_for: false,
+            credentials_per_minute: 60.0,
+            credentials_burst: 30,
         };
         let q = quota(&config(50.0, 100)).unwrap();
         assert_eq!(q.burst_size().get(), 100);
@@ -335,5 +395,8 @@ mod tests {
         assert!(quota(&config(1e-300, 1)).is_err());
         assert!(!config(0.0, 10).enabled());
         assert!(!config(10.0, 0).enabled());
+        let q = credentials_quota(&config(1.0, 1)).unwrap();
+        assert_eq!(q.burst_size().get(), 30);
+        assert_eq!(q.replenish_interval(), Duration::from_secs(1));
     }
 }

@@ -43,7 +43,7 @@ async fn spawn_gateway_at_rate(per_second: &str, extra: &[&str]) -> Gateway {
     ];
     args.extend_from_slice(extra);
     let config = Config::try_parse_from(args).expect("valid flags");
-    let tokens = TokenKeys::new(config.jwt_secret.expose()).unwrap();
+    let tokens = TokenKeys::new(config.auth.jwt_secret.expose()).unwrap();
     let identity = ServiceIdentity {
         name: gateway::NAME.into(),
         version: "0.0.0-test",
@@ -259,4 +259,60 @@ fn defaults_leave_room_for_ordinary_clients() {
     assert!(!config.rate_limit.trust_forwarded_for);
     assert!(Config::try_parse_from(["gateway", "--rate-limit-per-second", "-1"]).is_err());
     assert!(Config::try_parse_from(["gateway", "--rate-limit-per-second", "NaN"]).is_err());
+}
+
+/// `POST /api/sessions` with an empty object: the gateway answers 422
+/// itself (no service runs), unless limited.
+async fn login_attempt(gw: &Gateway, client: &Client, token: Option<&str>) -> Response {
+    let req = client
+        .post(gw.url("/api/sessions"))
+        .json(&serde_json::json!({}));
+    match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn sign_ins_take_from_a_slower_bucket_per_address_that_no_token_refills() {
+    // No general limit; sign-ups and logins 2 per address at once, then
+    // one per 1000 minutes.
+    let gw = spawn_gateway_at_rate(
+        "0",
+        &[
+            "--credentials-rate-limit-per-minute",
+            "0.001",
+            "--credentials-rate-limit-burst",
+            "2",
+        ],
+    )
+    .await;
+    let client = client_from("127.0.0.7");
+    for _ in 0..2 {
+        assert_eq!(login_attempt(&gw, &client, None).await.status(), 422);
+    }
+    let res = login_attempt(&gw, &client, None).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // A valid token does not buy more attempts, nor does signing up.
+    let token = gw.token("mallory");
+    let res = login_attempt(&gw, &client, Some(&token)).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let res = client
+        .post(gw.url("/api/users"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Other routes from the same address, and other addresses, go on.
+    assert_eq!(gw.anonymous(&client).await.status(), 401);
+    let other = client_from("127.0.0.8");
+    assert_eq!(login_attempt(&gw, &other, None).await.status(), 422);
+    assert_eq!(gw.limited("/api/sessions").await, Some(2.0));
+    assert_eq!(gw.limited("/api/users").await, Some(1.0));
 }

@@ -1,23 +1,31 @@
 //! Sign up, log in, who am I.
 
-use axum::{
-    Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
-use mesh::extract::Json;
+use axum::{extract::State, http::StatusCode};
+use mesh::{ErrorBody, auth::Caller, extract::Json};
 use users::model::{LoginRequest, RegisterRequest, Session, User};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{AppState, auth::Caller, error::Result};
+use crate::{AppState, error::Result};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users", post(register))
-        .route("/api/sessions", post(login))
-        .route("/api/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(me))
 }
 
+/// Creates an account.
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "accounts",
+    operation_id = "register",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account.", body = User),
+        (status = 409, description = "`email_taken`.", body = ErrorBody),
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     Json(req): Json<RegisterRequest>,
@@ -26,6 +34,18 @@ async fn register(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+/// Logs in: an access token for the `Authorization: Bearer` header.
+#[utoipa::path(
+    post,
+    path = "/api/sessions",
+    tag = "accounts",
+    operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A session: the access token and when it expires.", body = Session),
+        (status = 401, description = "`invalid_credentials`: the same answer for an unknown email and a wrong password.", body = ErrorBody),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     Json(req): Json<LoginRequest>,
@@ -33,6 +53,18 @@ async fn login(
     Ok(Json(state.users.login(&req).await?))
 }
 
+/// The caller's own account.
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "accounts",
+    operation_id = "me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account.", body = User),
+        (status = 404, description = "`not_found`: the account no longer exists.", body = ErrorBody),
+    )
+)]
 async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<User>> {
-    Ok(Json(state.users.get(&caller.user_id).await?))
+    Ok(Json(state.users.get(&caller, &caller.user_id).await?))
 }

@@ -1,32 +1,55 @@
 //! Browsing the catalog, and the course page: a composite view.
 
-use axum::{Router, extract::State, routing::get};
+use axum::extract::State;
 use courses::model::{Course, CourseSummary, Page};
 use http::StatusCode;
 use mesh::{
+    ErrorBody,
+    auth::MaybeCaller,
     extract::{Json, Path, Query},
     outbound::fallback::with_fallback,
 };
 use progress::model::CourseProgress;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{AppState, auth::MaybeCaller, error::Result};
+use crate::{AppState, error::Result};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/courses", get(list))
-        .route("/api/courses/{course_id}", get(get_one))
-        .route("/api/courses/{course_id}/page", get(page))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
+        .routes(routes!(page))
 }
 
-#[derive(Debug, Deserialize)]
+/// The catalog query; the courses service checks the bounds.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Page number, from 1.
+    #[param(minimum = 1, maximum = 10000)]
     page: Option<u32>,
+    /// Courses per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
+    /// Only courses with this tag.
+    #[param(max_length = 64)]
     tag: Option<String>,
 }
 
+/// The catalog, most popular first.
+#[utoipa::path(
+    get,
+    path = "/api/courses",
+    tag = "catalog",
+    operation_id = "listCourses",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of courses.", body = Page<CourseSummary>),
+        (status = 422, description = "`invalid_input`: a page or tag out of bounds.", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     Query(p): Query<ListParams>,
@@ -42,6 +65,18 @@ async fn list(
     Ok(Json(page))
 }
 
+/// One course with its lessons.
+#[utoipa::path(
+    get,
+    path = "/api/courses/{course_id}",
+    tag = "catalog",
+    operation_id = "getCourse",
+    params(("course_id" = String, Path, description = "The course's id (`c0001`).")),
+    responses(
+        (status = 200, description = "The course and its lessons.", body = Course),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     Path(course_id): Path<String>,
@@ -51,7 +86,7 @@ async fn get_one(
 
 /// The course page: the course and, for a signed-in learner, their
 /// progress in it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CoursePage {
     pub course: Course,
     /// `null` when anonymous, not enrolled, or progress is unavailable.
@@ -69,6 +104,19 @@ pub struct CoursePage {
 /// `degraded`, and the call is counted with the `fallback` outcome (its
 /// span still shows the error). Courses has none: without the course there
 /// is no page.
+#[utoipa::path(
+    get,
+    path = "/api/courses/{course_id}/page",
+    tag = "catalog",
+    operation_id = "getCoursePage",
+    params(("course_id" = String, Path, description = "The course's id (`c0001`).")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The course, and the caller's progress in it when signed in.", body = CoursePage),
+        (status = 401, description = "`unauthorized`: a token was sent and does not verify (send none to browse anonymously).", body = ErrorBody),
+        (status = 404, description = "`not_found`.", body = ErrorBody),
+    )
+)]
 async fn page(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
@@ -76,7 +124,9 @@ async fn page(
 ) -> Result<Json<CoursePage>> {
     let progress = async {
         match &caller {
-            Some(c) => Some(with_fallback(state.progress.progress(&c.user_id, &course_id)).await),
+            Some(c) => {
+                Some(with_fallback(state.progress.progress(c, &c.user_id, &course_id)).await)
+            }
             None => None,
         }
     };

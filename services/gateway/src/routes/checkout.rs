@@ -2,28 +2,31 @@
 //! gateway → courses (price) → payments (charge, which calls the payment
 //! provider) → progress (enrollment, which asks courses again).
 
-use axum::{Router, extract::State, routing::post};
+use axum::extract::State;
 use courses::model::CourseSummary;
 use http::{HeaderMap, StatusCode};
-use mesh::{BadRequest, extract::Json};
+use mesh::{BadRequest, ErrorBody, auth::Caller, extract::Json};
 use payments::model::{ChargeRequest, Payment};
 use progress::model::{EnrollRequest, Enrollment};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{AppState, auth::Caller, error::Result};
+use crate::{AppState, error::Result};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/checkout", post(checkout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(checkout))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
+    /// The course to buy (`c0001`).
+    #[schema(min_length = 1, max_length = 64)]
     pub course_id: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkout {
     pub course: CourseSummary,
     /// `null` for a free course: nothing is charged.
@@ -42,6 +45,27 @@ pub struct Checkout {
 /// A race is left open: two checkouts of one course with *different* keys,
 /// in flight at the same moment, can both charge. Closing it needs a
 /// reservation in progress before the charge (a saga), not a read.
+#[utoipa::path(
+    post,
+    path = "/api/checkout",
+    tag = "checkout",
+    operation_id = "checkout",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+         description = "Any unique string (a UUID), reused when retrying the same checkout: it is charged at most once. Scoped to the caller."),
+    ),
+    request_body = CheckoutRequest,
+    responses(
+        (status = 201, description = "Bought: the payment (`null` for a free course) and the enrollment, `pending` until the payment's event is processed.", body = Checkout),
+        (status = 200, description = "The caller already owns the course: the existing payment and enrollment; nothing is charged.", body = Checkout),
+        (status = 400, description = "`missing_idempotency_key` or `invalid_idempotency_key`, or a malformed body.", body = ErrorBody),
+        (status = 402, description = "`payment_declined`, with the decline's `reason`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such course.", body = ErrorBody),
+        (status = 409, description = "`request_in_progress`: a checkout with this key is still running; `Retry-After`.", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused` (the key was used for another course), `invalid_input` or `invalid_body`.", body = ErrorBody),
+    )
+)]
 async fn checkout(
     State(state): State<AppState>,
     caller: Caller,
@@ -52,7 +76,7 @@ async fn checkout(
     // The price and whether the caller already owns the course, at once.
     let (course, owned) = tokio::join!(
         state.courses.get(&req.course_id),
-        state.progress.enrollments(&caller.user_id)
+        state.progress.enrollments(&caller, &caller.user_id)
     );
     let course = course?.summary;
     let owned = owned?
@@ -61,7 +85,7 @@ async fn checkout(
         .find(|e| e.enrollment.course_id == course.id);
     if let Some(owned) = owned {
         let payment = match &owned.enrollment.payment_id {
-            Some(id) => Some(state.payments.get(id).await?),
+            Some(id) => Some(state.payments.get(&caller, id).await?),
             None => None,
         };
         return Ok((
@@ -80,17 +104,20 @@ async fn checkout(
             amount_cents: course.price_cents,
             currency: course.currency.clone(),
         };
-        Some(state.payments.charge(&key, &charge).await?.payment)
+        Some(state.payments.charge(&caller, &key, &charge).await?.payment)
     } else {
         None
     };
     let enrollment = state
         .progress
-        .enroll(&EnrollRequest {
-            user_id: caller.user_id,
-            course_id: course.id.clone(),
-            payment_id: payment.as_ref().map(|p| p.id.clone()),
-        })
+        .enroll(
+            &caller,
+            &EnrollRequest {
+                user_id: caller.user_id.clone(),
+                course_id: course.id.clone(),
+                payment_id: payment.as_ref().map(|p| p.id.clone()),
+            },
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
