@@ -275,3 +275,15 @@ async fn admin_routes_are_not_traced() {
 
     assert!(telemetry.spans().is_empty(), "{:#?}", telemetry.spans());
 }
+
+#[tokio::test]
+async fn an_unknown_path_is_not_recorded() {
+    let telemetry = Telemetry::install();
+    let res = call(&app(), get_with("/no/such/route/hunter2", &[])).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Without a route the span is named after the method alone, and the
+    // path a client made up is not kept.
+    let span = telemetry.span("GET");
+    assert_eq!(str_attr(&span, "url.path"), None);
+    assert_eq!(str_attr(&span, "http.route"), None);
+}

@@ -108,7 +108,10 @@ fn server_span<B>(req: &Request<B>) -> Span {
         http.request.method = method,
         http.request.method_original = method_original,
         http.route = route,
-        url.path = bounded(req.uri().path()),
+        // Only on matched routes: an unknown path is whatever a scanner or
+        // a confused client sent (credentials included), and says nothing
+        // a 404 count does not.
+        url.path = route.map(|_| bounded(req.uri().path())),
         url.scheme = "http",
         server.address = bounded(server_address),
         server.port = server_port.map(i64::from),
