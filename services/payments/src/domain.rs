@@ -145,6 +145,23 @@ impl UserId {
     }
 }
 
+/// The id of a payment named in a path (`/payments/{payment_id}`): ours
+/// are uuids, so anything longer than an id, or with control characters
+/// (NUL, which PostgreSQL text cannot hold, would be a 500), is refused
+/// before the database is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentId(String);
+
+impl PaymentId {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        parse_id("payment_id", s).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The id of the course being paid for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CourseId(String);
@@ -243,6 +260,11 @@ mod tests {
         assert!(UserId::parse(&"é".repeat(64)).is_ok());
         assert!(UserId::parse("").is_err());
         assert!(CourseId::parse(&"c".repeat(65)).is_err());
+        assert!(PaymentId::parse("0190b6b8-7c5e-7cc2-9a51-3d1f1c2a4b5e").is_ok());
+        for bad in ["a\0b", "a\nb", "\u{7f}", "\u{85}"] {
+            assert!(PaymentId::parse(bad).is_err(), "{bad:?}");
+            assert!(UserId::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     fn request(amount_cents: i64) -> ChargeRequest {

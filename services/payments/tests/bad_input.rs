@@ -176,6 +176,32 @@ async fn listing_with_an_impossible_user_id_is_422() {
     assert_rejected(&app, before, response, 422, "invalid_input").await;
 }
 
+/// PostgreSQL text cannot hold NUL: an id with one must be refused before
+/// a query, or it is a 500 (`TEST_DATABASE_URL` runs this on PostgreSQL).
+#[tokio::test]
+async fn path_ids_with_control_characters_or_over_64_characters_are_422() {
+    let app = spawn_app().await;
+    let response = app.charge(Some(&new_key()), &charge_body("u1")).await;
+    assert_eq!(response.status(), 201);
+    let before = app.snapshot().await;
+    let long = "p".repeat(65);
+    for id in ["a%00b", "a%01b", "a%7Fb", "%C2%85", long.as_str()] {
+        let response = app.get(&format!("/payments/{id}")).await;
+        assert_error(response, 422, "invalid_input").await;
+        let response = app.refund(id).await;
+        assert_error(response, 422, "invalid_input").await;
+    }
+    for user in ["u1%00", "u1%0A"] {
+        let response = app.get(&format!("/users/{user}/payments")).await;
+        assert_error(response, 422, "invalid_input").await;
+    }
+    // The longest possible id is merely unknown.
+    let response = app.get(&format!("/payments/{}", "p".repeat(64))).await;
+    assert_error(response, 404, "not_found").await;
+    assert_eq!(app.snapshot().await, before);
+    assert_eq!(app.count("outbox").await, 1, "only the capture's event");
+}
+
 #[tokio::test]
 async fn unknown_routes_and_methods_are_json_errors() {
     let app = spawn_app().await;

@@ -40,6 +40,25 @@ async fn every_route_is_documented_with_its_security_and_errors() {
     let key = &charge["parameters"][0];
     assert_eq!(key["in"], "header");
     assert_eq!(key["schema"]["maxLength"], 255);
+    // Path ids are bounded as the handlers bound them, and an impossible
+    // one is a documented 422.
+    for (path, method) in [
+        ("/payments/{payment_id}", "get"),
+        ("/payments/{payment_id}/refund", "post"),
+        ("/users/{user_id}/payments", "get"),
+    ] {
+        let operation = &doc["paths"][path][method];
+        let id = &operation["parameters"][0];
+        assert_eq!(id["in"], "path", "{method} {path}");
+        assert_eq!(id["schema"]["minLength"], 1, "{method} {path}");
+        assert_eq!(id["schema"]["maxLength"], 64, "{method} {path}");
+        for status in ["403", "422"] {
+            assert!(
+                operation["responses"][status].is_object(),
+                "{method} {path}: no {status}"
+            );
+        }
+    }
     let schemas = &doc["components"]["schemas"];
     let request = &schemas["ChargeRequest"];
     assert_eq!(request["additionalProperties"], false);

@@ -33,6 +33,24 @@ async fn every_route_is_documented_with_its_security_and_errors() {
             route("/users/{user_id}/courses/{course_id}/progress", "get"),
         ],
     );
+    // Every path id is bounded as `domain::Id` bounds it, and an
+    // impossible one is a documented 422; another user's, a 403.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let what = format!("{method} {path} {}", parameter["name"]);
+                assert_eq!(parameter["in"], "path", "{what}");
+                assert_eq!(parameter["schema"]["minLength"], 1, "{what}");
+                assert_eq!(parameter["schema"]["maxLength"], 64, "{what}");
+            }
+            for status in ["403", "422"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path}: no {status}"
+                );
+            }
+        }
+    }
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["EnrollRequest"]["additionalProperties"], false);
     assert_eq!(

@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState, charges, db,
-    domain::{IdempotencyKey, NewCharge, ParseError, UserId},
+    domain::{IdempotencyKey, NewCharge, ParseError, PaymentId, UserId},
     error::{AppError, Result},
     model::{
         Charge, ChargeRequest, DeclineBody, DeclineReason, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED,
@@ -134,11 +134,13 @@ async fn create(
     operation_id = "getPayment",
     summary = "One payment",
     security(("bearer" = [])),
-    params(("payment_id" = String, Path, description = "The payment's id.")),
+    params(("payment_id" = String, Path, min_length = 1, max_length = 64,
+        description = "The payment's id (a uuid); no control characters.")),
     responses(
         (status = 200, description = "The payment.", body = Payment),
         (status = 403, description = "`forbidden`: another user's payment.", body = ErrorBody),
         (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not a possible payment id.", body = ErrorBody),
     )
 )]
 async fn get_one(
@@ -149,10 +151,12 @@ async fn get_one(
     Ok(Json(owned(&state, &caller, &payment_id).await?))
 }
 
-/// The payment if it is the caller's: 404 if there is none, 403 if it is
-/// another user's.
+/// The payment if it is the caller's: 422 for an id no payment can have,
+/// 404 if there is none, 403 if it is another user's.
 async fn owned(state: &AppState, caller: &Caller, payment_id: &str) -> Result<Payment> {
-    let payment = db::get_payment(&state.db, payment_id)
+    let payment_id =
+        PaymentId::parse(payment_id).map_err(|e| BadRequest::invalid(e.to_string()))?;
+    let payment = db::get_payment(&state.db, payment_id.as_str())
         .await?
         .ok_or(AppError::NotFound("payment"))?;
     caller.must_be(&payment.user_id)?;
@@ -169,12 +173,14 @@ async fn owned(state: &AppState, caller: &Caller, payment_id: &str) -> Result<Pa
     operation_id = "refundPayment",
     summary = "Refund a captured payment",
     security(("bearer" = [])),
-    params(("payment_id" = String, Path, description = "The payment's id.")),
+    params(("payment_id" = String, Path, min_length = 1, max_length = 64,
+        description = "The payment's id (a uuid); no control characters.")),
     responses(
         (status = 200, description = "The payment, `refunded`.", body = Payment),
         (status = 403, description = "`forbidden`: another user's payment.", body = ErrorBody),
         (status = 404, description = "`not_found`.", body = ErrorBody),
         (status = 409, description = "`not_refundable`: only captured payments are.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not a possible payment id.", body = ErrorBody),
     )
 )]
 async fn refund(
@@ -182,6 +188,7 @@ async fn refund(
     caller: Caller,
     Path(payment_id): Path<String>,
 ) -> Result<Json<Payment>> {
+    // `owned` has checked the id, so the refund's queries see a valid one.
     owned(&state, &caller, &payment_id).await?;
     match db::refund(&state.db, &state.outbox, &payment_id, chrono::Utc::now()).await? {
         db::Refund::Refunded(payment) => {
@@ -204,10 +211,12 @@ async fn refund(
     operation_id = "listPayments",
     summary = "A user's payments",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The caller's own id.")),
+    params(("user_id" = String, Path, min_length = 1, max_length = 64,
+        description = "The caller's own id; no control characters.")),
     responses(
         (status = 200, description = "At most 100, newest first.", body = PaymentList),
         (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not a possible user id.", body = ErrorBody),
     )
 )]
 async fn list_for_user(
@@ -215,8 +224,9 @@ async fn list_for_user(
     caller: Caller,
     Path(user_id): Path<String>,
 ) -> Result<Json<PaymentList>> {
-    caller.must_be(&user_id)?;
+    // An impossible id is 422 whoever asks: it names no one's data.
     let user_id = UserId::parse(&user_id).map_err(|e| BadRequest::invalid(e.to_string()))?;
+    caller.must_be(user_id.as_str())?;
     let items = db::list_for_user(&state.db, user_id.as_str(), MAX_LISTED).await?;
     Ok(Json(PaymentList { items }))
 }

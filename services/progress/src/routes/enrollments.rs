@@ -99,7 +99,7 @@ async fn enroll(
     operation_id = "listEnrollments",
     summary = "A user's enrollments",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The caller's own id.")),
+    params(("user_id" = String, Path, min_length = 1, max_length = 64, description = "The caller's own id; no control characters.")),
     responses(
         (status = 200, description = "With completed lessons and percentage.", body = EnrollmentList),
         (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),

@@ -32,9 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     summary = "Complete a lesson",
     security(("bearer" = [])),
     params(
-        ("user_id" = String, Path, description = "The caller's own id."),
-        ("course_id" = String, Path, description = "The course's id."),
-        ("lesson_id" = String, Path, description = "The lesson's id."),
+        ("user_id" = String, Path, min_length = 1, max_length = 64, description = "The caller's own id; no control characters."),
+        ("course_id" = String, Path, min_length = 1, max_length = 64, description = "The course's id; no control characters."),
+        ("lesson_id" = String, Path, min_length = 1, max_length = 64, description = "The lesson's id; no control characters."),
     ),
     responses(
         (status = 200, description = "The course's progress, this lesson included.", body = CourseProgress),
@@ -81,8 +81,8 @@ async fn complete(
     summary = "Progress in a course",
     security(("bearer" = [])),
     params(
-        ("user_id" = String, Path, description = "The caller's own id."),
-        ("course_id" = String, Path, description = "The course's id."),
+        ("user_id" = String, Path, min_length = 1, max_length = 64, description = "The caller's own id; no control characters."),
+        ("course_id" = String, Path, min_length = 1, max_length = 64, description = "The course's id; no control characters."),
     ),
     responses(
         (status = 200, description = "Lessons completed and the percentage.", body = CourseProgress),

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     operation_id = "getProfile",
     summary = "The learner's profile",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The caller's own id.")),
+    params(("user_id" = String, Path, min_length = 1, max_length = 64, description = "The caller's own id; no control characters.")),
     responses(
         (status = 200, description = "The profile, from users' `user.registered` event.", body = LearnerProfile),
         (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),
