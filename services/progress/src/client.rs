@@ -3,7 +3,7 @@
 
 use mesh::{CallError, MeshClient, auth::Caller};
 
-use crate::model::{CourseProgress, EnrollRequest, Enrollment, EnrollmentList};
+use crate::model::{CourseProgress, EnrollRequest, Enrollment, EnrollmentList, LearnerProfile};
 
 /// Calls the progress service through the mesh's outbound stack, on a
 /// user's behalf: every call forwards the caller's token, and progress
@@ -80,6 +80,19 @@ impl ProgressClient {
                 "/users/{user_id}/courses/{course_id}/progress",
                 &[user_id, course_id],
             )
+            .bearer_auth(caller.token())
+            .send_json()
+            .await
+    }
+    /// `GET /users/{user_id}/profile`: 404 `profile_not_found` until the
+    /// user's `user.registered` event has been processed.
+    pub async fn profile(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+    ) -> Result<LearnerProfile, CallError> {
+        self.mesh
+            .get("/users/{user_id}/profile", &[user_id])
             .bearer_auth(caller.token())
             .send_json()
             .await
