@@ -536,9 +536,29 @@ pub fn invalid_tokens(user: &str) -> Vec<(&'static str, String)> {
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     // `alg: none` with the same claims and no signature.
-    let payload = valid.split('.').nth(1).unwrap().to_owned();
-    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    let parts: Vec<&str> = valid.split('.').collect();
+    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+    // A character of the claims changed, and these claims under another
+    // user's genuine signature.
+    let mut payload = parts[1].to_owned();
+    let middle = payload.len() / 2;
+    let flipped = if &payload[middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    payload.replace_range(middle..=middle, flipped);
+    let someone_else = token_for("mallory");
+    let their_signature = someone_else.split('.').nth(2).unwrap();
     vec![
+        (
+            "payload changed",
+            format!("{}.{payload}.{}", parts[0], parts[2]),
+        ),
+        (
+            "another user's signature",
+            format!("{}.{}.{their_signature}", parts[0], parts[1]),
+        ),
         ("expired", keys.sign(&expired).unwrap()),
         ("wrong audience", keys.sign(&audience).unwrap()),
         ("wrong issuer", keys.sign(&issuer).unwrap()),

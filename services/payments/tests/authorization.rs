@@ -46,7 +46,6 @@ async fn only_the_owner_reaches_a_payment_and_nothing_changes_for_anyone_else() 
     unauthorized.extend(
         invalid_tokens("alice")
             .into_iter()
-            .chain(tampered_claims("alice"))
             .map(|(k, t)| (k, Some(t))),
     );
     for (kind, token) in unauthorized {
@@ -65,31 +64,4 @@ async fn only_the_owner_reaches_a_payment_and_nothing_changes_for_anyone_else() 
     assert_eq!(app.snapshot().await, before);
     assert_eq!(app.stored(&id).await.0, "captured");
     assert_eq!(app.count("outbox").await, 1, "only the capture's event");
-}
-
-/// Tampering beyond the signature's last character: a character of the
-/// claims changed, and Alice's claims under Bob's genuine signature.
-fn tampered_claims(user: &str) -> Vec<(&'static str, String)> {
-    let own = token_for(user);
-    let other = token_for("mallory");
-    let own: Vec<&str> = own.split('.').collect();
-    let other: Vec<&str> = other.split('.').collect();
-    let mut payload = own[1].to_owned();
-    let middle = payload.len() / 2;
-    let flipped = if &payload[middle..=middle] == "A" {
-        "B"
-    } else {
-        "A"
-    };
-    payload.replace_range(middle..=middle, flipped);
-    vec![
-        (
-            "payload changed",
-            format!("{}.{payload}.{}", own[0], own[2]),
-        ),
-        (
-            "another user's signature",
-            format!("{}.{}.{}", own[0], own[1], other[2]),
-        ),
-    ]
 }
