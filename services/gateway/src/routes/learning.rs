@@ -61,6 +61,7 @@ async fn enrollments(
         (status = 200, description = "Lessons completed and the percentage.", body = CourseProgress),
         (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),
         (status = 404, description = "`not_enrolled`.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not a possible course id.", body = ErrorBody),
     )
 )]
 async fn progress(
@@ -145,6 +146,7 @@ async fn payments(
         (status = 200, description = "The payment.", body = Payment),
         (status = 403, description = "`forbidden`: another user's payment.", body = ErrorBody),
         (status = 404, description = "`not_found`.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not a possible payment id (over 64 characters, or control characters).", body = ErrorBody),
     )
 )]
 async fn payment(
@@ -170,6 +172,7 @@ async fn payment(
         (status = 403, description = "`forbidden`: another user's payment.", body = ErrorBody),
         (status = 404, description = "`not_found`.", body = ErrorBody),
         (status = 409, description = "`not_refundable`: it was declined.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not a possible payment id (over 64 characters, or control characters).", body = ErrorBody),
     )
 )]
 async fn refund(

@@ -50,7 +50,7 @@ pub fn serve_config() -> ServeConfig {
 pub struct Telemetry {
     exporter: InMemorySpanExporter,
     _provider: SdkTracerProvider,
-    _guard: tracing::subscriber::DefaultGuard,
+    _guard: Option<tracing::dispatcher::DefaultGuard>,
 }
 
 impl Telemetry {
@@ -69,7 +69,16 @@ impl Telemetry {
             .build();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        let guard = tracing::subscriber::set_default(subscriber);
+        // Process-wide when this is the process's first (nextest runs each
+        // test in its own process): a thread-local default alone loses
+        // spans whose callsites another thread registered first, under the
+        // no-op global dispatcher. Under `cargo test`, later tests of the
+        // binary fall back to the thread-local default.
+        let dispatch = tracing::Dispatch::new(subscriber);
+        let guard = match tracing::dispatcher::set_global_default(dispatch.clone()) {
+            Ok(()) => None,
+            Err(_) => Some(tracing::dispatcher::set_default(&dispatch)),
+        };
         Self {
             exporter,
             _provider: provider,
