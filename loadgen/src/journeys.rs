@@ -31,6 +31,10 @@ use crate::{
 /// older ones, so a long surge does not grow memory without bound.
 const MAX_LEARNERS: usize = 50_000;
 
+/// Attempts of a setup checkout that failed on the system's side (a 5xx,
+/// or no answer) before the setup gives up.
+const SETUP_ATTEMPTS: u32 = 4;
+
 /// A token is refreshed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
@@ -148,11 +152,27 @@ impl World {
                     token: Some(token),
                     forwarded_for: world.forwarded_for.then(|| learner.address.clone()),
                 };
+                // One key for every attempt: a retry after a failed or
+                // unanswered attempt charges at most once.
                 let key = uuid::Uuid::new_v4().to_string();
-                match world.client.checkout(&visitor, &course, &key).await {
-                    Ok(_) => learner.own(&course),
-                    Err(CallError::Status { status, .. }) if status.as_u16() == 402 => {}
-                    Err(e) => anyhow::bail!("setup checkout of {course}: {e}"),
+                let mut attempt = 1;
+                loop {
+                    match world.client.checkout(&visitor, &course, &key).await {
+                        Ok(_) => learner.own(&course),
+                        Err(CallError::Status { status, .. }) if status.as_u16() == 402 => {}
+                        // A replica restarting (a scenario's crash) is
+                        // transient: the setup waits it out a few times.
+                        Err(e)
+                            if attempt < SETUP_ATTEMPTS
+                                && e.status().is_none_or(|s| s.is_server_error()) =>
+                        {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                        Err(e) => anyhow::bail!("setup checkout of {course}: {e}"),
+                    }
+                    break;
                 }
                 world.add_learner(learner);
                 anyhow::Ok(())
