@@ -7,7 +7,12 @@
 #   planner  reduces the workspace to a recipe: manifests and the lock file
 #   builder  builds the dependencies from the recipe (a layer that stays
 #            cached until Cargo.toml or Cargo.lock change), then our code
-#   runtime  Debian slim, the binary, a wget for healthchecks, a non-root user
+#   base     Debian slim, the binary, a wget for healthchecks, a non-root user
+#   loadgen-kubectl
+#            base plus kubectl, for loadgen as a Kubernetes Job whose
+#            scenario scales, crashes and redeploys through kubectl
+#            (`docker build --target loadgen-kubectl`; deploy/k8s/loadgen)
+#   runtime  base as it is: the image the services run (the default target)
 #
 # Every base image is pinned by version, so a rebuild next month builds
 # the same thing.
@@ -38,7 +43,12 @@ RUN cargo build --release --locked -p loadgen --bin loadgen \
 # A static busybox, pinned by its image tag, for its `wget` applet only.
 FROM busybox:1.37.0-musl AS busybox
 
-FROM debian:12.12-slim AS runtime
+# The Kubernetes project's own kubectl image, for its static binary only;
+# the version is the newest minor the manifests in deploy/k8s are checked
+# with (kubectl supports clusters one minor version either side).
+FROM registry.k8s.io/kubectl:v1.32.4 AS kubectl
+
+FROM debian:12.12-slim AS base
 # Compose probes `/readyz` from inside the container, so the image needs an
 # HTTP client. Debian's curl would add libcurl and a TLS stack (~10 MB and
 # their CVEs) to an image that otherwise speaks only plain HTTP inside the
@@ -62,3 +72,12 @@ ENV HOST=0.0.0.0
 # (and Kubernetes' readinessProbe) define it on /readyz.
 ENTRYPOINT ["loadgen"]
 CMD ["--help"]
+
+# loadgen with kubectl: `loadgen run --platform kubernetes` inside the
+# cluster. Kept out of the services' image, which never calls kubectl.
+FROM base AS loadgen-kubectl
+COPY --from=kubectl /bin/kubectl /usr/local/bin/kubectl
+
+# The services' image, and what a plain `docker build .` builds (the last
+# stage).
+FROM base AS runtime
