@@ -1026,6 +1026,43 @@ journeys = { browse = 1 }
         }
     }
 
+    /// Scenarios shipped for Kubernetes (deploy/k8s/loadgen/scenarios, mounted
+    /// into the loadgen Job) parse, check something, and leave scaling to
+    /// the autoscalers (a `scale` event would fight them).
+    #[test]
+    fn every_kubernetes_scenario_parses() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/k8s/loadgen/scenarios"
+        );
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("deploy/k8s/loadgen/scenarios exists") {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let s = Scenario::load(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                Some(s.name.as_str()),
+                path.file_stem().and_then(|n| n.to_str())
+            );
+            assert!(
+                !s.thresholds.is_empty() && !s.expectations.is_empty(),
+                "{} checks something",
+                s.name
+            );
+            assert!(
+                s.timeline
+                    .iter()
+                    .all(|event| !matches!(event.action, crate::timeline::Action::Scale { .. })),
+                "{} scales by hand",
+                s.name
+            );
+            seen += 1;
+        }
+        assert!(seen >= 1, "no scenario in {dir}");
+    }
+
     #[test]
     fn a_minimal_scenario_gets_defaults() {
         let s = Scenario::parse(MINIMAL, "t.toml").unwrap();
