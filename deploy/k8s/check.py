@@ -1,0 +1,725 @@
+#!/usr/bin/env python3
+"""Static checks of the Kubernetes manifests (deploy/k8s). No cluster needed.
+
+    python3 deploy/k8s/check.py [--root DIR] [--skip-validate] [--self-test]
+
+What it does (exit 1 if anything fails, each failure on its own line):
+
+1. Renders every overlay with `kubectl kustomize`: overlays/dev,
+   overlays/production-like, production-like with the
+   components/autoscale-requests-per-second component, and loadgen/ (the
+   scenario Job template), plus base/ alone for the Secret check.
+2. Validates every rendered object with `kubernetes-validate --strict`
+   against Kubernetes KUBERNETES_VERSION (unknown fields are errors).
+3. Asserts the promises the manifests make, on the rendered objects:
+   - every workload (Deployment, StatefulSet, the CronJob's pod) has
+     requests and limits for CPU and memory, runs as non-root with seccomp
+     RuntimeDefault, no privilege escalation, a read-only root filesystem
+     and every capability dropped, no host namespaces or hostPath; every
+     long-running one has readiness and liveness probes whose ports exist;
+   - each LearnSphere service: readiness on /readyz, liveness on /healthz,
+     a preStop that POSTs /admin/drain, topology spread across nodes, a
+     PodDisruptionBudget, a ClusterIP Service and a headless Service
+     `<name>-headless` selecting its pods on its port, the Prometheus
+     scrape annotations on that port; the URLs services call each other by
+     are the headless names (the mesh balances over every pod);
+   - Prometheus discovers pods (kubernetes_sd_configs, role pod) with a
+     ServiceAccount allowed to list and watch pods; every pod that asks to
+     be scraped names a port it has; jobs are named as in Compose;
+   - every image is pinned: third-party ones to the very versions Compose
+     runs, LearnSphere's to the workspace version; none is `latest`;
+   - no Secret in base/ holds anything but a CHANGE-ME placeholder, and
+     production-like ships no Secret at all; every secret, ConfigMap and
+     ServiceAccount a pod refers to exists in the same render (the
+     loadgen Job's Secret excepted: the overlay provides it);
+   - the dashboards, the Prometheus rules, the Collector, Jaeger and
+     Grafana provisioning configs, and the PostgreSQL init script are
+     byte for byte the files Compose mounts (generated from them, not
+     copied), every dashboard is provisioned, and no copy of them sits
+     under deploy/k8s;
+   - the HPAs of production-like scale users and payments, whose
+     Deployments leave `replicas` to them and request CPU;
+   - the namespace enforces the `restricted` Pod Security Standard and the
+     ingress publishes /api and /openapi.json only.
+4. With --self-test: breaks a rendered object in each of several ways and
+   asserts the checks notice every one (so the checks above can fail).
+
+Needs kubectl (kustomize v5), PyYAML, and kubernetes-validate unless
+--skip-validate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+KUBERNETES_VERSION = "1.37.0"
+
+# LearnSphere services: port (as in Compose and the launcher).
+SERVICES = {"gateway": 8080, "users": 8081, "courses": 8082, "payments": 8083, "progress": 8084}
+# Services the production-like overlay autoscales.
+AUTOSCALED = {"users", "payments"}
+# Prometheus job names Compose uses (observability/prometheus/prometheus.yml);
+# Kubernetes derives them from app.kubernetes.io/name.
+COMPOSE_JOBS = set(SERVICES) | {"loadgen", "otel-collector"}
+
+# ConfigMaps generated from files Compose mounts: name → {key: repo path}.
+SHARED_CONFIG = {
+    "otel-collector-config": {"config.yml": "observability/otel-collector.yml"},
+    "jaeger-config": {"config.yml": "observability/jaeger.yml"},
+    "grafana-datasources": {"datasources.yml": "observability/grafana/provisioning/datasources/datasources.yml"},
+    "grafana-dashboard-providers": {"dashboards.yml": "observability/grafana/provisioning/dashboards/dashboards.yml"},
+    "postgres-init": {"10-learnsphere.sh": "deploy/compose/postgres-init.sh"},
+}
+
+OVERLAYS = ["overlays/dev", "overlays/production-like"]
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+
+class Checker:
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.passed = 0
+
+    def check(self, ok: bool, message: str) -> None:
+        if ok:
+            self.passed += 1
+        else:
+            self.failures.append(message)
+
+
+# --- Rendering -----------------------------------------------------------
+
+
+def kustomize(root: Path, target: str) -> list[dict]:
+    """`kubectl kustomize` of deploy/k8s/<target>, as a list of objects."""
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(root / "deploy/k8s" / target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RenderError(f"kubectl kustomize deploy/k8s/{target} failed:\n{result.stderr.strip()}")
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def kustomize_with_component(root: Path, overlay: str, component: str) -> list[dict]:
+    """An overlay with a component added, as a user's kustomization would."""
+    with tempfile.TemporaryDirectory(dir=root / "deploy/k8s") as tmp:
+        here = Path(tmp)
+        (here / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources: [../{overlay}]\ncomponents: [../{component}]\n",
+            encoding="utf-8",
+        )
+        return kustomize(root, here.name)
+
+
+class RenderError(Exception):
+    pass
+
+
+def validate(objects: list[dict], label: str, c: Checker) -> None:
+    """kubernetes-validate --strict on every object of one render."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump_all(objects, f, sort_keys=False)
+        path = f.name
+    try:
+        result = subprocess.run(
+            ["kubernetes-validate", "--strict", "--quiet", "-k", KUBERNETES_VERSION, path],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        Path(path).unlink()
+    output = (result.stdout + result.stderr).strip()
+    c.check(result.returncode == 0, f"{label}: kubernetes-validate --strict (Kubernetes {KUBERNETES_VERSION}):\n{output}")
+
+
+# --- Helpers -------------------------------------------------------------
+
+
+def name(obj: dict) -> str:
+    return obj.get("metadata", {}).get("name", "?")
+
+
+def ref(obj: dict) -> str:
+    return f"{obj.get('kind')}/{name(obj)}"
+
+
+def of_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def find(objects: list[dict], kind: str, wanted: str) -> dict | None:
+    for o in of_kind(objects, kind):
+        if name(o) == wanted:
+            return o
+    return None
+
+
+def pod_template(obj: dict) -> dict | None:
+    spec = obj.get("spec", {})
+    if obj.get("kind") == "CronJob":
+        return spec.get("jobTemplate", {}).get("spec", {}).get("template")
+    return spec.get("template")
+
+
+def configmap_by_base(objects: list[dict], base: str) -> dict | None:
+    """A generated ConfigMap by its name before kustomize's hash suffix."""
+    for o in of_kind(objects, "ConfigMap"):
+        if re.fullmatch(rf"{re.escape(base)}(-[a-z0-9]{{10}})?", name(o)):
+            return o
+    return None
+
+
+def env_value(container: dict, key: str) -> str | None:
+    for e in container.get("env") or []:
+        if e.get("name") == key:
+            return e.get("value")
+    return None
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+# --- Checks --------------------------------------------------------------
+
+
+def check_workloads(objects: list[dict], label: str, c: Checker) -> None:
+    for obj in objects:
+        if obj.get("kind") not in WORKLOAD_KINDS:
+            continue
+        where = f"{label}: {ref(obj)}"
+        template = pod_template(obj) or {}
+        spec = template.get("spec", {})
+        pod_sc = spec.get("securityContext") or {}
+        c.check(pod_sc.get("runAsNonRoot") is True, f"{where}: pod securityContext.runAsNonRoot is not true")
+        c.check((pod_sc.get("seccompProfile") or {}).get("type") == "RuntimeDefault", f"{where}: pod seccompProfile is not RuntimeDefault")
+        for host in ("hostNetwork", "hostPID", "hostIPC"):
+            c.check(not spec.get(host), f"{where}: {host}")
+        for volume in spec.get("volumes") or []:
+            c.check("hostPath" not in volume, f"{where}: hostPath volume {volume.get('name')}")
+        long_running = obj.get("kind") in {"Deployment", "StatefulSet", "DaemonSet"}
+        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            cwhere = f"{where} container {container.get('name')}"
+            resources = container.get("resources") or {}
+            for kind in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    c.check(resource in (resources.get(kind) or {}), f"{cwhere}: no {resource} {kind}")
+            sc = container.get("securityContext") or {}
+            c.check(sc.get("allowPrivilegeEscalation") is False, f"{cwhere}: allowPrivilegeEscalation is not false")
+            c.check(sc.get("readOnlyRootFilesystem") is True, f"{cwhere}: readOnlyRootFilesystem is not true")
+            c.check((sc.get("capabilities") or {}).get("drop") == ["ALL"], f"{cwhere}: capabilities are not drop [ALL]")
+            c.check(not sc.get("privileged"), f"{cwhere}: privileged")
+            c.check(sc.get("runAsUser", pod_sc.get("runAsUser")) not in (None, 0), f"{cwhere}: runs as uid 0 or an unset uid")
+            ports = {p.get("name") for p in container.get("ports") or []} | {p.get("containerPort") for p in container.get("ports") or []}
+            if long_running and container in (spec.get("containers") or []):
+                for probe in ("readinessProbe", "livenessProbe"):
+                    c.check(probe in container, f"{cwhere}: no {probe}")
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                port = ((container.get(probe) or {}).get("httpGet") or {}).get("port")
+                if port is not None:
+                    c.check(port in ports, f"{cwhere}: {probe} port {port} is not a port of the container")
+
+
+def check_services(objects: list[dict], label: str, c: Checker) -> None:
+    for service, port in SERVICES.items():
+        where = f"{label}: {service}"
+        deployment = find(objects, "Deployment", service)
+        if deployment is None:
+            c.failures.append(f"{where}: no Deployment")
+            continue
+        template = pod_template(deployment)
+        pod_labels = template["metadata"].get("labels") or {}
+        spec = template["spec"]
+        container = spec["containers"][0]
+        c.check(container.get("args") == ["serve", service], f"{where}: the container does not run `loadgen serve {service}`")
+        c.check(env_value(container, "PORT") == str(port), f"{where}: PORT is not {port}")
+        c.check(any(p.get("containerPort") == port for p in container.get("ports") or []), f"{where}: no container port {port}")
+        ready = (container.get("readinessProbe") or {}).get("httpGet") or {}
+        live = (container.get("livenessProbe") or {}).get("httpGet") or {}
+        c.check(ready.get("path") == "/readyz", f"{where}: readiness probe is not GET /readyz")
+        c.check(live.get("path") == "/healthz", f"{where}: liveness probe is not GET /healthz")
+        pre_stop = " ".join(((container.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command") or [])
+        c.check("/admin/drain" in pre_stop and "--post-data" in pre_stop and f":{port}/" in pre_stop, f"{where}: preStop does not POST /admin/drain on port {port}")
+        c.check("$ADMIN_TOKEN" in pre_stop and any(e.get("name") == "ADMIN_TOKEN" for e in container.get("env") or []), f"{where}: preStop drain without the admin token")
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+        c.check(grace >= 8 + 10 + 5, f"{where}: terminationGracePeriodSeconds {grace} is shorter than preStop + SHUTDOWN_GRACE + flush")
+        spread = [t for t in spec.get("topologySpreadConstraints") or [] if t.get("topologyKey") == "kubernetes.io/hostname"]
+        c.check(any(selects(t.get("labelSelector", {}).get("matchLabels", {}), pod_labels) for t in spread), f"{where}: no topology spread across nodes selecting its pods")
+        annotations = template["metadata"].get("annotations") or {}
+        c.check(annotations.get("prometheus.io/scrape") == "true" and annotations.get("prometheus.io/port") == str(port), f"{where}: pods do not ask Prometheus to scrape port {port}")
+        c.check(spec.get("automountServiceAccountToken") is False, f"{where}: mounts a Kubernetes API token it never uses")
+        pdbs = [p for p in of_kind(objects, "PodDisruptionBudget") if selects(p["spec"].get("selector", {}).get("matchLabels", {}), pod_labels)]
+        c.check(len(pdbs) == 1, f"{where}: {len(pdbs)} PodDisruptionBudgets select its pods (want 1)")
+        for svc_name, headless in ((service, False), (f"{service}-headless", True)):
+            svc = find(objects, "Service", svc_name)
+            if svc is None:
+                c.failures.append(f"{where}: no Service {svc_name}")
+                continue
+            c.check((svc["spec"].get("clusterIP") == "None") == headless, f"{where}: Service {svc_name} is {'not ' if headless else ''}headless")
+            c.check(selects(svc["spec"].get("selector", {}), pod_labels), f"{where}: Service {svc_name} does not select its pods")
+            c.check(any(p.get("port") == port for p in svc["spec"].get("ports") or []), f"{where}: Service {svc_name} does not serve port {port}")
+        # Calls to other services go through headless names: every pod.
+        for e in container.get("env") or []:
+            value = e.get("value") or ""
+            if e.get("name", "").endswith("_URL") and value.startswith("http"):
+                host = urlsplit(value).hostname or ""
+                target = host.removesuffix("-headless")
+                if target in SERVICES:
+                    c.check(host == f"{target}-headless" and urlsplit(value).port == SERVICES[target], f"{where}: {e['name']}={value} is not {target}-headless:{SERVICES[target]}")
+
+
+def check_prometheus(objects: list[dict], label: str, c: Checker) -> None:
+    where = f"{label}: prometheus"
+    cm = configmap_by_base(objects, "prometheus-config")
+    if cm is None:
+        c.failures.append(f"{where}: no prometheus-config ConfigMap")
+        return
+    config = yaml.safe_load(cm["data"]["prometheus.yml"])
+    pod_sd = [
+        sc for sc in config.get("scrape_configs") or []
+        if any(sd.get("role") == "pod" for sd in sc.get("kubernetes_sd_configs") or [])
+    ]
+    c.check(bool(pod_sd), f"{where}: no scrape config discovers pods (kubernetes_sd_configs role pod)")
+    c.check(not any("dns_sd_configs" in sc or "static_configs" in sc for sc in config.get("scrape_configs") or []), f"{where}: static or DNS targets: Kubernetes pods come and go")
+    relabels = [r for sc in pod_sd for r in sc.get("relabel_configs") or []]
+    c.check(any(r.get("target_label") == "job" and r.get("source_labels") == ["__meta_kubernetes_pod_label_app_kubernetes_io_name"] for r in relabels), f"{where}: job is not the pod's app.kubernetes.io/name (dashboards filter on job)")
+    c.check(config.get("rule_files") == ["rules/*.yml"], f"{where}: rule_files is not rules/*.yml")
+    deployment = find(objects, "Deployment", "prometheus")
+    if deployment is None:
+        c.failures.append(f"{where}: no Deployment")
+        return
+    spec = pod_template(deployment)["spec"]
+    account = spec.get("serviceAccountName")
+    c.check(find(objects, "ServiceAccount", account or "") is not None, f"{where}: no ServiceAccount {account}")
+    allowed: set[str] = set()
+    for binding in of_kind(objects, "RoleBinding") + of_kind(objects, "ClusterRoleBinding"):
+        if any(s.get("kind") == "ServiceAccount" and s.get("name") == account for s in binding.get("subjects") or []):
+            role = find(objects, binding["roleRef"]["kind"], binding["roleRef"]["name"]) or {}
+            for rule in role.get("rules") or []:
+                if "pods" in rule.get("resources", []) and "" in rule.get("apiGroups", []):
+                    allowed |= set(rule.get("verbs") or [])
+    c.check({"list", "watch"} <= allowed, f"{where}: its ServiceAccount may not list and watch pods")
+    c.check("--enable-feature=exemplar-storage" in spec["containers"][0].get("args", []), f"{where}: exemplar storage is off (no trace links)")
+    mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0].get("volumeMounts") or []}
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    rules_volume = volumes.get(mounts.get("/etc/prometheus/rules", ""), {})
+    c.check((rules_volume.get("configMap") or {}).get("name", "").startswith("prometheus-rules"), f"{where}: the shared rules are not mounted at /etc/prometheus/rules")
+    # Every pod asking to be scraped names a port it has, and a Compose job.
+    for obj in objects:
+        template = pod_template(obj) if obj.get("kind") in WORKLOAD_KINDS else None
+        if not template:
+            continue
+        annotations = template["metadata"].get("annotations") or {}
+        if annotations.get("prometheus.io/scrape") != "true":
+            continue
+        ports = {str(p.get("containerPort")) for ct in template["spec"]["containers"] for p in ct.get("ports") or []}
+        c.check(annotations.get("prometheus.io/port") in ports, f"{label}: {ref(obj)} asks to be scraped on port {annotations.get('prometheus.io/port')}, which it does not have")
+        job = (template["metadata"].get("labels") or {}).get("app.kubernetes.io/name")
+        c.check(job in COMPOSE_JOBS, f"{label}: {ref(obj)} would be scraped as job {job!r}, not one of Compose's ({', '.join(sorted(COMPOSE_JOBS))})")
+
+
+def compose_images(root: Path) -> dict[str, str]:
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text(encoding="utf-8"))
+    images = {}
+    for svc in compose["services"].values():
+        image = (svc or {}).get("image", "")
+        if image and not image.startswith("learnsphere:"):
+            images[image.rsplit(":", 1)[0]] = image
+    return images
+
+
+def workspace_version(root: Path) -> str:
+    cargo = tomllib.loads((root / "Cargo.toml").read_text(encoding="utf-8"))
+    return cargo["workspace"]["package"]["version"]
+
+
+def check_images(objects: list[dict], label: str, root: Path, c: Checker) -> None:
+    pinned = compose_images(root)
+    version = workspace_version(root)
+    for obj in objects:
+        template = pod_template(obj) if obj.get("kind") in WORKLOAD_KINDS else None
+        if not template:
+            continue
+        for container in template["spec"].get("containers", []) + template["spec"].get("initContainers", []):
+            image = container.get("image", "")
+            where = f"{label}: {ref(obj)} image {image!r}"
+            repo, _, tag = image.rpartition(":") if "@" not in image else (image.split("@")[0], "", image.split("@")[1])
+            c.check(bool(repo) and tag not in ("", "latest"), f"{where}: not pinned to a version")
+            if repo in ("learnsphere", "learnsphere-loadgen"):
+                c.check(tag == version, f"{where}: LearnSphere's images are tagged with the workspace version {version}")
+            elif repo in pinned:
+                c.check(image == pinned[repo], f"{where}: Compose runs {pinned[repo]}; the two deployments should run the same version")
+
+
+def check_secrets(base: list[dict], production: list[dict], c: Checker) -> None:
+    secrets = of_kind(base, "Secret")
+    c.check(bool(secrets), "base: no Secret (the services read learnsphere-secrets)")
+    for secret in secrets:
+        values = dict(secret.get("stringData") or {})
+        for key, encoded in (secret.get("data") or {}).items():
+            import base64
+
+            values[key] = base64.b64decode(encoded).decode("utf-8", "replace")
+        for key, value in values.items():
+            c.check("CHANGE-ME" in value, f"base: Secret {name(secret)} key {key} holds a real-looking value (placeholders only: CHANGE-ME)")
+    c.check(not of_kind(production, "Secret"), "overlays/production-like: ships a Secret (it must come from outside the repository)")
+    config = configmap_by_base(production, "learnsphere-config")
+    c.check(bool(config) and config["data"].get("LEARNSPHERE_ENV") == "production", "overlays/production-like: LEARNSPHERE_ENV is not production")
+
+
+def check_references(objects: list[dict], label: str, c: Checker, external_secrets: set[str] = frozenset()) -> None:
+    """Every ConfigMap, Secret key and ServiceAccount a pod names exists."""
+    configmaps = {name(o): o for o in of_kind(objects, "ConfigMap")}
+    secrets = {name(o): o for o in of_kind(objects, "Secret")}
+    accounts = {name(o) for o in of_kind(objects, "ServiceAccount")}
+    for obj in objects:
+        template = pod_template(obj) if obj.get("kind") in WORKLOAD_KINDS else None
+        if not template:
+            continue
+        where = f"{label}: {ref(obj)}"
+        spec = template["spec"]
+        account = spec.get("serviceAccountName")
+        if account:
+            c.check(account in accounts, f"{where}: ServiceAccount {account} does not exist")
+        for volume in spec.get("volumes") or []:
+            sources = [volume.get("configMap")] + [s.get("configMap") for s in (volume.get("projected") or {}).get("sources", [])]
+            for source in filter(None, sources):
+                c.check(source["name"] in configmaps, f"{where}: volume {volume['name']} names ConfigMap {source['name']}, which does not exist")
+        for container in spec.get("containers") or []:
+            for e in container.get("env") or []:
+                source = e.get("valueFrom") or {}
+                if "secretKeyRef" in source:
+                    secret_ref = source["secretKeyRef"]
+                    if secret_ref["name"] in external_secrets:
+                        continue
+                    secret = secrets.get(secret_ref["name"])
+                    keys = set((secret or {}).get("stringData") or {}) | set((secret or {}).get("data") or {})
+                    c.check(secret_ref["key"] in keys, f"{where}: env {e['name']} needs Secret {secret_ref['name']} key {secret_ref['key']}, which does not exist")
+                if "configMapKeyRef" in source:
+                    cm = configmaps.get(source["configMapKeyRef"]["name"])
+                    c.check(bool(cm) and source["configMapKeyRef"]["key"] in cm.get("data", {}), f"{where}: env {e['name']} needs ConfigMap key {source['configMapKeyRef']}, which does not exist")
+            for env_from in container.get("envFrom") or []:
+                if "configMapRef" in env_from:
+                    c.check(env_from["configMapRef"]["name"] in configmaps, f"{where}: envFrom ConfigMap {env_from['configMapRef']['name']} does not exist")
+
+
+def check_shared_files(objects: list[dict], label: str, root: Path, c: Checker) -> None:
+    """Dashboards, rules and configs: the files Compose mounts, unchanged."""
+    for cm_name, keys in SHARED_CONFIG.items():
+        cm = configmap_by_base(objects, cm_name)
+        if cm is None:
+            c.failures.append(f"{label}: no ConfigMap {cm_name}")
+            continue
+        for key, path in keys.items():
+            c.check(cm.get("data", {}).get(key) == (root / path).read_text(encoding="utf-8"), f"{label}: ConfigMap {cm_name} key {key} is not {path} as Compose mounts it")
+    rules = configmap_by_base(objects, "prometheus-rules")
+    rule_files = {p.name: p.read_text(encoding="utf-8") for p in sorted((root / "observability/prometheus/rules").glob("*.yml"))}
+    c.check(bool(rules) and rules.get("data") == rule_files, f"{label}: ConfigMap prometheus-rules is not observability/prometheus/rules/*.yml (every file, unchanged)")
+    dashboards = {
+        p.name: p.read_text(encoding="utf-8")
+        for p in sorted((root / "dashboards").glob("*.json"))
+        if "panels" in json.loads(p.read_text(encoding="utf-8"))
+    }
+    grafana = find(objects, "Deployment", "grafana")
+    provisioned: dict[str, str] = {}
+    if grafana is not None:
+        spec = pod_template(grafana)["spec"]
+        mount = next((m for m in spec["containers"][0].get("volumeMounts") or [] if m["mountPath"] == "/var/lib/grafana/dashboards"), None)
+        volume = next((v for v in spec.get("volumes") or [] if mount and v["name"] == mount["name"]), {})
+        sources = [s["configMap"]["name"] for s in (volume.get("projected") or {}).get("sources", []) if "configMap" in s]
+        if "configMap" in volume:
+            sources.append(volume["configMap"]["name"])
+        for source in sources:
+            cm = find(objects, "ConfigMap", source) or {}
+            provisioned.update(cm.get("data") or {})
+    c.check(bool(dashboards) and provisioned == dashboards, f"{label}: Grafana's /var/lib/grafana/dashboards is not dashboards/*.json (every dashboard, unchanged): provisioned {sorted(provisioned)}, dashboards/ has {sorted(dashboards)}")
+    datasources = find(objects, "Deployment", "grafana")
+    if datasources is not None:
+        mounts = {m["mountPath"] for m in pod_template(datasources)["spec"]["containers"][0].get("volumeMounts") or []}
+        c.check({"/etc/grafana/provisioning/datasources", "/etc/grafana/provisioning/dashboards"} <= mounts, f"{label}: Grafana's provisioning is not mounted where Compose mounts it")
+
+
+def check_no_copies(root: Path, c: Checker) -> None:
+    """No file under deploy/k8s duplicates one the Compose stack uses."""
+    shared = [root / p for keys in SHARED_CONFIG.values() for p in keys.values()]
+    shared += list((root / "observability/prometheus/rules").glob("*.yml")) + list((root / "dashboards").glob("*.json"))
+    contents = {p.read_bytes(): p for p in shared}
+    for path in (root / "deploy/k8s").rglob("*"):
+        if path.is_file():
+            original = contents.get(path.read_bytes())
+            c.check(original is None, f"deploy/k8s: {path.relative_to(root)} is a copy of {original and original.relative_to(root)}; generate it from the original instead")
+
+
+def check_autoscaling(objects: list[dict], label: str, c: Checker, metric: str) -> None:
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in of_kind(objects, "HorizontalPodAutoscaler")}
+    c.check(set(hpas) == AUTOSCALED, f"{label}: autoscaled {sorted(hpas)}, want {sorted(AUTOSCALED)}")
+    for service, hpa in hpas.items():
+        where = f"{label}: HPA {name(hpa)}"
+        deployment = find(objects, "Deployment", service)
+        c.check(deployment is not None and hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment", f"{where}: targets no Deployment {service}")
+        if deployment is None:
+            continue
+        c.check("replicas" not in deployment["spec"], f"{where}: Deployment {service} sets replicas, which every apply would reset under the autoscaler")
+        c.check(hpa["spec"].get("minReplicas", 1) >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"].get("minReplicas", 1), f"{where}: minReplicas < 2 or no room to scale")
+        metrics = hpa["spec"].get("metrics") or []
+        if metric == "cpu":
+            c.check(any(m.get("type") == "Resource" and m["resource"]["name"] == "cpu" for m in metrics), f"{where}: does not scale on CPU")
+            requests = [ct.get("resources", {}).get("requests", {}).get("cpu") for ct in pod_template(deployment)["spec"]["containers"]]
+            c.check(all(requests), f"{where}: Deployment {service} has no CPU request to compare usage with")
+        else:
+            c.check(any(m.get("type") == "Pods" and m["pods"]["metric"]["name"] == metric for m in metrics), f"{where}: does not scale on {metric}")
+
+
+def check_namespace_and_ingress(objects: list[dict], label: str, c: Checker) -> None:
+    namespaces = of_kind(objects, "Namespace")
+    c.check(len(namespaces) == 1 and (namespaces[0]["metadata"].get("labels") or {}).get("pod-security.kubernetes.io/enforce") == "restricted", f"{label}: no Namespace enforcing the restricted Pod Security Standard")
+    for obj in objects:
+        if obj.get("kind") not in CLUSTER_SCOPED:
+            c.check(obj["metadata"].get("namespace") == "learnsphere", f"{label}: {ref(obj)} is not in namespace learnsphere")
+    for ingress in of_kind(objects, "Ingress"):
+        paths = {(p["path"], p["pathType"]) for rule in ingress["spec"].get("rules", []) for p in rule["http"]["paths"]}
+        c.check(paths == {("/api", "Prefix"), ("/openapi.json", "Exact")}, f"{label}: Ingress {name(ingress)} publishes {sorted(paths)}; only /api and /openapi.json are public (docs/security.md)")
+
+
+def check_loadgen(objects: list[dict], root: Path, c: Checker) -> None:
+    """The scenario Job template can do what the kubernetes driver does."""
+    cron = find(objects, "CronJob", "loadgen")
+    if cron is None:
+        c.failures.append("loadgen: no CronJob loadgen (the Job template)")
+        return
+    c.check(cron["spec"].get("suspend") is True, "loadgen: the CronJob is not suspended (it is a template, never scheduled)")
+    container = pod_template(cron)["spec"]["containers"][0]
+    args = container.get("args") or []
+    c.check(args[:1] == ["run"] and "--platform" in args and args[args.index("--platform") + 1] == "kubernetes", "loadgen: the Job does not run `loadgen run --platform kubernetes`")
+    c.check(container.get("image", "").startswith("learnsphere-loadgen:"), "loadgen: the Job's image is not the one with kubectl (Dockerfile target loadgen-kubectl)")
+    verbs: dict[tuple[str, str], set[str]] = {}
+    for role in of_kind(objects, "Role"):
+        for rule in role.get("rules") or []:
+            for group in rule.get("apiGroups") or []:
+                for resource in rule.get("resources") or []:
+                    verbs.setdefault((group, resource), set()).update(rule.get("verbs") or [])
+    needed = {
+        ("apps", "deployments"): {"get", "patch", "watch"},  # rollout restart, rollout status
+        ("apps", "deployments/scale"): {"get", "patch"},  # kubectl scale
+        ("apps", "replicasets"): {"get", "list", "watch"},  # rollout status
+        ("", "pods"): {"list", "delete"},  # crash
+    }
+    for key, want in needed.items():
+        c.check(want <= verbs.get(key, set()), f"loadgen: the Role lacks {sorted(want - verbs.get(key, set()))} on {key[1]}")
+    c.check(not any("*" in v for v in verbs.values()), "loadgen: the Role grants a wildcard")
+    scenarios = configmap_by_base(objects, "loadgen-scenarios")
+    for key, text in ((scenarios or {}).get("data") or {}).items():
+        scenario = tomllib.loads(text)
+        actions = {t.get("action") for t in scenario.get("timeline", [])}
+        c.check("scale" not in actions, f"loadgen: {key} scales by hand, which the HPAs would undo")
+    run = configmap_by_base(objects, "loadgen-run") or {}
+    default = (run.get("data") or {}).get("SCENARIO", "")
+    c.check(default.removeprefix("/scenarios/") in ((scenarios or {}).get("data") or {}), f"loadgen: the default SCENARIO {default!r} is not one of the mounted scenarios")
+
+
+# --- Driver ----------------------------------------------------------------
+
+
+def run_checks(renders: dict[str, list[dict]], root: Path, c: Checker) -> None:
+    for label in ("overlays/dev", "overlays/production-like", "production-like+autoscale-requests-per-second"):
+        objects = renders[label]
+        check_workloads(objects, label, c)
+        check_services(objects, label, c)
+        check_prometheus(objects, label, c)
+        check_images(objects, label, root, c)
+        check_references(objects, label, c, external_secrets={"learnsphere-secrets"} if "production-like" in label else set())
+        check_shared_files(objects, label, root, c)
+        check_namespace_and_ingress(objects, label, c)
+    check_autoscaling(renders["overlays/production-like"], "overlays/production-like", c, "cpu")
+    check_autoscaling(renders["production-like+autoscale-requests-per-second"], "production-like+autoscale-requests-per-second", c, "http_server_requests_per_second")
+    c.check(not of_kind(renders["overlays/dev"], "HorizontalPodAutoscaler"), "overlays/dev: has autoscalers (dev runs the shipped scenarios, which scale by hand)")
+    check_secrets(renders["base"], renders["overlays/production-like"], c)
+    loadgen = renders["loadgen"]
+    check_workloads(loadgen, "loadgen", c)
+    check_images(loadgen, "loadgen", root, c)
+    check_references(loadgen, "loadgen", c, external_secrets={"learnsphere-secrets"})
+    check_prometheus_scrape_only(loadgen, c)
+    check_loadgen(loadgen, root, c)
+
+
+def check_prometheus_scrape_only(objects: list[dict], c: Checker) -> None:
+    for obj in objects:
+        template = pod_template(obj) if obj.get("kind") in WORKLOAD_KINDS else None
+        if template and (template["metadata"].get("annotations") or {}).get("prometheus.io/scrape") == "true":
+            ports = {str(p.get("containerPort")) for ct in template["spec"]["containers"] for p in ct.get("ports") or []}
+            c.check(template["metadata"]["annotations"].get("prometheus.io/port") in ports, f"loadgen: {ref(obj)} asks to be scraped on a port it does not have")
+
+
+def render_all(root: Path) -> dict[str, list[dict]]:
+    renders = {target: kustomize(root, target) for target in OVERLAYS + ["base", "loadgen"]}
+    renders["production-like+autoscale-requests-per-second"] = kustomize_with_component(
+        root, "overlays/production-like", "components/autoscale-requests-per-second"
+    )
+    return renders
+
+
+def self_test(renders: dict[str, list[dict]], root: Path) -> list[str]:
+    """Break the rendered objects one way at a time; each must be caught."""
+
+    def deployment(objects: list[dict], wanted: str) -> dict:
+        return find(objects, "Deployment", wanted)
+
+    def container(objects: list[dict], wanted: str) -> dict:
+        return pod_template(deployment(objects, wanted))["spec"]["containers"][0]
+
+    def drop_headless(r: dict) -> None:
+        r["overlays/dev"].remove(find(r["overlays/dev"], "Service", "payments-headless"))
+
+    def unpin_image(r: dict) -> None:
+        container(r["overlays/dev"], "jaeger")["image"] = "jaegertracing/jaeger:latest"
+
+    def drift_image(r: dict) -> None:
+        container(r["overlays/dev"], "prometheus")["image"] = "prom/prometheus:v3.4.0"
+
+    def no_readiness(r: dict) -> None:
+        del container(r["overlays/production-like"], "courses")["readinessProbe"]
+
+    def writable_root(r: dict) -> None:
+        container(r["overlays/dev"], "grafana")["securityContext"]["readOnlyRootFilesystem"] = False
+
+    def root_user(r: dict) -> None:
+        pod_template(find(r["overlays/dev"], "StatefulSet", "nats"))["spec"]["securityContext"]["runAsNonRoot"] = False
+
+    def no_limits(r: dict) -> None:
+        del container(r["overlays/dev"], "users")["resources"]["limits"]
+
+    def no_drain(r: dict) -> None:
+        del container(r["overlays/dev"], "progress")["lifecycle"]
+
+    def clusterip_url(r: dict) -> None:
+        for e in container(r["overlays/dev"], "gateway")["env"]:
+            if e["name"] == "PAYMENTS_URL":
+                e["value"] = "http://payments:8083"
+
+    def real_secret(r: dict) -> None:
+        of_kind(r["base"], "Secret")[0]["stringData"]["JWT_SECRET"] = "3f9a0c1e5b7d2f48a6c0e1b3d5f7a9c2"
+
+    def edited_dashboard(r: dict) -> None:
+        cm = configmap_by_base(r["overlays/dev"], "grafana-dashboard-slo")
+        cm["data"]["slo.json"] = cm["data"]["slo.json"].replace("SLO", "SL0", 1)
+
+    def missing_dashboard(r: dict) -> None:
+        volumes = pod_template(deployment(r["overlays/dev"], "grafana"))["spec"]["volumes"]
+        projected = next(v for v in volumes if "projected" in v)
+        projected["projected"]["sources"].pop()
+
+    def edited_rules(r: dict) -> None:
+        cm = configmap_by_base(r["overlays/production-like"], "prometheus-rules")
+        key = next(iter(cm["data"]))
+        cm["data"][key] += "\n# local edit\n"
+
+    def static_prometheus(r: dict) -> None:
+        cm = configmap_by_base(r["overlays/dev"], "prometheus-config")
+        config = yaml.safe_load(cm["data"]["prometheus.yml"])
+        for sc in config["scrape_configs"]:
+            sc.pop("kubernetes_sd_configs", None)
+            sc["static_configs"] = [{"targets": ["gateway:8080"]}]
+        cm["data"]["prometheus.yml"] = yaml.safe_dump(config)
+
+    def hpa_fights_replicas(r: dict) -> None:
+        deployment(r["overlays/production-like"], "payments")["spec"]["replicas"] = 3
+
+    def no_pdb(r: dict) -> None:
+        objects = r["overlays/dev"]
+        objects.remove(find(objects, "PodDisruptionBudget", "users"))
+
+    def public_metrics(r: dict) -> None:
+        ingress = of_kind(r["overlays/dev"], "Ingress")[0]
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/"
+
+    def missing_secret_key(r: dict) -> None:
+        container(r["overlays/dev"], "payments")["env"].append(
+            {"name": "EXTRA", "valueFrom": {"secretKeyRef": {"name": "learnsphere-secrets", "key": "NO_SUCH_KEY"}}}
+        )
+
+    def wildcard_role(r: dict) -> None:
+        find(r["loadgen"], "Role", "loadgen")["rules"].append({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]})
+
+    mutations = [
+        drop_headless, unpin_image, drift_image, no_readiness, writable_root, root_user, no_limits,
+        no_drain, clusterip_url, real_secret, edited_dashboard, missing_dashboard, edited_rules,
+        static_prometheus, hpa_fights_replicas, no_pdb, public_metrics, missing_secret_key, wildcard_role,
+    ]
+    missed = []
+    for mutate in mutations:
+        broken = copy.deepcopy(renders)
+        mutate(broken)
+        c = Checker()
+        run_checks(broken, root, c)
+        if not c.failures:
+            missed.append(mutate.__name__)
+    print(f"self-test: {len(mutations) - len(missed)} of {len(mutations)} deliberate breakages caught")
+    return missed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2])
+    parser.add_argument("--skip-validate", action="store_true", help="skip kubernetes-validate (schemas)")
+    parser.add_argument("--self-test", action="store_true", help="also check that deliberate breakages are caught")
+    args = parser.parse_args()
+    if shutil.which("kubectl") is None:
+        print("deploy/k8s/check.py: kubectl not found (apt-get install kubectl)", file=sys.stderr)
+        return 1
+    version = subprocess.run(["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True, check=False)
+    kustomize_version = json.loads(version.stdout or "{}").get("kustomizeVersion", "")
+    if not re.match(r"v([5-9]|\d\d)\.", kustomize_version):
+        print(f"deploy/k8s/check.py: kubectl's kustomize is {kustomize_version or 'missing'}; the manifests need kustomize v5 (kubectl 1.27 or newer)", file=sys.stderr)
+        return 1
+    c = Checker()
+    try:
+        renders = render_all(args.root)
+    except RenderError as error:
+        print(f"FAIL: {error}")
+        return 1
+    if not args.skip_validate:
+        for label, objects in renders.items():
+            validate(objects, label, c)
+    run_checks(renders, args.root, c)
+    check_no_copies(args.root, c)
+    for failure in c.failures:
+        print(f"FAIL: {failure}")
+    counts = ", ".join(f"{label} {len(objects)}" for label, objects in renders.items())
+    print(f"deploy/k8s/check.py: rendered {counts} objects; {c.passed} checks passed, {len(c.failures)} failed")
+    failed = bool(c.failures)
+    if args.self_test and not failed:
+        missed = self_test(renders, args.root)
+        if not args.skip_validate:
+            # A field Kubernetes does not know must fail the schema check.
+            broken = copy.deepcopy(renders["overlays/dev"])
+            pod_template(find(broken, "Deployment", "payments"))["spec"]["replica"] = 3
+            probe = Checker()
+            validate(broken, "self-test", probe)
+            if not probe.failures:
+                missed.append("an unknown field (kubernetes-validate --strict)")
+        for name_ in missed:
+            print(f"FAIL: self-test: breaking the manifests by {name_} went unnoticed")
+        failed = bool(missed)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
