@@ -519,6 +519,8 @@ def check_loadgen(objects: list[dict], root: Path, c: Checker) -> None:
     needed = {
         ("apps", "deployments"): {"get", "patch", "watch"},  # rollout restart, rollout status
         ("apps", "deployments/scale"): {"get", "patch"},  # kubectl scale
+        ("apps", "statefulsets"): {"get", "patch", "watch"},  # nats (broker-outage)
+        ("apps", "statefulsets/scale"): {"get", "patch"},
         ("apps", "replicasets"): {"get", "list", "watch"},  # rollout status
         ("", "pods"): {"list", "delete"},  # crash
     }

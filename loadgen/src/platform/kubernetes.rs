@@ -5,7 +5,7 @@
 //!
 //! | Operation | Commands |
 //! |---|---|
-//! | scale | `kubectl [--context C] [-n NS] scale deployment/S --replicas=N`, then `rollout status deployment/S --timeout=Ts` |
+//! | scale | `kubectl [--context C] [-n NS] scale deployment/S --replicas=N`, then `rollout status deployment/S --timeout=Ts` (`statefulset/S` for `nats` and `postgres`) |
 //! | crash | `get pods -l app.kubernetes.io/name=S -o name`, pick one, `delete pod <name> --grace-period=0 --force` |
 //! | restart | `rollout restart deployment/S`, then `rollout status deployment/S --timeout=Ts` |
 //! | replicas | resolve the headless service `S-headless` (`S-headless.NS` with a namespace) → `http://pod-ip:port` |
@@ -15,7 +15,12 @@
 //! the pods' readiness probe (`/readyz`) gates the next one. The driver
 //! does not drain through the admin API there: the platform does it.
 
-use std::{collections::BTreeMap, ffi::OsString, path::PathBuf, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    ffi::OsString,
+    path::PathBuf,
+    time::Duration,
+};
 
 use super::{
     Platform, PlatformError, PlatformFuture, Replica, Tool, pick, resolve_replicas, service_port,
@@ -38,6 +43,10 @@ pub struct KubernetesOptions {
     pub headless: String,
     /// `rollout status --timeout`: how long a scale or a restart may take.
     pub rollout_timeout: Duration,
+    /// Services run as StatefulSets rather than Deployments (`nats` and
+    /// `postgres` in deploy/k8s): scale and restart name
+    /// `statefulset/S` for them, so broker-outage's `scale nats 0` works.
+    pub stateful: BTreeSet<String>,
     pub admin_token: Option<String>,
 }
 
@@ -50,6 +59,7 @@ impl Default for KubernetesOptions {
             ports: BTreeMap::new(),
             headless: "{service}-headless".into(),
             rollout_timeout: Duration::from_secs(300),
+            stateful: ["nats", "postgres"].map(String::from).into(),
             admin_token: None,
         }
     }
@@ -77,18 +87,23 @@ impl KubernetesPlatform {
         }
     }
 
+    /// The workload that runs `service`: `deployment/S`, or
+    /// `statefulset/S` for the stateful ones.
+    fn workload(&self, service: &str) -> String {
+        if self.options.stateful.contains(service) {
+            format!("statefulset/{service}")
+        } else {
+            format!("deployment/{service}")
+        }
+    }
+
     async fn rollout_status(&self, service: &str) -> Result<(), PlatformError> {
         let timeout = format!(
             "--timeout={}s",
             self.options.rollout_timeout.as_secs().max(1)
         );
         self.kubectl
-            .run(&[
-                "rollout",
-                "status",
-                &format!("deployment/{service}"),
-                &timeout,
-            ])
+            .run(&["rollout", "status", &self.workload(service), &timeout])
             .await
             .map(drop)
     }
@@ -118,7 +133,7 @@ impl Platform for KubernetesPlatform {
             self.kubectl
                 .run(&[
                     "scale",
-                    &format!("deployment/{service}"),
+                    &self.workload(service),
                     &format!("--replicas={replicas}"),
                 ])
                 .await?;
@@ -147,18 +162,17 @@ impl Platform for KubernetesPlatform {
                 .run(&["delete", "pod", pod, "--grace-period=0", "--force"])
                 .await?;
             Ok(format!(
-                "pod {pod} deleted without grace; its ReplicaSet starts another"
+                "pod {pod} deleted without grace; its controller starts another"
             ))
         })
     }
 
     fn restart<'a>(&'a self, service: &'a str) -> PlatformFuture<'a, String> {
         Box::pin(async move {
-            self.kubectl
-                .run(&["rollout", "restart", &format!("deployment/{service}")])
-                .await?;
+            let workload = self.workload(service);
+            self.kubectl.run(&["rollout", "restart", &workload]).await?;
             self.rollout_status(service).await?;
-            Ok(format!("deployment/{service} rolled out again"))
+            Ok(format!("{workload} rolled out again"))
         })
     }
 
@@ -194,6 +208,23 @@ mod tests {
             [
                 "--context kind-dev -n learnsphere scale deployment/payments --replicas=3",
                 "--context kind-dev -n learnsphere rollout status deployment/payments --timeout=120s",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn stateful_services_are_statefulsets() {
+        let fake = FakeTool::new("kubectl", &[]);
+        let platform = platform(&fake);
+        platform.scale("nats", 0).await.unwrap();
+        platform.restart("nats").await.unwrap();
+        assert_eq!(
+            fake.calls(),
+            [
+                "--context kind-dev -n learnsphere scale statefulset/nats --replicas=0",
+                "--context kind-dev -n learnsphere rollout status statefulset/nats --timeout=120s",
+                "--context kind-dev -n learnsphere rollout restart statefulset/nats",
+                "--context kind-dev -n learnsphere rollout status statefulset/nats --timeout=120s",
             ]
         );
     }
