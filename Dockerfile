@@ -17,6 +17,9 @@
 # Every base image is pinned by version, so a rebuild next month builds
 # the same thing.
 
+# kubectl for the loadgen-kubectl target (below).
+ARG KUBECTL_VERSION=v1.32.4
+
 FROM rust:1.95.0-slim-bookworm AS chef
 # cmake: aws-lc-sys (jsonwebtoken's crypto backend) may need it to build
 # its C sources.
@@ -43,10 +46,11 @@ RUN cargo build --release --locked -p loadgen --bin loadgen \
 # A static busybox, pinned by its image tag, for its `wget` applet only.
 FROM busybox:1.37.0-musl AS busybox
 
-# The Kubernetes project's own kubectl image, for its static binary only;
-# the version is the newest minor the manifests in deploy/k8s are checked
-# with (kubectl supports clusters one minor version either side).
-FROM registry.k8s.io/kubectl:v1.32.4 AS kubectl
+# The Kubernetes project's own kubectl image, for its static binary only.
+# kubectl supports clusters one minor version either side of its own: build
+# with --build-arg KUBECTL_VERSION=v1.X.Y for your cluster's minor (the
+# ARG is declared at the top, where a FROM can read it).
+FROM registry.k8s.io/kubectl:${KUBECTL_VERSION} AS kubectl
 
 FROM debian:12.12-slim AS base
 # Compose probes `/readyz` from inside the container, so the image needs an

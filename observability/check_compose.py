@@ -308,8 +308,13 @@ def check_env_example(c: Checker, text: str) -> None:
 def check_dockerfile(c: Checker) -> None:
     text = (c.root / "Dockerfile").read_text(encoding="utf-8")
     stages = set()
+    # Global build arguments (ARG before the first FROM) with their
+    # defaults: a FROM that reads one is pinned when its default is.
+    preamble = re.split(r"^FROM\s", text, maxsplit=1, flags=re.M)[0]
+    defaults = dict(re.findall(r"^ARG\s+([A-Za-z0-9_]+)=(\S+)", preamble, re.M))
     for m in re.finditer(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.M | re.I):
-        image, alias = m.group(1), m.group(2)
+        alias = m.group(2)
+        image = re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda v: defaults.get(v.group(1), v.group(0)), m.group(1))
         if image not in stages:
             c.check(image_pinned(image), f"Dockerfile: base image {image} is not pinned to a version")
         if alias:
