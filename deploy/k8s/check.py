@@ -51,6 +51,7 @@ Needs kubectl (kustomize v5), PyYAML, and kubernetes-validate unless
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import json
 import re
@@ -375,8 +376,6 @@ def check_secrets(base: list[dict], production: list[dict], c: Checker) -> None:
     for secret in secrets:
         values = dict(secret.get("stringData") or {})
         for key, encoded in (secret.get("data") or {}).items():
-            import base64
-
             values[key] = base64.b64decode(encoded).decode("utf-8", "replace")
         for key, value in values.items():
             c.check("CHANGE-ME" in value, f"base: Secret {name(secret)} key {key} holds a real-looking value (placeholders only: CHANGE-ME)")
