@@ -40,7 +40,14 @@ What it does (exit 1 if anything fails, each failure on its own line):
    - the HPAs of production-like scale users and payments, whose
      Deployments leave `replicas` to them and request CPU;
    - the namespace enforces the `restricted` Pod Security Standard and the
-     ingress publishes /api and /openapi.json only.
+     ingress publishes /api and /openapi.json only;
+   - production-like denies inbound connections by default, and its
+     NetworkPolicies let through every flow the system has: each URL a
+     pod is configured with (services, PostgreSQL, NATS, the Collector),
+     Prometheus to every pod it scrapes, loadgen to every service, the
+     endpoints in the shared Collector, Jaeger and Grafana configs, an
+     ingress controller to the gateway and prometheus-adapter to
+     Prometheus from other namespaces.
 4. With --self-test: breaks a rendered object in each of several ways and
    asserts the checks notice every one (so the checks above can fail).
 
@@ -498,6 +505,155 @@ def check_namespace_and_ingress(objects: list[dict], label: str, c: Checker) -> 
         c.check(paths == {("/api", "Prefix"), ("/openapi.json", "Exact")}, f"{label}: Ingress {name(ingress)} publishes {sorted(paths)}; only /api and /openapi.json are public (docs/security.md)")
 
 
+def matches(selector: dict | None, labels: dict) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions)."""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def policy_allows(policies: list[dict], source: dict, target: dict, port: int) -> bool:
+    """Would NetworkPolicies let `source` connect to `target` on `port`?
+
+    `source` and `target` are {"labels", "same_namespace", "ports"} where
+    ports maps container port numbers to names. A pod no policy selects
+    accepts anything; a selected pod accepts what one of its policies'
+    ingress rules allows (peers: podSelector in the namespace,
+    namespaceSelector {} with an optional podSelector across namespaces).
+    """
+    selecting = [p for p in policies if matches(p["spec"].get("podSelector"), target["labels"])]
+    if not selecting:
+        return True
+    port_name = target["ports"].get(port)
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress") or []:
+            ports = rule.get("ports")
+            if ports and not any(p.get("port") in (port, port_name) for p in ports):
+                continue
+            peers = rule.get("from")
+            if not peers:
+                return True
+            for peer in peers:
+                if "namespaceSelector" in peer:
+                    if peer["namespaceSelector"] not in ({}, None):
+                        continue  # only the any-namespace form is used here
+                    if "podSelector" not in peer or matches(peer["podSelector"], source["labels"]):
+                        return True
+                elif source["same_namespace"] and matches(peer.get("podSelector"), source["labels"]):
+                    return True
+    return False
+
+
+def pods(objects: list[dict]) -> dict[str, dict]:
+    """Every workload's pods: labels, container ports, environment."""
+    out = {}
+    configmaps = {name(o): o.get("data") or {} for o in of_kind(objects, "ConfigMap")}
+    for obj in objects:
+        template = pod_template(obj) if obj.get("kind") in WORKLOAD_KINDS else None
+        if not template:
+            continue
+        env: dict[str, str] = {}
+        ports: dict[int, str] = {}
+        for container in template["spec"]["containers"]:
+            for env_from in container.get("envFrom") or []:
+                env.update(configmaps.get((env_from.get("configMapRef") or {}).get("name"), {}))
+            env.update({e["name"]: e["value"] for e in container.get("env") or [] if "value" in e})
+            ports.update({p["containerPort"]: p.get("name") for p in container.get("ports") or []})
+        out[ref(obj)] = {
+            "labels": template["metadata"].get("labels") or {},
+            "annotations": template["metadata"].get("annotations") or {},
+            "ports": ports,
+            "env": env,
+            "same_namespace": True,
+        }
+    return out
+
+
+def flows(objects: list[dict], root: Path) -> list[tuple[str, dict, str, int]]:
+    """Every connection the system makes: (source name, source pod, Service host, port)."""
+    workloads = pods(objects)
+    found = []
+    url = re.compile(r"^(?:https?|nats|postgres)://(?:[^@/]*@)?([a-z0-9.-]+):(\d+)")
+    for source_name, source in workloads.items():
+        for value in source["env"].values():
+            m = url.match(value)
+            if m:
+                found.append((source_name, source, m.group(1), int(m.group(2))))
+    by_name = {(p["labels"].get("app.kubernetes.io/name")): (n, p) for n, p in workloads.items()}
+    # Prometheus scrapes every pod that asks, on the port it names.
+    prometheus = by_name.get("prometheus")
+    if prometheus:
+        for target_name, target in workloads.items():
+            if target["annotations"].get("prometheus.io/scrape") == "true":
+                found.append((prometheus[0], prometheus[1], f"pod:{target_name}", int(target["annotations"]["prometheus.io/port"])))
+    # loadgen reaches every replica of every service (faults, expectations).
+    for loadgen_name, loadgen in workloads.items():
+        if loadgen["labels"].get("app.kubernetes.io/name") == "loadgen":
+            for service, port in SERVICES.items():
+                found.append((loadgen_name, loadgen, f"{service}-headless", port))
+    # Endpoints inside the shared configs: Grafana's datasources, Jaeger's
+    # metrics backend, the Collector's exporter.
+    config_urls = {
+        "grafana": "observability/grafana/provisioning/datasources/datasources.yml",
+        "jaeger": "observability/jaeger.yml",
+        "otel-collector": "observability/otel-collector.yml",
+    }
+    for app, path in config_urls.items():
+        if app not in by_name:
+            continue
+        for host, port in re.findall(r"(?:url|endpoint):\s*(?:https?://)?([a-z][a-z0-9-]*):(\d+)", (root / path).read_text(encoding="utf-8")):
+            found.append((by_name[app][0], by_name[app][1], host, int(port)))
+    # From other namespaces: an ingress controller to the gateway, the
+    # custom metrics adapter to Prometheus.
+    outside = {"same_namespace": False, "ports": {}, "env": {}, "annotations": {}}
+    found.append(("an ingress controller", {**outside, "labels": {"app.kubernetes.io/name": "ingress-nginx"}}, "gateway", SERVICES["gateway"]))
+    found.append(("prometheus-adapter", {**outside, "labels": {"app.kubernetes.io/name": "prometheus-adapter"}}, "prometheus", 9090))
+    return found
+
+
+def check_network_policies(objects: list[dict], label: str, root: Path, c: Checker) -> None:
+    policies = of_kind(objects, "NetworkPolicy")
+    c.check(any(p["spec"].get("podSelector") == {} and not p["spec"].get("ingress") for p in policies), f"{label}: no default-deny ingress NetworkPolicy")
+    workloads = pods(objects)
+    services = {name(s): s for s in of_kind(objects, "Service")}
+    for source_name, source, host, port in flows(objects, root):
+        if host.startswith("pod:"):
+            targets = [(host[4:], workloads[host[4:]])]
+        else:
+            service = services.get(host)
+            if service is None:
+                if host in ("localhost", "127.0.0.1", "0.0.0.0"):
+                    continue  # a link for a browser (LOADGEN_JAEGER_URL), not a connection
+                c.failures.append(f"{label}: {source_name} calls {host}:{port}, which is no Service")
+                continue
+            port_spec = next((p for p in service["spec"].get("ports") or [] if p.get("port") == port), None)
+            if port_spec is None:
+                c.failures.append(f"{label}: {source_name} calls {host}:{port}; Service {host} has no port {port}")
+                continue
+            targets = [(n, p) for n, p in workloads.items() if selects(service["spec"].get("selector", {}), p["labels"])]
+            c.check(bool(targets), f"{label}: Service {host} selects no pods")
+            target_port = port_spec.get("targetPort", port)
+            targets = [(n, {**p, "port": next((num for num, nm in p["ports"].items() if target_port in (num, nm)), None)}) for n, p in targets]
+        for target_name, target in targets:
+            number = target.get("port", port)
+            c.check(number is not None, f"{label}: {host}:{port} maps to no container port of {target_name}")
+            if number is not None:
+                c.check(policy_allows(policies, source, target, number), f"{label}: NetworkPolicies block {source_name} → {target_name} port {number} ({host}:{port})")
+
+
 def check_loadgen(objects: list[dict], root: Path, c: Checker) -> None:
     """The scenario Job template can do what the kubernetes driver does."""
     cron = find(objects, "CronJob", "loadgen")
@@ -549,6 +705,8 @@ def run_checks(renders: dict[str, list[dict]], root: Path, c: Checker) -> None:
         check_references(objects, label, c, external_secrets={"learnsphere-secrets"} if "production-like" in label else set())
         check_shared_files(objects, label, root, c)
         check_namespace_and_ingress(objects, label, c)
+    for label in ("overlays/production-like", "production-like+autoscale-requests-per-second"):
+        check_network_policies(renders[label] + renders["loadgen"], label, root, c)
     check_autoscaling(renders["overlays/production-like"], "overlays/production-like", c, "cpu")
     check_autoscaling(renders["production-like+autoscale-requests-per-second"], "production-like+autoscale-requests-per-second", c, "http_server_requests_per_second")
     c.check(not of_kind(renders["overlays/dev"], "HorizontalPodAutoscaler"), "overlays/dev: has autoscalers (dev runs the shipped scenarios, which scale by hand)")
@@ -659,10 +817,22 @@ def self_test(renders: dict[str, list[dict]], root: Path) -> list[str]:
     def wildcard_role(r: dict) -> None:
         find(r["loadgen"], "Role", "loadgen")["rules"].append({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]})
 
+    def blocked_database(r: dict) -> None:
+        objects = r["overlays/production-like"]
+        objects.remove(find(objects, "NetworkPolicy", "postgres"))
+        objects.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "postgres", "namespace": "learnsphere"},
+                        "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres"}}, "policyTypes": ["Ingress"],
+                                 "ingress": [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "users"}}}], "ports": [{"port": "postgres"}]}]}})
+
+    def blocked_scrape(r: dict) -> None:
+        policy = find(r["overlays/production-like"], "NetworkPolicy", "backends")
+        policy["spec"]["ingress"][0]["from"].pop()
+
     mutations = [
         drop_headless, unpin_image, drift_image, no_readiness, writable_root, root_user, no_limits,
         no_drain, clusterip_url, real_secret, edited_dashboard, missing_dashboard, edited_rules,
         static_prometheus, hpa_fights_replicas, no_pdb, public_metrics, missing_secret_key, wildcard_role,
+        blocked_database, blocked_scrape,
     ]
     missed = []
     for mutate in mutations:
