@@ -330,7 +330,10 @@ def check_prometheus(objects: list[dict], label: str, c: Checker) -> None:
     volumes = {v["name"]: v for v in spec.get("volumes") or []}
     rules_volume = volumes.get(mounts.get("/etc/prometheus/rules", ""), {})
     c.check((rules_volume.get("configMap") or {}).get("name", "").startswith("prometheus-rules"), f"{where}: the shared rules are not mounted at /etc/prometheus/rules")
-    # Every pod asking to be scraped names a port it has, and a Compose job.
+
+
+def check_scrape_annotations(objects: list[dict], label: str, c: Checker) -> None:
+    """Every pod asking to be scraped names a port it has, and a Compose job."""
     for obj in objects:
         template = pod_template(obj) if obj.get("kind") in WORKLOAD_KINDS else None
         if not template:
@@ -457,9 +460,8 @@ def check_shared_files(objects: list[dict], label: str, root: Path, c: Checker) 
             cm = find(objects, "ConfigMap", source) or {}
             provisioned.update(cm.get("data") or {})
     c.check(bool(dashboards) and provisioned == dashboards, f"{label}: Grafana's /var/lib/grafana/dashboards is not dashboards/*.json (every dashboard, unchanged): provisioned {sorted(provisioned)}, dashboards/ has {sorted(dashboards)}")
-    datasources = find(objects, "Deployment", "grafana")
-    if datasources is not None:
-        mounts = {m["mountPath"] for m in pod_template(datasources)["spec"]["containers"][0].get("volumeMounts") or []}
+    if grafana is not None:
+        mounts = {m["mountPath"] for m in pod_template(grafana)["spec"]["containers"][0].get("volumeMounts") or []}
         c.check({"/etc/grafana/provisioning/datasources", "/etc/grafana/provisioning/dashboards"} <= mounts, f"{label}: Grafana's provisioning is not mounted where Compose mounts it")
 
 
@@ -582,9 +584,8 @@ def pods(objects: list[dict]) -> dict[str, dict]:
     return out
 
 
-def flows(objects: list[dict], root: Path) -> list[tuple[str, dict, str, int]]:
+def flows(workloads: dict[str, dict], root: Path) -> list[tuple[str, dict, str, int]]:
     """Every connection the system makes: (source name, source pod, Service host, port)."""
-    workloads = pods(objects)
     found = []
     url = re.compile(r"^(?:https?|nats|postgres)://(?:[^@/]*@)?([a-z0-9.-]+):(\d+)")
     for source_name, source in workloads.items():
@@ -629,7 +630,7 @@ def check_network_policies(objects: list[dict], label: str, root: Path, c: Check
     c.check(any(p["spec"].get("podSelector") == {} and not p["spec"].get("ingress") for p in policies), f"{label}: no default-deny ingress NetworkPolicy")
     workloads = pods(objects)
     services = {name(s): s for s in of_kind(objects, "Service")}
-    for source_name, source, host, port in flows(objects, root):
+    for source_name, source, host, port in flows(workloads, root):
         if host.startswith("pod:"):
             targets = [(host[4:], workloads[host[4:]])]
         else:
@@ -654,7 +655,7 @@ def check_network_policies(objects: list[dict], label: str, root: Path, c: Check
                 c.check(policy_allows(policies, source, target, number), f"{label}: NetworkPolicies block {source_name} → {target_name} port {number} ({host}:{port})")
 
 
-def check_loadgen(objects: list[dict], root: Path, c: Checker) -> None:
+def check_loadgen(objects: list[dict], c: Checker) -> None:
     """The scenario Job template can do what the kubernetes driver does."""
     cron = find(objects, "CronJob", "loadgen")
     if cron is None:
@@ -701,6 +702,7 @@ def run_checks(renders: dict[str, list[dict]], root: Path, c: Checker) -> None:
         check_workloads(objects, label, c)
         check_services(objects, label, c)
         check_prometheus(objects, label, c)
+        check_scrape_annotations(objects, label, c)
         check_images(objects, label, root, c)
         check_references(objects, label, c, external_secrets={"learnsphere-secrets"} if "production-like" in label else set())
         check_shared_files(objects, label, root, c)
@@ -715,16 +717,8 @@ def run_checks(renders: dict[str, list[dict]], root: Path, c: Checker) -> None:
     check_workloads(loadgen, "loadgen", c)
     check_images(loadgen, "loadgen", root, c)
     check_references(loadgen, "loadgen", c, external_secrets={"learnsphere-secrets"})
-    check_prometheus_scrape_only(loadgen, c)
-    check_loadgen(loadgen, root, c)
-
-
-def check_prometheus_scrape_only(objects: list[dict], c: Checker) -> None:
-    for obj in objects:
-        template = pod_template(obj) if obj.get("kind") in WORKLOAD_KINDS else None
-        if template and (template["metadata"].get("annotations") or {}).get("prometheus.io/scrape") == "true":
-            ports = {str(p.get("containerPort")) for ct in template["spec"]["containers"] for p in ct.get("ports") or []}
-            c.check(template["metadata"]["annotations"].get("prometheus.io/port") in ports, f"loadgen: {ref(obj)} asks to be scraped on a port it does not have")
+    check_scrape_annotations(loadgen, "loadgen", c)
+    check_loadgen(loadgen, c)
 
 
 def render_all(root: Path) -> dict[str, list[dict]]:

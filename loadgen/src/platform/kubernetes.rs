@@ -7,7 +7,7 @@
 //! |---|---|
 //! | scale | `kubectl [--context C] [-n NS] scale deployment/S --replicas=N`, then `rollout status deployment/S --timeout=Ts` (`statefulset/S` for `nats` and `postgres`) |
 //! | crash | `get pods -l app.kubernetes.io/name=S -o name`, pick one, `delete pod <name> --grace-period=0 --force` |
-//! | restart | `rollout restart deployment/S`, then `rollout status deployment/S --timeout=Ts` |
+//! | restart | `rollout restart deployment/S`, then `rollout status deployment/S --timeout=Ts` (`statefulset/S` as for scale) |
 //! | replicas | resolve the headless service `S-headless` (`S-headless.NS` with a namespace) → `http://pod-ip:port` |
 //!
 //! A rolling restart is the Deployment's own: Kubernetes takes a pod out
