@@ -94,11 +94,16 @@ async fn create_profile(
 const ACTIVATE: &str = "UPDATE enrollments SET status = $1, payment_id = COALESCE(payment_id, $2) \
      WHERE user_id = $3 AND course_id = $4 AND status = 'pending'";
 const EXISTS: &str = "SELECT COUNT(*) FROM enrollments WHERE user_id = $1 AND course_id = $2";
-const INSERT_ACTIVE: &str = "INSERT INTO enrollments (id, user_id, course_id, payment_id, status, lesson_count, enrolled_at) \
+// The same decision as ACTIVATE, made by the (user, course) unique key:
+// insert the enrollment active, or, if a row is there, activate it if and
+// only if it is pending.
+const UPSERT_ACTIVE: &str = "INSERT INTO enrollments (id, user_id, course_id, payment_id, status, lesson_count, enrolled_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) \
-     ON CONFLICT (user_id, course_id) DO UPDATE SET status = excluded.status \
+     ON CONFLICT (user_id, course_id) DO UPDATE \
+     SET status = excluded.status, payment_id = COALESCE(enrollments.payment_id, excluded.payment_id) \
      WHERE enrollments.status = 'pending'";
-const REFUND: &str = "UPDATE enrollments SET status = $1 WHERE payment_id = $2";
+const REFUND: &str =
+    "UPDATE enrollments SET status = $1 WHERE user_id = $2 AND course_id = $3 AND payment_id = $4";
 
 pub(crate) const PAYMENT_REFUNDED: ConsumerSpec = ConsumerSpec {
     name: "progress-payment-refunded",
@@ -125,24 +130,43 @@ async fn refund(
     mut tx: Transaction<'static, Any>,
 ) -> Result<Transaction<'static, Any>, HandleError> {
     let refunded: PaymentRefunded = envelope.data_as(PAYMENT_REFUNDED_VERSION)?;
-    let updated = db
+    // Under READ COMMITTED the gateway's enroll can commit the payment's
+    // enrollment between any two statements here. So a miss is never
+    // taken for an answer: if the row exists once we look again, REFUND
+    // runs again, and that statement sees it (each statement sees what
+    // was committed when it started). Only a row that is there and was
+    // bought by another payment is left alone.
+    if refund_rows(db, &mut tx, &refunded).await? == 0 {
+        if !enrolled(db, &mut tx, &refunded.user_id, &refunded.course_id).await? {
+            return Err(HandleError::Retry(anyhow!(
+                "no enrollment for payment {} yet: its payment.captured is not processed",
+                refunded.payment_id
+            )));
+        }
+        refund_rows(db, &mut tx, &refunded).await?;
+    }
+    Ok(tx)
+}
+
+/// Marks the enrollment `refunded.payment_id` bought refunded; the number
+/// of rows changed (0 or 1).
+async fn refund_rows(
+    db: &Db,
+    tx: &mut Transaction<'static, Any>,
+    refunded: &PaymentRefunded,
+) -> Result<u64, sqlx::Error> {
+    Ok(db
         .run(
             Op::new("UPDATE", "enrollments", REFUND),
             sqlx::query(REFUND)
                 .bind(crate::model::EnrollmentStatus::Refunded.as_str())
+                .bind(&refunded.user_id)
+                .bind(&refunded.course_id)
                 .bind(&refunded.payment_id)
-                .execute(&mut *tx),
+                .execute(&mut **tx),
         )
-        .await?;
-    if updated.rows_affected() == 0
-        && !enrolled(db, &mut tx, &refunded.user_id, &refunded.course_id).await?
-    {
-        return Err(HandleError::Retry(anyhow!(
-            "no enrollment for payment {} yet: its payment.captured is not processed",
-            refunded.payment_id
-        )));
-    }
-    Ok(tx)
+        .await?
+        .rows_affected())
 }
 
 async fn enrolled(
@@ -179,48 +203,71 @@ async fn activate(
     mut tx: Transaction<'static, Any>,
 ) -> Result<Transaction<'static, Any>, HandleError> {
     let captured: PaymentCaptured = envelope.data_as(PAYMENT_CAPTURED_VERSION)?;
+    // The common case: the gateway's enroll is committed, pending.
+    if activate_rows(db, &mut tx, &captured).await? == 1 {
+        tracing::info!(payment.id = %captured.payment_id, "enrollment activated");
+        return Ok(tx);
+    }
+    // A miss is not an answer. Under READ COMMITTED the enroll can commit
+    // between this handler's statements (a COUNT after the miss would see
+    // a pending row the UPDATE did not, and the enrollment would stay
+    // pending for good), so what follows decides with one statement each:
+    // - the row exists now: ACTIVATE again, which sees it;
+    // - it does not: UPSERT_ACTIVE, whose conflict on the (user, course)
+    //   key makes insert-or-activate atomic, waiting for an enroll still
+    //   in flight and activating its row once it commits.
+    if enrolled(db, &mut tx, &captured.user_id, &captured.course_id).await? {
+        activate_rows(db, &mut tx, &captured).await?;
+        tracing::info!(payment.id = %captured.payment_id, "enrollment activated");
+        return Ok(tx);
+    }
+    // The event came before the gateway's enroll: create the enrollment
+    // here, with the lesson count the enroll would have taken from courses.
+    let course = courses.get(&captured.course_id).await.map_err(|e| {
+        if e.status() == Some(http::StatusCode::NOT_FOUND) {
+            HandleError::Reject(anyhow!("course {} does not exist", captured.course_id))
+        } else {
+            HandleError::Retry(anyhow!("asking courses for {}: {e}", captured.course_id))
+        }
+    })?;
     let active = crate::model::EnrollmentStatus::Active.as_str();
-    let updated = db
+    db.run(
+        Op::new("INSERT", "enrollments", UPSERT_ACTIVE),
+        sqlx::query(UPSERT_ACTIVE)
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&captured.user_id)
+            .bind(&captured.course_id)
+            .bind(&captured.payment_id)
+            .bind(active)
+            .bind(course.summary.lesson_count)
+            .bind(store_time(now()))
+            .execute(&mut *tx),
+    )
+    .await?;
+    tracing::info!(
+        payment.id = %captured.payment_id,
+        "enrollment activated (the event came before the enroll)"
+    );
+    Ok(tx)
+}
+
+/// Activates the pending enrollment `captured` bought; the number of rows
+/// changed (0 or 1).
+async fn activate_rows(
+    db: &Db,
+    tx: &mut Transaction<'static, Any>,
+    captured: &PaymentCaptured,
+) -> Result<u64, sqlx::Error> {
+    Ok(db
         .run(
             Op::new("UPDATE", "enrollments", ACTIVATE),
             sqlx::query(ACTIVATE)
-                .bind(active)
+                .bind(crate::model::EnrollmentStatus::Active.as_str())
                 .bind(&captured.payment_id)
                 .bind(&captured.user_id)
                 .bind(&captured.course_id)
-                .execute(&mut *tx),
+                .execute(&mut **tx),
         )
-        .await?;
-    let created = updated.rows_affected() == 0
-        && !enrolled(db, &mut tx, &captured.user_id, &captured.course_id).await?;
-    if created {
-        // The event came before the gateway's enroll: create it here, with
-        // the lesson count the enroll would have taken from courses.
-        let course = courses.get(&captured.course_id).await.map_err(|e| {
-            if e.status() == Some(http::StatusCode::NOT_FOUND) {
-                HandleError::Reject(anyhow!("course {} does not exist", captured.course_id))
-            } else {
-                HandleError::Retry(anyhow!("asking courses for {}: {e}", captured.course_id))
-            }
-        })?;
-        db.run(
-            Op::new("INSERT", "enrollments", INSERT_ACTIVE),
-            sqlx::query(INSERT_ACTIVE)
-                .bind(uuid::Uuid::now_v7().to_string())
-                .bind(&captured.user_id)
-                .bind(&captured.course_id)
-                .bind(&captured.payment_id)
-                .bind(active)
-                .bind(course.summary.lesson_count)
-                .bind(store_time(now()))
-                .execute(&mut *tx),
-        )
-        .await?;
-    }
-    tracing::info!(
-        payment.id = %captured.payment_id,
-        created,
-        "enrollment activated"
-    );
-    Ok(tx)
+        .await?
+        .rows_affected())
 }

@@ -89,6 +89,9 @@ pub struct TestApp {
     pub client: ProgressClient,
     /// The courses service progress talks to, when the test started one.
     pub courses: Option<RunningServer>,
+    /// The NATS server and events prefix, when progress was started with
+    /// a real broker ([`spawn_app_with_events`]).
+    pub events: Option<Events>,
     progress: RunningServer,
     // Dropped last: the services above must stop before their files and
     // databases go.
@@ -102,18 +105,113 @@ pub async fn spawn_app() -> TestApp {
     let dir = TempDir::new().expect("create a temporary directory");
     let courses = spawn_courses(&dir).await;
     let courses_url = courses.url();
-    spawn_with(dir, Some(courses), courses_url).await
+    spawn_with(dir, Some(courses), courses_url, None).await
 }
 
 /// Progress pointed at `courses_url` (a closed port, a failing stub...).
 pub async fn spawn_app_with_courses_at(courses_url: String) -> TestApp {
     let dir = TempDir::new().expect("create a temporary directory");
-    spawn_with(dir, None, courses_url).await
+    spawn_with(dir, None, courses_url, None).await
 }
 
-async fn spawn_with(dir: TempDir, courses: Option<RunningServer>, courses_url: String) -> TestApp {
+/// The broker a test's progress consumes from: the real NATS server
+/// (`NATS_URL`, default 127.0.0.1:4222, JetStream on) under a prefix of
+/// the test's own, so tests side by side never see each other's events.
+#[derive(Debug, Clone)]
+pub struct Events {
+    pub nats_url: String,
+    pub prefix: String,
+}
+
+impl Events {
+    fn fresh() -> Self {
+        Self {
+            nats_url: std::env::var("NATS_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            prefix: format!(
+                "progress-test-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
+        }
+    }
+
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(&self.nats_url)
+            .await
+            .expect("NATS is reachable (CI starts nats-server with JetStream)");
+        async_nats::jetstream::new(client)
+    }
+
+    /// Publishes `data` as payments would: in the event envelope, with its
+    /// id as `Nats-Msg-Id`, once progress's consumer has made the stream.
+    /// Returns the event id.
+    pub async fn publish(&self, event_type: &str, source: &str, data: Value) -> String {
+        let js = self.jetstream().await;
+        let stream = mesh::events::stream_names(&self.prefix)[0].clone();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while js.get_stream(&stream).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "progress's consumers never created {stream}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let envelope = serde_json::json!({
+            "id": id,
+            "type": event_type,
+            "source": source,
+            "occurred_at": chrono::Utc::now(),
+            "schema_version": 1,
+            "data": data,
+        });
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.as_str());
+        js.publish_with_headers(
+            format!("{}.events.{event_type}", self.prefix),
+            headers,
+            envelope.to_string().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("JetStream stores the event");
+        id
+    }
+
+    /// Deletes the test's streams.
+    pub async fn delete(&self) {
+        mesh::events::delete_streams(&self.nats_url, &self.prefix)
+            .await
+            .expect("delete the test's streams");
+    }
+}
+
+/// Progress beside a real courses service, consuming from the real NATS
+/// server under a prefix of its own.
+pub async fn spawn_app_with_events() -> TestApp {
+    let dir = TempDir::new().expect("create a temporary directory");
+    let courses = spawn_courses(&dir).await;
+    let courses_url = courses.url();
+    spawn_with(dir, Some(courses), courses_url, Some(Events::fresh())).await
+}
+
+async fn spawn_with(
+    dir: TempDir,
+    courses: Option<RunningServer>,
+    courses_url: String,
+    events: Option<Events>,
+) -> TestApp {
     init_test_log(progress::NAME);
     let database = TestDatabase::create(progress::NAME).await;
+    // Without `events`, no broker: the consumers wait, as with NATS down;
+    // events are tested end to end in loadgen/tests/e2e_events.rs.
+    let (nats_url, prefix) = match &events {
+        Some(events) => (events.nats_url.as_str(), events.prefix.as_str()),
+        None => ("nats://127.0.0.1:9", "learnsphere"),
+    };
     let config = <progress::Config as clap::Parser>::parse_from([
         "progress",
         "--port",
@@ -124,10 +222,10 @@ async fn spawn_with(dir: TempDir, courses: Option<RunningServer>, courses_url: S
         &courses_url,
         "--shutdown-grace",
         "1s",
-        // No broker: the consumer waits, as with NATS down; events are
-        // tested end to end (loadgen/tests/e2e_events.rs).
         "--nats-url",
-        "nats://127.0.0.1:9",
+        nats_url,
+        "--events-prefix",
+        prefix,
     ]);
     let identity = ServiceIdentity::resolve(progress::NAME, "test", &config.telemetry);
     let serve = config.serve.clone();
@@ -156,6 +254,7 @@ async fn spawn_with(dir: TempDir, courses: Option<RunningServer>, courses_url: S
         db,
         client,
         courses,
+        events,
         progress,
         database,
         _dir: dir,
@@ -172,6 +271,16 @@ pub struct RowCounts {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Progress's database URL (a test may open its own connections).
+    pub fn database_url(&self) -> &str {
+        self.database.url()
+    }
+
+    /// Whether progress's database is PostgreSQL (the suite's second pass).
+    pub fn on_postgres(&self) -> bool {
+        self.database.url().starts_with("postgres")
     }
 
     pub async fn row_counts(&self) -> RowCounts {
