@@ -12,14 +12,24 @@
 //! A bad header is never an error answer: the request is served, its span
 //! starting a new trace if the `traceparent` was dropped.
 //!
+//! The SDK's `SpanContext` also loses two things the W3C spec says must
+//! travel on: the Level 2 random-trace-id flag, and a `tracestate` whose
+//! keys its own check refuses. [`ReceivedTraceContext`] keeps them beside
+//! the span context, and [`complete_injection`] puts them back on the
+//! outbound requests of the same trace.
+//!
 //! Baggage is caller-supplied and unauthenticated: nothing in the mesh
 //! reads it except to copy allow-listed keys onto the server span (see
 //! `trace::copy_baggage`); it must never decide who may do what.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use http::{HeaderMap, HeaderValue};
-use opentelemetry::{global, propagation::Extractor};
+use opentelemetry::{
+    Context, global,
+    propagation::Extractor,
+    trace::{TraceContextExt as _, TraceFlags, TraceId, TraceState},
+};
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -51,9 +61,150 @@ pub const MAX_BAGGAGE_BYTES: usize = 8192;
 /// Public (hidden) so the fuzz tests drive the very function the trace
 /// layer calls.
 #[doc(hidden)]
-pub fn extract(headers: &HeaderMap) -> opentelemetry::Context {
+pub fn extract(headers: &HeaderMap) -> Context {
     let checked = PropagationHeaders::from_headers(headers);
-    global::get_text_map_propagator(|p| p.extract(&checked))
+    let cx = global::get_text_map_propagator(|p| p.extract(&checked));
+    match ReceivedTraceContext::lost_by_sdk(&checked, &cx) {
+        Some(received) => cx.with_value(received),
+        None => cx,
+    }
+}
+
+/// The `trace-flags` bit of the random-trace-id flag (Trace Context
+/// Level 2, "Random Trace ID Flag").
+const RANDOM_TRACE_ID: u8 = 0x02;
+
+/// What the caller's trace context said that the SDK's `SpanContext`
+/// cannot hold, kept in the extracted `Context` (and so in the context of
+/// every span under the server span) for [`complete_injection`]:
+///
+/// - the random-trace-id flag. The SDK's `TraceContextPropagator` keeps
+///   only the sampled bit, but Level 2 ("Random Trace ID Flag") says that
+///   when continuing a trace, "if the flag is set in the incoming
+///   `traceparent` header, it MUST also be set in all outgoing
+///   `traceparent` headers which use the same `trace-id`".
+/// - a `tracestate` the SDK refused. Its `TraceState` allows one `@` with
+///   at most 13 characters after it, which is neither Level 1's grammar
+///   (system ids of 14) nor Level 2's (see [`is_tracestate_key`]), and one
+///   refused key empties the whole state; yet "vendors receiving a
+///   `tracestate` request header MUST send it to outgoing requests"
+///   ("Mutating the tracestate Field").
+///
+/// Only made when there is something to keep: most requests carry no
+/// random flag and a state the SDK holds.
+#[doc(hidden)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedTraceContext {
+    trace_id: TraceId,
+    random: bool,
+    /// The checked `tracestate`, when the SDK's span context lost it.
+    tracestate: Option<Arc<str>>,
+}
+
+impl ReceivedTraceContext {
+    /// What `cx`, extracted from `checked`, lost; `None` if nothing, or if
+    /// no trace is continued (a missing or refused `traceparent`, which
+    /// also voids the `tracestate`).
+    fn lost_by_sdk(checked: &PropagationHeaders<'_>, cx: &Context) -> Option<Self> {
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return None;
+        }
+        // Well formed, so the flags are two hex digits at 53..55.
+        let flags = u8::from_str_radix(checked.traceparent()?.get(53..55)?, 16).ok()?;
+        let random = flags & RANDOM_TRACE_ID != 0;
+        let tracestate = checked
+            .tracestate()
+            .filter(|&state| sc.trace_state().header() != state)
+            .map(Arc::from);
+        (random || tracestate.is_some()).then(|| Self {
+            trace_id: sc.trace_id(),
+            random,
+            tracestate,
+        })
+    }
+}
+
+/// Finishes what the SDK's propagator injected into `headers` for `cx`
+/// (the outbound trace layer calls it right after): puts back what
+/// [`ReceivedTraceContext`] kept, and leaves out an empty `tracestate`.
+///
+/// Only on requests that continue the trace the caller sent: the random
+/// flag's rule is for headers "which use the same `trace-id`", and a
+/// restarted trace "SHOULD clean up `tracestate`" ("Mutating the
+/// traceparent Field").
+pub(crate) fn complete_injection(cx: &Context, headers: &mut HeaderMap) {
+    let span = cx.span();
+    let sc = span.span_context();
+    let received = cx
+        .get::<ReceivedTraceContext>()
+        .filter(|received| sc.is_valid() && received.trace_id == sc.trace_id());
+    if let Some(received) = received {
+        if received.random {
+            // The SDK wrote version 00 with the sampled bit alone.
+            let flags = (sc.trace_flags() & TraceFlags::SAMPLED).to_u8() | RANDOM_TRACE_ID;
+            let traceparent = format!("00-{}-{}-{flags:02x}", sc.trace_id(), sc.span_id());
+            if let Ok(value) = HeaderValue::from_str(&traceparent) {
+                headers.insert(TRACEPARENT, value);
+            }
+        }
+        if let Some(tracestate) = &received.tracestate {
+            let merged = merged_tracestate(sc.trace_state(), tracestate);
+            if let Ok(value) = HeaderValue::from_str(&merged) {
+                headers.insert(TRACESTATE, value);
+            }
+        }
+    }
+    // The SDK injects `tracestate` even when its state is empty; "vendors
+    // MUST accept empty `tracestate` headers but SHOULD avoid sending them".
+    if headers.get(TRACESTATE).is_some_and(HeaderValue::is_empty) {
+        headers.remove(TRACESTATE);
+    }
+}
+
+/// The outgoing `tracestate`: the span's own state (entries this process
+/// added or updated, which "MUST be moved to the beginning (left) of the
+/// list"), then the received entries it does not override, in their
+/// order ("the order of unmodified key/value pairs MUST be preserved").
+/// Within the limits of "tracestate Header Field Values" and "tracestate
+/// Limits": beyond 32 members "the right-most list-member should be
+/// removed"; beyond 512 bytes whole entries go, those over 128 characters
+/// first, then from the end.
+///
+/// `received` is checked (well-formed members, within the limits), so in
+/// practice the span's state is empty (no sampler here adds entries) and
+/// this is `received` itself.
+fn merged_tracestate(local: &TraceState, received: &str) -> String {
+    let mut members: Vec<(&str, &str)> = local.into_iter().collect();
+    for member in received.split(',') {
+        if let Some((key, value)) = member.split_once('=')
+            && !members.iter().any(|(k, _)| *k == key)
+        {
+            members.push((key, value));
+        }
+    }
+    members.truncate(MAX_TRACESTATE_MEMBERS);
+    let entry_len = |(key, value): &(&str, &str)| key.len() + 1 + value.len();
+    let combined_len = |members: &[(&str, &str)]| {
+        members.iter().map(entry_len).sum::<usize>() + members.len().saturating_sub(1)
+    };
+    while combined_len(&members) > MAX_TRACESTATE_BYTES {
+        match members.iter().rposition(|member| entry_len(member) > 128) {
+            Some(large) => members.remove(large),
+            None => members.pop().expect("over the limit, so not empty"),
+        };
+    }
+    let mut combined = String::with_capacity(MAX_TRACESTATE_BYTES);
+    for (i, (key, value)) in members.iter().enumerate() {
+        if i > 0 {
+            combined.push(',');
+        }
+        combined.push_str(key);
+        combined.push('=');
+        combined.push_str(value);
+    }
+    combined
 }
 
 /// The propagation headers of a request that passed their checks: what
@@ -84,7 +235,8 @@ impl<'a> PropagationHeaders<'a> {
         self.traceparent
     }
 
-    /// The combined, well-formed `tracestate`, without empty members.
+    /// The combined, well-formed `tracestate`, without empty members or
+    /// later entries of a key seen before.
     pub fn tracestate(&self) -> Option<&str> {
         self.tracestate.as_deref()
     }
@@ -167,12 +319,23 @@ pub fn is_well_formed_traceparent(value: &str) -> bool {
 
 // === tracestate ===
 
-/// The combined `tracestate`, or `None` if it is absent, too long or any
-/// member is malformed: "failure to parse tracestate MUST NOT affect the
-/// parsing of traceparent", so only the `tracestate` is lost.
+/// The combined `tracestate`, or `None` if it is absent, longer than
+/// [`MAX_TRACESTATE_BYTES`], holds more than [`MAX_TRACESTATE_MEMBERS`]
+/// members or any malformed one: "failure to parse tracestate MUST NOT
+/// affect the parsing of traceparent", so only the `tracestate` is lost.
+/// ("If the `tracestate` header cannot be parsed the vendor MAY discard
+/// the entire header", "Processing Model"; the W3C test suite expects
+/// exactly that, e.g. `foo=,bar=3` loses `bar` too.)
 ///
 /// Several `tracestate` fields "MUST be combined into a single header
-/// according to RFC7230" (joined with commas, in order).
+/// according to RFC9110" (joined with commas, in order).
+///
+/// A key seen again keeps its first (left-most) entry and the header is
+/// continued: "vendors MAY also discard duplicate keys that were not
+/// generated by them" ("Mutating the tracestate Field", Level 2), and as a
+/// vendor that updates its entry moves it to the left, the left-most one
+/// is the most recent. The other vendors' entries are still good, and
+/// "vendors receiving a `tracestate` request header MUST send it".
 fn tracestate(headers: &HeaderMap) -> Option<String> {
     let values = headers.get_all(TRACESTATE);
     // The length first, so a huge header costs nothing more.
@@ -180,6 +343,9 @@ fn tracestate(headers: &HeaderMap) -> Option<String> {
         return None;
     }
     let mut members: Vec<(&str, &str)> = Vec::new();
+    // Members as received, duplicates included: the limit is on the list
+    // sent (`list = list-member 0*31( OWS "," OWS list-member )`).
+    let mut received = 0;
     for value in values {
         for member in value.to_str().ok()?.split(',') {
             let member = member.trim_matches([' ', '\t']);
@@ -187,18 +353,16 @@ fn tracestate(headers: &HeaderMap) -> Option<String> {
             if member.is_empty() {
                 continue;
             }
+            received += 1;
+            if received > MAX_TRACESTATE_MEMBERS {
+                return None;
+            }
             let (key, value) = member.split_once('=')?;
             if !is_tracestate_key(key) || !is_tracestate_value(value) {
                 return None;
             }
-            // "Only one entry per key is allowed"; the W3C test suite
-            // (`test_tracestate_duplicated_keys`) discards the header.
-            if members.iter().any(|(k, _)| *k == key) {
-                return None;
-            }
-            members.push((key, value));
-            if members.len() > MAX_TRACESTATE_MEMBERS {
-                return None;
+            if !members.iter().any(|(k, _)| *k == key) {
+                members.push((key, value));
             }
         }
     }
@@ -217,35 +381,26 @@ fn tracestate(headers: &HeaderMap) -> Option<String> {
     Some(combined)
 }
 
-/// Trace Context Level 1, "Key":
+/// Trace Context Level 2, "Key":
 ///
 /// ```abnf
-/// key = simple-key / multi-tenant-key
-/// simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-/// multi-tenant-key = tenant-id "@" system-id
-/// tenant-id = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-/// system-id = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+/// key = ( lcalpha / DIGIT ) 0*255 ( keychar )
+/// keychar    = lcalpha / DIGIT / "_" / "-"/ "*" / "/" / "@"
 /// ```
 ///
-/// (The SDK's own check allows only 13 characters after the `@`, so a
-/// 14-character system id passes here and the SDK then drops the header.)
+/// Level 1 had a narrower form, `simple-key / multi-tenant-key` (one `@`,
+/// a tenant id of at most 241 characters, a system id of at most 14
+/// starting with a letter); Level 2 folded it into this one
+/// (w3c/trace-context#386), which accepts every Level 1 key. Checking the
+/// Level 1 form would drop a Level 2 caller's `foo@` or `t@` + 15
+/// characters, valid keys whose entries we must send on.
 pub fn is_tracestate_key(key: &str) -> bool {
     let key = key.as_bytes();
-    let keychar = |c: &u8| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/');
-    match key.iter().position(|&c| c == b'@') {
-        None => {
-            key.len() <= 256 && matches!(key.first(), Some(b'a'..=b'z')) && key.iter().all(keychar)
-        }
-        Some(at) => {
-            let (tenant, system) = (&key[..at], &key[at + 1..]);
-            (1..=241).contains(&tenant.len())
-                && matches!(tenant[0], b'a'..=b'z' | b'0'..=b'9')
-                && tenant.iter().all(keychar)
-                && (1..=14).contains(&system.len())
-                && system[0].is_ascii_lowercase()
-                && system.iter().all(keychar)
-        }
-    }
+    let keychar =
+        |c: &u8| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@');
+    (1..=256).contains(&key.len())
+        && matches!(key[0], b'a'..=b'z' | b'0'..=b'9')
+        && key.iter().all(keychar)
 }
 
 /// Trace Context, "Value": up to 256 printable ASCII characters (0x20 to
@@ -513,28 +668,27 @@ mod tests {
     }
 
     #[test]
-    fn tracestate_keys_follow_the_simple_and_multi_tenant_grammar() {
+    fn tracestate_keys_follow_the_level_2_grammar() {
         let key = is_tracestate_key;
         assert!(key("rojo"));
-        assert!(key("a0_-*/"));
+        assert!(key("a0_-*/@"));
         assert!(key(&"z".repeat(256)));
         assert!(!key(&"z".repeat(257)));
+        // A letter or a digit first, then any keychar, `@` included.
+        assert!(key("0rojo"));
+        assert!(key("fw529a3039@dt"));
+        assert!(key("foo@"));
+        assert!(key("foo@@bar"));
+        assert!(key("foo@bar@baz"));
+        assert!(key("t@0v"));
+        // Every Level 1 multi-tenant key still passes, and the Level 1
+        // limits (tenant 241, system 14) no longer apply: 256 in all.
         assert!(key(&format!("{}@{}", "t".repeat(241), "v".repeat(14))));
-        assert!(!key(&format!("{}@v", "t".repeat(242))));
-        assert!(!key(&format!("t@{}", "v".repeat(15))));
-        assert!(key("0tenant@vendor"));
-        // A simple key starts with a letter; a system id too.
-        assert!(!key("0rojo"));
-        assert!(!key("t@0v"));
+        assert!(key(&format!("{}@v", "t".repeat(242))));
+        assert!(key(&format!("t@{}", "v".repeat(15))));
+        assert!(!key(&format!("{}@{}", "t".repeat(241), "v".repeat(15))));
         for bad in [
-            "",
-            "FOO",
-            "foo ",
-            "foo.bar",
-            "foo@",
-            "@foo",
-            "foo@@bar",
-            "foo@bar@baz",
+            "", "@foo", "_foo", "FOO", "fOo", "foo ", " foo", "foo.bar", "foo=bar",
         ] {
             assert!(!key(bad), "{bad:?}");
         }
@@ -583,19 +737,62 @@ mod tests {
         for bad in [
             "foo=1,BAR=2",
             "foo=1,bar",
-            "foo=1,foo=2",
-            "foo@=1,bar=2",
+            "@foo=1,bar=2",
             "foo =1",
+            "foo.bar=1",
             "foo=",
+            "foo=,bar=3",
+            "foo=bar=baz",
             "foo=a\tb",
         ] {
             assert_eq!(tracestate_of(&[("tracestate", bad)]), None, "{bad:?}");
         }
-        // Duplicates across headers count too.
+        // One bad header spoils the combination.
+        let long_key = format!("{}=1", "z".repeat(257));
         assert_eq!(
-            tracestate_of(&[("tracestate", "foo=1"), ("tracestate", "foo=1")]),
+            tracestate_of(&[("tracestate", "foo=1"), ("tracestate", &long_key)]),
             None
         );
+    }
+
+    #[test]
+    fn a_duplicated_key_keeps_its_first_entry_and_the_rest_of_the_header() {
+        for (sent, kept) in [
+            (&[("tracestate", "foo=1,foo=1")][..], "foo=1"),
+            (&[("tracestate", "foo=1,foo=2")], "foo=1"),
+            (&[("tracestate", "foo=1"), ("tracestate", "foo=2")], "foo=1"),
+            (
+                &[
+                    ("tracestate", "congo=2,rojo=1"),
+                    ("tracestate", "congo=1,baz=3"),
+                ],
+                "congo=2,rojo=1,baz=3",
+            ),
+        ] {
+            assert_eq!(tracestate_of(sent).as_deref(), Some(kept), "{sent:?}");
+        }
+    }
+
+    #[test]
+    fn level_2_keys_with_at_signs_are_continued() {
+        for sent in ["foo@=1,bar=2", "foo@@bar=1,bar=2", "foo@bar@baz=1,bar=2"] {
+            assert_eq!(
+                tracestate_of(&[("tracestate", sent)]).as_deref(),
+                Some(sent)
+            );
+        }
+        for key in [
+            "z".repeat(256),
+            format!("{}@{}", "t".repeat(241), "v".repeat(14)),
+            format!("{}@v", "t".repeat(242)),
+            format!("t@{}", "v".repeat(15)),
+        ] {
+            let member = format!("{key}=1");
+            assert_eq!(
+                tracestate_of(&[("tracestate", "foo=1"), ("tracestate", &member)]),
+                Some(format!("foo=1,{member}"))
+            );
+        }
     }
 
     #[test]
@@ -609,6 +806,20 @@ mod tests {
         let kept = tracestate_of(&[("tracestate", &members(32))]).unwrap();
         assert_eq!(kept.split(',').count(), 32);
         assert_eq!(tracestate_of(&[("tracestate", &members(33))]), None);
+        // Over several headers, as the W3C suite sends them.
+        let all = members(33);
+        let (first, rest) = all.split_at(all.find(",bar11").unwrap());
+        assert_eq!(
+            tracestate_of(&[("tracestate", first), ("tracestate", &rest[1..])]),
+            None
+        );
+        // The list as sent counts, duplicates included: 33 members are
+        // outside the grammar even if only 32 keys are distinct.
+        let with_duplicate = format!("{},bar01=01", members(32));
+        assert_eq!(tracestate_of(&[("tracestate", &with_duplicate)]), None);
+        // Empty members are not members.
+        let with_empties = format!(",{}, ,,", members(32));
+        assert!(tracestate_of(&[("tracestate", &with_empties)]).is_some());
     }
 
     #[test]
@@ -747,6 +958,151 @@ mod tests {
             Some("checkout")
         );
         assert_eq!(baggage.get("journey").map(|v| v.as_str()), Some("browse"));
+    }
+
+    /// What the outbound trace layer sends for `cx`: the SDK's propagator,
+    /// then [`complete_injection`].
+    fn injected(cx: &Context) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        global::get_text_map_propagator(|p| {
+            p.inject_context(cx, &mut opentelemetry_http::HeaderInjector(&mut headers))
+        });
+        complete_injection(cx, &mut headers);
+        headers
+    }
+
+    fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+        headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn the_random_flag_goes_out_with_the_trace_it_came_with() {
+        install_propagators();
+        for (flags, sent) in [("02", "02"), ("03", "03"), ("00", "00"), ("01", "01")] {
+            let cx = extract(&headers(&[("traceparent", &format!("00-{ID}-{flags}"))]));
+            assert_eq!(
+                cx.get::<ReceivedTraceContext>().is_some(),
+                flags == "02" || flags == "03",
+                "kept only when there is a flag to keep"
+            );
+            assert_eq!(
+                header(&injected(&cx), "traceparent"),
+                Some(format!("00-{ID}-{sent}").as_str())
+            );
+        }
+        // Other flags are not ours to send ("Other Flags": set to 0).
+        let cx = extract(&headers(&[("traceparent", &format!("00-{ID}-ff"))]));
+        assert_eq!(
+            header(&injected(&cx), "traceparent"),
+            Some(format!("00-{ID}-03").as_str())
+        );
+    }
+
+    #[test]
+    fn a_tracestate_the_sdk_refuses_goes_out_as_received() {
+        install_propagators();
+        for sent in [
+            "foo@@bar=1,bar=2",
+            "foo@bar@baz=1,bar=2",
+            "rojo=1,t@vvvvvvvvvvvvvvv=1",
+        ] {
+            let cx = extract(&headers(&[
+                ("traceparent", &format!("00-{ID}-01")),
+                ("tracestate", sent),
+            ]));
+            let span = cx.span();
+            assert_eq!(
+                span.span_context().trace_state().header(),
+                "",
+                "SDK refused"
+            );
+            assert_eq!(header(&injected(&cx), "tracestate"), Some(sent));
+        }
+        // A state the SDK holds needs nothing kept beside it.
+        let cx = extract(&headers(&[
+            ("traceparent", &format!("00-{ID}-01")),
+            ("tracestate", "rojo=1,congo=2"),
+        ]));
+        assert_eq!(cx.get::<ReceivedTraceContext>(), None);
+        assert_eq!(header(&injected(&cx), "tracestate"), Some("rojo=1,congo=2"));
+    }
+
+    #[test]
+    fn no_empty_tracestate_is_sent() {
+        install_propagators();
+        let cx = extract(&headers(&[
+            ("traceparent", &format!("00-{ID}-01")),
+            ("tracestate", " , "),
+        ]));
+        let sent = injected(&cx);
+        assert!(header(&sent, "traceparent").is_some());
+        assert_eq!(sent.get("tracestate"), None);
+    }
+
+    #[test]
+    fn what_was_kept_is_not_sent_on_another_trace() {
+        install_propagators();
+        let cx = extract(&headers(&[
+            ("traceparent", &format!("00-{ID}-03")),
+            ("tracestate", "foo@@bar=1"),
+        ]));
+        assert!(cx.get::<ReceivedTraceContext>().is_some());
+        let restarted = opentelemetry::trace::SpanContext::new(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+            opentelemetry::trace::SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        let sent = injected(&cx.with_remote_span_context(restarted));
+        assert_eq!(
+            header(&sent, "traceparent"),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+        assert_eq!(sent.get("tracestate"), None);
+    }
+
+    #[test]
+    fn merged_tracestate_puts_local_entries_first_within_the_limits() {
+        let local = TraceState::from_key_value([("congo", "local")]).unwrap();
+        assert_eq!(
+            merged_tracestate(&local, "rojo=1,congo=2,baz=3"),
+            "congo=local,rojo=1,baz=3"
+        );
+        assert_eq!(merged_tracestate(&TraceState::NONE, "a@@b=1"), "a@@b=1");
+        // 32 members at most: the right-most go.
+        let received = (1..=32)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let merged = merged_tracestate(&local, &received);
+        assert_eq!(merged.split(',').count(), 32);
+        assert!(merged.starts_with("congo=local,k1=v,"));
+        assert!(merged.ends_with(",k31=v"));
+        // 512 bytes at most: entries over 128 characters go first, then
+        // entries from the end, only as many as needed.
+        let big = format!("big={}", "v".repeat(200));
+        let received = format!("a={},{big},b={},c=1", "v".repeat(150), "v".repeat(100));
+        let local = TraceState::from_key_value([("l", "v".repeat(100))]).unwrap();
+        let merged = merged_tracestate(&local, &received);
+        assert!(merged.len() <= MAX_TRACESTATE_BYTES, "{}", merged.len());
+        let keys: Vec<_> = merged
+            .split(',')
+            .map(|m| m.split_once('=').unwrap().0)
+            .collect();
+        // 567 bytes: dropping `big` (the right-most of those over 128) is
+        // enough; `a`, over 128 too, stays.
+        assert_eq!(keys, ["l", "a", "b", "c"]);
+        let local = TraceState::from_key_value([("l", "v".repeat(120))]).unwrap();
+        let received = (0..5)
+            .map(|i| format!("k{i}={}", "v".repeat(100)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let keys: Vec<_> = merged_tracestate(&local, &received)
+            .split(',')
+            .map(|m| m.split_once('=').unwrap().0.to_owned())
+            .collect();
+        assert_eq!(keys, ["l", "k0", "k1", "k2"]);
     }
 
     /// The SDK logs every malformed baggage header at WARN, the caller's

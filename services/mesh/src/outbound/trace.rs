@@ -3,7 +3,9 @@
 //! We inject `traceparent`/`tracestate`/`baggage` ourselves with
 //! `opentelemetry-http`'s `HeaderInjector`: `reqwest-tracing`'s
 //! OpenTelemetry support trails the SDK version we use and silently
-//! injected nothing when tried.
+//! injected nothing when tried. What the SDK's propagator drops (the W3C
+//! Level 2 random flag, a `tracestate` its key check refuses) is put back
+//! by `inbound::context::complete_injection`.
 
 use std::{
     sync::Arc,
@@ -87,9 +89,12 @@ where
             error.type = Empty,
         );
         let cx = span.context();
-        global::get_text_map_propagator(|p| {
-            p.inject_context(&cx, &mut HeaderInjector(req.request.headers_mut()))
-        });
+        let headers = req.request.headers_mut();
+        global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
+        // Then what the SDK's span context cannot carry: the caller's
+        // random-trace-id flag and a `tracestate` the SDK refused (W3C
+        // Trace Context Level 2, see `inbound::context`).
+        crate::inbound::context::complete_injection(&cx, headers);
         // For the metrics layer below, which would otherwise look the
         // context up again.
         req.exemplar = TraceExemplar::of(&cx);
