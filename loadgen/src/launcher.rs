@@ -727,6 +727,12 @@ impl System {
         Ok(system)
     }
 
+    /// The database URL `service`'s replicas were given (`None` for the
+    /// gateway, which has none): for tools and tests that read its rows.
+    pub fn database_url(&self, service: &str) -> Option<&str> {
+        self.supervisor.databases.get(service).map(String::as_str)
+    }
+
     /// Replica 0 of every service as it was started.
     pub fn services(&self) -> &[RunningService] {
         &self.services

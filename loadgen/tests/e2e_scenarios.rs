@@ -6,11 +6,16 @@
 //! test's OTLP receiver, so the report's trace ids can be checked against
 //! what was really exported.
 //!
-//! The scenarios run on SQLite only (the binary's default): they test the
-//! load generator and the system's behaviour under its stories, which the
-//! database does not change, and the PostgreSQL pass of the suite already
-//! covers storage. They run one at a time (`.config/nextest.toml`), since
-//! their thresholds are about latency on a two-core machine.
+//! On the SQLite pass `loadgen run` starts its own system, as a user's
+//! first run does. On the PostgreSQL pass the stories that move money and
+//! events (promotion-surge, broker-outage, slow-payment-provider) run
+//! against a system on PostgreSQL started for the test with the
+//! scenario's own `[system]` settings, as Compose and Kubernetes run it,
+//! and end by balancing the books (`support::reconcile`). They run one at
+//! a time (`.config/nextest.toml`), since their thresholds are about
+//! latency on a two-core machine.
+
+mod support;
 
 use std::{
     path::{Path, PathBuf},
@@ -23,6 +28,7 @@ use loadgen::{
     report::Summary,
 };
 use serde_json::Value;
+use support::{Otlp, TestSystem};
 
 /// Every duration and offset of the shipped scenarios times this: each
 /// runs in 9–14 s instead of a minute or more.
@@ -318,6 +324,101 @@ shipped_scenario!(course_redeploy_passes, "course-redeploy");
 shipped_scenario!(payments_outage_passes, "payments-outage", SCALE, true);
 shipped_scenario!(slow_payment_provider_passes, "slow-payment-provider");
 shipped_scenario!(progress_down_passes, "progress-down");
+
+/// `loadgen run <name>` against `sys`, through its control API, at
+/// `scale`; asserts the verdict passed. Returns the summary.
+async fn shipped_against(sys: &TestSystem, name: &str, scale: &str) -> Summary {
+    let otlp = receiver().await;
+    let out = tempfile::tempdir().unwrap();
+    let output = loadgen_run(
+        &otlp,
+        &[
+            name,
+            "--duration-scale",
+            scale,
+            "--target",
+            &sys.gateway(),
+            "--control",
+            &sys.control(),
+            "--admin-token",
+            STORY_ADMIN_TOKEN,
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{name} passes against a system on PostgreSQL\n{}",
+        text_of(&output)
+    );
+    let summary = read_summary(out.path());
+    assert!(summary.verdict.passed, "{:#?}", summary.verdict);
+    summary
+}
+
+const STORY_ADMIN_TOKEN: &str = "e2e-stories-admin-token";
+
+/// A system on PostgreSQL (the pass's `TEST_DATABASE_URL`) with the
+/// shipped scenario's `[system]` replicas and environment, as `loadgen
+/// run` would start it itself.
+async fn system_for(name: &str) -> TestSystem {
+    let scenario = loadgen::scenario::Scenario::load(name).unwrap();
+    let mut env: Vec<(&str, &str)> = scenario
+        .system
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // What a run's own system trusts: each synthetic visitor its own client.
+    env.push(("RATE_LIMIT_TRUST_FORWARDED_FOR", "true"));
+    env.push(("OTEL_TRACES_SAMPLER", "always_off"));
+    let replicas = scenario.system.replicas.clone();
+    TestSystem::start_with_options(Otlp::Grpc, &[], &env, |options| {
+        options.admin_token = Some(STORY_ADMIN_TOKEN.into());
+        for (service, n) in replicas {
+            let (name, _) = loadgen::launcher::parse_replicas(&format!("{service}={n}"))
+                .unwrap()
+                .pop_first()
+                .unwrap();
+            options.replicas.insert(name, n);
+        }
+    })
+    .await
+}
+
+macro_rules! story_on_postgres {
+    ($test:ident, $name:literal, $scale:expr) => {
+        /// The story on PostgreSQL, then the books balanced.
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $test() {
+            if !postgres_pass() {
+                return;
+            }
+            let sys = system_for($name).await;
+            let summary = shipped_against(&sys, $name, $scale).await;
+            assert!(summary.overall.count > 0, "journeys ran");
+            let books =
+                support::reconcile::assert_balanced_within(&sys, Duration::from_secs(30)).await;
+            assert!(books.captured() > 0, "{books}");
+            eprintln!("{}: {books}", $name);
+            sys.stop().await;
+        }
+    };
+}
+
+story_on_postgres!(
+    promotion_surge_balances_on_postgres,
+    "promotion-surge",
+    "0.3"
+);
+story_on_postgres!(broker_outage_balances_on_postgres, "broker-outage", "0.5");
+story_on_postgres!(
+    slow_payment_provider_balances_on_postgres,
+    "slow-payment-provider",
+    SCALE
+);
 
 /// A count from one of the run's SQLite files.
 async fn count(data_dir: &Path, service: &str, sql: &'static str) -> i64 {

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod reconcile;
+
 use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use loadgen::{
