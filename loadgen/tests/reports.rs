@@ -219,3 +219,122 @@ fn sample_trace_ids_lists_slowest_then_failed_once_each() {
         [SLOW_TRACE, UNCAPTURED_TRACE, FAILED_TRACE]
     );
 }
+
+/// A marker label as drawn: its text's box in the chart's `viewBox` units.
+#[derive(Debug)]
+struct LabelBox {
+    #[allow(dead_code, reason = "read through Debug, in failure messages")]
+    text: String,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+}
+
+/// The value of `name="..."` in a tag.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    let end = tag[start..].find('"')? + start;
+    Some(tag[start..end].to_owned())
+}
+
+/// Every marker label of every chart on the page, one list per chart, with
+/// the chart's `viewBox` width and height. Text is measured at 0.6 em a
+/// character of the page's 11px chart font: about what a sans-serif face
+/// sets lowercase names in.
+fn marker_labels(page: &str) -> Vec<(f64, f64, Vec<LabelBox>)> {
+    const FONT: f64 = 11.0;
+    page.split("<svg ")
+        .skip(1)
+        .map(|svg| {
+            let svg = &svg[..svg.find("</svg>").expect("svg ends")];
+            let view_box: Vec<f64> = attribute(&format!(" {svg}"), "viewBox")
+                .expect("viewBox")
+                .split(' ')
+                .map(|n| n.parse().expect("number"))
+                .collect();
+            let labels = svg
+                .split("<g class=\"marker")
+                .skip(1)
+                .filter_map(|marker| {
+                    let tag_start = marker.find("<text ")?;
+                    let tag_end = marker[tag_start..].find('>')? + tag_start;
+                    let tag = &marker[tag_start..tag_end];
+                    let text_end = marker[tag_end..].find("</text>")? + tag_end;
+                    let text = marker[tag_end + 1..text_end]
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&amp;", "&");
+                    let x: f64 = attribute(tag, "x")?.parse().ok()?;
+                    let y: f64 = attribute(tag, "y")?.parse().ok()?;
+                    let width = text.chars().count() as f64 * 0.6 * FONT;
+                    let (left, right) = match attribute(tag, "text-anchor").as_deref() {
+                        Some("end") => (x - width, x),
+                        Some("middle") => (x - width / 2.0, x + width / 2.0),
+                        _ => (x, x + width),
+                    };
+                    Some(LabelBox {
+                        text,
+                        left,
+                        right,
+                        top: y - 0.8 * FONT,
+                        bottom: y + 0.2 * FONT,
+                    })
+                })
+                .collect();
+            (view_box[2], view_box[3], labels)
+        })
+        .collect()
+}
+
+#[test]
+fn marker_labels_of_close_events_do_not_overlap() {
+    use loadgen::report::summary::TimelineRecord;
+
+    let event = |at_s: f64, action: &str, service: &str| TimelineRecord {
+        at_s,
+        fired_s: at_s,
+        action: action.into(),
+        service: service.into(),
+        detail: String::new(),
+        ok: true,
+        error: None,
+        took_ms: 1.0,
+    };
+    let mut summary = report_fixture::summary();
+    summary.timeline = vec![
+        // The case that was reported: a fault, then a crash 3 s later.
+        event(42.0, "fault", "payments"),
+        event(45.0, "crash", "payments"),
+        // Five within two seconds, one with a long phase-like name.
+        event(10.0, "scale", "users"),
+        event(10.5, "restart", "gateway"),
+        event(11.0, "phase", "ramp to peak load with promotions"),
+        event(11.2, "fault", "courses"),
+        event(12.0, "clear-fault", "courses"),
+        // At the very end of the run.
+        event(59.5, "stop", "notifications"),
+        event(60.0, "restart", "payments"),
+    ];
+    let page = html::render(&summary, &report_fixture::traces());
+    let charts = marker_labels(&page);
+    assert_eq!(charts.len(), 3);
+    for (width, height, labels) in charts {
+        assert_eq!(labels.len(), summary.timeline.len(), "{labels:#?}");
+        for label in &labels {
+            assert!(
+                label.left >= 0.0 && label.right <= width && label.top >= 0.0,
+                "{label:?} is inside the {width}×{height} chart"
+            );
+        }
+        for (i, a) in labels.iter().enumerate() {
+            for b in &labels[i + 1..] {
+                let apart = a.right <= b.left
+                    || b.right <= a.left
+                    || a.bottom <= b.top
+                    || b.bottom <= a.top;
+                assert!(apart, "{a:?} overlaps {b:?}");
+            }
+        }
+    }
+}

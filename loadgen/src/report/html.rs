@@ -917,13 +917,14 @@ tr.total td{font-weight:600;border-top:2px solid var(--line)}
 .legend{display:flex;gap:14px;font-size:.85em;color:var(--muted)}
 .swatch{display:inline-block;width:14px;height:3px;margin-right:5px;vertical-align:middle}
 .swatch.bar{height:10px;width:8px}
-.chart svg{width:100%;height:auto;max-height:300px;display:block;overflow:visible}
+.chart svg{width:100%;height:auto;display:block;overflow:visible}
 .chart text{font-size:11px;fill:var(--muted)}
 .chart .grid{stroke:var(--line);stroke-width:1}
 .chart .base{stroke:var(--muted);stroke-width:1}
-.marker line{stroke:var(--fg);stroke-dasharray:3 3;opacity:.55}
-.marker text{fill:var(--fg)}
-.marker.failed line{stroke:var(--err);opacity:.9}.marker.failed text{fill:var(--err)}
+line.marker{stroke:var(--fg);stroke-dasharray:3 3;opacity:.55}
+line.marker.failed{stroke:var(--err);opacity:.9}
+.marker text{fill:var(--fg);paint-order:stroke;stroke:var(--bg);stroke-width:3px;stroke-linejoin:round}
+.marker.failed text{fill:var(--err)}
 .hover rect{fill:transparent}.hover rect:hover{fill:var(--fg);opacity:.06}
 details.trace{border:1px solid var(--line);border-radius:8px;margin:12px 0;padding:6px 12px}
 details.trace summary{cursor:pointer;padding:4px 0}
