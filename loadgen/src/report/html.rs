@@ -938,7 +938,7 @@ details.trace:target{outline:2px solid var(--accent)}
 .op{overflow-wrap:anywhere}
 .attr{display:inline-block;margin:1px 0 1px 6px;padding:0 5px;border-radius:4px;background:var(--soft);color:var(--muted);font:0.9em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .lane{position:relative;height:12px;background:var(--soft);border-radius:3px}
-.bar{position:absolute;top:1px;bottom:1px;border-radius:2px;min-width:2px}
+.lane .bar{position:absolute;top:1px;bottom:1px;border-radius:2px;min-width:2px}
 .wf .num{text-align:right;font-variant-numeric:tabular-nums}
 footer{margin-top:40px;color:var(--muted);font-size:.85em}
 @media (max-width:720px){.wf-row{grid-template-columns:1fr 1fr;}.wf-row .lane{grid-column:1/-1}}
