@@ -290,6 +290,14 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
+/// The log filter when `RUST_LOG` is unset: INFO, with chatty targets held
+/// to WARN. `sqlx::postgres::notice` is PostgreSQL's NOTICE messages, which
+/// sqlx logs at INFO: every start on an existing database says `relation
+/// "…" already exists, skipping` once per `CREATE ... IF NOT EXISTS` (sqlx's
+/// migrations table, the events tables). Its WARNINGs and errors still show.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn,\
+     opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
+
 /// Logs and traces. The exporter endpoint, headers, timeout and the
 /// sampler (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`) and
 /// `OTEL_RESOURCE_ATTRIBUTES` are read by the OpenTelemetry SDK itself,
@@ -303,11 +311,7 @@ pub struct TelemetryConfig {
     /// Log filter (`tracing_subscriber::EnvFilter` syntax). It filters log
     /// lines only: spans are exported whatever it says, so a quiet log never
     /// breaks trace propagation.
-    #[arg(
-        long,
-        env = "RUST_LOG",
-        default_value = "info,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"
-    )]
+    #[arg(long, env = "RUST_LOG", default_value = DEFAULT_LOG_FILTER)]
     pub log_filter: String,
 
     /// Baggage entries copied onto every server span as `baggage.<key>`

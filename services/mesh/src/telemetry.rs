@@ -133,6 +133,15 @@ fn tracer_provider(
         .build())
 }
 
+/// Which log lines are written: `directives` in `EnvFilter` syntax
+/// (`RUST_LOG`, else [`crate::config::DEFAULT_LOG_FILTER`]), INFO for
+/// targets they do not name.
+fn log_filter(directives: &str) -> EnvFilter {
+    EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .parse_lossy(directives)
+}
+
 /// Installs the global subscriber, tracer provider and W3C propagators.
 ///
 /// Call once, inside the Tokio runtime (the gRPC exporter needs it). A
@@ -175,16 +184,13 @@ pub fn init(
         .with_tracer(provider.tracer(identity.name.to_string()))
         .with_filter(otel_filter);
 
-    let log_filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .parse_lossy(&config.log_filter);
     let format = match config.log_format {
         LogFormat::Text => TraceIdFormat::Text,
         LogFormat::Json => TraceIdFormat::Json,
     };
     let fmt_layer = tracing_subscriber::fmt::layer()
         .event_format(format)
-        .with_filter(log_filter);
+        .with_filter(log_filter(&config.log_filter));
 
     let installed = tracing_subscriber::registry()
         .with(otel_layer)
@@ -198,4 +204,80 @@ pub fn init(
     Ok(TelemetryGuard {
         provider: Some(provider),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::{Layer as _, fmt::MakeWriter, layer::SubscriberExt as _};
+
+    use super::log_filter;
+    use crate::config::DEFAULT_LOG_FILTER;
+
+    /// Collects what the fmt layer writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// What a service started on PostgreSQL logs through `directives`:
+    /// PostgreSQL's notices as sqlx reports them (NOTICE at INFO, WARNING
+    /// at WARN, on `sqlx::postgres::notice`) beside the mesh's own lines.
+    fn start_up_lines(directives: &str) -> String {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(out.clone())
+                .with_filter(log_filter(directives)),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                target: "sqlx::postgres::notice",
+                message = "relation \"outbox\" already exists, skipping"
+            );
+            tracing::warn!(
+                target: "sqlx::postgres::notice",
+                message = "there is no transaction in progress"
+            );
+            tracing::info!(target: "mesh::server", "listening");
+            tracing::warn!(target: "mesh::auth", "JWT_SECRET is the development default");
+        });
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn by_default_postgres_notices_stay_out_of_the_log_but_its_warnings_do_not() {
+        let lines = start_up_lines(DEFAULT_LOG_FILTER);
+        assert!(!lines.contains("already exists"), "{lines}");
+        assert!(
+            lines.contains("there is no transaction in progress"),
+            "{lines}"
+        );
+        assert!(lines.contains("listening"), "{lines}");
+        assert!(lines.contains("JWT_SECRET"), "{lines}");
+    }
+
+    #[test]
+    fn notices_show_when_asked_for() {
+        let lines = start_up_lines("info,sqlx::postgres::notice=info");
+        assert!(lines.contains("already exists"), "{lines}");
+        let lines = start_up_lines("sqlx=debug");
+        assert!(lines.contains("already exists"), "{lines}");
+    }
 }
