@@ -7,6 +7,7 @@
 //! | `GET /services/{name}` | One service. |
 //! | `POST /services/{name}/scale` `{"replicas": N}` | Scales to N (1..=16); answers once new replicas are ready or removed ones stopped. |
 //! | `POST /services/{name}/restart` | Rolling restart, one replica at a time; answers when the last is back. |
+//! | `PUT /services/{name}/env` `{"env": {"K": "V"}}` | Gives the service these settings on top of the launcher's (replacing those given before; `{}`: none), rolled out by a rolling restart; answers when the last replica is back. |
 //! | `POST /services/{name}/replicas/{replica}/kill` | SIGKILL, as a crash; 202, the restart policy brings it back. |
 //! | `GET /metrics` | The launcher's metrics (OpenMetrics). |
 //!
@@ -92,6 +93,7 @@ pub(crate) fn router(supervisor: Arc<Supervisor>) -> Router {
         .route("/services/{name}", get(get_service))
         .route("/services/{name}/scale", post(scale))
         .route("/services/{name}/restart", post(restart))
+        .route("/services/{name}/env", axum::routing::put(configure))
         .route("/services/{name}/replicas/{replica}/kill", post(kill))
         .route("/metrics", get(metrics))
         .fallback(mesh::error::not_found)
@@ -109,6 +111,7 @@ impl IntoResponse for ControlError {
             Self::Stopping => (StatusCode::CONFLICT, "stopping"),
             Self::StartFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "start_failed"),
             Self::RestartFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "restart_failed"),
+            Self::InvalidEnv(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_env"),
         };
         error_response(status, code, self.to_string())
     }
@@ -189,6 +192,24 @@ async fn restart(
     let restarted = tokio::spawn(async move { supervisor.restart(&name).await })
         .await
         .map_err(|e| ControlError::RestartFailed(format!("the restart was aborted: {e}")))??;
+    Ok(Json(restarted).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvRequest {
+    env: std::collections::BTreeMap<String, String>,
+}
+
+async fn configure(
+    State(supervisor): State<Arc<Supervisor>>,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<EnvRequest>,
+) -> Result<Response, ControlError> {
+    // A rolling restart, in its own task for the same reason as restart.
+    let restarted = tokio::spawn(async move { supervisor.configure(&name, request.env).await })
+        .await
+        .map_err(|e| ControlError::RestartFailed(format!("the change was aborted: {e}")))??;
     Ok(Json(restarted).into_response())
 }
 
@@ -368,6 +389,66 @@ mod tests {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["name"], "payments");
         assert_eq!(body["restarted"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn settings_the_launcher_owns_or_that_are_not_settings_are_refused() {
+        for (body, why) in [
+            (
+                r#"{"env":{"DATABASE_URL":"postgres://elsewhere"}}"#,
+                "the launcher's",
+            ),
+            (r#"{"env":{"JWT_SECRET":"x"}}"#, "the launcher's"),
+            (r#"{"env":{"breaker_open_for":"1s"}}"#, "not a setting name"),
+            (r#"{"env":{"1ST":"x"}}"#, "not a setting name"),
+            (r#"{"env":{"A":"x\u0000y"}}"#, "NUL"),
+        ] {
+            let (status, answer) = call("PUT", "/services/payments/env", Some(body)).await;
+            assert_eq!(status, 422, "{body}: {answer}");
+            assert_eq!(answer["error"]["code"], "invalid_env", "{body}");
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains(why),
+                "{body}: {answer}"
+            );
+        }
+        let (status, answer) = call(
+            "PUT",
+            "/services/nobody/env",
+            Some(r#"{"env":{"BREAKER_OPEN_FOR":"1s"}}"#),
+        )
+        .await;
+        assert_eq!(status, 404, "{answer}");
+        let (status, _) = call("PUT", "/services/payments/env", Some(r#"{"env":{},"x":1}"#)).await;
+        assert_eq!(status, 422, "unknown fields are refused");
+    }
+
+    #[tokio::test]
+    async fn settings_given_are_shown_and_replaced_whole() {
+        let supervisor = Supervisor::idle();
+        let put = |body: &'static str| {
+            let supervisor = supervisor.clone();
+            async move {
+                let req = axum::http::Request::put("/services/payments/env")
+                    .header("content-type", "application/json")
+                    .body(Body::from(body))
+                    .unwrap();
+                let res = router(supervisor).oneshot(req).await.unwrap();
+                let status = res.status();
+                let bytes = res.into_body().collect().await.unwrap().to_bytes();
+                (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+            }
+        };
+        let (status, body) =
+            put(r#"{"env":{"BREAKER_OPEN_FOR":"1s","PROVIDER_CONCURRENCY":"2"}}"#).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["env"],
+            serde_json::json!({"BREAKER_OPEN_FOR": "1s", "PROVIDER_CONCURRENCY": "2"})
+        );
+        let (status, body) = put(r#"{"env":{}}"#).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["env"], serde_json::json!({}));
+        assert_eq!(supervisor.status("payments").unwrap().env.len(), 0);
     }
 
     #[tokio::test]

@@ -35,6 +35,10 @@ const MAX_LEARNERS: usize = 50_000;
 /// or no answer) before the setup gives up.
 const SETUP_ATTEMPTS: u32 = 4;
 
+/// How long the setup waits, in all, for a gateway that rate-limits it
+/// (429 with `Retry-After`) before it gives up.
+const SETUP_PATIENCE: Duration = Duration::from_secs(300);
+
 /// A token is refreshed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
@@ -51,6 +55,8 @@ pub struct World {
     learners: Mutex<Vec<Arc<Learner>>>,
     /// Whether to send a synthetic `X-Forwarded-For` per visitor.
     forwarded_for: bool,
+    /// How long the setup has waited on 429s so far.
+    setup_waited: Mutex<Duration>,
 }
 
 /// A learner of this run.
@@ -114,10 +120,22 @@ impl World {
         let setup = Visitor::default();
         let mut courses = Vec::new();
         for page in 1.. {
-            let page = client
-                .courses(&setup, page, 100, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("reading the catalog through the gateway: {e}"))?;
+            let mut attempt = 1;
+            let page = loop {
+                match client.courses(&setup, page, 100, None).await {
+                    Ok(page) => break page,
+                    // A system that has just been started or restarted
+                    // (a stage's new settings) may need a moment.
+                    Err(e)
+                        if attempt < SETUP_ATTEMPTS
+                            && e.status().is_none_or(|s| s.is_server_error()) =>
+                    {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => anyhow::bail!("reading the catalog through the gateway: {e}"),
+                }
+            };
             let done = page.items.len() < 100;
             courses.extend(page.items.into_iter().map(|c| c.id));
             if done || courses.len() >= 10_000 {
@@ -137,6 +155,7 @@ impl World {
             zipf,
             learners: Mutex::new(Vec::new()),
             forwarded_for,
+            setup_waited: Mutex::new(Duration::ZERO),
         });
         // A few at a time: registration hashes a password (Argon2id), so a
         // burst of them would be a load test of its own.
@@ -146,8 +165,9 @@ impl World {
             let world = world.clone();
             let course = world.pick_course(&mut rng).to_owned();
             pending.spawn(async move {
-                let learner = world.register(&format!("setup-{i}")).await?;
-                let (token, _) = world.login(&learner).await?;
+                let tag = format!("setup-{i}");
+                let learner = world.paced(|| world.register(&tag)).await?;
+                let (token, _) = world.paced(|| world.login(&learner)).await?;
                 let visitor = Visitor {
                     token: Some(token),
                     forwarded_for: world.forwarded_for.then(|| learner.address.clone()),
@@ -187,6 +207,62 @@ impl World {
             done??;
         }
         Ok(world)
+    }
+
+    /// Runs a setup call again while the gateway answers 429, after the
+    /// `Retry-After` it names: a gateway that does not trust loadgen's
+    /// per-learner `X-Forwarded-For` (one not started by loadgen) sees
+    /// every sign-up come from one address, and its per-address limit on
+    /// credentials would otherwise end the setup. Gives up after
+    /// [`SETUP_PATIENCE`] of waiting, in all.
+    async fn paced<T, F, Fut>(&self, call: F) -> Result<T, CallError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        loop {
+            match call().await {
+                Err(CallError::Status {
+                    status,
+                    retry_after,
+                    ..
+                }) if status.as_u16() == 429 => {
+                    let wait = retry_after
+                        .as_deref()
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .map_or(Duration::from_secs(1), Duration::from_secs)
+                        .clamp(Duration::from_millis(100), Duration::from_secs(60));
+                    let waited = {
+                        let mut waited = self.setup_waited.lock().expect("setup lock");
+                        let first = waited.is_zero();
+                        *waited += wait;
+                        if first {
+                            eprintln!(
+                                "the gateway rate-limits this client's sign-ups (429): the setup paces itself, \
+                                 waiting as Retry-After says (docs/decisions.md, 16)"
+                            );
+                        }
+                        *waited
+                    };
+                    if waited > SETUP_PATIENCE {
+                        return Err(CallError::Status {
+                            destination: "gateway".into(),
+                            status,
+                            code: "too_many_requests".into(),
+                            message: format!(
+                                "still rate-limited after waiting {}s in all; \
+                                 run the gateway with RATE_LIMIT_TRUST_FORWARDED_FOR=true for load tests",
+                                waited.as_secs()
+                            ),
+                            body: None,
+                            retry_after,
+                        });
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A course, most popular ones most often.

@@ -284,6 +284,56 @@ pub fn admin_token(
     Ok((token, Some(path)))
 }
 
+/// Settings the launcher gives every replica itself: what the system
+/// *is* (its databases, broker, identity and secrets), not how it behaves.
+/// The control API may not change them.
+const LAUNCHER_SETTINGS: &[&str] = &[
+    "DATABASE_URL",
+    "NATS_URL",
+    "EVENTS_PREFIX",
+    "ADMIN_TOKEN",
+    "JWT_SECRET",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+];
+
+/// Most settings one service may be given through the control API.
+const MAX_OVERRIDES: usize = 64;
+
+/// Names of environment variables (`BREAKER_OPEN_FOR`), bounded values
+/// without NUL, none of [`LAUNCHER_SETTINGS`].
+fn check_overrides(env: &BTreeMap<String, String>) -> Result<(), ControlError> {
+    if env.len() > MAX_OVERRIDES {
+        return Err(ControlError::InvalidEnv(format!(
+            "at most {MAX_OVERRIDES} settings, not {}",
+            env.len()
+        )));
+    }
+    for (name, value) in env {
+        let valid_name = (1..=128).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            && !name.as_bytes()[0].is_ascii_digit();
+        if !valid_name {
+            return Err(ControlError::InvalidEnv(format!(
+                "{name:?} is not a setting name (A-Z, 0-9 and _, 1 to 128 characters)"
+            )));
+        }
+        if LAUNCHER_SETTINGS.contains(&name.as_str()) {
+            return Err(ControlError::InvalidEnv(format!(
+                "{name} is the launcher's to set, not the control API's"
+            )));
+        }
+        if value.len() > 4096 || value.contains('\0') {
+            return Err(ControlError::InvalidEnv(format!(
+                "the value of {name} is over 4096 bytes or holds NUL"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `payments=3,users=2` → `{payments: 3, users: 2}`: every name a known
 /// service, every count within 1..=[`MAX_REPLICAS`], no name twice.
 pub fn parse_replicas(spec: &str) -> Result<BTreeMap<&'static str, usize>, String> {
@@ -379,6 +429,9 @@ pub struct ServiceStatus {
     pub desired: usize,
     /// Restarts of all its replicas since the launcher started.
     pub restarts: u64,
+    /// Settings given to this service since start (`PUT
+    /// /services/{name}/env`), on top of the launcher's own.
+    pub env: BTreeMap<String, String>,
     pub replicas: Vec<ReplicaInfo>,
 }
 
@@ -472,6 +525,9 @@ pub enum ControlError {
     /// restart; the replicas after it were left alone.
     #[error("{0}")]
     RestartFailed(String),
+    /// 422 `invalid_env`: a setting the control API may not change.
+    #[error("{0}")]
+    InvalidEnv(String),
 }
 
 /// The running system: a handle to the replicas' supervisors. Dropping it
@@ -794,6 +850,16 @@ impl System {
         self.supervisor.restart(service).await
     }
 
+    /// Gives `service` these settings on top of the launcher's own, with
+    /// a rolling restart (see `PUT /services/{name}/env`).
+    pub async fn configure(
+        &self,
+        service: &str,
+        env: BTreeMap<String, String>,
+    ) -> Result<Restarted, ControlError> {
+        self.supervisor.configure(service, env).await
+    }
+
     /// Kills one replica with SIGKILL, as a crash would, and returns once
     /// it is dead and out of the targets: the restart policy brings it
     /// back.
@@ -935,6 +1001,8 @@ struct State {
 struct ServiceState {
     desired: usize,
     restarts: u64,
+    /// Settings given since start, on top of the launcher's environment.
+    overrides: BTreeMap<String, String>,
     replicas: BTreeMap<usize, Slot>,
     /// Replica 0's first address, for [`System::url`] once nothing runs.
     home_url: Option<String>,
@@ -945,6 +1013,7 @@ impl ServiceState {
         Self {
             desired,
             restarts: 0,
+            overrides: BTreeMap::new(),
             replicas: BTreeMap::new(),
             home_url: None,
         }
@@ -1081,6 +1150,7 @@ impl Supervisor {
             name,
             desired: s.desired,
             restarts: s.restarts,
+            env: s.overrides.clone(),
             replicas: s
                 .replicas
                 .iter()
@@ -1212,6 +1282,12 @@ impl Supervisor {
         }
         args.extend(self.args.get(service).into_iter().flatten().cloned());
 
+        let overrides = self
+            .lock()
+            .services
+            .get(service)
+            .map(|s| s.overrides.clone())
+            .unwrap_or_default();
         let mut cmd = Command::new(&self.exe);
         // The database URL goes in the environment, not the arguments: it
         // may hold a password, and arguments are public in `ps`.
@@ -1222,6 +1298,7 @@ impl Supervisor {
         cmd.env_remove("ADMIN_TOKEN");
         cmd.args(&args)
             .envs(&self.env)
+            .envs(&overrides)
             // One name for every child would merge five services into one
             // in Jaeger: each service names itself.
             .env_remove("OTEL_SERVICE_NAME")
@@ -1569,6 +1646,39 @@ impl Supervisor {
                 .ok_or_else(|| ControlError::UnknownService(service.into()))?,
             restarted,
         })
+    }
+
+    /// Gives `service` these settings on top of the launcher's own
+    /// (replacing any given before; empty: back to how it started) and
+    /// rolls them out with a rolling restart, as an orchestrator does
+    /// when a Deployment's environment changes. Unchanged settings
+    /// restart nothing.
+    pub(crate) async fn configure(
+        &self,
+        service: &str,
+        env: BTreeMap<String, String>,
+    ) -> Result<Restarted, ControlError> {
+        let spec = spec(service).ok_or_else(|| ControlError::UnknownService(service.into()))?;
+        check_overrides(&env)?;
+        let changed = {
+            let mut state = self.lock();
+            let s = state
+                .services
+                .get_mut(spec.name)
+                .ok_or_else(|| ControlError::UnknownService(service.into()))?;
+            let changed = s.overrides != env;
+            s.overrides = env;
+            changed
+        };
+        if !changed {
+            return Ok(Restarted {
+                service: self
+                    .status(spec.name)
+                    .ok_or_else(|| ControlError::UnknownService(service.into()))?,
+                restarted: Vec::new(),
+            });
+        }
+        self.restart(spec.name).await
     }
 
     /// `POST /admin/drain` on a replica about to be restarted, so its

@@ -16,5 +16,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod scrape;
+pub mod stage;
 pub mod timeline;
 pub mod verdict;

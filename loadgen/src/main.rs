@@ -66,6 +66,18 @@ enum Command {
         /// random one, written to `<data-dir>/admin-token` (mode 0600).
         #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// Whether the gateway takes an anonymous client's address from the
+        /// `X-Forwarded-For` it sends. On by default: the system listens on
+        /// loopback only, and loadgen's synthetic learners, one address
+        /// each, must be rate limited as the many clients they stand for.
+        #[arg(
+            long,
+            env = "RATE_LIMIT_TRUST_FORWARDED_FOR",
+            default_value = "true",
+            action = clap::ArgAction::Set,
+            value_name = "BOOL"
+        )]
+        rate_limit_trust_forwarded_for: bool,
     },
     /// Receive OTLP traces (gRPC and HTTP) and print what arrives: a
     /// stand-in collector for benchmarks and quick looks without Jaeger.
@@ -155,6 +167,7 @@ struct UpArgs {
     control_addr: Option<SocketAddr>,
     discovery: DiscoveryArg,
     admin_token: Option<String>,
+    rate_limit_trust_forwarded_for: bool,
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -162,7 +175,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     options.auto_ports = args.ports == Ports::Auto;
     options.host = Ipv4Addr::LOCALHOST;
     options.logs = Logs::Prefixed;
-    options.env = BTreeMap::new();
+    // The system listens on loopback only, so its clients are processes
+    // of this machine's user: by default the gateway takes each one's
+    // address from the `X-Forwarded-For` they send, as a system `loadgen
+    // run` starts does (docs/decisions.md, 16).
+    options.env = BTreeMap::from([(
+        "RATE_LIMIT_TRUST_FORWARDED_FOR".into(),
+        args.rate_limit_trust_forwarded_for.to_string(),
+    )]);
     options.replicas = args.replicas;
     let (token, written) = loadgen::launcher::admin_token(args.admin_token, &args.data_dir)?;
     if let Some(path) = written {
@@ -313,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
             control_addr,
             discovery,
             admin_token,
+            rate_limit_trust_forwarded_for,
         } => {
             up(UpArgs {
                 ports,
@@ -322,6 +343,7 @@ async fn main() -> anyhow::Result<()> {
                 control_addr,
                 discovery,
                 admin_token,
+                rate_limit_trust_forwarded_for,
             })
             .await
         }

@@ -189,6 +189,9 @@ struct Target {
     platform: Arc<dyn Platform>,
     system: Option<System>,
     data_dir: Option<(PathBuf, bool)>,
+    /// The scenario's `[system]` given to a system this run did not start,
+    /// to take back afterwards.
+    stage: Option<crate::stage::Stage>,
 }
 
 async fn run_inner(mut args: RunArgs) -> Result<i32, Unable> {
@@ -217,14 +220,27 @@ async fn run_inner(mut args: RunArgs) -> Result<i32, Unable> {
     let identity = ServiceIdentity::resolve("loadgen", env!("CARGO_PKG_VERSION"), &args.telemetry);
     let telemetry = mesh::telemetry::init(&args.telemetry, &identity).map_err(unable)?;
 
-    let result = drive(&args, &scenario, &identity, capture.as_ref()).await;
+    let mut target = find_target(&args, &scenario, capture.as_ref()).await?;
+    let stage_notes = set_stage(&mut target, &scenario).await;
+    let result = drive(
+        &args,
+        &scenario,
+        &identity,
+        capture.as_ref(),
+        &target,
+        stage_notes,
+    )
+    .await;
     // Our own spans (the journeys' roots) are flushed before the traces
     // are read from the capture or the caller's receiver.
     telemetry.shutdown(Duration::from_secs(5)).await;
-    let (summary, target) = match result {
-        Ok(done) => done,
-        Err(e) => return Err(e),
-    };
+    // Whatever happened, the system gets back what the stage changed.
+    if let Some(stage) = target.stage.take() {
+        for line in stage.undo(target.platform.as_ref()).await {
+            eprintln!("  restored {line}");
+        }
+    }
+    let summary = result?;
     let Target {
         system, data_dir, ..
     } = target;
@@ -323,6 +339,7 @@ async fn find_target(
             platform,
             system: None,
             data_dir: None,
+            stage: None,
         });
     }
     if args.platform != PlatformKind::Local {
@@ -408,6 +425,7 @@ async fn find_target(
         platform: Arc::new(LocalPlatform::new(control, Some(admin_token))),
         system: Some(system),
         data_dir: Some((dir, remove)),
+        stage: None,
     })
 }
 
@@ -599,14 +617,34 @@ async fn serve_metrics(
     }))
 }
 
+/// Gives a system the run did not start the scenario's `[system]`;
+/// returns what was done and what could not be, for `summary.json`.
+async fn set_stage(target: &mut Target, scenario: &Scenario) -> Vec<String> {
+    if target.system.is_some() || scenario.system.is_empty() {
+        return Vec::new();
+    }
+    eprintln!(
+        "{}: giving {} the scenario's [system] (taken back after the run)...",
+        scenario.name, target.gateway
+    );
+    let stage = crate::stage::set(target.platform.as_ref(), &scenario.system).await;
+    for line in &stage.notes {
+        eprintln!("  {line}");
+    }
+    let notes = stage.notes.clone();
+    target.stage = Some(stage);
+    notes
+}
+
 async fn drive(
     args: &RunArgs,
     scenario: &Scenario,
     identity: &ServiceIdentity,
     capture: Option<&RunningReceiver>,
-) -> Result<(Summary, Target), Unable> {
+    target: &Target,
+    stage_notes: Vec<String>,
+) -> Result<Summary, Unable> {
     let unable = |e: anyhow::Error| Unable(e);
-    let target = find_target(args, scenario, capture).await?;
     let started_at = SystemTime::now();
     let client = gateway_client(identity, &target.gateway, args.request_timeout).map_err(unable)?;
     eprintln!(
@@ -784,6 +822,7 @@ async fn drive(
             duration_scale: scenario.duration_scale,
             platform: target.platform.name().to_owned(),
             target: target.gateway.clone(),
+            system: stage_notes,
         },
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
         duration_s: stats.elapsed().as_secs_f64(),
@@ -806,5 +845,5 @@ async fn drive(
             jaeger: args.jaeger_url.clone(),
         },
     };
-    Ok((summary, target))
+    Ok(summary)
 }

@@ -115,8 +115,9 @@ impl Default for DataSpec {
     }
 }
 
-/// What the system must look like when loadgen launches it itself
-/// (`--platform local` without `--target`); ignored otherwise.
+/// What the system must look like for the story: a system loadgen
+/// launches itself starts so; one given with `--target` is made so for
+/// the run, as far as its platform can (`crate::stage`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SystemSpec {
     /// Replicas per service at start.
@@ -124,6 +125,13 @@ pub struct SystemSpec {
     /// Extra environment for every service (e.g. a shorter
     /// `BREAKER_OPEN_FOR` so a short run sees the breaker close again).
     pub env: BTreeMap<String, String>,
+}
+
+impl SystemSpec {
+    /// Neither replicas nor settings.
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty() && self.env.is_empty()
+    }
 }
 
 /// One executor: when journeys start, and which.

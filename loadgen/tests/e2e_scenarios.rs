@@ -621,3 +621,166 @@ grace = \"2s\"
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("ABORTED"));
 }
+
+/// `loadgen up` (the README's way to run the system), kept until dropped.
+struct Up {
+    child: tokio::process::Child,
+    gateway: String,
+    control: String,
+    admin_token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Up {
+    /// `loadgen up --ports auto --data-dir <temp>`: the README's command
+    /// with free ports instead of 8080–8084, so the test runs beside
+    /// anything else. Reads the addresses from what it prints, and the
+    /// admin token from the file it says it wrote.
+    async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(["up", "--ports", "auto", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("ADMIN_TOKEN")
+            .env_remove("RATE_LIMIT_TRUST_FORWARDED_FOR")
+            .env("OTEL_SDK_DISABLED", "true")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("loadgen up starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut gateway, mut control) = (None, None);
+        let read = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if words.first() == Some(&"gateway")
+                    && words.get(1).is_some_and(|w| w.starts_with("http://"))
+                {
+                    gateway = Some(words[1].to_owned());
+                }
+                if let Some(at) = line.find("control API: curl -s ") {
+                    let url = line[at + "control API: curl -s ".len()..].trim();
+                    control = Some(url.trim_end_matches("/services").to_owned());
+                }
+                if line.contains("Ctrl-C stops everything") {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(120), read)
+            .await
+            .expect("loadgen up starts within two minutes");
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let admin_token = std::fs::read_to_string(dir.path().join("admin-token"))
+            .expect("loadgen up wrote its admin token")
+            .trim()
+            .to_owned();
+        Self {
+            child,
+            gateway: gateway.expect("loadgen up printed the gateway's address"),
+            control: control.expect("loadgen up printed the control API's address"),
+            admin_token,
+            _dir: dir,
+        }
+    }
+}
+
+/// The README's second way to run a scenario: the system started with
+/// `loadgen up`, then `loadgen run <scenario> --target <gateway>
+/// --admin-token "$(cat data/admin-token)"` for every shipped scenario.
+/// Each passes: its setup signs learners up through the gateway's
+/// credentials limit, and its `[system]` replicas and settings are given
+/// to the running system for the run, then taken back, so the system ends
+/// as it started.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_shipped_scenario_passes_against_loadgen_up() {
+    if postgres_pass() {
+        return;
+    }
+    let mut up = Up::start().await;
+    let http = reqwest::Client::new();
+    let services = || async {
+        let body: Value = http
+            .get(format!("{}/services", up.control))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_owned(),
+                    s["desired"].clone(),
+                    s["env"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = services().await;
+    for (name, _) in loadgen::scenario::SHIPPED {
+        // A rolling restart of two replicas takes a few real seconds
+        // whatever the scale: course-redeploy gets a longer run.
+        let scale = if *name == "course-redeploy" {
+            "0.25"
+        } else {
+            SCALE
+        };
+        let otlp = receiver().await;
+        let out = tempfile::tempdir().unwrap();
+        let output = loadgen_run(
+            &otlp,
+            &[
+                name,
+                "--duration-scale",
+                scale,
+                "--target",
+                &up.gateway,
+                "--control",
+                &up.control,
+                "--admin-token",
+                &up.admin_token,
+                "--out",
+                out.path().to_str().unwrap(),
+            ],
+        )
+        .await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name} passes against loadgen up\n{}",
+            text_of(&output)
+        );
+        let summary = read_summary(out.path());
+        assert!(summary.verdict.passed, "{name}: {:#?}", summary.verdict);
+        let scenario = loadgen::scenario::Scenario::load(name).unwrap();
+        assert_eq!(
+            summary.scenario.system.is_empty(),
+            scenario.system.is_empty(),
+            "{name}: the stage is reported when the scenario has one: {:?}",
+            summary.scenario.system
+        );
+        assert!(
+            !summary
+                .scenario
+                .system
+                .iter()
+                .any(|l| l.contains("not applied")),
+            "{name}: everything was applied locally: {:?}",
+            summary.scenario.system
+        );
+        assert_eq!(
+            services().await,
+            before,
+            "{name} left the system as it found it"
+        );
+    }
+    up.child.kill().await.unwrap();
+}

@@ -111,6 +111,7 @@ impl BrokerProxy {
             name: NAME,
             desired: usize::from(up),
             restarts: 0,
+            env: Default::default(),
             replicas: if up {
                 vec![super::ReplicaInfo {
                     replica: 0,

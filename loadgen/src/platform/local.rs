@@ -8,8 +8,10 @@
 //! | crash | `GET /services/{s}` to pick a ready replica, then `POST /services/{s}/replicas/{i}/kill` |
 //! | restart | `POST /services/{s}/restart` (answers when the last replica is back) |
 //! | replicas | `GET /services/{s}`: the `ready` replicas, named like the launcher's logs (`payments`, `payments-1`) |
+//! | settings | `GET /services/{s}`: its `env` |
+//! | configure | `PUT /services/{s}/env {"env": {...}}` (a rolling restart; answers when the last replica is back) |
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -32,6 +34,8 @@ pub struct LocalPlatform {
 #[derive(Debug, Deserialize)]
 struct ServiceView {
     desired: usize,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
     replicas: Vec<ReplicaView>,
 }
 
@@ -215,6 +219,37 @@ impl Platform for LocalPlatform {
                 done.restarted.len(),
                 pids(done.restarted.iter().map(|r| r.pid)),
                 pids(done.restarted.iter().map(|r| r.new_pid)),
+            ))
+        })
+    }
+
+    fn settings<'a>(&'a self, service: &'a str) -> PlatformFuture<'a, BTreeMap<String, String>> {
+        Box::pin(async move { Ok(self.service(service).await?.env) })
+    }
+
+    fn configure<'a>(
+        &'a self,
+        service: &'a str,
+        env: &'a BTreeMap<String, String>,
+    ) -> PlatformFuture<'a, String> {
+        Box::pin(async move {
+            let req = self
+                .http
+                .put(format!("{}/services/{service}/env", self.control_url))
+                .json(&json!({ "env": env }))
+                .timeout(LONG_OPERATION);
+            let done: RestartedView = self.send(&format!("configure {service}"), req).await?;
+            let settings = if env.is_empty() {
+                "its own settings".to_owned()
+            } else {
+                env.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            Ok(format!(
+                "{service}: {settings}, {} replicas restarted",
+                done.restarted.len()
             ))
         })
     }

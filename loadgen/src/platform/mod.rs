@@ -19,7 +19,9 @@ pub mod compose;
 pub mod kubernetes;
 pub mod local;
 
-use std::{ffi::OsString, future::Future, net::SocketAddr, path::PathBuf, pin::Pin};
+use std::{
+    collections::BTreeMap, ffi::OsString, future::Future, net::SocketAddr, path::PathBuf, pin::Pin,
+};
 
 pub use self::{
     compose::{ComposeOptions, ComposePlatform},
@@ -61,6 +63,35 @@ pub trait Platform: Send + Sync {
     /// Where each running replica of `service` answers `/metrics` and
     /// `/admin/*`, now (replicas added by a scale appear here).
     fn replicas<'a>(&'a self, service: &'a str) -> PlatformFuture<'a, Vec<Replica>>;
+
+    /// The settings `service` was given on top of how it was started
+    /// (what [`Platform::configure`] set last; empty at first).
+    fn settings<'a>(&'a self, service: &'a str) -> PlatformFuture<'a, BTreeMap<String, String>> {
+        Box::pin(async move {
+            Err(PlatformError::Unsupported(format!(
+                "the {} platform cannot read {service}'s settings",
+                self.name()
+            )))
+        })
+    }
+
+    /// Gives `service` these settings on top of how it was started
+    /// (replacing those given before), rolled out as a rolling restart;
+    /// returns when the last replica is back. Platforms that cannot
+    /// change a running service's environment say so.
+    fn configure<'a>(
+        &'a self,
+        service: &'a str,
+        env: &'a BTreeMap<String, String>,
+    ) -> PlatformFuture<'a, String> {
+        let _ = env;
+        Box::pin(async move {
+            Err(PlatformError::Unsupported(format!(
+                "the {} platform cannot change {service}'s environment while it runs",
+                self.name()
+            )))
+        })
+    }
 }
 
 /// One replica of a service, as a platform names and reaches it.
@@ -100,6 +131,9 @@ pub enum PlatformError {
     /// A replica did not come back, or a name did not resolve.
     #[error("{0}")]
     Failed(String),
+    /// The platform cannot do this at all.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// How a driver runs its command-line tool: the program and the

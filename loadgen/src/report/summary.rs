@@ -50,6 +50,11 @@ pub struct ScenarioInfo {
     pub platform: String,
     /// The gateway the journeys went to.
     pub target: String,
+    /// What the run did to a system it did not start to give it the
+    /// scenario's `[system]` (replicas, settings), and what it could not
+    /// do; empty when it started the system itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

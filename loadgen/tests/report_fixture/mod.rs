@@ -70,6 +70,7 @@ pub fn summary() -> Summary {
             duration_scale: 0.5,
             platform: "local".into(),
             target: "http://127.0.0.1:8080".into(),
+            system: vec!["courses: 1 → 2 replicas".into()],
         },
         started_at: "2026-11-20T10:00:00Z".into(),
         duration_s: 60.0,
