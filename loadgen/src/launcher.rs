@@ -62,7 +62,8 @@ pub const SERVICES: [ServiceSpec; 5] = [
         name: "payments",
         default_port: 8083,
         database: true,
-        depends_on: &[],
+        // Charges are priced from the catalog.
+        depends_on: &["courses"],
     },
     ServiceSpec {
         name: "progress",
@@ -156,8 +157,8 @@ impl Default for RestartPolicy {
     }
 }
 
-/// How to launch the system.
-#[derive(Debug, Clone)]
+/// How to launch the system. `Debug` leaves the secrets out.
+#[derive(Clone)]
 pub struct LaunchOptions {
     /// Use the default ports (8080–8084) for replica 0 of each service, or
     /// free ones for everything. Further replicas always take free ports.
@@ -195,6 +196,12 @@ pub struct LaunchOptions {
     /// sets `ADMIN_TOKEN` itself; one inherited from our own environment
     /// is not passed on.
     pub admin_token: Option<String>,
+    /// Given to every replica as `JWT_SECRET`: what users signs access
+    /// tokens with and every other service verifies them with. `None`: a
+    /// random one for this start (unless `env` sets `JWT_SECRET` itself),
+    /// never the public development default; [`System::jwt_secret`] tells
+    /// which. `loadgen up` keeps one per data directory ([`jwt_secret`]).
+    pub jwt_secret: Option<String>,
     /// The executable that serves (`<exe> serve <service>`); this one by
     /// default. Tests pass the `loadgen` binary cargo built for them.
     pub exe: Option<PathBuf>,
@@ -224,9 +231,36 @@ impl LaunchOptions {
             stop_grace: Duration::from_secs(15),
             drain_period: Duration::from_secs(3),
             admin_token: None,
+            jwt_secret: None,
             exe: None,
             delete_streams_on_stop: false,
         }
+    }
+}
+
+impl std::fmt::Debug for LaunchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "[redacted]");
+        f.debug_struct("LaunchOptions")
+            .field("auto_ports", &self.auto_ports)
+            .field("host", &self.host)
+            .field("databases", &self.databases)
+            .field("logs", &self.logs)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("args", &self.args)
+            .field("replicas", &self.replicas)
+            .field("targets_file", &self.targets_file)
+            .field("discovery", &self.discovery)
+            .field("control_addr", &self.control_addr)
+            .field("restart", &self.restart)
+            .field("ready_timeout", &self.ready_timeout)
+            .field("stop_grace", &self.stop_grace)
+            .field("drain_period", &self.drain_period)
+            .field("admin_token", &redacted(&self.admin_token))
+            .field("jwt_secret", &redacted(&self.jwt_secret))
+            .field("exe", &self.exe)
+            .field("delete_streams_on_stop", &self.delete_streams_on_stop)
+            .finish()
     }
 }
 
@@ -265,7 +299,7 @@ pub fn admin_token(
         return Ok((token, None));
     }
     let token = hex::encode(rand::random::<[u8; 24]>());
-    std::fs::create_dir_all(data_dir)?;
+    create_private_dir(data_dir)?;
     let path = data_dir.join("admin-token");
     // A file truncated in place keeps its old mode: replace it.
     match std::fs::remove_file(&path) {
@@ -282,6 +316,89 @@ pub fn admin_token(
         .with_context(|| format!("writing {}", path.display()))?;
     writeln!(file, "{token}")?;
     Ok((token, Some(path)))
+}
+
+/// A new random token secret: 32 random bytes, hex (64 characters, twice
+/// the least HS256 accepts).
+fn random_jwt_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// Checks a token secret as the services will: long enough to sign with.
+fn check_jwt_secret(secret: &str) -> anyhow::Result<()> {
+    mesh::auth::TokenKeys::new(secret.as_bytes())
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("JWT_SECRET cannot be used: {e}"))
+}
+
+/// The services' token secret for `loadgen up`: the one `given` (checked
+/// as the services check it), else the one kept in
+/// `<data_dir>/jwt-secret`, else a new random one written there, readable
+/// by its owner only (with it anyone can sign in as anyone). Kept across
+/// starts, unlike the admin token: the learners' tokens, and what a
+/// client stored, stay valid when the same data directory is started
+/// again. The path is returned when the secret came from the file.
+pub fn jwt_secret(
+    given: Option<String>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(String, Option<PathBuf>)> {
+    use std::{
+        io::Write as _,
+        os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    };
+
+    if let Some(secret) = given {
+        check_jwt_secret(&secret)?;
+        return Ok((secret, None));
+    }
+    let path = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(kept) => {
+            let secret = kept.trim().to_owned();
+            check_jwt_secret(&secret).with_context(|| {
+                format!(
+                    "{} holds no usable secret; delete it for a new one (every token signed so far stops verifying)",
+                    path.display()
+                )
+            })?;
+            // A copy from elsewhere, or one made before this was checked:
+            // the owner's only, whatever it was.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} private", path.display()))?;
+            return Ok((secret, Some(path)));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("reading {}", path.display())));
+        }
+    }
+    create_private_dir(data_dir)?;
+    let secret = random_jwt_secret();
+    // Written beside and renamed into place: a start interrupted halfway
+    // leaves no empty secret behind to be refused next time.
+    let partial = data_dir.join("jwt-secret.tmp");
+    let _ = std::fs::remove_file(&partial);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()?;
+    std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok((secret, Some(path)))
+}
+
+/// Creates `dir` and its missing parents readable by their owner only:
+/// the data directory holds the secrets and the SQLite files. A directory
+/// that exists keeps its mode (it may be anything, `.` included).
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Settings the launcher gives every replica itself: what the system
@@ -538,6 +655,8 @@ pub struct System {
     supervisor: Arc<Supervisor>,
     exits: mpsc::UnboundedReceiver<Exit>,
     control: Option<crate::control::ControlServer>,
+    /// What the control API takes as `Authorization: Bearer`.
+    control_token: Option<String>,
     /// The services' `NATS_URL` and `EVENTS_PREFIX`.
     nats_url: String,
     events_prefix: String,
@@ -682,6 +801,20 @@ impl System {
             .await
             .context("starting the NATS proxy")?;
         options.env.insert("NATS_URL".into(), broker.url());
+        // Never the development default the services fall back on: with
+        // it, anyone who has read the source can sign in as anyone.
+        let jwt_secret = match options
+            .jwt_secret
+            .take()
+            .or_else(|| options.env.remove("JWT_SECRET"))
+        {
+            Some(given) => {
+                check_jwt_secret(&given)?;
+                given
+            }
+            None => random_jwt_secret(),
+        };
+        options.jwt_secret = Some(jwt_secret);
         let exe = match &options.exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().context("locating the loadgen executable")?,
@@ -740,18 +873,32 @@ impl System {
             control_addr,
             Some(broker),
         );
-        let control = match control_listener {
-            Some(listener) => Some(crate::control::ControlServer::spawn(
+        // Anything that can reach the control API could otherwise stop
+        // the system: it takes the services' admin token, or, for a system
+        // without an admin API, one of its own ([`System::control_token`]).
+        let control_token = control_listener.as_ref().map(|_| {
+            options
+                .admin_token
+                .clone()
+                .or_else(|| options.env.get("ADMIN_TOKEN").cloned())
+                .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>()))
+        });
+        let control = match (control_listener, &control_token) {
+            (Some(listener), Some(token)) => Some(crate::control::ControlServer::spawn(
                 listener,
                 supervisor.clone(),
+                token
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("the admin token: {e}"))?,
             )?),
-            None => None,
+            _ => None,
         };
         let mut system = Self {
             services: Vec::new(),
             supervisor: supervisor.clone(),
             exits,
             control,
+            control_token,
             nats_url,
             events_prefix: prefix,
             delete_streams_on_stop: options.delete_streams_on_stop,
@@ -824,6 +971,18 @@ impl System {
     /// Where the control API listens, if it runs.
     pub fn control_addr(&self) -> Option<SocketAddr> {
         self.control.as_ref().map(|c| c.addr)
+    }
+
+    /// The token the control API asks for (`Authorization: Bearer`): the
+    /// admin token, or one of its own when the services have none.
+    pub fn control_token(&self) -> Option<&str> {
+        self.control_token.as_deref()
+    }
+
+    /// The secret the services sign and verify access tokens with, for
+    /// tests and tools that mint tokens of their own.
+    pub fn jwt_secret(&self) -> &str {
+        self.supervisor.jwt_secret.as_deref().unwrap_or_default()
     }
 
     /// The absolute path of the discovery targets file, if one is written.
@@ -973,6 +1132,8 @@ pub(crate) struct Supervisor {
     stop_grace: Duration,
     drain_period: Duration,
     admin_token: Option<String>,
+    /// Every replica's `JWT_SECRET` (`None` in unit tests only).
+    jwt_secret: Option<String>,
     /// `DATABASE_URL` per service; replicas share their service's.
     databases: BTreeMap<&'static str, String>,
     http: reqwest::Client,
@@ -1072,6 +1233,7 @@ impl Supervisor {
             stop_grace: options.stop_grace,
             drain_period: options.drain_period,
             admin_token: options.admin_token.clone(),
+            jwt_secret: options.jwt_secret.clone(),
             databases,
             http: reqwest::Client::new(),
             metrics: LauncherMetrics::new(SERVICES.iter().map(|s| s.name)),
@@ -1311,6 +1473,11 @@ impl Supervisor {
             .kill_on_drop(true);
         if let Some(token) = &self.admin_token {
             cmd.env("ADMIN_TOKEN", token);
+        }
+        // In the environment, like the other secrets: arguments are
+        // public in `ps`, a process's environment is its owner's.
+        if let Some(secret) = &self.jwt_secret {
+            cmd.env("JWT_SECRET", secret);
         }
         match &self.logs {
             Logs::Prefixed => {
@@ -1794,6 +1961,60 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
         let (again, _) = admin_token(None, dir.path()).unwrap();
         assert_ne!(again, token, "a new one on each start");
+    }
+
+    #[test]
+    fn a_jwt_secret_is_checked_or_kept_per_data_directory_and_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let long = "x".repeat(32);
+        let (secret, kept) = jwt_secret(Some(long.clone()), &data).unwrap();
+        assert_eq!((secret, kept), (long, None));
+        assert!(!data.exists(), "a given secret is not written anywhere");
+        let err = jwt_secret(Some("short".into()), &data).unwrap_err();
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+
+        let (secret, kept) = jwt_secret(None, &data).unwrap();
+        let path = data.join("jwt-secret");
+        assert_eq!(kept.as_deref(), Some(path.as_path()));
+        assert_eq!(secret.len(), 64);
+        assert_ne!(secret, mesh::auth::DEV_JWT_SECRET);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{secret}\n")
+        );
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600, "{:o}", mode(&path));
+        assert_eq!(mode(&data), 0o700, "a new data directory is its owner's");
+
+        // The same data directory started again: the same secret, so
+        // tokens issued before still verify; and private again.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (again, _) = jwt_secret(None, &data).unwrap();
+        assert_eq!(again, secret, "kept across starts");
+        assert_eq!(mode(&path), 0o600);
+        // Another data directory: another secret.
+        let (other, _) = jwt_secret(None, &dir.path().join("other")).unwrap();
+        assert_ne!(other, secret);
+
+        std::fs::write(&path, "too short\n").unwrap();
+        let err = jwt_secret(None, &data).unwrap_err();
+        assert!(format!("{err:#}").contains("delete it"), "{err:#}");
+    }
+
+    #[test]
+    fn launch_options_debug_leaves_the_secrets_out() {
+        let mut options = LaunchOptions::local("data");
+        options.admin_token = Some("admin-s3cret".into());
+        options.jwt_secret = Some("jwt-s3cret-jwt-s3cret-jwt-s3cret!".into());
+        options
+            .env
+            .insert("SOMETHING".into(), "value-s3cret".into());
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("SOMETHING"), "{shown}");
     }
 
     #[test]

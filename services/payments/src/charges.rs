@@ -13,6 +13,13 @@
 //! any number of duplicates, on any number of replicas sharing the
 //! database, cause one provider call.
 //!
+//! Before it calls the provider, the key's owner also checks the charge
+//! against the catalog (the amount and currency must be the course's
+//! price) and claims the learner's purchase of the course
+//! ([`db::claim_purchase`]): one purchase per learner and course, so a
+//! double-click with two keys charges once, and the second click is told
+//! the course is bought, or being bought.
+//!
 //! Known limit: a replica killed between claim and record leaves its key
 //! `in_progress`, and duplicates get 409 until the row is deleted. A
 //! production system would give claims a lease (Stripe expires keys after
@@ -26,7 +33,7 @@ use tracing::Instrument as _;
 
 use crate::{
     AppState,
-    db::{self, KeyRecord, KeyState},
+    db::{self, KeyRecord, KeyState, PurchaseClaim},
     domain::{IdempotencyKey, NewCharge},
     error::{AppError, Result},
     model::{Charge, Payment, PaymentStatus},
@@ -105,12 +112,37 @@ pub async fn charge(state: &AppState, key: IdempotencyKey, charge: NewCharge) ->
     }
 }
 
-/// The owner's part: call the provider, then record the payment.
+/// The owner's part: price the charge from the catalog, claim the
+/// learner's purchase of the course, call the provider, then record the
+/// payment. Whatever stops it before the provider answers gives the key
+/// and the claim back: nothing was charged, and a retry starts afresh.
 async fn execute(state: AppState, key: IdempotencyKey, charge: NewCharge) -> Result<Payment> {
+    let user_id = charge.user_id.as_str();
+    let course_id = charge.course_id.as_str();
+    if let Err(error) = check_price(&state, &charge).await {
+        release(&state, &key).await;
+        return Err(error);
+    }
+    match db::claim_purchase(&state.db, user_id, course_id, &key, Utc::now()).await {
+        Ok(PurchaseClaim::Held) => {}
+        Ok(PurchaseClaim::Bought(payment_id)) => {
+            release(&state, &key).await;
+            return Err(AppError::AlreadyPurchased(payment_id));
+        }
+        Ok(PurchaseClaim::InFlight) => {
+            release(&state, &key).await;
+            return Err(AppError::PurchaseInProgress);
+        }
+        Err(error) => {
+            release(&state, &key).await;
+            return Err(error.into());
+        }
+    }
     let answer = match state.provider.charge(&key, &charge.amount).await {
         Ok(answer) => answer,
         Err(error) => {
             // Nothing was charged: free the key so a retry is a new attempt.
+            release_purchase(&state, &charge, &key).await;
             release(&state, &key).await;
             return Err(error.into());
         }
@@ -121,8 +153,8 @@ async fn execute(state: AppState, key: IdempotencyKey, charge: NewCharge) -> Res
     };
     let payment = Payment {
         id: uuid::Uuid::now_v7().to_string(),
-        user_id: charge.user_id.as_str().to_owned(),
-        course_id: charge.course_id.as_str().to_owned(),
+        user_id: user_id.to_owned(),
+        course_id: course_id.to_owned(),
         amount_cents: charge.amount.cents(),
         currency: charge.amount.currency().as_str().to_owned(),
         status,
@@ -142,10 +174,55 @@ async fn execute(state: AppState, key: IdempotencyKey, charge: NewCharge) -> Res
             payment.provider.reference = payment.provider_reference.as_deref(),
             "provider answered but the payment could not be recorded",
         );
+        release_purchase(&state, &charge, &key).await;
         release(&state, &key).await;
         return Err(error.into());
     }
     Ok(payment)
+}
+
+/// The charge must be the course's price, in an allowed currency: the
+/// client says what it agreed to pay, and the catalog says what the
+/// course costs. Any difference charges nothing.
+async fn check_price(state: &AppState, charge: &NewCharge) -> Result<()> {
+    let course_id = charge.course_id.as_str();
+    let course = state.courses.get(course_id).await.map_err(|e| {
+        if e.status() == Some(http::StatusCode::NOT_FOUND) && e.code() == Some("not_found") {
+            AppError::UnknownCourse(course_id.to_owned())
+        } else {
+            AppError::CatalogUnavailable(e)
+        }
+    })?;
+    let price = &course.summary;
+    if price.price_cents <= 0 {
+        return Err(AppError::CourseIsFree(course_id.to_owned()));
+    }
+    let (amount_cents, currency) = (charge.amount.cents(), charge.amount.currency().as_str());
+    if price.price_cents != amount_cents || price.currency != currency {
+        return Err(AppError::PriceMismatch {
+            course: course_id.to_owned(),
+            price_cents: price.price_cents,
+            price_currency: price.currency.clone(),
+            amount_cents,
+            currency: currency.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Gives back a purchase claim; a failure is logged (the claim's lease
+/// frees it later).
+async fn release_purchase(state: &AppState, charge: &NewCharge, key: &IdempotencyKey) {
+    let released = db::release_purchase(
+        &state.db,
+        charge.user_id.as_str(),
+        charge.course_id.as_str(),
+        key,
+    )
+    .await;
+    if let Err(error) = released {
+        tracing::error!(%error, "could not release the purchase claim; its lease will");
+    }
 }
 
 /// Deletes an in-progress claim; a failure is logged, since the caller is

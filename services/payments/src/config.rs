@@ -30,6 +30,23 @@ pub struct Config {
     #[arg(long, env = "IDEMPOTENCY_WAIT", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub idempotency_wait: Duration,
 
+    /// Where the courses service's replicas are (a URL whose host is
+    /// re-resolved, a comma-separated list, or `file_sd:PATH`): every
+    /// charge is priced from its catalog.
+    #[arg(long, env = "COURSES_URL", default_value = "http://127.0.0.1:8082")]
+    pub courses_url: String,
+
+    /// The currencies charges may be in (ISO 4217 codes); any other is
+    /// refused before the catalog or the provider is asked.
+    #[arg(
+        long,
+        env = "CURRENCIES",
+        value_delimiter = ',',
+        default_value = "USD,EUR,GBP",
+        value_parser = parse_currency
+    )]
+    pub currencies: Vec<String>,
+
     #[command(flatten)]
     pub provider: ProviderConfig,
 
@@ -74,6 +91,13 @@ pub struct ProviderConfig {
     /// second one replica can make, so scaling payments out shows.
     #[arg(long = "provider-concurrency", value_name = "CALLS", env = "PROVIDER_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
+}
+
+/// A currency code of the allow-list: three uppercase letters.
+fn parse_currency(s: &str) -> Result<String, String> {
+    crate::domain::Currency::parse(s.trim())
+        .map(|c| c.as_str().to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// A probability: a number from 0.0 to 1.0.

@@ -83,6 +83,19 @@ const INSERT_PAYMENT: &str = "INSERT INTO payments \
 const GET_PAYMENT: &str = "SELECT id, user_id, course_id, amount_cents, currency, status, decline_reason, provider_reference, created_at \
      FROM payments WHERE id = $1";
 const REFUND: &str = "UPDATE payments SET status = $1 WHERE id = $2 AND status = $3";
+const CLAIM_PURCHASE: &str = "INSERT INTO purchases (user_id, course_id, idempotency_key, payment_id, claimed_at) \
+     VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (user_id, course_id) DO NOTHING";
+const GET_PURCHASE: &str = "SELECT idempotency_key, payment_id, claimed_at FROM purchases \
+     WHERE user_id = $1 AND course_id = $2";
+// Only a claim still without a payment, still held by the key that was
+// seen stale: of two takers, one wins.
+const TAKE_OVER_PURCHASE: &str = "UPDATE purchases SET idempotency_key = $1, claimed_at = $2 \
+     WHERE user_id = $3 AND course_id = $4 AND idempotency_key = $5 AND payment_id IS NULL";
+const RELEASE_PURCHASE: &str = "DELETE FROM purchases \
+     WHERE user_id = $1 AND course_id = $2 AND idempotency_key = $3 AND payment_id IS NULL";
+const COMPLETE_PURCHASE: &str = "UPDATE purchases SET payment_id = $1 \
+     WHERE user_id = $2 AND course_id = $3 AND idempotency_key = $4";
+const FREE_PURCHASE: &str = "DELETE FROM purchases WHERE payment_id = $1";
 const LIST_FOR_USER: &str = "SELECT id, user_id, course_id, amount_cents, currency, status, decline_reason, provider_reference, created_at \
      FROM payments WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
 
@@ -152,8 +165,128 @@ pub async fn release_key(db: &Db, key: &IdempotencyKey) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// Who holds a learner's purchase of a course.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurchaseClaim {
+    /// This charge holds it: it may call the provider.
+    Held,
+    /// The course is bought: by this payment.
+    Bought(String),
+    /// Another charge holds it and is still running.
+    InFlight,
+}
+
+/// How long a claim without a payment holds the pair: far longer than a
+/// charge takes (the provider's timeout and the idempotency wait are
+/// seconds), so only a claim whose charge died (its replica killed
+/// between claim and record) is ever taken over.
+pub const PURCHASE_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Claims the learner's purchase of the course for the charge with
+/// `key`, before the provider is called. The (user, course) primary key
+/// makes this the one decision among concurrent charges, on any replica:
+/// exactly one inserts the row.
+pub async fn claim_purchase(
+    db: &Db,
+    user_id: &str,
+    course_id: &str,
+    key: &IdempotencyKey,
+    now: DateTime<Utc>,
+) -> Result<PurchaseClaim, sqlx::Error> {
+    // Bounded: each round either decides or saw the row vanish (its
+    // charge released it), which a charge does once.
+    for _ in 0..3 {
+        let inserted = db
+            .run(
+                Op::new("INSERT", "purchases", CLAIM_PURCHASE),
+                sqlx::query(CLAIM_PURCHASE)
+                    .bind(user_id)
+                    .bind(course_id)
+                    .bind(key.as_str())
+                    .bind(timestamp(now))
+                    .execute(db.pool()),
+            )
+            .await?
+            .rows_affected()
+            == 1;
+        if inserted {
+            return Ok(PurchaseClaim::Held);
+        }
+        let Some(row) = db
+            .run(
+                Op::new("SELECT", "purchases", GET_PURCHASE),
+                sqlx::query(GET_PURCHASE)
+                    .bind(user_id)
+                    .bind(course_id)
+                    .fetch_optional(db.pool()),
+            )
+            .await?
+        else {
+            continue;
+        };
+        let holder: String = row.try_get("idempotency_key")?;
+        let payment_id: Option<String> = row.try_get("payment_id")?;
+        let claimed_at: String = row.try_get("claimed_at")?;
+        if let Some(payment_id) = payment_id {
+            return Ok(PurchaseClaim::Bought(payment_id));
+        }
+        // A retry of a charge whose earlier attempt claimed the pair and
+        // then lost its key claim (released after a provider failure).
+        if holder == key.as_str() {
+            return Ok(PurchaseClaim::Held);
+        }
+        if claimed_at >= timestamp(now - PURCHASE_LEASE) {
+            return Ok(PurchaseClaim::InFlight);
+        }
+        let taken = db
+            .run(
+                Op::new("UPDATE", "purchases", TAKE_OVER_PURCHASE),
+                sqlx::query(TAKE_OVER_PURCHASE)
+                    .bind(key.as_str())
+                    .bind(timestamp(now))
+                    .bind(user_id)
+                    .bind(course_id)
+                    .bind(&holder)
+                    .execute(db.pool()),
+            )
+            .await?
+            .rows_affected()
+            == 1;
+        if taken {
+            tracing::warn!(
+                stale_since = claimed_at,
+                "took over a purchase claim whose charge never finished"
+            );
+            return Ok(PurchaseClaim::Held);
+        }
+    }
+    Ok(PurchaseClaim::InFlight)
+}
+
+/// Gives back a claim that bought nothing (the provider failed, or the
+/// charge was refused before it), so the learner can try again.
+pub async fn release_purchase(
+    db: &Db,
+    user_id: &str,
+    course_id: &str,
+    key: &IdempotencyKey,
+) -> Result<(), sqlx::Error> {
+    db.run(
+        Op::new("DELETE", "purchases", RELEASE_PURCHASE),
+        sqlx::query(RELEASE_PURCHASE)
+            .bind(user_id)
+            .bind(course_id)
+            .bind(key.as_str())
+            .execute(db.pool()),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Stores the payment and marks its key completed, in one transaction: a
 /// waiting duplicate sees either no payment and `in_progress`, or both.
+/// The purchase the charge claimed is, in the same transaction, bought by
+/// the payment if it was captured, and given back if it was declined.
 pub async fn record_payment(
     db: &Db,
     outbox: &Outbox,
@@ -184,6 +317,25 @@ pub async fn record_payment(
             .bind(&payment.id)
             .bind(key.as_str())
             .bind(KeyState::InProgress.as_str())
+            .execute(&mut *tx),
+    )
+    .await?;
+    let purchase = if payment.status == PaymentStatus::Captured {
+        Op::new("UPDATE", "purchases", COMPLETE_PURCHASE)
+    } else {
+        Op::new("DELETE", "purchases", RELEASE_PURCHASE)
+    };
+    let statement = if payment.status == PaymentStatus::Captured {
+        sqlx::query(COMPLETE_PURCHASE).bind(&payment.id)
+    } else {
+        sqlx::query(RELEASE_PURCHASE)
+    };
+    db.run(
+        purchase,
+        statement
+            .bind(&payment.user_id)
+            .bind(&payment.course_id)
+            .bind(key.as_str())
             .execute(&mut *tx),
     )
     .await?;
@@ -257,6 +409,14 @@ pub async fn refund(
         )
         .await?;
     let refunded = payment(&row)?;
+    // The learner may buy the course again.
+    db.run(
+        Op::new("DELETE", "purchases", FREE_PURCHASE),
+        sqlx::query(FREE_PURCHASE)
+            .bind(payment_id)
+            .execute(&mut *tx),
+    )
+    .await?;
     let event = PaymentRefunded {
         payment_id: refunded.id.clone(),
         user_id: refunded.user_id.clone(),

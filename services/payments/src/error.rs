@@ -38,6 +38,40 @@ pub enum AppError {
     /// being processed and did not finish within the wait.
     #[error("a request with this Idempotency-Key is still in progress")]
     RequestInProgress,
+    /// 422 `unsupported_currency`: not one of the currencies charges may
+    /// be in.
+    #[error("{0} is not a currency this service charges in")]
+    UnsupportedCurrency(String),
+    /// 422 `unknown_course`: the catalog has no such course.
+    #[error("the catalog has no course {0:?}")]
+    UnknownCourse(String),
+    /// 422 `course_is_free`: nothing to charge for.
+    #[error("course {0} is free: there is nothing to charge")]
+    CourseIsFree(String),
+    /// 409 `price_mismatch`: the amount asked is not the catalog's price;
+    /// nothing was charged.
+    #[error(
+        "course {course} costs {price_cents} {price_currency}, not {amount_cents} {currency}: nothing was charged"
+    )]
+    PriceMismatch {
+        course: String,
+        price_cents: i64,
+        price_currency: String,
+        amount_cents: i64,
+        currency: String,
+    },
+    /// 409 `already_purchased`: the learner already bought the course with
+    /// another payment (named in the body); nothing was charged.
+    #[error("the learner already bought this course (payment {0}); nothing was charged")]
+    AlreadyPurchased(String),
+    /// 409 `purchase_in_progress` (with `Retry-After: 1`): another charge
+    /// for the same learner and course is in flight; nothing was charged.
+    #[error("another charge for this learner and course is in progress; nothing was charged")]
+    PurchaseInProgress,
+    /// 503 `dependency_unavailable`: the catalog could not be asked for the
+    /// price; nothing was charged.
+    #[error("the courses service is unavailable: {0}")]
+    CatalogUnavailable(mesh::CallError),
     /// 409 `not_refundable`: only a captured payment can be refunded.
     #[error("a {} payment cannot be refunded: only captured ones can", .0.as_str())]
     NotRefundable(crate::model::PaymentStatus),
@@ -66,7 +100,15 @@ impl AppError {
             Self::BadRequest(e) => e.status,
             Self::MissingIdempotencyKey | Self::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RequestInProgress | Self::NotRefundable(_) => StatusCode::CONFLICT,
+            Self::RequestInProgress
+            | Self::NotRefundable(_)
+            | Self::PriceMismatch { .. }
+            | Self::AlreadyPurchased(_)
+            | Self::PurchaseInProgress => StatusCode::CONFLICT,
+            Self::UnsupportedCurrency(_) | Self::UnknownCourse(_) | Self::CourseIsFree(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::CatalogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
             Self::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::Database(e) if is_unique_violation(e) => StatusCode::CONFLICT,
@@ -86,6 +128,39 @@ impl IntoResponse for AppError {
             Self::Auth(e) => e.into_response(),
             Self::NotFound(_) => error_response(status, "not_found", self.to_string()),
             Self::NotRefundable(_) => error_response(status, "not_refundable", self.to_string()),
+            Self::UnsupportedCurrency(_) => {
+                error_response(status, "unsupported_currency", self.to_string())
+            }
+            Self::UnknownCourse(_) => error_response(status, "unknown_course", self.to_string()),
+            Self::CourseIsFree(_) => error_response(status, "course_is_free", self.to_string()),
+            Self::PriceMismatch { .. } => {
+                error_response(status, "price_mismatch", self.to_string())
+            }
+            Self::AlreadyPurchased(ref payment_id) => (
+                status,
+                axum::Json(serde_json::json!({
+                    "error": {
+                        "code": "already_purchased",
+                        "message": self.to_string(),
+                        "payment_id": payment_id,
+                    }
+                })),
+            )
+                .into_response(),
+            Self::PurchaseInProgress => {
+                let mut res = error_response(status, "purchase_in_progress", self.to_string());
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                res
+            }
+            Self::CatalogUnavailable(ref e) => {
+                tracing::error!(error = %e, "the catalog could not price a charge");
+                error_response(
+                    status,
+                    "dependency_unavailable",
+                    "the courses service is unavailable; nothing was charged, retry with the same Idempotency-Key",
+                )
+            }
             Self::BadRequest(e) => e.into_response(),
             Self::MissingIdempotencyKey => {
                 error_response(status, "missing_idempotency_key", self.to_string())

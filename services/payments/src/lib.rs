@@ -46,6 +46,10 @@ pub struct AppState {
     pub idempotency_wait: Duration,
     /// Verifies the callers' tokens: every route is a user's own.
     pub tokens: Arc<TokenKeys>,
+    /// The catalog every charge is priced from.
+    pub courses: courses::CoursesClient,
+    /// The currencies charges may be in.
+    pub currencies: Arc<[String]>,
 }
 
 /// What the [`mesh::auth::Caller`] extractor verifies tokens with.
@@ -91,6 +95,7 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let provider = Provider::new(&config.provider, mesh.metrics())?;
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     mesh::events::ensure_tables(&db).await?;
+    let courses = courses::CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?);
     let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
     let outbox = Outbox::new(db.clone(), broker);
     outbox.spawn_relay();
@@ -100,6 +105,8 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         outbox,
         idempotency_wait: config.idempotency_wait,
         tokens,
+        courses,
+        currencies: config.currencies.into(),
     };
     Ok(mesh.bind(router(state), Some(db), config.port).await?)
 }

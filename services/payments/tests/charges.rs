@@ -2,7 +2,7 @@
 
 mod helpers;
 
-use helpers::{assert_error, charge_body, new_key, spawn_app};
+use helpers::{assert_error, charge_body, charge_for, course, new_key, spawn_app};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -83,16 +83,16 @@ async fn the_same_key_with_another_body_is_rejected_and_stores_nothing() {
 }
 
 #[tokio::test]
-async fn different_keys_are_different_payments() {
+async fn different_keys_for_different_courses_are_different_payments() {
     let app = spawn_app().await;
     let a: Value = app
-        .charge(Some(&new_key()), &charge_body("u1"))
+        .charge(Some(&new_key()), &charge_for("u1", &course(1)))
         .await
         .json()
         .await
         .expect("JSON");
     let b: Value = app
-        .charge(Some(&new_key()), &charge_body("u1"))
+        .charge(Some(&new_key()), &charge_for("u1", &course(2)))
         .await
         .json()
         .await
@@ -130,9 +130,9 @@ async fn an_unknown_payment_is_404() {
 async fn a_users_payments_are_listed_newest_first() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
-    for _ in 0..3 {
+    for n in 0..3 {
         let created: Value = app
-            .charge(Some(&new_key()), &charge_body("u1"))
+            .charge(Some(&new_key()), &charge_for("u1", &course(n)))
             .await
             .json()
             .await
@@ -173,8 +173,10 @@ async fn a_users_payments_are_listed_newest_first() {
 #[tokio::test]
 async fn the_listing_is_bounded_to_100() {
     let app = spawn_app().await;
-    for _ in 0..101 {
-        let res = app.charge(Some(&new_key()), &charge_body("u1")).await;
+    for n in 0..101 {
+        let res = app
+            .charge(Some(&new_key()), &charge_for("u1", &course(n)))
+            .await;
         assert_eq!(res.status().as_u16(), 201);
     }
     let list: Value = app

@@ -13,7 +13,7 @@ fn request(user_id: &str) -> ChargeRequest {
         user_id: user_id.to_owned(),
         course_id: "c0042".to_owned(),
         amount_cents: 1999,
-        currency: "EUR".to_owned(),
+        currency: "USD".to_owned(),
     }
 }
 

@@ -4,7 +4,7 @@ mod helpers;
 
 use std::time::Duration;
 
-use helpers::{assert_error, charge_body, new_key, spawn_app_with};
+use helpers::{assert_error, charge_body, charge_for, course, new_key, spawn_app_with};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -87,7 +87,7 @@ async fn a_duplicate_that_outwaits_its_bound_gets_409_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_distinct_keys_each_charge_once() {
+async fn concurrent_distinct_keys_for_distinct_courses_each_charge_once() {
     let app = std::sync::Arc::new(
         spawn_app_with(|c| {
             // A pool smaller than the burst: calls queue for a slot.
@@ -96,10 +96,10 @@ async fn concurrent_distinct_keys_each_charge_once() {
         .await,
     );
     let requests: Vec<_> = (0..10)
-        .map(|_| {
+        .map(|n| {
             let app = app.clone();
             tokio::spawn(async move {
-                app.charge(Some(&new_key()), &charge_body("u1"))
+                app.charge(Some(&new_key()), &charge_for("u1", &course(n)))
                     .await
                     .status()
                     .as_u16()

@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use axum::response::IntoResponse as _;
 use clap::Parser as _;
 use mesh::{
     Mesh, ServeConfig, ServiceIdentity,
@@ -30,11 +31,62 @@ use sqlx::{AnyPool, Row as _, any::AnyPoolOptions};
 
 pub const PAYMENTS: &str = "/payments";
 
+/// The price the stand-in catalog gives every course but [`CHEAP_COURSE`]
+/// and the free ones.
+pub const PRICE_CENTS: i64 = 4900;
+/// A course at [`CHEAP_PRICE_CENTS`].
+pub const CHEAP_COURSE: &str = "c0042";
+pub const CHEAP_PRICE_CENTS: i64 = 1999;
+/// A free course: `c9000` to `c9999` are free.
+pub const FREE_COURSE: &str = "c9000";
+
+/// A stand-in for the courses service, serving `GET /courses/{id}` as it
+/// does, with prices the tests know: every `cNNNN` costs 49.00 USD, but
+/// `c0042` (19.99 USD) and `c9000`–`c9999` (free); anything else is 404.
+/// Payments prices every charge from it.
+pub async fn spawn_catalog() -> RunningServer {
+    use axum::{extract::Path, routing::get};
+    let app = axum::Router::new().route(
+        "/courses/{course_id}",
+        get(|Path(id): Path<String>| async move {
+            let number = id
+                .strip_prefix('c')
+                .filter(|n| n.len() == 4)
+                .and_then(|n| n.parse::<u32>().ok());
+            let Some(number) = number else {
+                return mesh::error_response(
+                    http::StatusCode::NOT_FOUND,
+                    "not_found",
+                    "course not found",
+                );
+            };
+            let price = match number {
+                42 => CHEAP_PRICE_CENTS,
+                9000.. => 0,
+                _ => PRICE_CENTS,
+            };
+            axum::Json(json!({
+                "id": id, "slug": id, "title": "A course", "summary": "", "instructor": "",
+                "level": "beginner", "tags": [], "price_cents": price, "currency": "USD",
+                "lesson_count": 3, "popularity": 1.0, "lessons": [],
+            }))
+            .into_response()
+        }),
+    );
+    let server = mesh::server::Server::bind([127, 0, 0, 1].into(), 0, app, Duration::from_secs(1))
+        .await
+        .expect("bind a free port");
+    RunningServer::start(server)
+}
+
 /// A running payments server and a pool on its database.
 pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub db: AnyPool,
+    /// The stand-in catalog payments prices charges from; stop it to see
+    /// payments without courses.
+    pub catalog: Option<RunningServer>,
     /// Stops when the test's app is dropped.
     _server: RunningServer,
     // Last: the database outlives the pool and the server using it.
@@ -52,6 +104,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     init_test_log(payments::NAME);
     let database = TestDatabase::create(payments::NAME).await;
+    let catalog = spawn_catalog().await;
     // Every setting explicit, so variables in the environment (PORT,
     // DATABASE_URL, PROVIDER_*) cannot leak into a test.
     let mut config = Config::try_parse_from([
@@ -65,6 +118,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         "--provider-decline-rate=0",
         "--provider-error-rate=0",
         "--provider-concurrency=16",
+        &format!("--courses-url={}", catalog.url()),
         "--max-body-bytes=65536",
         // No broker: these tests are about the HTTP contract; the events
         // wait in the outbox, as with NATS down. The events themselves are
@@ -87,6 +141,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         address: server.url(),
         http: reqwest::Client::new(),
         db,
+        catalog: Some(catalog),
         _server: server,
         _database: database,
     }
@@ -100,14 +155,29 @@ fn identity() -> ServiceIdentity {
     }
 }
 
-/// A valid charge body.
+/// A valid charge body: `c0001` at its price.
 pub fn charge_body(user_id: &str) -> Value {
+    charge_for(user_id, "c0001")
+}
+
+/// A valid charge body for `course_id` (`cNNNN`, not free) at its price.
+pub fn charge_for(user_id: &str, course_id: &str) -> Value {
+    let price = if course_id == CHEAP_COURSE {
+        CHEAP_PRICE_CENTS
+    } else {
+        PRICE_CENTS
+    };
     json!({
         "user_id": user_id,
-        "course_id": "c0001",
-        "amount_cents": 4900,
+        "course_id": course_id,
+        "amount_cents": price,
         "currency": "USD",
     })
+}
+
+/// The `n`th paid course of the stand-in catalog (`c0100` + n).
+pub fn course(n: usize) -> String {
+    format!("c{:04}", 100 + n)
 }
 
 /// The user a charge body names, or `u1` when it names none or no user

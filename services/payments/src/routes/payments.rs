@@ -82,9 +82,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequiredIdempotencyKey {
         (status = 400, description = "`missing_idempotency_key`, `invalid_idempotency_key`, or a malformed body.", body = ErrorBody),
         (status = 402, description = "`payment_declined`, with the decline's `reason`.", body = DeclineBody),
         (status = 403, description = "`forbidden`: `user_id` is not the caller.", body = ErrorBody),
-        (status = 409, description = "`request_in_progress` (`Retry-After: 1`): a request with this key is still running.", body = ErrorBody),
-        (status = 422, description = "`invalid_input`, `invalid_body`, or `idempotency_key_reused` (the key came with another body).", body = ErrorBody),
+        (status = 409, description = "`request_in_progress` (`Retry-After: 1`): a request with this key is still running; `purchase_in_progress` (`Retry-After: 1`): another charge for this learner and course is; `already_purchased`: the learner bought the course already (its `payment_id` in the error); `price_mismatch`: the amount is not the catalog's price. Nothing was charged.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`, `invalid_body`, `idempotency_key_reused` (the key came with another body), `unsupported_currency`, `unknown_course` or `course_is_free`.", body = ErrorBody),
         (status = 502, description = "`provider_unavailable`: nothing was charged; retry with the same key.", body = ErrorBody),
+        (status = 503, description = "`dependency_unavailable`: the catalog could not price the charge; nothing was charged.", body = ErrorBody),
     )
 )]
 async fn create(
@@ -95,6 +96,10 @@ async fn create(
 ) -> Result<Response> {
     let charge = NewCharge::parse(&body).map_err(|e| BadRequest::invalid(e.to_string()))?;
     caller.must_be(charge.user_id.as_str())?;
+    let currency = charge.amount.currency().as_str();
+    if !state.currencies.iter().any(|c| c == currency) {
+        return Err(AppError::UnsupportedCurrency(currency.to_owned()));
+    }
     let Charge { payment, replayed } = charges::charge(&state, key, charge).await?;
     let mut response = match payment.status {
         // A replayed charge answers with the payment as it is now, refunded
