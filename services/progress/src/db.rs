@@ -65,6 +65,11 @@ const INSERT_ENROLLMENT: &str = "INSERT INTO enrollments (id, user_id, course_id
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, course_id) DO NOTHING";
 const GET_ENROLLMENT: &str = "SELECT id, user_id, course_id, payment_id, status, lesson_count, enrolled_at \
      FROM enrollments WHERE user_id = $1 AND course_id = $2";
+const GET_ENROLLMENT_BY_ID: &str = "SELECT id, user_id, course_id, payment_id, status, lesson_count, enrolled_at \
+     FROM enrollments WHERE id = $1";
+// Only a refunded row: if the new payment's event got there first, the
+// row is active already and stays so.
+const PEND_REFUNDED: &str = "UPDATE enrollments SET status = 'pending', payment_id = $1 WHERE id = $2 AND status = 'refunded'";
 // The UNIQUE (user_id, course_id) index serves the user_id lookup.
 const ENROLLMENTS_OF_USER: &str = "SELECT e.id, e.user_id, e.course_id, e.payment_id, e.status, e.lesson_count, e.enrolled_at, \
      (SELECT COUNT(*) FROM lesson_completions c WHERE c.enrollment_id = e.id) AS completed_lessons \
@@ -116,6 +121,33 @@ pub async fn enrollment_of(
     .as_ref()
     .map(enrollment)
     .transpose()
+}
+
+/// The enrollment with this id, or `None`.
+pub async fn enrollment_by_id(db: &Db, id: &str) -> Result<Option<Enrollment>, sqlx::Error> {
+    db.run(
+        Op::new("SELECT", "enrollments", GET_ENROLLMENT_BY_ID),
+        sqlx::query(GET_ENROLLMENT_BY_ID)
+            .bind(id)
+            .fetch_optional(db.pool()),
+    )
+    .await?
+    .as_ref()
+    .map(enrollment)
+    .transpose()
+}
+
+/// A refunded enrollment bought again: `pending` on the new payment.
+pub async fn pend_refunded(db: &Db, id: &str, payment_id: &str) -> Result<(), sqlx::Error> {
+    db.run(
+        Op::new("UPDATE", "enrollments", PEND_REFUNDED),
+        sqlx::query(PEND_REFUNDED)
+            .bind(payment_id)
+            .bind(id)
+            .execute(db.pool()),
+    )
+    .await?;
+    Ok(())
 }
 
 /// All of the user's enrollments, oldest first, each with its number of

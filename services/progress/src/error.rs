@@ -14,6 +14,17 @@ pub enum AppError {
     /// 404 `not_enrolled`: the user has no enrollment in the course.
     #[error("the user is not enrolled in this course")]
     NotEnrolled,
+    /// 403 `enrollment_not_active`: the enrollment is pending (its payment
+    /// not confirmed yet) or refunded; neither opens the course.
+    #[error("the enrollment is {0}: only an active enrollment opens the course")]
+    EnrollmentNotActive(crate::model::EnrollmentStatus),
+    /// 402 `payment_required`: enrolling in a paid course needs the
+    /// payment that bought it.
+    #[error("the course costs money: enroll with the payment that bought it")]
+    PaymentRequired,
+    /// 422 `payment_not_needed`: a payment given for a free course.
+    #[error("the course is free: enroll without a payment")]
+    PaymentNotNeeded,
     /// 404 `profile_not_found`: no learner profile (yet): the user's
     /// `user.registered` event has not been processed, or no such user.
     #[error("no learner profile for this user (yet: profiles come from user.registered events)")]
@@ -54,7 +65,9 @@ impl AppError {
             Self::NotEnrolled | Self::CourseNotFound | Self::ProfileNotFound => {
                 StatusCode::NOT_FOUND
             }
-            Self::LessonNotInCourse => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::LessonNotInCourse | Self::PaymentNotNeeded => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::EnrollmentNotActive(_) => StatusCode::FORBIDDEN,
+            Self::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             Self::Dependency { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(e) => e.status,
             Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,6 +96,13 @@ impl IntoResponse for AppError {
         match self {
             Self::Auth(e) => e.into_response(),
             Self::NotEnrolled => error_response(status, "not_enrolled", self.to_string()),
+            Self::EnrollmentNotActive(_) => {
+                error_response(status, "enrollment_not_active", self.to_string())
+            }
+            Self::PaymentRequired => error_response(status, "payment_required", self.to_string()),
+            Self::PaymentNotNeeded => {
+                error_response(status, "payment_not_needed", self.to_string())
+            }
             Self::ProfileNotFound => error_response(status, "profile_not_found", self.to_string()),
             Self::CourseNotFound => error_response(status, "course_not_found", self.to_string()),
             Self::LessonNotInCourse => {

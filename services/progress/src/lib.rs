@@ -108,7 +108,7 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         broker.clone(),
         db.clone(),
         events::PAYMENT_REFUNDED,
-        events::payment_refunded(db.clone()),
+        events::payment_refunded(db.clone(), courses.clone()),
     );
     spawn_consumer(
         broker.clone(),

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn only_the_owner_reaches_their_enrollments_progress_and_profile() {
     let app = spawn_app().await;
-    let enrollment = app.enroll_ok("alice", "c0001").await;
+    let enrollment = app.enroll_ok("alice", "c0063").await;
     let before = app.row_counts().await;
     let requests = |token: Option<String>| {
         let with = |req: reqwest::RequestBuilder| match &token {
@@ -21,15 +21,15 @@ async fn only_the_owner_reaches_their_enrollments_progress_and_profile() {
         vec![
             with(app.http.get(app.url("/users/alice/enrollments"))),
             with(app.http.get(app.url("/users/alice/profile"))),
-            with(app.http.get(app.url("/users/alice/courses/c0001/progress"))),
+            with(app.http.get(app.url("/users/alice/courses/c0063/progress"))),
             with(
                 app.http
-                    .post(app.url("/users/alice/courses/c0001/lessons/c0001-l01/complete")),
+                    .post(app.url("/users/alice/courses/c0063/lessons/c0063-l01/complete")),
             ),
             with(
                 app.http
                     .post(app.url("/enrollments"))
-                    .json(&json!({"user_id": "alice", "course_id": "c0002"})),
+                    .json(&json!({"user_id": "alice", "course_id": "c0093"})),
             ),
         ]
     };

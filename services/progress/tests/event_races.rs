@@ -18,7 +18,7 @@ mod helpers;
 
 use std::time::Duration;
 
-use helpers::{TestApp, spawn_app_with_events};
+use helpers::{TestApp, payment_event, spawn_app_with_events};
 use serde_json::{Value, json};
 use sqlx::{Connection as _, Executor as _, Row as _};
 
@@ -154,17 +154,6 @@ async fn enrollment_rows(
         .collect()
 }
 
-fn payment_event(payment_id: &str, user_id: &str, course_id: &str, at: &str) -> Value {
-    json!({
-        "payment_id": payment_id,
-        "user_id": user_id,
-        "course_id": course_id,
-        "amount_cents": 4999,
-        "currency": "USD",
-        at: chrono::Utc::now(),
-    })
-}
-
 /// The enroll commits after `payment.captured`'s handler looked for a
 /// pending enrollment (and found none) and before it decided what to do:
 /// the enrollment must still end active, not stay pending for good.
@@ -180,7 +169,7 @@ async fn an_enroll_committed_while_the_capture_is_applied_ends_active() {
         .publish(
             "payment.captured",
             "payments",
-            payment_event(payment, user, course, "captured_at"),
+            payment_event(&app, payment, user, course, "captured_at").await,
         )
         .await;
     hold.wait_until_holding().await;
@@ -217,7 +206,7 @@ async fn an_enroll_committed_while_the_refund_is_applied_ends_refunded() {
         .publish(
             "payment.refunded",
             "payments",
-            payment_event(payment, user, course, "refunded_at"),
+            payment_event(&app, payment, user, course, "refunded_at").await,
         )
         .await;
     hold.wait_until_holding().await;

@@ -31,6 +31,14 @@ use serde_json::Value;
 use sqlx::{AnyPool, Row as _};
 use tempfile::TempDir;
 
+/// A paid course of the seeded catalog (49.99 USD... whatever it costs:
+/// tests that need its price ask courses).
+pub const PAID_COURSE: &str = "c0001";
+/// Free courses of the seeded catalog (the seed is fixed): `c0063` and
+/// `c0093` have 7 lessons, `c0126` 9. Most tests use them, since only a
+/// free course is enrolled without a payment.
+pub const FREE_COURSE: &str = "c0063";
+
 /// Starts a real courses service with its seeded catalog on port 0.
 pub async fn spawn_courses(dir: &TempDir) -> RunningServer {
     let database_url = format!("sqlite://{}/courses.db", dir.path().display());
@@ -187,6 +195,32 @@ impl Events {
             .await
             .expect("delete the test's streams");
     }
+}
+
+/// The data of a `payment.captured` (`at` = "captured_at") or
+/// `payment.refunded` ("refunded_at") event, at the course's catalog price.
+pub async fn payment_event(
+    app: &TestApp,
+    payment_id: &str,
+    user_id: &str,
+    course_id: &str,
+    at: &str,
+) -> Value {
+    let courses = app.courses.as_ref().expect("the test started courses");
+    let course: Value = reqwest::get(format!("{}/courses/{course_id}", courses.url()))
+        .await
+        .expect("courses answers")
+        .json()
+        .await
+        .expect("a course");
+    serde_json::json!({
+        "payment_id": payment_id,
+        "user_id": user_id,
+        "course_id": course_id,
+        "amount_cents": course["price_cents"],
+        "currency": course["currency"],
+        at: chrono::Utc::now(),
+    })
 }
 
 /// Progress beside a real courses service, consuming from the real NATS

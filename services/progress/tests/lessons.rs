@@ -16,16 +16,16 @@ fn time(v: &Value) -> DateTime<Utc> {
 #[tokio::test]
 async fn a_fresh_enrollment_has_no_progress() {
     let app = spawn_app().await;
-    let enrollment = app.enroll_ok("u-1", "c0001").await;
+    let enrollment = app.enroll_ok("u-1", "c0063").await;
 
-    let res = app.progress("u-1", "c0001").await;
+    let res = app.progress("u-1", "c0063").await;
     assert_eq!(res.status(), StatusCode::OK);
     let progress: Value = res.json().await.unwrap();
     assert_eq!(
         progress,
         json!({
             "user_id": "u-1",
-            "course_id": "c0001",
+            "course_id": "c0063",
             "enrollment_id": enrollment["id"],
             "completed_lessons": 0,
             "lesson_count": enrollment["lesson_count"],
@@ -39,10 +39,10 @@ async fn a_fresh_enrollment_has_no_progress() {
 #[tokio::test]
 async fn completing_lessons_adds_up_and_repeats_do_not_double_count() {
     let app = spawn_app().await;
-    let enrollment = app.enroll_ok("u-1", "c0001").await;
+    let enrollment = app.enroll_ok("u-1", "c0063").await;
     let lessons = enrollment["lesson_count"].as_i64().unwrap();
 
-    let res = app.complete("u-1", "c0001", "c0001-l02").await;
+    let res = app.complete("u-1", "c0063", "c0063-l02").await;
     assert_eq!(res.status(), StatusCode::OK);
     let after_one: Value = res.json().await.unwrap();
     assert_eq!(after_one["completed_lessons"], 1);
@@ -51,21 +51,21 @@ async fn completing_lessons_adds_up_and_repeats_do_not_double_count() {
         after_one["percent_complete"].as_f64().unwrap(),
         expected_percent(1, lessons)
     );
-    assert_eq!(after_one["completed_lesson_ids"], json!(["c0001-l02"]));
+    assert_eq!(after_one["completed_lesson_ids"], json!(["c0063-l02"]));
     assert!(time(&after_one["last_activity_at"]) >= time(&enrollment["enrolled_at"]));
 
-    let res = app.complete("u-1", "c0001", "c0001-l01").await;
+    let res = app.complete("u-1", "c0063", "c0063-l01").await;
     assert_eq!(res.status(), StatusCode::OK);
     let after_two: Value = res.json().await.unwrap();
     assert_eq!(after_two["completed_lessons"], 2);
     // By lesson id, which is course order.
     assert_eq!(
         after_two["completed_lesson_ids"],
-        json!(["c0001-l01", "c0001-l02"])
+        json!(["c0063-l01", "c0063-l02"])
     );
 
     // Again: same answer, no new row.
-    let res = app.complete("u-1", "c0001", "c0001-l02").await;
+    let res = app.complete("u-1", "c0063", "c0063-l02").await;
     assert_eq!(res.status(), StatusCode::OK);
     let repeated: Value = res.json().await.unwrap();
     assert_eq!(repeated["completed_lessons"], 2);
@@ -85,7 +85,7 @@ async fn completing_lessons_adds_up_and_repeats_do_not_double_count() {
         }
     );
 
-    let res = app.progress("u-1", "c0001").await;
+    let res = app.progress("u-1", "c0063").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap(), repeated);
 }
@@ -93,12 +93,12 @@ async fn completing_lessons_adds_up_and_repeats_do_not_double_count() {
 #[tokio::test]
 async fn completing_every_lesson_is_100_percent() {
     let app = spawn_app().await;
-    let enrollment = app.enroll_ok("u-1", "c0007").await;
+    let enrollment = app.enroll_ok("u-1", "c0126").await;
     let lessons = enrollment["lesson_count"].as_i64().unwrap();
     let mut last = Value::Null;
     for position in 1..=lessons {
         let res = app
-            .complete("u-1", "c0007", &format!("c0007-l{position:02}"))
+            .complete("u-1", "c0126", &format!("c0126-l{position:02}"))
             .await;
         assert_eq!(res.status(), StatusCode::OK);
         last = res.json().await.unwrap();
@@ -110,11 +110,11 @@ async fn completing_every_lesson_is_100_percent() {
 #[tokio::test]
 async fn a_lesson_of_another_course_is_422_and_not_recorded() {
     let app = spawn_app().await;
-    app.enroll_ok("u-1", "c0001").await;
+    app.enroll_ok("u-1", "c0063").await;
     let before = app.row_counts().await;
 
-    for lesson in ["c0002-l01", "c0001-l99", "no-such-lesson"] {
-        let res = app.complete("u-1", "c0001", lesson).await;
+    for lesson in ["c0093-l01", "c0063-l99", "no-such-lesson"] {
+        let res = app.complete("u-1", "c0063", lesson).await;
         assert_error(
             res,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -123,7 +123,7 @@ async fn a_lesson_of_another_course_is_422_and_not_recorded() {
         .await;
     }
     assert_eq!(app.row_counts().await, before);
-    let progress: Value = app.progress("u-1", "c0001").await.json().await.unwrap();
+    let progress: Value = app.progress("u-1", "c0063").await.json().await.unwrap();
     assert_eq!(progress["completed_lessons"], 0);
 }
 
@@ -131,13 +131,13 @@ async fn a_lesson_of_another_course_is_422_and_not_recorded() {
 async fn not_enrolled_is_404_and_records_nothing() {
     let app = spawn_app().await;
     // Enrolled in another course, and another user in this one.
-    app.enroll_ok("u-1", "c0002").await;
-    app.enroll_ok("u-2", "c0001").await;
+    app.enroll_ok("u-1", "c0093").await;
+    app.enroll_ok("u-2", "c0063").await;
     let before = app.row_counts().await;
 
-    let res = app.complete("u-1", "c0001", "c0001-l01").await;
+    let res = app.complete("u-1", "c0063", "c0063-l01").await;
     assert_error(res, StatusCode::NOT_FOUND, "not_enrolled").await;
-    let res = app.progress("u-1", "c0001").await;
+    let res = app.progress("u-1", "c0063").await;
     assert_error(res, StatusCode::NOT_FOUND, "not_enrolled").await;
     let res = app.progress("u-1", "c9999").await;
     assert_error(res, StatusCode::NOT_FOUND, "not_enrolled").await;
@@ -148,15 +148,15 @@ async fn not_enrolled_is_404_and_records_nothing() {
 #[tokio::test]
 async fn courses_down_makes_completion_503_but_progress_still_reads() {
     let mut app = spawn_app().await;
-    app.enroll_ok("u-1", "c0001").await;
+    app.enroll_ok("u-1", "c0063").await;
     assert_eq!(
-        app.complete("u-1", "c0001", "c0001-l01").await.status(),
+        app.complete("u-1", "c0063", "c0063-l01").await.status(),
         StatusCode::OK
     );
     app.stop_courses().await;
     let before = app.row_counts().await;
 
-    let res = app.complete("u-1", "c0001", "c0001-l02").await;
+    let res = app.complete("u-1", "c0063", "c0063-l02").await;
     let message = assert_error(
         res,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -167,7 +167,7 @@ async fn courses_down_makes_completion_503_but_progress_still_reads() {
     assert_eq!(app.row_counts().await, before);
 
     // Reading progress needs only progress's own database.
-    let res = app.progress("u-1", "c0001").await;
+    let res = app.progress("u-1", "c0063").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["completed_lessons"], 1);
 }

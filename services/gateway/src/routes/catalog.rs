@@ -91,7 +91,8 @@ pub struct CoursePage {
     pub course: Course,
     /// `null` when anonymous, not enrolled, or progress is unavailable.
     pub progress: Option<CourseProgress>,
-    /// Whether the caller is enrolled; `null` when unknown (anonymous, or
+    /// Whether the caller's enrollment opens the course (an active one:
+    /// not a pending or refunded one); `null` when unknown (anonymous, or
     /// progress unavailable).
     pub enrolled: Option<bool>,
     /// Parts left out because a service did not answer: the page still
@@ -137,6 +138,9 @@ async fn page(
         None => (None, None),
         Some(Ok(p)) => (Some(p), Some(true)),
         Some(Err(e)) if e.status() == Some(StatusCode::NOT_FOUND) => (None, Some(false)),
+        // Pending (its payment not confirmed) or refunded: not enrolled in
+        // the sense that matters here, which is what the course opens.
+        Some(Err(e)) if e.code() == Some("enrollment_not_active") => (None, Some(false)),
         Some(Err(e)) => {
             tracing::warn!(error = %e, "course page served without progress");
             degraded.push(progress::NAME.to_owned());

@@ -5,9 +5,13 @@
 use axum::extract::State;
 use courses::model::CourseSummary;
 use http::{HeaderMap, StatusCode};
-use mesh::{BadRequest, ErrorBody, auth::Caller, extract::Json};
+use mesh::{
+    BadRequest, CallError, ErrorBody,
+    auth::{AuthError, Caller},
+    extract::Json,
+};
 use payments::model::{ChargeRequest, Payment};
-use progress::model::{EnrollRequest, Enrollment};
+use progress::model::{EnrollRequest, Enrollment, EnrollmentStatus};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -42,9 +46,12 @@ pub struct Checkout {
 /// and enrollment is idempotent per user and course, so a client that
 /// retries a checkout gets the same result, never a second charge.
 ///
-/// A race is left open: two checkouts of one course with *different* keys,
-/// in flight at the same moment, can both charge. Closing it needs a
-/// reservation in progress before the charge (a saga), not a read.
+/// One purchase per learner and course, whatever the keys: payments
+/// claims the (learner, course) pair before it charges, so two checkouts
+/// at once (a double-click, each with its own key) charge once. The
+/// second answers 409 `purchase_in_progress` while the first runs, and 200
+/// with the first's payment once it is done. The price is the catalog's:
+/// payments checks it. A refunded course can be bought again.
 #[utoipa::path(
     post,
     path = "/api/checkout",
@@ -58,11 +65,12 @@ pub struct Checkout {
     request_body = CheckoutRequest,
     responses(
         (status = 201, description = "Bought: the payment (`null` for a free course) and the enrollment, `pending` until the payment's event is processed.", body = Checkout),
-        (status = 200, description = "The caller already owns the course: the existing payment and enrollment; nothing is charged.", body = Checkout),
+        (status = 200, description = "The caller already owns the course, or bought it a moment ago with another key: the existing payment and enrollment; nothing is charged.", body = Checkout),
         (status = 400, description = "`missing_idempotency_key` or `invalid_idempotency_key`, or a malformed body.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no valid token, or the token's account does not exist.", body = ErrorBody),
         (status = 402, description = "`payment_declined`, with the decline's `reason`.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such course.", body = ErrorBody),
-        (status = 409, description = "`request_in_progress`: a checkout with this key is still running; `Retry-After`.", body = ErrorBody),
+        (status = 409, description = "`request_in_progress`: a checkout with this key is still running; `purchase_in_progress`: another checkout of this course by the caller is; both with `Retry-After`.", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused` (the key was used for another course), `invalid_input` or `invalid_body`.", body = ErrorBody),
     )
 )]
@@ -73,16 +81,27 @@ async fn checkout(
     Json(req): Json<CheckoutRequest>,
 ) -> Result<(StatusCode, Json<Checkout>)> {
     let key = payments_key(&caller.user_id, &headers)?;
-    // The price and whether the caller already owns the course, at once.
-    let (course, owned) = tokio::join!(
+    // The price, whether the caller already owns the course, and whether
+    // the caller's account exists (a token outlives a deleted account,
+    // and nothing is sold to nobody), at once.
+    let (course, owned, learner) = tokio::join!(
         state.courses.get(&req.course_id),
-        state.progress.enrollments(&caller, &caller.user_id)
+        state.progress.enrollments(&caller, &caller.user_id),
+        state.users.get(&caller, &caller.user_id),
     );
+    match learner {
+        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
+            return Err(AuthError::Unauthorized("the token's account does not exist").into());
+        }
+        other => other.map(drop)?,
+    }
     let course = course?.summary;
-    let owned = owned?
-        .items
-        .into_iter()
-        .find(|e| e.enrollment.course_id == course.id);
+    // Owned means active: a pending purchase may have failed, and a
+    // refunded one is for buying again. Payments is the judge of a
+    // purchase in flight.
+    let owned = owned?.items.into_iter().find(|e| {
+        e.enrollment.course_id == course.id && e.enrollment.status == EnrollmentStatus::Active
+    });
     if let Some(owned) = owned {
         let payment = match &owned.enrollment.payment_id {
             Some(id) => Some(state.payments.get(&caller, id).await?),
@@ -97,16 +116,28 @@ async fn checkout(
             }),
         ));
     }
-    let payment = if course.price_cents > 0 {
+    let (status, payment) = if course.price_cents > 0 {
         let charge = ChargeRequest {
             user_id: caller.user_id.clone(),
             course_id: course.id.clone(),
             amount_cents: course.price_cents,
             currency: course.currency.clone(),
         };
-        Some(state.payments.charge(&caller, &key, &charge).await?.payment)
+        match state.payments.charge(&caller, &key, &charge).await {
+            Ok(charged) => (StatusCode::CREATED, Some(charged.payment)),
+            // Bought a moment ago, under another key (a double-click, a
+            // second tab): that purchase is the answer, and nothing more
+            // is charged.
+            Err(e) => match bought_already(&e) {
+                Some(payment_id) => (
+                    StatusCode::OK,
+                    Some(state.payments.get(&caller, &payment_id).await?),
+                ),
+                None => return Err(e.into()),
+            },
+        }
     } else {
-        None
+        (StatusCode::CREATED, None)
     };
     let enrollment = state
         .progress
@@ -120,13 +151,26 @@ async fn checkout(
         )
         .await?;
     Ok((
-        StatusCode::CREATED,
+        status,
         Json(Checkout {
             course,
             payment,
             enrollment,
         }),
     ))
+}
+
+/// The payment that bought the course, when payments refused a charge
+/// because the learner already has (`409 already_purchased`).
+fn bought_already(error: &CallError) -> Option<String> {
+    match error {
+        CallError::Status {
+            code,
+            body: Some(body),
+            ..
+        } if code == "already_purchased" => body["error"]["payment_id"].as_str().map(str::to_owned),
+        _ => None,
+    }
 }
 
 /// The key payments sees: the client's `Idempotency-Key` scoped to the

@@ -308,6 +308,21 @@ impl Consumer {
             }
         };
         span.record("messaging.message.id", envelope.id.as_str());
+        // Only the service that owns an event type publishes it (the
+        // broker's permissions say so too, docs/events.md): an event
+        // claiming another source, or of another type than the subject
+        // carries, is never applied.
+        if envelope.source != self.spec.producer || envelope.event_type != self.spec.event_type {
+            let reason = format!(
+                "a {} event from {:?} on the {} consumer: only {} publishes {}",
+                envelope.event_type,
+                envelope.source,
+                self.spec.name,
+                self.spec.producer,
+                self.spec.event_type
+            );
+            return self.dead_letter(message, delivered, span, &reason).await;
+        }
         let event_id = envelope.id.clone();
         match self.transaction(envelope).await {
             Ok(true) => ConsumeOutcome::processed,

@@ -23,7 +23,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// 201 with a new enrollment, or 200 with the one the user already has.
-/// Only the caller enrolls themselves.
+/// Only the caller enrolls themselves, in a free course without a
+/// payment, in a paid one with the payment that bought it. A bought
+/// enrollment is `pending`, and opens nothing, until its payment's
+/// `payment.captured` event is processed (docs/events.md).
 #[utoipa::path(
     post,
     path = "/enrollments",
@@ -34,10 +37,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = EnrollRequest,
     responses(
         (status = 201, description = "Enrolled: `pending` with a `payment_id` until its `payment.captured` event is processed, else `active`.", body = Enrollment),
-        (status = 200, description = "Already enrolled: the existing enrollment.", body = Enrollment),
+        (status = 200, description = "Already enrolled: the existing enrollment (a refunded one bought again is `pending` on the new payment).", body = Enrollment),
+        (status = 402, description = "`payment_required`: a paid course without a `payment_id`.", body = ErrorBody),
         (status = 403, description = "`forbidden`: `user_id` is not the caller.", body = ErrorBody),
         (status = 404, description = "`course_not_found`.", body = ErrorBody),
-        (status = 422, description = "`invalid_input` (an id breaks its rule) or `invalid_body`.", body = ErrorBody),
+        (status = 422, description = "`invalid_input` (an id breaks its rule), `payment_not_needed` (a payment for a free course) or `invalid_body`.", body = ErrorBody),
     )
 )]
 async fn enroll(
@@ -56,7 +60,10 @@ async fn enroll(
     // A repeat needs nothing from courses, so it is answered even while
     // courses is down.
     if let Some(existing) = db::enrollment_of(&state.db, &user_id, &course_id).await? {
-        return Ok((StatusCode::OK, Json(existing)));
+        return Ok((
+            StatusCode::OK,
+            Json(rebought(&state, existing, payment_id).await?),
+        ));
     }
 
     let course = state
@@ -64,13 +71,18 @@ async fn enroll(
         .get(course_id.as_str())
         .await
         .map_err(|e| AppError::from_courses(e, AppError::CourseNotFound))?;
+    match (course.summary.price_cents > 0, &payment_id) {
+        (true, None) => return Err(AppError::PaymentRequired),
+        (false, Some(_)) => return Err(AppError::PaymentNotNeeded),
+        _ => {}
+    }
     let enrollment = Enrollment {
         id: uuid::Uuid::now_v7().to_string(),
         user_id: user_id.to_string(),
         course_id: course_id.to_string(),
         // A bought course waits for its payment's `payment.captured` event
         // (events.rs), which may also have landed first: then the row
-        // exists, active, and this request is answered as a repeat.
+        // exists, and this request is answered as a repeat.
         status: if payment_id.is_some() {
             EnrollmentStatus::Pending
         } else {
@@ -83,12 +95,35 @@ async fn enroll(
     if db::insert_enrollment(&state.db, &enrollment).await? {
         return Ok((StatusCode::CREATED, Json(enrollment)));
     }
-    // A concurrent duplicate inserted first: its row is the enrollment,
-    // and this request is the repeat.
+    // A concurrent duplicate (or the payment's event) inserted first: its
+    // row is the enrollment, and this request is the repeat.
     let existing = db::enrollment_of(&state.db, &user_id, &course_id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
     Ok((StatusCode::OK, Json(existing)))
+}
+
+/// An existing enrollment asked for again. A refunded one with a new
+/// payment was bought again: it is `pending` on that payment until the
+/// payment's event decides (which may already have made it active, or may
+/// yet find the payment refunded too). Anything else is answered as is.
+async fn rebought(
+    state: &AppState,
+    existing: Enrollment,
+    payment_id: Option<Id>,
+) -> Result<Enrollment> {
+    match payment_id {
+        Some(payment_id)
+            if existing.status == EnrollmentStatus::Refunded
+                && existing.payment_id.as_deref() != Some(payment_id.as_str()) =>
+        {
+            db::pend_refunded(&state.db, &existing.id, payment_id.as_str()).await?;
+            Ok(db::enrollment_by_id(&state.db, &existing.id)
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?)
+        }
+        _ => Ok(existing),
+    }
 }
 
 /// The caller's enrollments, oldest first; an unknown user simply has none.

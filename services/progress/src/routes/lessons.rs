@@ -14,7 +14,7 @@ use crate::{
     db::{self, Completion},
     domain::{Id, percent_complete},
     error::{AppError, Result},
-    model::{CourseProgress, Enrollment},
+    model::{CourseProgress, Enrollment, EnrollmentStatus},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -38,7 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     ),
     responses(
         (status = 200, description = "The course's progress, this lesson included.", body = CourseProgress),
-        (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: another user's; `enrollment_not_active`: the enrollment is pending or refunded.", body = ErrorBody),
         (status = 404, description = "`not_enrolled`.", body = ErrorBody),
         (status = 422, description = "`lesson_not_in_course`, or `invalid_input` for an impossible id.", body = ErrorBody),
     )
@@ -55,9 +55,7 @@ async fn complete(
 
     // Enrollment first: it is local and cheap, and a user who is not
     // enrolled should not cost a call to courses.
-    let enrollment = db::enrollment_of(&state.db, &user_id, &course_id)
-        .await?
-        .ok_or(AppError::NotEnrolled)?;
+    let enrollment = active_enrollment(&state, &user_id, &course_id).await?;
     let lesson = state
         .courses
         .lesson(course_id.as_str(), lesson_id.as_str())
@@ -86,7 +84,7 @@ async fn complete(
     ),
     responses(
         (status = 200, description = "Lessons completed and the percentage.", body = CourseProgress),
-        (status = 403, description = "`forbidden`: another user's.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: another user's; `enrollment_not_active`: the enrollment is pending or refunded.", body = ErrorBody),
         (status = 404, description = "`not_enrolled`.", body = ErrorBody),
         (status = 422, description = "`invalid_input`: an impossible id.", body = ErrorBody),
     )
@@ -99,10 +97,20 @@ async fn progress(
     let user_id = Id::parse("user_id", user_id)?;
     caller.must_be(user_id.as_str())?;
     let course_id = Id::parse("course_id", course_id)?;
-    let enrollment = db::enrollment_of(&state.db, &user_id, &course_id)
+    let enrollment = active_enrollment(&state, &user_id, &course_id).await?;
+    Ok(Json(course_progress(&state, enrollment).await?))
+}
+
+/// The user's enrollment in the course if it opens the course: a pending
+/// one (its payment not confirmed) and a refunded one do not.
+async fn active_enrollment(state: &AppState, user_id: &Id, course_id: &Id) -> Result<Enrollment> {
+    let enrollment = db::enrollment_of(&state.db, user_id, course_id)
         .await?
         .ok_or(AppError::NotEnrolled)?;
-    Ok(Json(course_progress(&state, enrollment).await?))
+    if enrollment.status != EnrollmentStatus::Active {
+        return Err(AppError::EnrollmentNotActive(enrollment.status));
+    }
+    Ok(enrollment)
 }
 
 async fn course_progress(state: &AppState, enrollment: Enrollment) -> Result<CourseProgress> {
