@@ -504,9 +504,45 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// A token signed with the development secret whose claims are `claims`
+/// as given (any JSON, so claims can be missing or mistyped):
+/// for tokens [`crate::auth::Claims`] cannot express.
+pub fn token_with_claims(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(crate::auth::DEV_JWT_SECRET.as_bytes()),
+    )
+    .expect("HS256 signs")
+}
+
+/// A token for `user`, correctly signed, issued now and expiring in the
+/// year 2200: a valid signature on an unbounded lifetime.
+pub fn far_future_token(user: &str) -> String {
+    let mut claims =
+        crate::auth::Claims::new(user, "U", unix_now(), std::time::Duration::from_secs(600));
+    claims.exp = 7_258_118_400; // 2200-01-01T00:00:00Z
+    dev_token_keys().sign(&claims).expect("HS256 signs")
+}
+
+/// A token for `user`, correctly signed, valid for ten minutes, but
+/// without `iat`: its lifetime cannot be checked.
+pub fn token_without_iat(user: &str) -> String {
+    let now = unix_now();
+    token_with_claims(&serde_json::json!({
+        "sub": user,
+        "iss": crate::auth::token::ISSUER,
+        "aud": crate::auth::token::AUDIENCE,
+        "exp": now + 600,
+        "name": "U",
+    }))
+}
+
 /// Tokens for `user` that must not verify, each with what is wrong with
 /// it: expired beyond the leeway, another audience or issuer, another
-/// secret, tampered, `alg: none`, not a JWT.
+/// secret, tampered, `alg: none`, not a JWT, and correctly signed tokens
+/// whose lifetime is unbounded (`exp` in 2200, no `iat`, `iat` in the
+/// future).
 pub fn invalid_tokens(user: &str) -> Vec<(&'static str, String)> {
     let keys = dev_token_keys();
     let valid = token_for(user);
@@ -548,6 +584,13 @@ pub fn invalid_tokens(user: &str) -> Vec<(&'static str, String)> {
         "A"
     };
     payload.replace_range(middle..=middle, flipped);
+    // Issued an hour from now, for a normal lifetime.
+    let future = crate::auth::Claims::new(
+        user,
+        "U",
+        unix_now() + 3600,
+        std::time::Duration::from_secs(600),
+    );
     let someone_else = token_for("mallory");
     let their_signature = someone_else.split('.').nth(2).unwrap();
     vec![
@@ -566,5 +609,8 @@ pub fn invalid_tokens(user: &str) -> Vec<(&'static str, String)> {
         ("tampered", tampered),
         ("alg none", none),
         ("not a JWT", "garbage".into()),
+        ("expires in 2200", far_future_token(user)),
+        ("no iat", token_without_iat(user)),
+        ("issued in the future", keys.sign(&future).unwrap()),
     ]
 }

@@ -21,13 +21,10 @@ pub struct Config {
     pub database_url: String,
 
     /// `--jwt-secret` / `JWT_SECRET`: signs the access tokens issued at
-    /// login, and verifies the ones `GET /users/{user_id}` requires.
+    /// login, and verifies the ones `GET /users/{user_id}` requires;
+    /// `--token-ttl` / `TOKEN_TTL`: how long the tokens issued live.
     #[command(flatten)]
     pub auth: AuthConfig,
-
-    /// How long an access token stays valid (`15m`, `1h`, ...).
-    #[arg(long, env = "TOKEN_TTL", default_value = "1h", value_parser = parse_ttl)]
-    pub token_ttl: Duration,
 
     /// Password hashes allowed to run at once, each holding 19 MiB for tens
     /// of milliseconds of CPU (default: the number of CPUs).
@@ -62,16 +59,6 @@ impl Config {
     }
 }
 
-/// A humantime duration of at least one second: tokens carry whole
-/// seconds, and a zero lifetime would issue tokens already expired.
-fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let ttl = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if ttl < Duration::from_secs(1) {
-        return Err("must be at least 1s".to_owned());
-    }
-    Ok(ttl)
-}
-
 /// A humantime duration above zero: the failure bucket must refill.
 fn parse_replenish(s: &str) -> Result<Duration, String> {
     let every = humantime::parse_duration(s).map_err(|e| e.to_string())?;
@@ -88,7 +75,7 @@ mod tests {
     #[test]
     fn defaults() {
         let config = Config::try_parse_from(["users"]).expect("defaults parse");
-        assert_eq!(config.token_ttl, Duration::from_secs(3600));
+        assert_eq!(config.auth.token_ttl, Duration::from_secs(3600));
         assert!(!format!("{config:?}").contains(DEV_JWT_SECRET));
         assert_eq!(config.login_failures_burst, 5);
         assert_eq!(config.login_failure_replenish, Duration::from_secs(60));
@@ -114,6 +101,6 @@ mod tests {
         assert!(Config::try_parse_from(["users", "--token-ttl", "0s"]).is_err());
         assert!(Config::try_parse_from(["users", "--token-ttl", "soon"]).is_err());
         let config = Config::try_parse_from(["users", "--token-ttl", "15m"]).expect("15m parses");
-        assert_eq!(config.token_ttl, Duration::from_secs(900));
+        assert_eq!(config.auth.token_ttl, Duration::from_secs(900));
     }
 }

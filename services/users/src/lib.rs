@@ -119,7 +119,7 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         db: db.clone(),
         passwords,
         tokens,
-        token_ttl: config.token_ttl,
+        token_ttl: config.auth.token_ttl,
         failed_logins,
     };
     Ok(mesh.bind(router(state), Some(db), config.port).await?)

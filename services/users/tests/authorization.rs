@@ -173,6 +173,46 @@ async fn invalid_tokens_are_401() {
         ("another secret", other_secret),
         ("alg none", unsigned),
         ("garbage", "not.a.token".to_owned()),
+        (
+            // Correctly signed, but good for 177 years.
+            "expires in 2200",
+            keys.sign(&Claims {
+                exp: 7_258_118_400,
+                ..claims()
+            })
+            .expect("signed"),
+        ),
+        (
+            // Longer than this server's TOKEN_TTL (900 s) plus the leeway.
+            "lifetime over TOKEN_TTL",
+            keys.sign(&Claims {
+                exp: now() + helpers::TEST_TOKEN_TTL_SECS + 31,
+                ..claims()
+            })
+            .expect("signed"),
+        ),
+        (
+            "issued in the future",
+            keys.sign(&Claims {
+                iat: now() + 600,
+                exp: now() + 1200,
+                ..claims()
+            })
+            .expect("signed"),
+        ),
+        (
+            "no iat",
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &serde_json::json!({
+                    "sub": user.id, "name": user.display_name,
+                    "iss": users::token::ISSUER, "aud": users::token::AUDIENCE,
+                    "exp": now() + 600,
+                }),
+                &jsonwebtoken::EncodingKey::from_secret(helpers::TEST_SECRET.as_bytes()),
+            )
+            .expect("signed"),
+        ),
     ];
     for (what, token) in cases {
         let res = app

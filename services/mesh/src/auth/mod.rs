@@ -14,7 +14,7 @@
 
 pub mod token;
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use axum::{
     extract::{FromRef, FromRequestParts},
@@ -31,7 +31,8 @@ pub use token::{Claims, TokenError, TokenKeys};
 /// production ([`crate::config::Environment`]).
 pub const DEV_JWT_SECRET: &str = "learnsphere-dev-secret-change-me";
 
-/// The token secret, for every service that issues or verifies tokens.
+/// The token secret and lifetime, for every service that issues or
+/// verifies tokens.
 #[derive(Debug, Clone, Args)]
 pub struct AuthConfig {
     /// Secret that signs and verifies access tokens (HS256, at least 32
@@ -40,13 +41,32 @@ pub struct AuthConfig {
     /// development only, and refused with `LEARNSPHERE_ENV=production`.
     #[arg(long, env = "JWT_SECRET", default_value = DEV_JWT_SECRET, hide_default_value = true, hide_env_values = true)]
     pub jwt_secret: JwtSecret,
+
+    /// How long an access token lives (`15m`, `1h`, ...): users issues
+    /// tokens for this long, and every service refuses a token whose
+    /// `exp - iat` is longer (30 s of leeway). Set the same value on every
+    /// service, like `JWT_SECRET`.
+    #[arg(long, env = "TOKEN_TTL", default_value = "1h", value_parser = parse_ttl)]
+    pub token_ttl: Duration,
+}
+
+/// A humantime duration of at least one second: tokens carry whole
+/// seconds, and a zero lifetime would issue tokens already expired.
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if ttl < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_owned());
+    }
+    Ok(ttl)
 }
 
 impl AuthConfig {
-    /// The keys for this secret; warns when it is the development default.
+    /// The keys for this secret, accepting lifetimes up to `TOKEN_TTL`;
+    /// warns when the secret is the development default.
     pub fn keys(&self) -> anyhow::Result<Arc<TokenKeys>> {
         let keys = TokenKeys::new(self.jwt_secret.expose())
-            .map_err(|e| anyhow::anyhow!("JWT_SECRET cannot be used: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("JWT_SECRET cannot be used: {e}"))?
+            .with_max_ttl(self.token_ttl);
         if self.jwt_secret.is_development_default() {
             tracing::warn!(
                 "JWT_SECRET is the development default: anyone can mint tokens; set a random secret outside development"
@@ -269,6 +289,22 @@ mod tests {
         assert!(!format!("{caller:?}").contains(&token));
         assert!(caller.must_be("u1").is_ok());
         assert!(matches!(caller.must_be("u2"), Err(AuthError::Forbidden)));
+    }
+
+    #[test]
+    fn token_ttl_defaults_to_what_verification_assumes() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            auth: AuthConfig,
+        }
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from(["svc"]).unwrap();
+        assert_eq!(cli.auth.token_ttl, token::DEFAULT_TTL);
+        assert_eq!(cli.auth.keys().unwrap().max_ttl(), token::DEFAULT_TTL);
+        let cli = Cli::try_parse_from(["svc", "--token-ttl", "15m"]).unwrap();
+        assert_eq!(cli.auth.keys().unwrap().max_ttl(), Duration::from_secs(900));
+        assert!(Cli::try_parse_from(["svc", "--token-ttl", "0s"]).is_err());
     }
 
     #[test]
