@@ -227,6 +227,14 @@ pub struct OutboundConfig {
     /// after each failed probe, up to 8x).
     #[arg(long, env = "BREAKER_OPEN_FOR", default_value = "5s", value_parser = humantime::parse_duration)]
     pub breaker_open_for: Duration,
+
+    /// Calls a breaker lets through at once when its open time is over
+    /// (half-open); each one that succeeds lets one more through, this
+    /// many successes close it, and any failure opens it again. A single
+    /// probe failed the first burst after an outage almost whole; 10 is a
+    /// small ramp that a recovered destination takes easily.
+    #[arg(long, env = "BREAKER_HALF_OPEN_PROBES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_half_open_probes: u32,
 }
 
 /// One entry of `OUTBOUND_TIMEOUTS`.

@@ -415,9 +415,14 @@ async fn a_failing_destination_opens_the_breaker_which_fails_fast_then_closes() 
         Some(20.0)
     );
 
-    // Recovered: after the open period the probe succeeds and closes it.
+    // Recovered: after the open period it is half-open, and
+    // `BREAKER_HALF_OPEN_PROBES` (10) successful probes close it.
     failing.store(false, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(350)).await;
+    for _ in 0..9 {
+        assert_eq!(flaky().await.unwrap().replica, 0);
+        assert_eq!(client.breaker_state(), BreakerState::half_open);
+    }
     assert_eq!(flaky().await.unwrap().replica, 0);
     assert_eq!(client.breaker_state(), BreakerState::closed);
     let metrics = scrape(&mesh);

@@ -5,9 +5,23 @@
 //! window failed at `failure_rate` or more. Open, it fails calls at once
 //! (the caller answers 503 in microseconds instead of waiting on a
 //! destination that is not answering, and the destination gets room to
-//! recover). After `open_for` it lets a single probe through (half-open):
-//! success closes it, failure opens it again for twice as long, up to
-//! `max_open_for`.
+//! recover). After `open_for` it is half-open: it lets `half_open_probes`
+//! calls through at once, and one more at once for each that succeeds
+//! (the allowance doubles every round trip, as TCP's slow start does);
+//! `half_open_probes` successes close it, and any failure opens it again
+//! for twice as long, up to `max_open_for`. Calls over the allowance fail
+//! fast, as when open.
+//!
+//! Why a ramp and not one probe: the breaker cannot tell a destination
+//! that recovered an hour ago from one still down until a call returns, so
+//! the first burst after a quiet period meets it half-open. With a single
+//! probe, that burst failed whole but for one call (49 of 50). With a few
+//! at once it gets that many through in the same round trip, and a
+//! destination that just came back is not handed its whole load before a
+//! handful of calls have shown it can take them. Closing needs as many
+//! successes as the first allowance, which a busy caller gathers within
+//! about one round trip and a quiet one needs no more than (its calls fit
+//! in the allowance anyway).
 //!
 //! A failure is no response (refused, broken, timed out) or a 5xx; a 4xx
 //! is an answer. The breaker sits outside the retries, so it judges calls
@@ -41,6 +55,9 @@ pub struct BreakerSettings {
     pub window: Duration,
     pub open_for: Duration,
     pub max_open_for: Duration,
+    /// Calls let through at once when half-open, and the successes that
+    /// close it (at least 1).
+    pub half_open_probes: u32,
 }
 
 #[derive(Debug)]
@@ -57,7 +74,15 @@ enum State {
         reopened: u32,
     },
     HalfOpen {
-        probing: bool,
+        /// Which half-open spell this is: a probe of an earlier one that
+        /// finishes late must not count toward this one.
+        spell: u64,
+        /// Probes let through and not finished yet.
+        in_flight: u32,
+        /// Probes allowed in flight at once: `half_open_probes`, plus one
+        /// per success.
+        allowed: u32,
+        succeeded: u32,
         reopened: u32,
     },
 }
@@ -67,16 +92,19 @@ enum State {
 pub struct Breaker {
     settings: BreakerSettings,
     state: Mutex<State>,
+    /// Half-open spells so far, numbering each one.
+    spells: std::sync::atomic::AtomicU64,
     gauge: Gauge,
     metrics: Arc<Metrics>,
     destination: Arc<str>,
 }
 
-/// What the breaker let through: a normal call or the half-open probe.
+/// What the breaker let through: a normal call or a probe of a
+/// half-open spell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Admit {
     Call,
-    Probe,
+    Probe { spell: u64 },
 }
 
 impl Breaker {
@@ -98,6 +126,7 @@ impl Breaker {
                 calls: 0,
                 failures: 0,
             }),
+            spells: std::sync::atomic::AtomicU64::new(0),
             gauge,
             metrics,
             destination,
@@ -162,26 +191,54 @@ impl Breaker {
                 if now < until {
                     return Err(until - now);
                 }
+                let spell = self
+                    .spells
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.transition(
                     &mut state,
                     State::HalfOpen {
-                        probing: true,
+                        spell,
+                        in_flight: 1,
+                        allowed: self.settings.half_open_probes.max(1),
+                        succeeded: 0,
                         reopened,
                     },
                 );
-                Ok(Admit::Probe)
+                Ok(Admit::Probe { spell })
             }
             State::HalfOpen {
-                ref mut probing, ..
+                spell,
+                ref mut in_flight,
+                allowed,
+                ..
             } => {
-                if *probing {
-                    // One probe at a time; the rest fail fast meanwhile.
-                    Err(Duration::from_secs(1))
+                if *in_flight < allowed {
+                    *in_flight += 1;
+                    Ok(Admit::Probe { spell })
                 } else {
-                    *probing = true;
-                    Ok(Admit::Probe)
+                    // Over the allowance: fail fast until probes come back.
+                    Err(Duration::from_secs(1))
                 }
             }
+        }
+    }
+
+    /// A probe whose caller gave up on it before it finished (the call's
+    /// future was dropped: the deadline is inside the breaker, so this is
+    /// the caller's own choice, such as a join whose other half failed).
+    /// It says nothing about the destination; it only frees its place, so
+    /// abandoned probes cannot wedge the breaker half-open.
+    fn abandoned(&self, admitted: Admit) {
+        let mut state = self.state.lock().expect("breaker lock");
+        if let (
+            Admit::Probe { spell: probe },
+            State::HalfOpen {
+                spell, in_flight, ..
+            },
+        ) = (admitted, &mut *state)
+            && probe == *spell
+        {
+            *in_flight = in_flight.saturating_sub(1);
         }
     }
 
@@ -219,9 +276,15 @@ impl Breaker {
                     );
                 }
             }
-            State::HalfOpen { reopened, probing } if admitted == Admit::Probe => {
+            State::HalfOpen {
+                spell,
+                in_flight,
+                allowed,
+                succeeded,
+                reopened,
+            } if admitted == (Admit::Probe { spell: *spell }) => {
                 let reopened = *reopened;
-                *probing = false;
+                *in_flight = in_flight.saturating_sub(1);
                 if failed {
                     let open_for = s
                         .open_for
@@ -235,11 +298,18 @@ impl Breaker {
                         },
                     );
                 } else {
-                    self.transition(&mut state, Self::closed(now));
+                    *succeeded += 1;
+                    // Slow start: the success's place is free again, and
+                    // one more beside it.
+                    *allowed = allowed.saturating_add(1);
+                    if *succeeded >= s.half_open_probes.max(1) {
+                        self.transition(&mut state, Self::closed(now));
+                    }
                 }
             }
-            // Calls admitted before the breaker opened finish later; they
-            // do not change an open breaker's mind.
+            // Calls admitted before the breaker opened, or probes of an
+            // earlier half-open spell, finish later; they do not change an
+            // open or half-open breaker's mind.
             State::HalfOpen { .. } | State::Open { .. } => {}
         }
     }
@@ -304,8 +374,8 @@ where
         let fut = self.inner.call(req);
         let breaker = self.breaker.clone();
         Box::pin(async move {
-            // Should the caller give up on the call (its own deadline), a
-            // probe must not stay "in progress" forever.
+            // Should the caller give up on the call, a probe must not stay
+            // "in flight" forever.
             let guard = ProbeGuard {
                 breaker: &breaker,
                 admitted,
@@ -322,8 +392,7 @@ where
     }
 }
 
-/// Records an abandoned call as a failure, so a dropped probe cannot wedge
-/// the breaker half-open.
+/// Frees an abandoned probe's place ([`Breaker::abandoned`]).
 struct ProbeGuard<'a> {
     breaker: &'a Breaker,
     admitted: Admit,
@@ -339,8 +408,8 @@ impl ProbeGuard<'_> {
 
 impl Drop for ProbeGuard<'_> {
     fn drop(&mut self) {
-        if !self.done && self.admitted == Admit::Probe {
-            self.breaker.record(self.admitted, true);
+        if !self.done {
+            self.breaker.abandoned(self.admitted);
         }
     }
 }
@@ -360,6 +429,7 @@ mod tests {
             window: Duration::from_secs(10),
             open_for: Duration::from_secs(5),
             max_open_for: Duration::from_secs(30),
+            half_open_probes: 1,
         }
     }
 
@@ -470,5 +540,188 @@ mod tests {
             let _ = svc.clone().oneshot(request()).await;
         }
         assert_eq!(breaker.state(), BreakerState::open);
+    }
+
+    fn metrics() -> Arc<Metrics> {
+        Arc::new(Metrics::new(&ServiceIdentity {
+            name: "gateway".into(),
+            version: "test",
+            instance_id: "i".into(),
+        }))
+    }
+
+    /// A call the mock destination answers with `status` after `delay_ms`.
+    fn call(delay_ms: u64, status: u16) -> OutboundRequest {
+        OutboundRequest::new(
+            "/payments",
+            reqwest::Request::new(
+                http::Method::GET,
+                format!("http://payments/payments?delay={delay_ms}&status={status}")
+                    .parse()
+                    .unwrap(),
+            ),
+        )
+    }
+
+    /// A destination that answers as each [`call`] asks.
+    fn scripted() -> impl Service<
+        OutboundRequest,
+        Response = reqwest::Response,
+        Error = OutboundError,
+        Future = impl Future<Output = Result<reqwest::Response, OutboundError>> + Send,
+    > + Clone {
+        tower::service_fn(|req: OutboundRequest| {
+            let query: std::collections::HashMap<String, String> = req
+                .request
+                .url()
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let delay = Duration::from_millis(query["delay"].parse().unwrap());
+            let status: u16 = query["status"].parse().unwrap();
+            async move {
+                tokio::time::sleep(delay).await;
+                response(status)
+            }
+        })
+    }
+
+    /// A breaker over [`scripted`], opened by five failures; `probes` at
+    /// once when half-open.
+    async fn opened(
+        probes: u32,
+    ) -> (
+        Arc<Breaker>,
+        impl Service<
+            OutboundRequest,
+            Response = reqwest::Response,
+            Error = OutboundError,
+            Future = BoxFuture<'static, Result<reqwest::Response, OutboundError>>,
+        > + Clone,
+    ) {
+        let settings = BreakerSettings {
+            half_open_probes: probes,
+            ..settings()
+        };
+        let breaker = Arc::new(Breaker::new(settings, metrics(), "payments".into()));
+        let svc = BreakerLayer::new(breaker.clone()).layer(scripted());
+        for _ in 0..5 {
+            let _ = svc.clone().oneshot(call(0, 503)).await;
+        }
+        assert_eq!(breaker.state(), BreakerState::open);
+        (breaker, svc)
+    }
+
+    fn is_circuit_open(result: &Result<reqwest::Response, OutboundError>) -> bool {
+        matches!(result, Err(OutboundError::CircuitOpen { .. }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_burst_after_a_quiet_period_gets_the_whole_allowance() {
+        let (breaker, svc) = opened(10).await;
+        // The outage ended long ago; nobody called meanwhile.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+
+        // Fifty calls at once, each taking 20 ms.
+        let burst =
+            || futures::future::join_all((0..50).map(|_| svc.clone().oneshot(call(20, 200))));
+        let results = burst().await;
+        let through = results
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|res| res.status() == 200))
+            .count();
+        let refused = results.iter().filter(|r| is_circuit_open(r)).count();
+        // With a single probe this was 1 and 49.
+        assert_eq!((through, refused), (10, 40));
+        // Ten successes close it: the next burst goes through whole.
+        assert_eq!(breaker.state(), BreakerState::closed);
+        assert!(burst().await.iter().all(|r| r.is_ok()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_allowance_grows_with_each_success_and_one_failure_reopens() {
+        let (breaker, svc) = opened(2).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+
+        // Two probes in flight: a third call fails fast.
+        let slow = tokio::spawn(svc.clone().oneshot(call(1000, 200)));
+        let fast = tokio::spawn(svc.clone().oneshot(call(10, 200)));
+        tokio::task::yield_now().await;
+        assert!(is_circuit_open(&svc.clone().oneshot(call(0, 200)).await));
+        assert_eq!(breaker.state(), BreakerState::half_open);
+
+        // One success: its place and one more, so two calls at once again
+        // beside the slow one; a third is refused.
+        assert_eq!(fast.await.unwrap().unwrap().status(), 200);
+        let a = tokio::spawn(svc.clone().oneshot(call(100, 200)));
+        let b = tokio::spawn(svc.clone().oneshot(call(50, 503)));
+        tokio::task::yield_now().await;
+        assert!(is_circuit_open(&svc.clone().oneshot(call(0, 200)).await));
+
+        // The failure opens it again, for twice as long, although the
+        // other probes were fine.
+        assert_eq!(b.await.unwrap().unwrap().status(), 503);
+        assert_eq!(breaker.state(), BreakerState::open);
+        assert_eq!(a.await.unwrap().unwrap().status(), 200);
+        assert_eq!(slow.await.unwrap().unwrap().status(), 200);
+        assert_eq!(
+            breaker.state(),
+            BreakerState::open,
+            "late successes change nothing"
+        );
+        let err = svc.clone().oneshot(call(0, 200)).await.unwrap_err();
+        let OutboundError::CircuitOpen { retry_after, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert!(retry_after > Duration::from_secs(5), "{retry_after:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_of_an_earlier_spell_does_not_count() {
+        let (breaker, svc) = opened(2).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // Spell 1: a slow success and a quick failure, which reopens it
+        // for 10 s.
+        let late = tokio::spawn(svc.clone().oneshot(call(15_000, 200)));
+        tokio::task::yield_now().await;
+        assert_eq!(
+            svc.clone().oneshot(call(0, 503)).await.unwrap().status(),
+            503
+        );
+        assert_eq!(breaker.state(), BreakerState::open);
+
+        // Spell 2: one probe in flight when spell 1's slow one succeeds.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let current = tokio::spawn(svc.clone().oneshot(call(10_000, 200)));
+        tokio::task::yield_now().await;
+        assert_eq!(late.await.unwrap().unwrap().status(), 200);
+        // Had it counted, this success would be the second and close it.
+        assert_eq!(
+            svc.clone().oneshot(call(0, 200)).await.unwrap().status(),
+            200
+        );
+        assert_eq!(breaker.state(), BreakerState::half_open);
+        assert_eq!(current.await.unwrap().unwrap().status(), 200);
+        assert_eq!(breaker.state(), BreakerState::closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_probe_frees_its_place_and_judges_nothing() {
+        let (breaker, svc) = opened(1).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // The caller gives up on the probe (its future is dropped).
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(10),
+            svc.clone().oneshot(call(1000, 200)),
+        )
+        .await;
+        assert!(abandoned.is_err());
+        assert_eq!(breaker.state(), BreakerState::half_open);
+        // Its place is free: the next call is the probe, and closes it.
+        assert_eq!(
+            svc.clone().oneshot(call(0, 200)).await.unwrap().status(),
+            200
+        );
+        assert_eq!(breaker.state(), BreakerState::closed);
     }
 }

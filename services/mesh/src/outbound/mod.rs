@@ -171,6 +171,7 @@ impl Policy {
                 window: config.breaker_window,
                 open_for: config.breaker_open_for,
                 max_open_for: config.breaker_open_for.saturating_mul(8),
+                half_open_probes: config.breaker_half_open_probes,
             },
             ejection: Ejection {
                 base: config.ejection_time,
