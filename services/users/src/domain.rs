@@ -1,31 +1,95 @@
 //! Domain types that parse, don't validate: a value that is an [`Email`],
 //! a [`DisplayName`] or a [`Password`] has passed its rules once, so nothing
 //! downstream checks again and no code path can forget to.
+//!
+//! Emails and display names are Unicode as people type it, so two strings
+//! that look the same can differ in code points. Both are normalised to
+//! NFKC (Unicode Standard Annex #15), which maps compatibility variants to
+//! the characters they stand for (fullwidth `Ａ` to `A`, `ﬁ` to `fi`,
+//! superscripts to digits, the ideographic space to a space), and both
+//! refuse the characters that are not seen at all: Default_Ignorable_Code_Point
+//! (zero-width spaces and joiners, soft hyphens, tags...) and Bidi_Control
+//! (the marks, embeddings, overrides and isolates that reorder text, the
+//! "Trojan Source" characters). Without that, `ada@examp\u{200B}le.com`
+//! or `ａda@example.com` was an account of its own beside
+//! `ada@example.com`, and a name could read backwards. Property data and
+//! normalisation come from ICU4X, so both follow one Unicode version.
+//! Look-alikes across scripts (Cyrillic `а` for Latin `a`) remain distinct
+//! code points and are not caught here (UTS #39 confusables would be the
+//! next step).
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
+
+use icu_normalizer::ComposingNormalizerBorrowed;
+use icu_properties::{
+    CodePointSetData,
+    props::{BidiControl, DefaultIgnorableCodePoint},
+};
 
 use crate::model::{LoginRequest, RegisterRequest};
 
 /// Why a request field was rejected. Displays as `"{field} {reason}"`, so
-/// the 422 message always names the field.
+/// the 422 message always names the field; `code` is the error's code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field} {reason}")]
 pub struct InvalidInput {
     /// The JSON field, as the client spelled it.
     pub field: &'static str,
     pub reason: String,
+    /// [`InvalidInput::CODE`], or [`InvalidInput::INVISIBLE_CHARACTERS`].
+    pub code: &'static str,
 }
 
 impl InvalidInput {
+    /// A field that breaks its rule (length, shape, control characters).
+    pub const CODE: &'static str = "invalid_input";
+    /// A field holding a default-ignorable or bidi control character: a
+    /// look-alike of another value, or text that reads otherwise than it
+    /// is stored.
+    pub const INVISIBLE_CHARACTERS: &'static str = "invisible_characters";
+
     fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self {
             field,
             reason: reason.into(),
+            code: Self::CODE,
+        }
+    }
+
+    fn invisible(field: &'static str, c: char) -> Self {
+        Self {
+            field,
+            reason: format!(
+                "must not contain invisible or text-direction characters (U+{:04X})",
+                u32::from(c)
+            ),
+            code: Self::INVISIBLE_CHARACTERS,
         }
     }
 }
 
-/// A normalised email address: trimmed and lowercased.
+/// `text` in Normalization Form KC.
+fn nfkc(text: &str) -> Cow<'_, str> {
+    ComposingNormalizerBorrowed::new_nfkc().normalize(text)
+}
+
+/// Whether `c` is not seen, or changes the order in which the text around
+/// it is seen: Default_Ignorable_Code_Point or Bidi_Control.
+fn is_invisible(c: char) -> bool {
+    CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+        || CodePointSetData::new::<BidiControl>().contains(c)
+}
+
+/// An email as accounts are keyed by: NFKC, lowercased, trimmed. NFKC runs
+/// again after lowercasing, which can leave a string that is no longer
+/// normalised; the result is stable (folding it again changes nothing).
+fn fold_email(raw: &str) -> String {
+    let lower = nfkc(raw).to_lowercase();
+    nfkc(&lower).trim().to_owned()
+}
+
+/// A normalised email address: NFKC, lowercased and trimmed, with no
+/// invisible or text-direction characters (see the module's comment).
 ///
 /// Deliberately loose. The only real test of an address is mail reaching
 /// it, and RFC 5322 allows far more than a sign-up form should try to
@@ -35,7 +99,12 @@ impl InvalidInput {
 ///   most 256 octets including the angle brackets);
 /// - exactly one `@`, with a non-empty local part;
 /// - a domain of at least two non-empty dot-separated labels;
-/// - no whitespace or control characters.
+/// - no whitespace or control characters;
+/// - no default-ignorable or bidi control characters (422
+///   `invisible_characters`).
+///
+/// The bound applies to the normalised form, which is what is stored;
+/// input over four times that is refused before normalising.
 ///
 /// Lowercasing the local part is not what RFC 5321 §2.4 promises, but no
 /// mainstream provider treats `Ann@` and `ann@` as different mailboxes,
@@ -48,12 +117,19 @@ impl Email {
 
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let invalid = |reason: &str| InvalidInput::new("email", reason);
-        let email = raw.trim().to_lowercase();
+        let too_long = || invalid(&format!("must be at most {} bytes", Self::MAX_LEN));
+        if raw.len() > 4 * Self::MAX_LEN {
+            return Err(too_long());
+        }
+        let email = fold_email(raw);
         if email.is_empty() {
             return Err(invalid("must not be empty"));
         }
         if email.len() > Self::MAX_LEN {
-            return Err(invalid(&format!("must be at most {} bytes", Self::MAX_LEN)));
+            return Err(too_long());
+        }
+        if let Some(c) = email.chars().find(|&c| is_invisible(c)) {
+            return Err(InvalidInput::invisible("email", c));
         }
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid("must not contain spaces or control characters"));
@@ -90,13 +166,26 @@ impl fmt::Display for Email {
     }
 }
 
-/// The name shown to other people: at most [`DisplayName::MAX_CHARS`]
-/// characters as sent, at least one once trimmed, and no control
-/// characters (they would break every page and log line the name is
-/// printed in; NUL cannot even be stored in PostgreSQL `text`).
+/// The name shown to other people, NFKC-normalised and trimmed: at most
+/// [`DisplayName::MAX_CHARS`] characters both as sent and once
+/// normalised (NFKC can lengthen a string: `ﷺ` is 18 characters), at
+/// least one visible character, and no control characters (they would
+/// break every page and log line the name is printed in; NUL cannot even
+/// be stored in PostgreSQL `text`).
 ///
-/// The bound counts the name as sent, surrounding spaces included, so it
-/// is the `maxLength` the OpenAPI schema states.
+/// No bidi controls (a name must not reverse the text after it) and no
+/// default-ignorable characters (a name must not look empty or hide
+/// text), except those that change how the visible character beside them
+/// is drawn, which real names and emoji need: ZWNJ and ZWJ (U+200C,
+/// U+200D: Persian and Indic spelling, emoji sequences such as 👩‍💻) and
+/// variation selectors (U+FE00–FE0F: the emoji form of ❤️, which phone
+/// keyboards add; U+E0100–E01EF: the glyph variants Japanese family names
+/// are registered with). They can make two names differ invisibly, but
+/// display names are not unique and identify no one: two people may
+/// already show the same name.
+///
+/// The bound as sent, surrounding spaces included, is the `maxLength` the
+/// OpenAPI schema states.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -104,15 +193,22 @@ impl DisplayName {
     pub const MAX_CHARS: usize = 64;
 
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let name = raw.trim();
-        if name.is_empty() || raw.chars().count() > Self::MAX_CHARS {
-            return Err(InvalidInput::new(
+        let length = || {
+            InvalidInput::new(
                 "display_name",
                 format!(
                     "must be 1 to {} characters, not only spaces",
                     Self::MAX_CHARS
                 ),
-            ));
+            )
+        };
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(length());
+        }
+        let normalised = nfkc(raw);
+        let name = normalised.trim();
+        if name.chars().count() > Self::MAX_CHARS {
+            return Err(length());
         }
         if name.chars().any(char::is_control) {
             return Err(InvalidInput::new(
@@ -120,7 +216,25 @@ impl DisplayName {
                 "must not contain control characters",
             ));
         }
+        if let Some(c) = name
+            .chars()
+            .find(|&c| is_invisible(c) && !Self::shapes_a_neighbour(c))
+        {
+            return Err(InvalidInput::invisible("display_name", c));
+        }
+        if !name
+            .chars()
+            .any(|c| !c.is_whitespace() && !Self::shapes_a_neighbour(c))
+        {
+            return Err(length());
+        }
         Ok(Self(name.to_owned()))
+    }
+
+    /// The default-ignorable characters a name may hold: they change how
+    /// the character beside them is drawn (see the type's comment).
+    fn shapes_a_neighbour(c: char) -> bool {
+        matches!(c, '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
     }
 
     pub fn as_str(&self) -> &str {
@@ -222,8 +336,9 @@ pub struct LoginAttempt {
     /// parse, so no account has it.
     pub email: Option<Email>,
     /// Whose failures this attempt counts toward: the email normalised as
-    /// [`Email::parse`] does, parsed or not, so unknown emails are held
-    /// back like known ones.
+    /// [`Email::parse`] does (NFKC, lowercased, trimmed), parsed or not,
+    /// so unknown emails are held back like known ones and a look-alike
+    /// spelling of an email counts toward the same account.
     pub account: String,
     pub password: Password,
 }
@@ -232,7 +347,12 @@ impl TryFrom<LoginRequest> for LoginAttempt {
     type Error = InvalidInput;
 
     fn try_from(request: LoginRequest) -> Result<Self, Self::Error> {
-        let account = request.email.trim().to_lowercase();
+        // Bounded before normalising, as sign-up does.
+        let account = if request.email.len() > 4 * Email::MAX_LEN {
+            request.email
+        } else {
+            fold_email(&request.email)
+        };
         if account.len() > Email::MAX_LEN {
             return Err(InvalidInput::new(
                 "email",
@@ -290,6 +410,140 @@ mod tests {
         assert!(Email::parse(&format!("{longest}@example.com")).is_ok());
         assert!(Email::parse("a@b.co").is_ok());
         assert!(Email::parse("first.last+tag@sub.example.org").is_ok());
+    }
+
+    #[test]
+    fn email_look_alikes_fold_to_one_address() {
+        for look_alike in [
+            "ada@example.com",
+            "ADA@EXAMPLE.COM",
+            // Fullwidth letters and at sign.
+            "\u{FF21}da@example.com",
+            "\u{FF41}\u{FF44}\u{FF41}\u{FF20}\u{FF45}xample.com",
+            // The ideographic space is trimmed like any other.
+            "\u{3000}ada@example.com",
+        ] {
+            assert_eq!(
+                Email::parse(look_alike).expect(look_alike).as_str(),
+                "ada@example.com",
+                "{look_alike:?}"
+            );
+        }
+        // A ligature and a superscript stand for plain letters and digits.
+        assert_eq!(
+            Email::parse("\u{FB01}n@example\u{B2}.com")
+                .unwrap()
+                .as_str(),
+            "fin@example2.com"
+        );
+        // Non-Latin addresses stay as they are, composed (NFC ⊂ NFKC).
+        assert_eq!(
+            Email::parse("Jos\u{0065}\u{0301}@b\u{FC}cher.de")
+                .unwrap()
+                .as_str(),
+            "jos\u{E9}@b\u{FC}cher.de"
+        );
+    }
+
+    #[test]
+    fn emails_with_invisible_or_direction_characters_are_refused() {
+        for (raw, c) in [
+            ("ada@examp\u{200B}le.com", 0x200B),   // zero width space
+            ("a\u{200D}da@example.com", 0x200D),   // zero width joiner
+            ("ada\u{00AD}@example.com", 0xAD),     // soft hyphen
+            ("\u{FEFF}ada@example.com", 0xFEFF),   // BOM
+            ("ada@exa\u{2060}mple.com", 0x2060),   // word joiner
+            ("ada@moc.elpmaxe\u{202E}", 0x202E),   // right-to-left override
+            ("ada\u{200F}@example.com", 0x200F),   // right-to-left mark
+            ("ada\u{2066}@example.com", 0x2066),   // left-to-right isolate
+            ("ada@exam\u{E0041}ple.com", 0xE0041), // tag character
+        ] {
+            let err = Email::parse(raw).expect_err(raw);
+            assert_eq!(err.field, "email");
+            assert_eq!(err.code, InvalidInput::INVISIBLE_CHARACTERS, "{raw:?}");
+            assert!(err.reason.contains(&format!("U+{c:04X}")), "{err}");
+        }
+        // Bounded before any normalising.
+        let err = Email::parse(&"\u{FF41}".repeat(400)).unwrap_err();
+        assert_eq!(err.to_string(), "email must be at most 254 bytes");
+    }
+
+    #[test]
+    fn folding_an_email_twice_changes_nothing() {
+        for raw in [
+            "\u{FF21}da@example.com",
+            "\u{130}stanbul@example.com", // İ lowercases to i + U+0307
+            "\u{1E9E}@example.com",       // ẞ
+            "\u{212B}ngstr\u{F6}m@example.com", // the Ångström sign
+            "\u{3392}@example.com",       // ㎒
+        ] {
+            let once = fold_email(raw);
+            assert_eq!(fold_email(&once), once, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn display_names_are_normalised_and_invisible_characters_refused() {
+        assert_eq!(DisplayName::parse("\u{FF21}da").unwrap().as_str(), "Ada");
+        assert_eq!(
+            DisplayName::parse("\u{3000}Ada Lovelace\u{3000}")
+                .unwrap()
+                .as_str(),
+            "Ada Lovelace"
+        );
+        for (raw, c) in [
+            ("\u{202E}ecalevol ada", 0x202E),
+            ("Ada\u{200B}", 0x200B),
+            ("Ada\u{2067}", 0x2067),
+            ("A\u{00AD}da", 0xAD),
+            ("Ada\u{E0020}", 0xE0020),
+        ] {
+            let err = DisplayName::parse(raw).expect_err(raw);
+            assert_eq!(
+                (err.field, err.code),
+                ("display_name", InvalidInput::INVISIBLE_CHARACTERS)
+            );
+            assert!(err.reason.contains(&format!("U+{c:04X}")), "{err}");
+        }
+        // What real names and emoji need.
+        for ok in [
+            "\u{639}\u{644}\u{6CC}\u{200C}\u{627}\u{6A9}\u{628}\u{631}", // Persian, with ZWNJ
+            "\u{1F469}\u{200D}\u{1F4BB} Ada",                            // 👩‍💻
+            "\u{2764}\u{FE0F} Ada",                                      // ❤️
+            "\u{845B}\u{E0100}\u{98FE}", // 葛󠄀飾, a registered variant
+        ] {
+            assert_eq!(DisplayName::parse(ok).expect(ok).as_str(), ok);
+        }
+        // Nothing visible is not a name.
+        for blank in ["\u{200D}", " \u{FE0F} ", "\u{200C}\u{200D}"] {
+            assert_eq!(
+                DisplayName::parse(blank).expect_err(blank).code,
+                InvalidInput::CODE
+            );
+        }
+        // Bounded once normalised too: U+FDFA is 18 characters in NFKC.
+        assert!(DisplayName::parse(&"\u{FDFA}".repeat(3)).is_ok());
+        assert!(DisplayName::parse(&"\u{FDFA}".repeat(4)).is_err());
+    }
+
+    #[test]
+    fn a_login_counts_look_alikes_toward_one_account() {
+        let attempt = |email: &str| {
+            LoginAttempt::try_from(LoginRequest {
+                email: email.to_owned(),
+                password: "long enough".to_owned(),
+            })
+            .unwrap()
+        };
+        let fullwidth = attempt("\u{FF21}DA@example.com");
+        assert_eq!(fullwidth.account, "ada@example.com");
+        assert_eq!(
+            fullwidth.email.map(Email::into_string).as_deref(),
+            Some("ada@example.com")
+        );
+        // An invisible character: no account can have it, a failed login.
+        let hidden = attempt("ada@examp\u{200B}le.com");
+        assert!(hidden.email.is_none());
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub enum AppError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     /// 422: a field is well-formed JSON but not an acceptable value; the
-    /// message names the field.
+    /// message names the field, the code says which kind of rule
+    /// (`invalid_input`, `invisible_characters`).
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     /// 4xx: the request itself is wrong (status chosen by the extractor).
@@ -95,7 +96,7 @@ impl IntoResponse for AppError {
                 res
             }
             Self::Auth(e) => e.into_response(),
-            Self::Invalid(e) => error_response(status, "invalid_input", e.to_string()),
+            Self::Invalid(e) => error_response(status, e.code, e.to_string()),
             Self::BadRequest(e) => e.into_response(),
             Self::Database(_) | Self::Hashing(_) | Self::Token(_) => {
                 // None of these errors' texts carry a password, hash or

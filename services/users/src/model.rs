@@ -5,7 +5,8 @@
 //! schemas derived here). The schemas' bounds are the domain's
 //! ([`crate::domain`]); rules a JSON Schema cannot state (an email's shape,
 //! no control characters) are in the descriptions and answered with 422
-//! `invalid_input`. Types carrying a password or a token print
+//! `invalid_input`, or `invisible_characters` for a default-ignorable or
+//! bidi control character. Types carrying a password or a token print
 //! them as `[redacted]` in `Debug`.
 
 use std::fmt;
@@ -18,13 +19,19 @@ use utoipa::ToSchema;
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// Trimmed and lowercased, then at most 254 bytes: one `@`, a name
-    /// before it, a domain with a dot after it, no spaces or control
-    /// characters.
+    /// Normalised to NFKC, lowercased and trimmed, then at most 254 bytes:
+    /// one `@`, a name before it, a domain with a dot after it, no spaces
+    /// or control characters, and no invisible or text-direction
+    /// characters (Default_Ignorable_Code_Point, Bidi_Control: 422
+    /// `invisible_characters`). Look-alike spellings (fullwidth letters)
+    /// are the same email.
     #[schema(min_length = 1, max_length = 254)]
     pub email: String,
-    /// Shown to other people: 1 to 64 characters, not only spaces, no
-    /// control characters; trimmed.
+    /// Shown to other people: normalised to NFKC and trimmed; 1 to 64
+    /// characters (as sent and once normalised), at least one visible; no
+    /// control characters, no bidi controls, and no default-ignorable
+    /// characters but ZWJ, ZWNJ and variation selectors (422
+    /// `invisible_characters`).
     #[schema(min_length = 1, max_length = 64)]
     pub display_name: String,
     /// 8 to 128 characters (not bytes), any of them but NUL; kept exactly
@@ -47,8 +54,8 @@ impl fmt::Debug for RegisterRequest {
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    /// Compared trimmed and lowercased, as sign-up stored it; at most 254
-    /// bytes.
+    /// Compared normalised (NFKC, lowercased, trimmed), as sign-up stored
+    /// it; at most 254 bytes.
     #[schema(max_length = 254)]
     pub email: String,
     /// 8 to 128 characters, no NUL, as every account's password is.
@@ -70,7 +77,7 @@ impl fmt::Debug for LoginRequest {
 pub struct User {
     /// UUIDv7.
     pub id: String,
-    /// Normalised: trimmed and lowercased.
+    /// Normalised: NFKC, lowercased, trimmed.
     pub email: String,
     pub display_name: String,
     /// RFC 3339, UTC, millisecond precision.

@@ -105,6 +105,86 @@ async fn a_duplicate_email_is_409_whatever_its_case() {
 }
 
 #[tokio::test]
+async fn look_alike_emails_are_one_account() {
+    let app = spawn_app().await;
+    let res = app
+        .register(
+            &json!({"email": "ada@example.com", "display_name": "Ada", "password": "long enough"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // Fullwidth letters and at sign: the same address once normalised.
+    for look_alike in [
+        "\u{FF21}da@example.com",
+        "\u{FF41}\u{FF44}\u{FF41}\u{FF20}example.com",
+        "ada@\u{FF45}xample.com",
+    ] {
+        let res = app
+            .register(
+                &json!({"email": look_alike, "display_name": "Eve", "password": "long enough"}),
+            )
+            .await;
+        assert_error(res, StatusCode::CONFLICT, "email_taken").await;
+    }
+    // Invisible characters are refused outright.
+    for (hidden, code_point) in [
+        ("ada@examp\u{200B}le.com", "U+200B"),
+        ("ada\u{00AD}@example.com", "U+00AD"),
+        ("ada@example.com\u{202E}", "U+202E"),
+    ] {
+        let res = app
+            .register(&json!({"email": hidden, "display_name": "Eve", "password": "long enough"}))
+            .await;
+        let message = assert_error(
+            res,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invisible_characters",
+        )
+        .await;
+        assert!(
+            message.starts_with("email ") && message.contains(code_point),
+            "{message}"
+        );
+    }
+    assert_eq!(app.user_count().await, 1);
+    // The fullwidth spelling logs in to the account, as its owner typed it.
+    let res = app
+        .login(&json!({"email": "\u{FF21}DA@example.com", "password": "long enough"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn display_names_are_normalised_and_never_reorder_or_hide_text() {
+    let app = spawn_app().await;
+    let register = |name: &str| {
+        let mut request = to_json(&new_registration());
+        request["display_name"] = Value::from(name);
+        request
+    };
+    let res = app.register(&register("\u{FF21}da \u{FB01}sher")).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let user: User = res.json().await.unwrap();
+    assert_eq!(user.display_name, "Ada fisher");
+    for (name, code) in [
+        ("\u{202E}nimda", "invisible_characters"),
+        ("Ada\u{2066}", "invisible_characters"),
+        ("Ad\u{200B}a", "invisible_characters"),
+        ("\u{200D}\u{FE0F}", "invalid_input"),
+        (&"\u{FDFA}".repeat(4), "invalid_input"),
+    ] {
+        let res = app.register(&register(name)).await;
+        let message = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, code).await;
+        assert!(message.starts_with("display_name "), "{message}");
+    }
+    // Emoji and scripts that need joiners keep them.
+    let res = app
+        .register(&register("\u{1F469}\u{200D}\u{1F4BB} Ada"))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
 async fn concurrent_sign_ups_with_one_email_create_one_account() {
     let app = spawn_app().await;
     let request = to_json(&new_registration());

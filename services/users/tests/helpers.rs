@@ -159,6 +159,16 @@ impl TestApp {
         self.post_json("/sessions", body).await
     }
 
+    /// The test database's URL, for connections of a test's own.
+    pub fn database_url(&self) -> &str {
+        self.database.url()
+    }
+
+    /// Whether the test database is PostgreSQL (the suite's second pass).
+    pub fn on_postgres(&self) -> bool {
+        self.database.url().starts_with("postgres")
+    }
+
     /// Rows in `users`, read straight from the database.
     pub async fn user_count(&self) -> i64 {
         sqlx::query("SELECT COUNT(*) AS n FROM users")

@@ -38,8 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 201, description = "The new profile.", body = User,
             headers(("Location" = String, description = "`/users/{id}` of the new profile."))),
-        (status = 409, description = "`email_taken`: an account already has this email, in any case.", body = ErrorBody),
-        (status = 422, description = "`invalid_input` (a field breaks its rule; the message names it) or `invalid_body` (a missing, mistyped or unknown field).", body = ErrorBody),
+        (status = 409, description = "`email_taken`: an account already has this email, in any case or look-alike spelling (the same once normalised).", body = ErrorBody),
+        (status = 422, description = "`invalid_input` (a field breaks its rule; the message names it), `invisible_characters` (the email or display name holds a default-ignorable or bidi control character; the message names the field and the code point) or `invalid_body` (a missing, mistyped or unknown field).", body = ErrorBody),
     )
 )]
 async fn register(
