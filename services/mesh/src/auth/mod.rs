@@ -12,6 +12,7 @@
 //! keeps one thing to trust (the signing secret) and one place that
 //! defines a valid token ([`token`]).
 
+pub mod client_address;
 pub mod token;
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
@@ -24,6 +25,7 @@ use clap::Args;
 use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 
 use crate::error::error_response;
+pub use client_address::ClientAddress;
 pub use token::{Claims, TokenError, TokenKeys};
 
 /// The development signing secret. Anyone who has read this source can

@@ -191,6 +191,17 @@ impl TokenKeys {
         ))
     }
 
+    /// The key that signs, for other kinds of signed statement between
+    /// the services ([`super::client_address`]).
+    pub(super) fn encoding_key(&self) -> &EncodingKey {
+        &self.encoding
+    }
+
+    /// The key that verifies.
+    pub(super) fn decoding_key(&self) -> &DecodingKey {
+        &self.decoding
+    }
+
     /// Signs `claims` as they are. [`TokenKeys::issue`] is the usual way
     /// in; this one lets tests craft expired or foreign tokens.
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
