@@ -1,6 +1,9 @@
 //! The typed client other services (and loadgen) use to call users.
 
-use mesh::{CallError, MeshClient, auth::Caller};
+use mesh::{
+    CallError, MeshClient,
+    auth::{Caller, client_address},
+};
 
 use crate::model::{LoginRequest, RegisterRequest, Session, User};
 
@@ -30,13 +33,24 @@ impl UsersClient {
 
     /// `POST /sessions`: logs in. 401 `invalid_credentials` for an unknown
     /// email or a wrong password alike; 429 `too_many_attempts` after too
-    /// many failures for this email.
-    pub async fn login(&self, request: &LoginRequest) -> Result<Session, CallError> {
-        self.mesh
-            .post("/sessions", &[])
-            .json(request)
-            .send_json()
-            .await
+    /// many failures for this email from this client.
+    ///
+    /// `client` is the end client's address, signed
+    /// ([`mesh::auth::ClientAddress::attest`]), for a caller that logs in
+    /// on others' behalf (the gateway): failures then count against that
+    /// address, not the caller's. Without it they count against the
+    /// caller's own address.
+    pub async fn login(
+        &self,
+        request: &LoginRequest,
+        client: Option<&str>,
+    ) -> Result<Session, CallError> {
+        let builder = self.mesh.post("/sessions", &[]).json(request);
+        let builder = match client {
+            Some(signed) => builder.header(client_address::HEADER.as_str(), signed),
+            None => builder,
+        };
+        builder.send_json().await
     }
 
     /// `GET /users/{user_id}` on behalf of `caller`, whose token is

@@ -7,6 +7,8 @@ use clap::Parser;
 
 pub use mesh::auth::{AuthConfig, DEV_JWT_SECRET, JwtSecret};
 
+use crate::lockout::LoginLimits;
+
 /// The LearnSphere users service: accounts, login, and access tokens.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "users", version)]
@@ -31,15 +33,30 @@ pub struct Config {
     #[arg(long, env = "MAX_CONCURRENT_HASHES")]
     pub max_concurrent_hashes: Option<NonZeroUsize>,
 
-    /// Failed logins an account may have at once before `POST /sessions`
-    /// answers 429 for it (0: no limit). Counted per replica, in memory.
+    /// Failed logins an account may have at once from one source (the
+    /// client's address) before `POST /sessions` answers 429 to that
+    /// source for it (0: no failed-login limit at all, the account ceiling
+    /// included). Counted per replica, in memory.
     #[arg(long, env = "LOGIN_FAILURES_BURST", default_value_t = 5)]
     pub login_failures_burst: u32,
 
-    /// After the burst, one more failed login per account each this long
-    /// (`1m`, `30s`, ...).
+    /// After the burst, one more failed login per account and source each
+    /// this long (`1m`, `30s`, ...).
     #[arg(long, env = "LOGIN_FAILURE_REPLENISH", default_value = "1m", value_parser = parse_replenish)]
     pub login_failure_replenish: Duration,
+
+    /// Failed logins an account may have at once from all sources
+    /// together; past it, only sources the account logged in from in the
+    /// last 30 days may try (0: no ceiling). Ten sources' bursts: a
+    /// distributed guesser is held to this, the owner at home never is.
+    #[arg(long, env = "LOGIN_ACCOUNT_FAILURES_BURST", default_value_t = 50)]
+    pub login_account_failures_burst: u32,
+
+    /// After that ceiling, one more failed login per account each this
+    /// long, whatever the source: 10 s is 8,640 guesses a day per
+    /// account, however many addresses make them.
+    #[arg(long, env = "LOGIN_ACCOUNT_FAILURE_REPLENISH", default_value = "10s", value_parser = parse_replenish)]
+    pub login_account_failure_replenish: Duration,
 
     #[command(flatten)]
     pub events: mesh::events::EventsConfig,
@@ -52,6 +69,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// The failed-login limits.
+    pub fn login_limits(&self) -> LoginLimits {
+        LoginLimits {
+            burst: self.login_failures_burst,
+            replenish: self.login_failure_replenish,
+            account_burst: self.login_account_failures_burst,
+            account_replenish: self.login_account_failure_replenish,
+        }
+    }
+
     /// The hash concurrency bound, defaulting to the number of CPUs.
     pub fn hash_concurrency(&self) -> NonZeroUsize {
         self.max_concurrent_hashes
@@ -79,6 +106,11 @@ mod tests {
         assert!(!format!("{config:?}").contains(DEV_JWT_SECRET));
         assert_eq!(config.login_failures_burst, 5);
         assert_eq!(config.login_failure_replenish, Duration::from_secs(60));
+        assert_eq!(config.login_account_failures_burst, 50);
+        assert_eq!(
+            config.login_account_failure_replenish,
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

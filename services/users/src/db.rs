@@ -1,13 +1,14 @@
 //! Queries. Every statement binds its values (`$n`), so the statement text
 //! recorded on the span carries no data: no email, and never a hash.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use mesh::{Db, Op, events::Outbox};
 use sqlx::{Row as _, any::AnyRow};
 
 use crate::{
     domain::Email,
     events::{USER_REGISTERED, USER_REGISTERED_VERSION, UserRegistered},
+    lockout::Source,
     model::User,
     password::HashedPassword,
 };
@@ -32,6 +33,23 @@ const INSERT_USER: &str = "INSERT INTO users (id, email, display_name, password_
 const ACCOUNT_BY_EMAIL: &str =
     "SELECT id, email, display_name, password_hash, created_at FROM users WHERE email = $1";
 const USER_BY_ID: &str = "SELECT id, email, display_name, created_at FROM users WHERE id = $1";
+// Refreshes `last_login_at` at most once an hour per (account, source):
+// an account logging in all day long does not write all day long.
+const REMEMBER_SOURCE: &str = "INSERT INTO login_sources (user_id, source, last_login_at) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (user_id, source) DO UPDATE SET last_login_at = excluded.last_login_at \
+     WHERE login_sources.last_login_at < $4";
+const PRUNE_SOURCES: &str = "DELETE FROM login_sources WHERE user_id = $1 AND (last_login_at < $2 \
+     OR source NOT IN (SELECT source FROM login_sources WHERE user_id = $3 \
+     ORDER BY last_login_at DESC, source LIMIT $4))";
+const IS_KNOWN_SOURCE: &str = "SELECT COUNT(*) AS n FROM login_sources s JOIN users u ON u.id = s.user_id \
+     WHERE u.email = $1 AND s.source = $2 AND s.last_login_at >= $3";
+
+/// How long a source an account logged in from stays known to it.
+pub const KNOWN_SOURCE_FOR: TimeDelta = TimeDelta::days(30);
+/// The most sources an account keeps (its most recent ones): a home, an
+/// office, a phone's networks, a few trips.
+pub const KNOWN_SOURCES_PER_ACCOUNT: i64 = 8;
 
 /// Times are stored as RFC 3339 text, which sorts and decodes the same on
 /// SQLite and PostgreSQL through the `Any` driver.
@@ -121,6 +139,70 @@ pub async fn account_by_email(db: &Db, email: &Email) -> Result<Option<Account>,
         })
     })
     .transpose()
+}
+
+/// Remembers that `user_id` logged in from `source` at `now`, and keeps
+/// the account's sources bounded (see [`KNOWN_SOURCES_PER_ACCOUNT`] and
+/// [`KNOWN_SOURCE_FOR`]).
+///
+/// Two logins from one new source at once both insert the same row: the
+/// upsert makes the second an update (PostgreSQL waits on the first's
+/// uncommitted row, then takes the conflict branch), never a unique
+/// violation.
+pub async fn remember_source(
+    db: &Db,
+    user_id: &str,
+    source: Source,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let source = source.to_string();
+    let written = db
+        .run(
+            Op::new("INSERT", "login_sources", REMEMBER_SOURCE),
+            sqlx::query(REMEMBER_SOURCE)
+                .bind(user_id)
+                .bind(&source)
+                .bind(timestamp(&now))
+                .bind(timestamp(&(now - TimeDelta::hours(1))))
+                .execute(db.pool()),
+        )
+        .await?
+        .rows_affected();
+    if written > 0 {
+        db.run(
+            Op::new("DELETE", "login_sources", PRUNE_SOURCES),
+            sqlx::query(PRUNE_SOURCES)
+                .bind(user_id)
+                .bind(timestamp(&(now - KNOWN_SOURCE_FOR)))
+                .bind(user_id)
+                .bind(KNOWN_SOURCES_PER_ACCOUNT)
+                .execute(db.pool()),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Whether the account registered under `email` logged in from `source`
+/// since `now - KNOWN_SOURCE_FOR`. `false` for an email no account has,
+/// as for a source the account does not know.
+pub async fn is_known_source(
+    db: &Db,
+    email: &Email,
+    source: Source,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let row = db
+        .run(
+            Op::new("SELECT", "login_sources", IS_KNOWN_SOURCE),
+            sqlx::query(IS_KNOWN_SOURCE)
+                .bind(email.as_str())
+                .bind(source.to_string())
+                .bind(timestamp(&(now - KNOWN_SOURCE_FOR)))
+                .fetch_one(db.pool()),
+        )
+        .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
 /// The profile of user `id`, if any.

@@ -3,8 +3,8 @@
 //!
 //! Passwords are hashed with Argon2id ([`password`]); login answers with an
 //! HS256 JWT whose issuing and verifying live together in [`token`], which
-//! the gateway reuses, and is held back per account after repeated
-//! failures ([`lockout`]). A profile is read only with its owner's token.
+//! the gateway reuses, and is held back per account and client address
+//! after repeated failures ([`lockout`]). A profile is read only with its owner's token.
 //! Passwords, hashes and tokens never reach a log line or a span: their
 //! types redact themselves in `Debug`. The routes and their OpenAPI 3.1
 //! document are declared together ([`openapi`], `/openapi.json`).
@@ -58,7 +58,7 @@ pub struct AppState {
     pub token_ttl: Duration,
     /// `user.registered` goes here, in the account's transaction.
     pub outbox: Outbox,
-    /// Failed logins per account, in this replica's memory.
+    /// Failed logins per account and source, in this replica's memory.
     pub failed_logins: FailedLogins,
 }
 
@@ -89,7 +89,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         document,
         &ApiInfo {
             title: "LearnSphere users",
-            description: "Accounts, login, and the access tokens every LearnSphere service verifies. Sign-up and login are public; a profile is read only with its owner's bearer token. Failed logins are limited per email. Every error is `{\"error\": {\"code\", \"message\"}}`.",
+            description: "Accounts, login, and the access tokens every LearnSphere service verifies. Sign-up and login are public; a profile is read only with its owner's bearer token. Failed logins are limited per email and client address, under a ceiling per email. Every error is `{\"error\": {\"code\", \"message\"}}`.",
             every_operation: &[],
         },
     )
@@ -104,8 +104,7 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         ("DATABASE_URL", config.database_url.as_bytes()),
     ])?;
     let tokens = config.auth.keys()?;
-    let failed_logins =
-        FailedLogins::new(config.login_failures_burst, config.login_failure_replenish)?;
+    let failed_logins = FailedLogins::new(config.login_limits())?;
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
     let passwords = PasswordHasher::new(config.hash_concurrency()).await?;

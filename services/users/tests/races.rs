@@ -149,3 +149,39 @@ async fn look_alike_sign_ups_racing_create_one_account() {
     assert_error(second, StatusCode::CONFLICT, "email_taken").await;
     assert_eq!(app.user_count().await, 1);
 }
+
+/// Two logins of one account from one new address: both remember the
+/// address, and the second arrives while the first's row is inserted and
+/// uncommitted. The upsert makes the second wait, then take the conflict
+/// branch: both logins succeed, one row. A plain INSERT would fail the
+/// second with a unique violation (500).
+#[tokio::test]
+async fn two_logins_from_one_new_address_remember_it_once() {
+    let Some(app) = postgres_app().await else {
+        return;
+    };
+    let registration = helpers::new_registration();
+    app.client.register(&registration).await.unwrap();
+    let hold = Hold::install(&app, "login_sources").await;
+    let body = json!({"email": registration.email, "password": registration.password});
+    let first = app.login(&body);
+    let second = async {
+        hold.wait_for_waiting(1).await;
+        let second = app.login(&body);
+        let release = async {
+            hold.wait_for_waiting(2).await;
+            hold.release().await;
+        };
+        tokio::join!(second, release).0
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
+    let rows: i64 = sqlx::query("SELECT COUNT(*) AS n FROM login_sources")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(rows, 1);
+}

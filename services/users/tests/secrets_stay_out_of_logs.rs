@@ -59,19 +59,25 @@ async fn no_password_hash_or_token_is_logged() {
         .expect("registered");
     let session = app
         .client
-        .login(&LoginRequest {
-            email: registration.email.clone(),
-            password: registration.password.clone(),
-        })
+        .login(
+            &LoginRequest {
+                email: registration.email.clone(),
+                password: registration.password.clone(),
+            },
+            None,
+        )
         .await
         .expect("logged in");
     // A failed login, too.
     let _ = app
         .client
-        .login(&LoginRequest {
-            email: registration.email.clone(),
-            password: "a wrong password".to_owned(),
-        })
+        .login(
+            &LoginRequest {
+                email: registration.email.clone(),
+                password: "a wrong password".to_owned(),
+            },
+            None,
+        )
         .await;
     let caller = helpers::Caller::verify(&app.tokens, &session.access_token).expect("a caller");
     app.client.get(&caller, &user.id).await.expect("profile");

@@ -63,10 +63,13 @@ async fn the_typed_client_logs_in() {
         .expect("registered");
     let session = app
         .client
-        .login(&LoginRequest {
-            email: registration.email,
-            password: registration.password,
-        })
+        .login(
+            &LoginRequest {
+                email: registration.email,
+                password: registration.password,
+            },
+            None,
+        )
         .await
         .expect("logged in");
     assert_eq!(session.user_id, user.id);
@@ -122,10 +125,13 @@ async fn typed_client_reports_the_401_code() {
     let app = spawn_app().await;
     let err = app
         .client
-        .login(&LoginRequest {
-            email: "nobody@example.com".to_owned(),
-            password: "whatever it is".to_owned(),
-        })
+        .login(
+            &LoginRequest {
+                email: "nobody@example.com".to_owned(),
+                password: "whatever it is".to_owned(),
+            },
+            None,
+        )
         .await
         .expect_err("no such account");
     assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));

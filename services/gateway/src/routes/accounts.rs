@@ -1,7 +1,11 @@
 //! Sign up, log in, who am I.
 
-use axum::{extract::State, http::StatusCode};
-use mesh::{ErrorBody, auth::Caller, extract::Json};
+use axum::{Extension, extract::State, http::StatusCode};
+use mesh::{
+    ErrorBody,
+    auth::{Caller, ClientAddress},
+    extract::Json,
+};
 use users::model::{LoginRequest, RegisterRequest, Session, User};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -35,6 +39,10 @@ async fn register(
 }
 
 /// Logs in: an access token for the `Authorization: Bearer` header.
+///
+/// Users holds failed logins back per email and client address, so the
+/// gateway tells it the client's address (the one its rate limit keys on),
+/// signed: users believes no address it cannot verify.
 #[utoipa::path(
     post,
     path = "/api/sessions",
@@ -48,9 +56,18 @@ async fn register(
 )]
 async fn login(
     State(state): State<AppState>,
+    client: Option<Extension<ClientAddress>>,
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<Session>> {
-    Ok(Json(state.users.login(&req).await?))
+    // Set by the rate limit layer; absent only outside a server (router
+    // tests), where users then counts the gateway's own address.
+    let signed = client.and_then(|Extension(address)| {
+        address
+            .attest(&state.tokens)
+            .inspect_err(|e| tracing::warn!(error = %e, "could not sign the client's address"))
+            .ok()
+    });
+    Ok(Json(state.users.login(&req, signed.as_deref()).await?))
 }
 
 /// The caller's own account.
