@@ -76,6 +76,19 @@ pub struct RateLimitConfig {
     )]
     pub trust_forwarded_for: bool,
 
+    /// The ceiling per client address, all its users' tokens together, as
+    /// a multiple of the per-client rate and burst (10: 500 a second,
+    /// bursts of 1000, by default): N tokens from one address do not buy
+    /// N times the limit, while a NAT of ten busy users is never held
+    /// back. 0 disables the ceiling.
+    #[arg(
+        long = "rate-limit-address-multiple",
+        env = "RATE_LIMIT_ADDRESS_MULTIPLE",
+        value_name = "FACTOR",
+        default_value_t = 10
+    )]
+    pub address_multiple: u32,
+
     /// Sign-ups and logins (`POST /api/users`, `POST /api/sessions`) each
     /// client address may make per minute on average, whatever token it
     /// sends: credential stuffing tries many accounts from one place, so
@@ -105,6 +118,12 @@ impl RateLimitConfig {
     /// Whether requests are limited at all.
     pub fn enabled(&self) -> bool {
         self.per_second > 0.0 && self.burst > 0
+    }
+
+    /// Whether each address has its ceiling (only with the per-client
+    /// limit, whose multiple it is).
+    pub fn address_enabled(&self) -> bool {
+        self.enabled() && self.address_multiple > 0
     }
 
     /// Whether sign-ups and logins have their own per-address limit.

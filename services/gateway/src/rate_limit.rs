@@ -11,11 +11,25 @@
 //! `X-Forwarded-For` is believed only when configured, behind a proxy
 //! that sets it.
 //!
-//! Sign-ups and logins also take from a second, slower bucket per client
-//! *address* (`CREDENTIALS_RATE_LIMIT_PER_MINUTE`): a token does not buy
+//! Every request also takes from a bucket per client *address*, whatever
+//! token it carries: `RATE_LIMIT_ADDRESS_MULTIPLE` (10) times the
+//! per-client rate and burst. Keyed by user alone, one address holding N
+//! tokens (N accounts signed up from one script) got N times the limit;
+//! the address ceiling caps it, while one user still gets its own rate
+//! in full, and a household, office or campus NAT gets ten busy users'
+//! worth before anyone there is held back. It is checked after the
+//! client's own bucket, so a user over their own limit does not use up
+//! their neighbours' share.
+//!
+//! Sign-ups and logins also take from a third, slower bucket per client
+//! address (`CREDENTIALS_RATE_LIMIT_PER_MINUTE`): a token does not buy
 //! its holder more password guesses, and one address trying many accounts
 //! (credential stuffing) is held back even though users' own limit counts
-//! failures per account.
+//! failures per account and address.
+//!
+//! The client's address (a [`ClientAddress`]) is left in the request's
+//! extensions for the handlers: login signs it for users, whose
+//! failed-login limit counts per address.
 //!
 //! The layer sits on the API routes, inside the mesh's inbound stack, so
 //! a 429 is traced and counted in the RED metrics like any answer, and
@@ -24,7 +38,7 @@
 use std::{
     convert::Infallible,
     future::{Ready, ready},
-    net::{IpAddr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     num::NonZeroU32,
     sync::{Arc, OnceLock, Weak},
     task::{Context, Poll},
@@ -35,7 +49,7 @@ use axum::{body::Body, extract::ConnectInfo};
 use futures::future::Either;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock as _};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use mesh::auth::{self, TokenKeys};
+use mesh::auth::{self, ClientAddress, TokenKeys};
 use mesh::{Metrics, error_response, metrics::Route};
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -62,17 +76,9 @@ pub enum ClientKey {
     Unknown,
 }
 
-impl ClientKey {
-    fn address(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self::Address(ip),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::Address(IpAddr::V4(v4)),
-                None => Self::Address(IpAddr::V6(Ipv6Addr::from(
-                    u128::from(v6) & !u128::from(u64::MAX),
-                ))),
-            },
-        }
+impl From<ClientAddress> for ClientKey {
+    fn from(address: ClientAddress) -> Self {
+        Self::Address(address.ip())
     }
 }
 
@@ -90,6 +96,8 @@ pub struct RateLimitLayer {
 struct Shared {
     /// `None`: the limit is disabled (rate or burst 0).
     limiter: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    /// All requests per address; `None` when disabled.
+    per_address: Option<DefaultKeyedRateLimiter<ClientKey>>,
     /// Sign-ups and logins per address; `None` when disabled.
     credentials: Option<DefaultKeyedRateLimiter<ClientKey>>,
     tokens: Arc<TokenKeys>,
@@ -110,6 +118,11 @@ impl RateLimitLayer {
         } else {
             None
         };
+        let per_address = if config.address_enabled() {
+            Some(RateLimiter::keyed(address_quota(config)?))
+        } else {
+            None
+        };
         let credentials = if config.credentials_enabled() {
             Some(RateLimiter::keyed(credentials_quota(config)?))
         } else {
@@ -124,6 +137,7 @@ impl RateLimitLayer {
         Ok(Self {
             shared: Arc::new(Shared {
                 limiter,
+                per_address,
                 credentials,
                 tokens,
                 trust_forwarded_for: config.trust_forwarded_for,
@@ -144,7 +158,10 @@ impl RateLimitLayer {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                for limiter in [&shared.limiter, &shared.credentials].into_iter().flatten() {
+                for limiter in [&shared.limiter, &shared.per_address, &shared.credentials]
+                    .into_iter()
+                    .flatten()
+                {
                     limiter.retain_recent();
                     limiter.shrink_to_fit();
                 }
@@ -164,6 +181,30 @@ fn quota(config: &RateLimitConfig) -> anyhow::Result<Quota> {
             anyhow::anyhow!(
                 "RATE_LIMIT_PER_SECOND={} is out of range",
                 config.per_second
+            )
+        })?;
+    Ok(period.allow_burst(burst))
+}
+
+/// `address_multiple` times the per-client quota: as many times the rate,
+/// as many times the burst.
+fn address_quota(config: &RateLimitConfig) -> anyhow::Result<Quota> {
+    let multiple = config.address_multiple;
+    let burst = config
+        .burst
+        .checked_mul(multiple)
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "RATE_LIMIT_ADDRESS_MULTIPLE={multiple} times RATE_LIMIT_BURST is out of range"
+            )
+        })?;
+    let period = Duration::try_from_secs_f64(1.0 / (config.per_second * f64::from(multiple)))
+        .ok()
+        .and_then(Quota::with_period)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "RATE_LIMIT_ADDRESS_MULTIPLE={multiple} times RATE_LIMIT_PER_SECOND is out of range"
             )
         })?;
     Ok(period.allow_burst(burst))
@@ -227,6 +268,13 @@ impl Shared {
 
     /// The client's address (see the module's comment), ignoring any token.
     fn address<B>(&self, req: &Request<B>) -> ClientKey {
+        self.client_address(req)
+            .map_or(ClientKey::Unknown, ClientKey::from)
+    }
+
+    /// The client's address: the last `X-Forwarded-For` entry when
+    /// trusted, else the connection's peer; `None` when neither is known.
+    fn client_address<B>(&self, req: &Request<B>) -> Option<ClientAddress> {
         let forwarded = self
             .trust_forwarded_for
             .then(|| forwarded_for(req.headers()))
@@ -236,9 +284,7 @@ impl Shared {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip())
         };
-        forwarded
-            .or_else(peer)
-            .map_or(ClientKey::Unknown, ClientKey::address)
+        forwarded.or_else(peer).map(ClientAddress::of)
     }
 }
 
@@ -265,12 +311,14 @@ fn retry_after(wait: Duration) -> u64 {
     secs.max(1)
 }
 
-fn rate_limited(wait: Duration) -> Response<Body> {
+/// 429 `rate_limited`; `whose` says which limit (`this client`, `this
+/// address`, `sign-ins from this address`).
+fn rate_limited(whose: &str, wait: Duration) -> Response<Body> {
     let secs = retry_after(wait);
     let mut res = error_response(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
-        format!("too many requests from this client; retry in {secs} s"),
+        format!("too many requests from {whose}; retry in {secs} s"),
     );
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -297,37 +345,50 @@ where
                 route: Route::of(&req),
             });
         });
+        let address = self.shared.client_address(&req);
+        if let Some(address) = address {
+            req.extensions_mut().insert(address);
+        }
+        let address_key = || address.map_or(ClientKey::Unknown, ClientKey::from);
         let credentials = match &self.shared.credentials {
             Some(limiter) if is_credentials_request(&req) => {
-                Some((limiter, self.shared.address(&req)))
+                Some((limiter, address_key(), "this address (sign-ins)"))
             }
             _ => None,
         };
+        let per_address = self
+            .shared
+            .per_address
+            .as_ref()
+            .map(|limiter| (limiter, address_key(), "this address"));
         let general = self
             .shared
             .limiter
             .as_ref()
-            .map(|limiter| (limiter, self.shared.client(&mut req)));
-        // The general bucket first: a request it refuses must not also use
-        // up one of the address's scarcer sign-in attempts.
+            .map(|limiter| (limiter, self.shared.client(&mut req), "this client"));
+        // The client's own bucket first, then the address's, then the
+        // scarcer sign-in attempts: a request one refuses does not use up
+        // the next (a user over their own limit does not spend the
+        // address's share, nor a refused request a sign-in attempt).
         let verdict = general
             .into_iter()
+            .chain(per_address)
             .chain(credentials)
-            .try_for_each(|(limiter, key)| {
+            .try_for_each(|(limiter, key, whose)| {
                 limiter
                     .check_key(&key)
-                    .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+                    .map_err(|not_until| (whose, not_until.wait_time_from(limiter.clock().now())))
             });
         match verdict {
             Ok(()) => Either::Left(self.inner.call(req)),
-            Err(wait) => {
+            Err((whose, wait)) => {
                 self.shared
                     .limited
                     .get_or_create(&RouteLabel {
                         route: Route::of(&req),
                     })
                     .inc();
-                Either::Right(ready(Ok(rate_limited(wait))))
+                Either::Right(ready(Ok(rate_limited(whose, wait))))
             }
         }
     }
@@ -347,19 +408,37 @@ mod tests {
     }
 
     #[test]
-    fn an_ipv6_client_is_its_64_bit_prefix() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(ClientKey::address(a), ClientKey::address(b));
-        assert_ne!(ClientKey::address(a), ClientKey::address(other));
-        // IPv4 (also when mapped into IPv6) is one address per client.
-        let v4: IpAddr = "192.0.2.7".parse().unwrap();
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(ClientKey::address(mapped), ClientKey::address(v4));
-        assert_ne!(
-            ClientKey::address(v4),
-            ClientKey::address("192.0.2.8".parse().unwrap())
+    fn an_address_may_make_a_multiple_of_a_clients_requests() {
+        let config = RateLimitConfig {
+            per_second: 50.0,
+            burst: 100,
+            trust_forwarded_for: false,
+            address_multiple: 10,
+            credentials_per_minute: 60.0,
+            credentials_burst: 30,
+        };
+        let q = address_quota(&config).unwrap();
+        assert_eq!(q.burst_size().get(), 1000);
+        assert_eq!(q.replenish_interval(), Duration::from_millis(2));
+        assert!(config.address_enabled());
+        for off in [
+            RateLimitConfig {
+                address_multiple: 0,
+                ..config.clone()
+            },
+            RateLimitConfig {
+                per_second: 0.0,
+                ..config.clone()
+            },
+        ] {
+            assert!(!off.address_enabled());
+        }
+        assert!(
+            address_quota(&RateLimitConfig {
+                burst: u32::MAX,
+                ..config
+            })
+            .is_err()
         );
     }
 
@@ -384,6 +463,7 @@ mod tests {
             per_second,
             burst,
             trust_forwarded_for: false,
+            address_multiple: 10,
             credentials_per_minute: 60.0,
             credentials_burst: 30,
         };

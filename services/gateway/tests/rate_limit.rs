@@ -117,19 +117,27 @@ fn client_from(ip: &str) -> Client {
 }
 
 async fn assert_limited(res: Response) {
+    assert_limited_for(res, 1000, "this client").await;
+}
+
+/// 429 `rate_limited` by the limit of `whose`, whose next request is
+/// `next_in` seconds away.
+async fn assert_limited_for(res: Response, next_in: u64, whose: &str) {
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = res.headers()[header::RETRY_AFTER]
         .to_str()
         .unwrap()
         .parse()
         .expect("Retry-After in whole seconds");
-    // One request per 1000 s: the next one is about 1000 s away.
+    // One request per `next_in` s: the next one is about that far away.
     assert!(
-        (990..=1000).contains(&retry_after),
+        (next_in - 10..=next_in).contains(&retry_after),
         "Retry-After: {retry_after}"
     );
     let body: Value = res.json().await.expect("a JSON body");
     assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("from {whose};")), "{message}");
 }
 
 #[tokio::test]
@@ -197,6 +205,38 @@ async fn other_clients_keep_their_own_buckets() {
 }
 
 #[tokio::test]
+async fn many_tokens_from_one_address_are_capped_by_its_ceiling() {
+    // Each user 3 at once; an address twice that, whatever its tokens.
+    let gw = spawn_gateway(&["--rate-limit-address-multiple", "2"]).await;
+    let farm = client_from("127.0.0.5");
+    // Two users use up the address's six.
+    for user in ["sock-1", "sock-2"] {
+        for _ in 0..BURST {
+            assert_eq!(gw.as_user(&farm, user).await.status(), 403);
+        }
+    }
+    // A third token from the same address buys nothing more (before the
+    // ceiling, each new account was three more requests).
+    // The address's rate is twice a client's: one every 500 s.
+    for user in ["sock-3", "sock-4", "sock-5"] {
+        assert_limited_for(gw.as_user(&farm, user).await, 500, "this address").await;
+    }
+    assert_limited_for(gw.anonymous(&farm).await, 500, "this address").await;
+    // One user elsewhere still gets its own rate in full.
+    let home = client_from("127.0.0.6");
+    for _ in 0..BURST {
+        assert_eq!(gw.as_user(&home, "alice").await.status(), 403);
+    }
+    for _ in 0..BURST {
+        assert_limited(gw.as_user(&home, "alice").await).await;
+    }
+    // Alice's refused requests did not spend her address's share: another
+    // user there is served.
+    assert_eq!(gw.as_user(&home, "bob").await.status(), 403);
+    gw.server.stop().await;
+}
+
+#[tokio::test]
 async fn invalid_tokens_and_forwarded_for_do_not_buy_new_buckets() {
     let gw = spawn_gateway(&[]).await;
     let client = Client::new();
@@ -257,6 +297,8 @@ fn defaults_leave_room_for_ordinary_clients() {
     assert_eq!(config.rate_limit.per_second, 50.0);
     assert_eq!(config.rate_limit.burst, 100);
     assert!(!config.rate_limit.trust_forwarded_for);
+    // Ten users' worth per address: 500 a second, bursts of 1000.
+    assert_eq!(config.rate_limit.address_multiple, 10);
     assert!(Config::try_parse_from(["gateway", "--rate-limit-per-second", "-1"]).is_err());
     assert!(Config::try_parse_from(["gateway", "--rate-limit-per-second", "NaN"]).is_err());
 }
