@@ -64,11 +64,12 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
     assert_ne!(parts[2], caller_span_id);
 
     // Wait until every service has exported its part of the trace: the
-    // server spans (courses at least twice: for the gateway and for
-    // progress's enrollment, and a third time when payments' event reaches
-    // progress before the enrollment does (docs/events.md); progress twice:
-    // the ownership check and the enrollment), the provider call, and
-    // database spans from each service that owns one.
+    // server spans (users once: the buyer's account exists; courses at
+    // least three times: for the gateway, for payments' price check and
+    // for progress's enrollment, and again when payments' event reaches
+    // progress (docs/events.md); progress twice: the ownership check and
+    // the enrollment), the provider call, and database spans from each
+    // service that owns one.
     let spans = sys
         .receiver
         .wait_for(Duration::from_secs(20), |spans| {
@@ -83,7 +84,8 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
                     .any(|s| s.service_name == svc && s.attr_str("db.system.name").is_some())
             };
             servers("gateway") == 1
-                && servers("courses") >= 2
+                && servers("users") == 1
+                && servers("courses") >= 3
                 && servers("payments") == 1
                 && servers("progress") == 2
                 && ["courses", "payments", "progress"].into_iter().all(has_db)
@@ -107,7 +109,7 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
     let services: BTreeSet<&str> = trace.iter().map(|s| s.service_name.as_str()).collect();
     assert_eq!(
         services,
-        BTreeSet::from(["gateway", "courses", "payments", "progress"])
+        BTreeSet::from(["gateway", "users", "courses", "payments", "progress"])
     );
 
     // The gateway's server span is the child of the caller's span.

@@ -206,8 +206,10 @@ async fn a_checkout_is_one_trace_across_the_queue() {
     sys.stop().await;
 }
 
-/// A `payment.captured` envelope for a payment nobody made.
-fn captured_event(id: &str, user_id: &str, course_id: &str) -> Value {
+/// A `payment.captured` envelope for a payment nobody made, of `course`
+/// at its catalog price.
+fn captured_event(id: &str, user_id: &str, course: &Value) -> Value {
+    let course_id = course["id"].as_str().unwrap();
     json!({
         "id": id,
         "type": "payment.captured",
@@ -218,8 +220,8 @@ fn captured_event(id: &str, user_id: &str, course_id: &str) -> Value {
             "payment_id": format!("pay-{id}"),
             "user_id": user_id,
             "course_id": course_id,
-            "amount_cents": 1999,
-            "currency": "USD",
+            "amount_cents": course["price_cents"],
+            "currency": course["currency"],
             "captured_at": "2026-11-26T10:00:00Z"
         }
     })
@@ -233,7 +235,7 @@ async fn the_same_event_delivered_twice_is_applied_once() {
     let user_id = format!("user-{}", uuid::Uuid::new_v4().simple());
     let js = jetstream_of(&sys).await;
     let subject = format!("{}.events.payment.captured", sys.system.events_prefix());
-    let event = captured_event(&uuid::Uuid::now_v7().to_string(), &user_id, course_id);
+    let event = captured_event(&uuid::Uuid::now_v7().to_string(), &user_id, &course);
     // Published twice on purpose, as two messages (distinct message ids,
     // so JetStream's duplicate window does not drop the second): the
     // consumer is what must notice.
@@ -294,7 +296,7 @@ async fn an_unreadable_event_is_dead_lettered_not_lost() {
     .unwrap()
     .await
     .unwrap();
-    let mut bad_version = captured_event("bad-version", "user-x", "c0001");
+    let mut bad_version = captured_event("bad-version", "user-x", &json!({"id": "c0001"}));
     bad_version["schema_version"] = json!(99);
     js.publish(
         format!("{prefix}.events.payment.captured"),
@@ -624,6 +626,132 @@ async fn a_refund_marks_the_enrollment_refunded_across_the_queue() {
         &[("destination", "payment.refunded"), ("outcome", "success")],
     );
     assert_eq!(sent, 1.0, "refunded once, published once");
+    sys.stop().await;
+}
+
+/// A refund ends the access, and buying the course again works: a new
+/// payment, and the enrollment active again on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_refund_the_lessons_close_and_the_course_can_be_bought_again() {
+    let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
+    let (user_id, token, course_id, res) = bought_course(&sys, "again-1").await;
+    let first: Value = res.json().await.unwrap();
+    let first_payment = first["payment"]["id"].as_str().unwrap().to_owned();
+    wait_active(&sys, &user_id, &course_id).await;
+    let lesson = format!("{course_id}-l01");
+    let complete = || {
+        sys.http
+            .post(format!(
+                "{}/api/users/{user_id}/courses/{course_id}/lessons/{lesson}/complete",
+                sys.gateway()
+            ))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(complete().await.unwrap().status(), 200);
+
+    let res = sys
+        .http
+        .post(format!(
+            "{}/api/payments/{first_payment}/refund",
+            sys.gateway()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    wait_status(&sys, &user_id, &course_id, "refunded").await;
+    let closed = complete().await.unwrap();
+    assert_eq!(closed.status(), 403, "a refund ends the access");
+    let page: Value = sys
+        .http
+        .get(format!("{}/api/courses/{course_id}/page", sys.gateway()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["enrolled"], false, "{page}");
+
+    let again = sys
+        .checkout(&token, &course_id, "again-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 201, "bought again, not 'already owned'");
+    let again: Value = again.json().await.unwrap();
+    let second_payment = again["payment"]["id"].as_str().unwrap();
+    assert_ne!(second_payment, first_payment);
+    let items = wait_active(&sys, &user_id, &course_id).await;
+    assert_eq!(items[0]["payment_id"], second_payment);
+    assert_eq!(complete().await.unwrap().status(), 200);
+    sys.stop().await;
+}
+
+/// The double-click: one learner, one course, many checkouts at once,
+/// each with its own key. One charge; every other answer is 409 (still
+/// being bought) or 200 with that one purchase. (Twelve: the gateway
+/// holds one client to sixteen requests in flight, a limit of its own.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_checkouts_of_one_course_at_once_charge_once() {
+    let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
+    let (user_id, token) = sys.signed_up_user().await;
+    let course = sys.paid_course().await;
+    let course_id = course["id"].as_str().unwrap();
+    let answers: Vec<(u16, Value)> = futures::stream::iter(0..12)
+        .map(|n| {
+            let request = sys.checkout(&token, course_id, &format!("click-{n}"));
+            async move {
+                let res = request.send().await.unwrap();
+                let status = res.status().as_u16();
+                (status, res.json::<Value>().await.unwrap_or_default())
+            }
+        })
+        .buffer_unordered(12)
+        .collect()
+        .await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    let payment = &created[0]["payment"]["id"];
+    for (status, body) in &answers {
+        match status {
+            201 => {}
+            200 => assert_eq!(&body["payment"]["id"], payment, "{body}"),
+            409 => assert!(
+                matches!(
+                    body["error"]["code"].as_str(),
+                    Some("purchase_in_progress" | "request_in_progress")
+                ),
+                "{body}"
+            ),
+            _ => panic!("unexpected answer {status}: {body}"),
+        }
+    }
+    let listed: Value = sys
+        .http
+        .get(format!("{}/users/{user_id}/payments", sys.url("payments")))
+        .bearer_auth(support::token_for(&user_id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let captured = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "captured")
+        .count();
+    assert_eq!(captured, 1, "one payment for one course: {listed}");
+    reconcile::assert_balanced_within(&sys, Duration::from_secs(20)).await;
     sys.stop().await;
 }
 

@@ -8,7 +8,8 @@
 //!   enrollment, active or refunded, never pending;
 //! - an enrollment bought by a payment is active while the payment is
 //!   captured and refunded once it is refunded;
-//! - no idempotency key was charged twice;
+//! - no idempotency key was charged twice, and no learner holds two
+//!   captured payments for one course;
 //! - every outbox is drained;
 //! - no event was dead-lettered.
 
@@ -176,6 +177,18 @@ pub async fn books(sys: &TestSystem) -> Books {
     .collect();
     if !charged_twice.is_empty() {
         problems.insert("charged twice", charged_twice);
+    }
+    let mut bought: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for p in payments.iter().filter(|p| p.status == "captured") {
+        *bought.entry((&p.user_id, &p.course_id)).or_default() += 1;
+    }
+    let bought_twice: Vec<String> = bought
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((user, course), n)| format!("{user} holds {n} captured payments for {course}"))
+        .collect();
+    if !bought_twice.is_empty() {
+        problems.insert("bought twice", bought_twice);
     }
 
     for (service, db) in [
