@@ -30,6 +30,33 @@ pub struct ServeConfig {
     #[arg(long, env = "CONCURRENCY_LIMIT", default_value_t = 512)]
     pub concurrency_limit: usize,
 
+    /// Longest a client may take to send a request's head (request line
+    /// and headers), from its first byte; slower, the connection is
+    /// closed. A real client sends its head at once (at most 32 KiB, one
+    /// round trip); 10 s is room for a congested mobile link, and a
+    /// half-sent head (slowloris) holds a connection no longer than that.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Longest a connection is kept with no request in flight and no
+    /// bytes moving (keep-alive between requests, or a response its
+    /// client stopped reading); then it is closed. Longer than the mesh
+    /// client keeps idle connections (30 s), so callers drop a pooled
+    /// connection before the server does and never send a request into
+    /// one being closed; behind a proxy, set it above the proxy's own
+    /// upstream keep-alive (ingress-nginx: 60 s).
+    #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// Longest a request's body may take to arrive in full, counted from
+    /// its head; later, reading it fails with 408 `body_timeout` and the
+    /// connection is closed. 30 s for `MAX_BODY_BYTES` (64 KiB) is about
+    /// 2 KiB/s, slower than any real link; a client that sends a few
+    /// bytes and stops holds a request (and its concurrency slot) no
+    /// longer. Raise it with `MAX_BODY_BYTES`.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub body_read_timeout: Duration,
+
     /// Per-request metrics: `false` leaves the inbound RED layer
     /// (`http_server_request_duration_seconds`, `http_server_active_requests`)
     /// and the outbound per-edge layer (`http_client_request_duration_seconds`)
@@ -235,6 +262,15 @@ pub struct OutboundConfig {
     /// small ramp that a recovered destination takes easily.
     #[arg(long, env = "BREAKER_HALF_OPEN_PROBES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub breaker_half_open_probes: u32,
+}
+
+/// A duration above zero: a timeout of zero would refuse everything.
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if duration.is_zero() {
+        return Err(format!("{s:?}: must be above zero"));
+    }
+    Ok(duration)
 }
 
 /// One entry of `OUTBOUND_TIMEOUTS`.
@@ -451,6 +487,28 @@ mod tests {
         assert!(cli.serve.admin_token.is_none());
         let cli = Cli::try_parse_from(["svc", "--concurrency-limit", "0"]).unwrap();
         assert_eq!(cli.serve.concurrency_limit, 0);
+    }
+
+    #[test]
+    fn connection_timeouts_default_to_10s_60s_30s_and_must_be_positive() {
+        let cli = Cli::try_parse_from(["svc"]).unwrap();
+        assert_eq!(cli.serve.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(cli.serve.idle_timeout, Duration::from_secs(60));
+        assert_eq!(cli.serve.body_read_timeout, Duration::from_secs(30));
+        let cli = Cli::try_parse_from(["svc", "--header-read-timeout", "300ms"]).unwrap();
+        assert_eq!(cli.serve.header_read_timeout, Duration::from_millis(300));
+        for flag in [
+            "--header-read-timeout",
+            "--idle-timeout",
+            "--body-read-timeout",
+        ] {
+            for bad in ["0s", "soon"] {
+                assert!(
+                    Cli::try_parse_from(["svc", flag, bad]).is_err(),
+                    "{flag} {bad}"
+                );
+            }
+        }
     }
 
     #[test]

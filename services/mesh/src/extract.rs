@@ -118,13 +118,7 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, BadReq
     let mut buf = bytes::BytesMut::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            BadRequest::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("reading the body failed: {e}"),
-            )
-        })?;
+        let frame = frame.map_err(body_error)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -143,6 +137,28 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, BadReq
         ));
     }
     Ok(buf.freeze())
+}
+
+/// Why reading a body failed, as the client should hear it: 408
+/// `body_timeout` when it did not arrive within `BODY_READ_TIMEOUT`
+/// (RFC 9110 §15.5.9), otherwise 400 `invalid_body`.
+fn body_error(error: axum::Error) -> BadRequest {
+    let timeout = std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .find_map(|e| e.downcast_ref::<crate::server::BodyTimeout>());
+    match timeout {
+        Some(timeout) => BadRequest::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            timeout.to_string(),
+        ),
+        None => BadRequest::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("reading the body failed: {error}"),
+        ),
+    }
 }
 
 /// A value that must be written as a JSON object: deserializes `T` only

@@ -7,7 +7,10 @@
 //! - [`telemetry`]: `tracing` logs with trace ids, OpenTelemetry spans over
 //!   OTLP, W3C propagators, configured from the standard `OTEL_*` variables;
 //! - [`inbound`]: server span, RED metrics, in-flight gauge, request id,
-//!   `traceresponse`, load shedding, fault injection ([`fault`]);
+//!   `traceresponse`, load shedding, fault injection ([`fault`]), limits
+//!   on headers and declared body length;
+//! - [`server`]: each connection on hyper, with header-read, idle and
+//!   body-read timeouts and a graceful shutdown;
 //! - [`outbound`]: per-destination client with context injection, client
 //!   span and per-edge metrics;
 //! - [`admin`]: `/metrics` (OpenMetrics with exemplars), `/healthz`, `/readyz`,
@@ -50,38 +53,11 @@ pub use crate::{
     config::{ServeConfig, TelemetryConfig},
     db::{Db, Op},
     error::{BadRequest, ErrorBody, error_response},
+    inbound::limits::MAX_HEADER_BYTES,
     metrics::Metrics,
     outbound::{CallError, MeshClient, OutboundError},
+    server::MAX_HEADER_FIELDS,
 };
-
-/// Most bytes of header names and values one request may carry. hyper
-/// refuses far larger ones itself (about 400 KiB, or 100 headers); this
-/// bound sits well above any real request (a token, a full W3C `baggage`
-/// of 8 KiB, `tracestate`) and keeps a caller from making every layer
-/// copy and scan megabytes of headers.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
-
-/// 431 `headers_too_large` over [`MAX_HEADER_BYTES`] (RFC 6585 §5).
-async fn limit_headers(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let size: usize = req
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if size > MAX_HEADER_BYTES {
-        return error_response(
-            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            format!(
-                "the request's headers total {size} bytes, over the {MAX_HEADER_BYTES}-byte limit"
-            ),
-        );
-    }
-    next.run(req).await
-}
 
 /// Who is running: reported as OpenTelemetry resource attributes and in
 /// the `build_info` metric.
@@ -225,7 +201,10 @@ impl Mesh {
         let router = api
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
-            .layer(axum::middleware::from_fn(limit_headers))
+            .layer(axum::middleware::from_fn_with_state(
+                self.serve.max_body_bytes,
+                inbound::limits::limit_request,
+            ))
             .layer(DefaultBodyLimit::max(self.serve.max_body_bytes))
             .layer(axum::Extension(extract::BodyLimit(
                 self.serve.max_body_bytes,
@@ -264,8 +243,9 @@ impl Mesh {
     ) -> std::io::Result<server::Server> {
         let readiness = Readiness::new(db);
         let app = self.router(api, readiness.clone());
-        let server =
-            server::Server::bind(self.serve.host, port, app, self.serve.shutdown_grace).await?;
+        let server = server::Server::bind(self.serve.host, port, app, self.serve.shutdown_grace)
+            .await?
+            .with_timeouts(server::Timeouts::from(&self.serve));
         readiness.mark_started();
         Ok(server)
     }

@@ -3,6 +3,7 @@
 #[doc(hidden)]
 pub mod context;
 mod fault;
+pub mod limits;
 mod metrics;
 mod shed;
 mod trace;
