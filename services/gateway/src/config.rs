@@ -42,6 +42,9 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
 
     #[command(flatten)]
+    pub client_concurrency: ClientConcurrencyConfig,
+
+    #[command(flatten)]
     pub serve: mesh::ServeConfig,
 
     #[command(flatten)]
@@ -147,4 +150,22 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         return Err(format!("{s:?} is more than one request per nanosecond"));
     }
     Ok(rate)
+}
+
+/// The per-client cap on requests in flight (see `concurrency_limit.rs`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientConcurrencyConfig {
+    /// Requests one client (a user, else an address, as for the rate
+    /// limit) may have in flight at once; one more gets 429
+    /// `concurrency_limited` with `Retry-After: 1`. 16 is twice what a
+    /// browser opens to one host, and 1/32 of a replica's default
+    /// `CONCURRENCY_LIMIT` (512): one client, however slow its requests,
+    /// cannot hold the slots everyone else needs. 0 disables the cap.
+    #[arg(
+        long = "concurrency-limit-per-client",
+        env = "CONCURRENCY_LIMIT_PER_CLIENT",
+        value_name = "REQUESTS",
+        default_value_t = 16
+    )]
+    pub per_client: usize,
 }

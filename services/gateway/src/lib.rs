@@ -3,10 +3,12 @@
 //! services: `POST /api/checkout` (courses → payments → progress) and
 //! `GET /api/courses/{id}/page` (courses and progress concurrently, served
 //! without progress if progress is down). Each client is held to a rate
-//! limit ([`rate_limit`]).
+//! limit ([`rate_limit`]) and to a number of requests in flight
+//! ([`concurrency_limit`]).
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod concurrency_limit;
 pub mod config;
 pub mod error;
 pub mod rate_limit;
@@ -28,7 +30,7 @@ use users::UsersClient;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::config::Config;
-use crate::rate_limit::RateLimitLayer;
+use crate::{concurrency_limit::ClientConcurrencyLayer, rate_limit::RateLimitLayer};
 
 /// `service.name`.
 pub const NAME: &str = "gateway";
@@ -96,6 +98,8 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let rate_limit = RateLimitLayer::new(&config.rate_limit, tokens.clone(), mesh.metrics())?;
     tokio::spawn(rate_limit.sweeper(rate_limit::SWEEP_EVERY));
+    let client_concurrency =
+        ClientConcurrencyLayer::new(&config.client_concurrency, tokens.clone(), mesh.metrics());
     let state = AppState {
         users: UsersClient::new(mesh.client(users::NAME, &config.users_url)?),
         courses: CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?),
@@ -104,8 +108,10 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         tokens,
     };
     // On the API routes, so the mesh's stack around them traces and
-    // counts a 429 like any other answer.
-    let api = router(state).layer(rate_limit);
+    // counts a 429 like any other answer. The rate limit outside the
+    // per-client cap: a flood is refused before it is counted in flight,
+    // and the cap keys clients by the caller and address it leaves.
+    let api = router(state).layer(client_concurrency).layer(rate_limit);
     Ok(mesh.bind(api, None, config.port).await?)
 }
 

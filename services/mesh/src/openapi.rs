@@ -75,7 +75,7 @@ pub const UNPROCESSABLE: SharedError = SharedError {
 pub const TOO_MANY_REQUESTS: SharedError = SharedError {
     status: 429,
     name: "TooManyRequests",
-    description: "`rate_limited`: over the client's rate limit; `Retry-After` says when to try again.",
+    description: "`rate_limited`: over the client's rate limit; `concurrency_limited`: the client has as many requests in flight as it may. `Retry-After` says when to try again.",
 };
 pub const INTERNAL: SharedError = SharedError {
     status: 500,
