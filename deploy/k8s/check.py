@@ -693,6 +693,36 @@ def check_loadgen(objects: list[dict], c: Checker) -> None:
     c.check(default.removeprefix("/scenarios/") in ((scenarios or {}).get("data") or {}), f"loadgen: the default SCENARIO {default!r} is not one of the mounted scenarios")
 
 
+EVENT_SERVICES = ("users", "payments", "progress")
+
+
+def check_nats_credentials(objects: list[dict], label: str, c: Checker) -> None:
+    """The bus requires credentials, as in Compose: the server runs the
+    shared config (deploy/compose/nats.conf) with every user's password
+    from the Secret, and each event service connects as its own user."""
+    nats = find(objects, "StatefulSet", "nats")
+    c.check(nats is not None, f"{label}: no nats StatefulSet")
+    if nats is None:
+        return
+    server = pod_template(nats)["spec"]["containers"][0]
+    c.check(server.get("args") == ["--config", "/etc/nats/nats.conf", "--store_dir", "/data"], f"{label}: nats does not run the shared config (args {server.get('args')})")
+    env = {e["name"]: e for e in server.get("env") or []}
+    for variable in ["NATS_ADMIN_PASSWORD"] + [f"{s.upper()}_NATS_PASSWORD" for s in EVENT_SERVICES]:
+        # The Secret's value, double-quoted: the server parses it as configuration.
+        ref_ = ((env.get(f"SECRET_{variable}") or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+        c.check(ref_.get("key") == variable, f"{label}: nats gets SECRET_{variable} from {ref_ or 'nowhere'}, not the Secret's {variable}")
+        c.check((env.get(variable) or {}).get("value") == f'"$(SECRET_{variable})"', f"{label}: nats's {variable} is not the Secret's value in double quotes")
+    for service in EVENT_SERVICES:
+        workload = find(objects, "Deployment", service)
+        c.check(workload is not None, f"{label}: no {service} Deployment")
+        if workload is None:
+            continue
+        env = {e["name"]: e for e in pod_template(workload)["spec"]["containers"][0].get("env") or []}
+        c.check((env.get("NATS_USER") or {}).get("value") == service, f"{label}: {service} does not connect to NATS as its own user")
+        ref_ = ((env.get("NATS_PASSWORD") or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+        c.check(ref_.get("key") == f"{service.upper()}_NATS_PASSWORD", f"{label}: {service}'s NATS_PASSWORD is not the Secret's {service.upper()}_NATS_PASSWORD")
+
+
 # --- Driver ----------------------------------------------------------------
 
 
@@ -707,6 +737,7 @@ def run_checks(renders: dict[str, list[dict]], root: Path, c: Checker) -> None:
         check_references(objects, label, c, external_secrets={"learnsphere-secrets"} if "production-like" in label else set())
         check_shared_files(objects, label, root, c)
         check_namespace_and_ingress(objects, label, c)
+        check_nats_credentials(objects, label, c)
     for label in ("overlays/production-like", "production-like+autoscale-requests-per-second"):
         check_network_policies(renders[label] + renders["loadgen"], label, root, c)
     check_autoscaling(renders["overlays/production-like"], "overlays/production-like", c, "cpu")
@@ -808,6 +839,11 @@ def self_test(renders: dict[str, list[dict]], root: Path) -> list[str]:
             {"name": "EXTRA", "valueFrom": {"secretKeyRef": {"name": "learnsphere-secrets", "key": "NO_SUCH_KEY"}}}
         )
 
+    def shared_nats_user(r: dict) -> None:
+        for e in container(r["overlays/dev"], "payments")["env"]:
+            if e["name"] == "NATS_USER":
+                e["value"] = "progress"
+
     def wildcard_role(r: dict) -> None:
         find(r["loadgen"], "Role", "loadgen")["rules"].append({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]})
 
@@ -825,7 +861,7 @@ def self_test(renders: dict[str, list[dict]], root: Path) -> list[str]:
     mutations = [
         drop_headless, unpin_image, drift_image, no_readiness, writable_root, root_user, no_limits,
         no_drain, clusterip_url, real_secret, edited_dashboard, missing_dashboard, edited_rules,
-        static_prometheus, hpa_fights_replicas, no_pdb, public_metrics, missing_secret_key, wildcard_role,
+        static_prometheus, hpa_fights_replicas, no_pdb, public_metrics, missing_secret_key, shared_nats_user, wildcard_role,
         blocked_database, blocked_scrape,
     ]
     missed = []

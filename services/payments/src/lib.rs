@@ -89,7 +89,9 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     config.serve.refuse_development_secrets(&[
         ("JWT_SECRET", config.auth.jwt_secret.expose()),
         ("DATABASE_URL", config.database_url.as_bytes()),
+        ("NATS_PASSWORD", config.events.password_bytes()),
     ])?;
+    config.events.refuse_anonymous(&config.serve)?;
     let tokens = config.auth.keys()?;
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let provider = Provider::new(&config.provider, mesh.metrics())?;

@@ -45,6 +45,16 @@ pub struct EventsConfig {
     )]
     pub nats_url: String,
 
+    /// The service's user on the NATS server, whose permissions say which
+    /// subjects it may publish (docs/events.md). Unset: connect without
+    /// credentials (a server that requires none).
+    #[arg(long = "nats-user", env = "NATS_USER")]
+    pub nats_user: Option<String>,
+
+    /// That user's password.
+    #[arg(long = "nats-password", env = "NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<NatsPassword>,
+
     /// First token of every subject and stream name: one per deployment.
     /// Letters, digits, `-` and `_`.
     #[arg(
@@ -65,6 +75,54 @@ pub struct EventsConfig {
     /// after committing an event's effects and before acknowledging it.
     #[arg(long, env = "EVENTS_CRASH_BEFORE_ACK", default_value_t = 0.0, value_parser = probability)]
     pub crash_before_ack: f64,
+}
+
+/// A NATS password. Never printed: `Debug` says only that one is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsPassword(String);
+
+impl NatsPassword {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NatsPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NatsPassword(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for NatsPassword {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err("the NATS password must not be empty");
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl EventsConfig {
+    /// The password's bytes (empty without one), for the production check
+    /// of placeholders.
+    pub fn password_bytes(&self) -> &[u8] {
+        self.nats_password
+            .as_ref()
+            .map_or(&[], |p| p.expose().as_bytes())
+    }
+
+    /// With `LEARNSPHERE_ENV=production` a service connects to the bus as
+    /// its own user: a bus that takes anyone lets anyone forge a payment.
+    pub fn refuse_anonymous(&self, serve: &crate::ServeConfig) -> anyhow::Result<()> {
+        if serve.environment == crate::config::Environment::Production && self.nats_user.is_none() {
+            anyhow::bail!(
+                "LEARNSPHERE_ENV=production needs NATS_USER and NATS_PASSWORD: the service's own user on the event bus (docs/events.md)"
+            );
+        }
+        Ok(())
+    }
 }
 
 fn probability(s: &str) -> Result<f64, String> {
@@ -181,7 +239,15 @@ impl Broker {
         if !valid {
             return Err(InvalidPrefix(prefix.clone()).into());
         }
-        let client = async_nats::ConnectOptions::new()
+        let options = match (&config.nats_user, &config.nats_password) {
+            (Some(user), Some(password)) => async_nats::ConnectOptions::with_user_and_password(
+                user.clone(),
+                password.expose().to_owned(),
+            ),
+            (None, None) => async_nats::ConnectOptions::new(),
+            _ => anyhow::bail!("NATS_USER and NATS_PASSWORD go together: set both, or neither"),
+        };
+        let client = options
             .name(format!("{}/{}", identity.name, identity.instance_id))
             .retry_on_initial_connect()
             .connect(config.nats_url.as_str())
@@ -276,8 +342,13 @@ pub fn stream_names(prefix: &str) -> [String; 2] {
 /// Deletes a deployment's streams, events and dead letters with them (a
 /// test system's, when it stops). Missing streams are not an error.
 pub async fn delete_streams(nats_url: &str, prefix: &str) -> anyhow::Result<()> {
-    let client = async_nats::connect(nats_url).await?;
-    let jetstream = jetstream::new(client);
+    delete_streams_of(&async_nats::connect(nats_url).await?, prefix).await
+}
+
+/// [`delete_streams`] through a client already connected (with the
+/// credentials deleting needs).
+pub async fn delete_streams_of(client: &async_nats::Client, prefix: &str) -> anyhow::Result<()> {
+    let jetstream = jetstream::new(client.clone());
     for name in stream_names(prefix) {
         if let Err(e) = jetstream.delete_stream(&name).await
             && !e.to_string().contains("not found")
@@ -286,4 +357,48 @@ pub async fn delete_streams(nats_url: &str, prefix: &str) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::EventsConfig;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        events: EventsConfig,
+        #[command(flatten)]
+        serve: crate::ServeConfig,
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut all = vec!["svc"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn production_refuses_an_anonymous_bus_and_development_allows_it() {
+        let dev = parse(&[]);
+        dev.events.refuse_anonymous(&dev.serve).unwrap();
+        let prod = parse(&["--environment", "production"]);
+        let err = prod.events.refuse_anonymous(&prod.serve).unwrap_err();
+        assert!(err.to_string().contains("NATS_USER"), "{err}");
+        let prod = parse(&[
+            "--environment",
+            "production",
+            "--nats-user",
+            "payments",
+            "--nats-password",
+            "3e2a",
+        ]);
+        prod.events.refuse_anonymous(&prod.serve).unwrap();
+        assert_eq!(prod.events.password_bytes(), b"3e2a");
+        assert!(
+            !format!("{:?}", prod.events).contains("3e2a"),
+            "the password is never printed"
+        );
+    }
 }
