@@ -66,6 +66,13 @@ enum Command {
         /// random one, written to `<data-dir>/admin-token` (mode 0600).
         #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// The secret the services sign and verify access tokens with (at
+        /// least 32 bytes; prefer the environment variable: arguments show
+        /// in `ps`). Unset: a random one kept in `<data-dir>/jwt-secret`
+        /// (mode 0600) and reused on the next start of that directory, so
+        /// tokens survive restarts. Never the public development default.
+        #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
         /// Whether the gateway takes an anonymous client's address from the
         /// `X-Forwarded-For` it sends. On by default: the system listens on
         /// loopback only, and loadgen's synthetic learners, one address
@@ -167,6 +174,7 @@ struct UpArgs {
     control_addr: Option<SocketAddr>,
     discovery: DiscoveryArg,
     admin_token: Option<String>,
+    jwt_secret: Option<String>,
     rate_limit_trust_forwarded_for: bool,
 }
 
@@ -189,6 +197,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         println!("admin token: {} (ADMIN_TOKEN)", path.display());
     }
     options.admin_token = Some(token);
+    let (secret, kept) = loadgen::launcher::jwt_secret(args.jwt_secret, &args.data_dir)?;
+    if let Some(path) = kept {
+        println!(
+            "token secret: {} (JWT_SECRET, kept across starts)",
+            path.display()
+        );
+    }
+    options.jwt_secret = Some(secret);
     options.discovery = match args.discovery {
         DiscoveryArg::Urls => Discovery::Urls,
         DiscoveryArg::FileSd => Discovery::FileSd,
@@ -333,6 +349,7 @@ async fn main() -> anyhow::Result<()> {
             control_addr,
             discovery,
             admin_token,
+            jwt_secret,
             rate_limit_trust_forwarded_for,
         } => {
             up(UpArgs {
@@ -343,6 +360,7 @@ async fn main() -> anyhow::Result<()> {
                 control_addr,
                 discovery,
                 admin_token,
+                jwt_secret,
                 rate_limit_trust_forwarded_for,
             })
             .await

@@ -660,3 +660,77 @@ fn generated_requests(report: &Value) -> u64 {
         _ => 0,
     }
 }
+
+/// A system the launcher starts signs with a secret of its own, never the
+/// public development default: a token minted offline with that default
+/// (as anyone who has read the source can) reads nobody's payments,
+/// through the gateway or on payments directly. The secret reaches every
+/// replica through its environment, not its arguments (`ps` shows those
+/// to every local user), and appears in no log; nor does the development
+/// default's warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_minted_with_the_development_secret_is_refused() {
+    let sys = TestSystem::start_with_options(
+        Otlp::Grpc,
+        &[("payments", &["--provider-decline-rate", "0"])],
+        &[],
+        |options| options.jwt_secret = None,
+    )
+    .await;
+    let secret = sys.system.jwt_secret().to_owned();
+    assert_eq!(secret.len(), 64, "a random secret");
+    assert_ne!(secret, mesh::auth::DEV_JWT_SECRET);
+
+    let (alice, alice_token) = sys.signed_up_user().await;
+    let course = sys.paid_course().await;
+    let res = sys
+        .checkout(&alice_token, course["id"].as_str().unwrap(), "alice-buys")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let forged = support::token_for(&alice);
+    let signed = mesh::auth::TokenKeys::new(secret.as_bytes())
+        .unwrap()
+        .issue(&alice, "Alice", Duration::from_secs(600))
+        .unwrap();
+    for url in [
+        format!("{}/api/users/{alice}/payments", sys.gateway()),
+        format!("{}/users/{alice}/payments", sys.url("payments")),
+    ] {
+        assert_refused(sys.http.get(&url).bearer_auth(&forged), 401, &url, &alice).await;
+        for token in [&alice_token, &signed] {
+            let (status, body) = status_and_body(sys.http.get(&url).bearer_auth(token)).await;
+            assert_eq!(status, 200, "{url}: {body}");
+            assert_eq!(body["items"].as_array().unwrap().len(), 1, "{body}");
+        }
+    }
+
+    for service in ["gateway", "users", "courses", "payments", "progress"] {
+        let pid = sys.system.pid(service).await.unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&secret),
+            "{service}: the secret is in its arguments"
+        );
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(
+            environ
+                .split(|b| *b == 0)
+                .any(|kv| kv == format!("JWT_SECRET={secret}").as_bytes()),
+            "{service} runs with the launcher's secret"
+        );
+    }
+    let mut sys = sys;
+    sys.system.stop(Duration::from_secs(10)).await;
+    let logs = read_logs(&sys.dir.path().join("logs"));
+    assert!(
+        logs.lines().count() > 10,
+        "the services logged almost nothing"
+    );
+    assert!(!logs.contains(&secret), "the secret is in a log");
+    assert!(
+        !logs.contains("JWT_SECRET is the development default"),
+        "a service ran with the development secret"
+    );
+}

@@ -16,7 +16,8 @@ use loadgen::{
 };
 use mesh::testing::TestDatabaseGroup;
 /// A valid token for a user, signed with the development secret the test
-/// systems run with: for calling a service directly, as the gateway would
+/// systems run with (given to them explicitly: the launcher's own default
+/// is a random one): for calling a service directly, as the gateway would
 /// on the user's behalf.
 #[allow(unused_imports)]
 pub use mesh::testing::token_for;
@@ -77,6 +78,10 @@ impl TestSystem {
         // The control API on a free port too, so tests run side by side.
         options.control_addr = Some((Ipv4Addr::LOCALHOST, 0).into());
         options.exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_loadgen")));
+        // Tests mint tokens offline with `token_for`, which signs with the
+        // development secret; a test about the launcher's own secret sets
+        // this back to `None`.
+        options.jwt_secret = Some(mesh::auth::DEV_JWT_SECRET.into());
         // A fresh temp dir: its own events prefix, deleted at the end.
         options.delete_streams_on_stop = true;
         options.logs = if std::env::var_os("TEST_LOG").is_some() {
