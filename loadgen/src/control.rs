@@ -13,17 +13,29 @@
 //!
 //! Errors are the `{"error": {"code", "message"}}` body every LearnSphere
 //! service answers with. Documented in `docs/launcher.md`.
+//!
+//! Everything under `/services` can stop the system, so [`guard`] lets
+//! only an operator through, and never a web page the operator has open:
+//! a `Host` naming this listener (421 otherwise: DNS rebinding), no
+//! `Origin` but its own (403: a cross-site request), the admin token
+//! (401), and a body only as JSON (415: an HTML form can send
+//! `text/plain`, `application/x-www-form-urlencoded` and
+//! `multipart/form-data` without asking, never `application/json`).
+//! `/metrics` stays open, as on every replica: Prometheus scrapes it
+//! without credentials, and it holds replica counts, no secret.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{Request, State},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use mesh::{
+    config::AdminToken,
     error::error_response,
     extract::{Json as JsonBody, Path},
 };
@@ -48,10 +60,11 @@ impl ControlServer {
     pub(crate) fn spawn(
         listener: tokio::net::TcpListener,
         supervisor: Arc<Supervisor>,
+        token: AdminToken,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = router(supervisor);
+        let app = router(supervisor, Access { token, addr });
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -87,18 +100,145 @@ impl ControlServer {
     }
 }
 
-pub(crate) fn router(supervisor: Arc<Supervisor>) -> Router {
-    Router::new()
+pub(crate) fn router(supervisor: Arc<Supervisor>, access: Access) -> Router {
+    let operations = Router::new()
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
         .route("/services/{name}/scale", post(scale))
         .route("/services/{name}/restart", post(restart))
         .route("/services/{name}/env", axum::routing::put(configure))
         .route("/services/{name}/replicas/{replica}/kill", post(kill))
+        // Only matched routes are guarded: an unknown path is the same
+        // JSON 404 for everyone.
+        .route_layer(middleware::from_fn_with_state(Arc::new(access), guard));
+    Router::new()
+        .merge(operations)
         .route("/metrics", get(metrics))
         .fallback(mesh::error::not_found)
         .method_not_allowed_fallback(mesh::error::method_not_allowed)
         .with_state(supervisor)
+}
+
+// === authentication ===
+
+/// Who may operate the launcher: the holder of `token`, through a name
+/// of `addr`.
+#[derive(Clone, Debug)]
+pub(crate) struct Access {
+    pub(crate) token: AdminToken,
+    /// Where the control API listens.
+    pub(crate) addr: SocketAddr,
+}
+
+impl Access {
+    /// Whether `host` (a `Host` header, or the request's authority) names
+    /// this listener: `localhost`, `127.0.0.1` or `[::1]`, or the address
+    /// it listens on, with its port. A name that merely resolves here, as
+    /// a rebinding attacker's does, is not one of them; nor is a name
+    /// without a port unless the port is 80. Listening on every address
+    /// (`0.0.0.0`), any address literal is ours.
+    fn is_own_host(&self, host: &str) -> bool {
+        let (name, port) = match host.strip_prefix('[') {
+            Some(rest) => match rest.split_once(']') {
+                Some((ip, port)) => (ip, port),
+                None => return false,
+            },
+            None => match host.rsplit_once(':') {
+                Some((name, port)) => (name, port),
+                None => (host, ""),
+            },
+        };
+        let port = match port {
+            "" => 80,
+            port => match port.strip_prefix(':').unwrap_or(port).parse::<u16>() {
+                Ok(port) => port,
+                Err(_) => return false,
+            },
+        };
+        if port != self.addr.port() {
+            return false;
+        }
+        if name.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                ip == std::net::IpAddr::from([127, 0, 0, 1])
+                    || ip == std::net::Ipv6Addr::LOCALHOST
+                    || ip == self.addr.ip()
+                    || self.addr.ip().is_unspecified()
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// The checks every operation passes, in this order: the `Host` names us
+/// (421), an `Origin` is our own (403), the admin token (401), a body or
+/// a `Content-Type` is JSON (415).
+async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    if !access.is_own_host(host) {
+        return error_response(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_request",
+            format!(
+                "the control API answers to localhost:{port}, 127.0.0.1:{port} or [::1]:{port}, not {host:?}",
+                port = access.addr.port()
+            ),
+        );
+    }
+    // Browsers send `Origin` with every cross-origin request, and with
+    // every POST; curl and the launcher's clients send none.
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let same = origin
+            .to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(&format!("http://{host}")));
+        if !same {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                "foreign_origin",
+                "requests from web pages are refused",
+            );
+        }
+    }
+    if let Err(refused) = mesh::admin::authorize(&access.token, req.headers()) {
+        return refused.into_response();
+    }
+    if changes_state(req.method()) && !json_or_nothing(&req) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected `Content-Type: application/json`, or no body and no Content-Type",
+        );
+    }
+    next.run(req).await
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// A JSON body, or none at all (`restart` and `kill` take none): no
+/// `Content-Type` but `application/json`, and no body without one.
+fn json_or_nothing(req: &Request) -> bool {
+    use axum::body::HttpBody as _;
+    match req.headers().get(header::CONTENT_TYPE) {
+        Some(value) => value.to_str().is_ok_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        }),
+        // Known to be empty: no `Content-Length` but 0, not chunked.
+        None => req.body().size_hint().exact() == Some(0),
+    }
 }
 
 impl IntoResponse for ControlError {
@@ -244,21 +384,48 @@ mod tests {
     use super::*;
     use crate::launcher::Supervisor;
 
-    async fn call(method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let mut req = axum::http::Request::builder().method(method).uri(uri);
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
-            .unwrap();
-        let res = router(Supervisor::idle()).oneshot(req).await.unwrap();
+    const TOKEN: &str = "control-test-token";
+    const HOST: &str = "127.0.0.1:8070";
+
+    /// The control API of a launcher with nothing running, listening on
+    /// [`HOST`] with [`TOKEN`].
+    fn app(supervisor: Arc<Supervisor>) -> Router {
+        let access = Access {
+            token: TOKEN.parse().unwrap(),
+            addr: HOST.parse().unwrap(),
+        };
+        router(supervisor, access)
+    }
+
+    /// A request as an operator's curl sends it: our `Host`, the token.
+    fn operator(method: &str, uri: &str) -> axum::http::request::Builder {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", HOST)
+            .header("authorization", format!("Bearer {TOKEN}"))
+    }
+
+    async fn send(req: axum::http::Request<Body>) -> (StatusCode, Value) {
+        let res = app(Supervisor::idle()).oneshot(req).await.unwrap();
         let status = res.status();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    async fn call(method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+        let mut req = operator(method, uri);
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        send(
+            req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+                .unwrap(),
+        )
+        .await
     }
 
     fn code(body: &Value) -> &str {
@@ -428,11 +595,11 @@ mod tests {
         let put = |body: &'static str| {
             let supervisor = supervisor.clone();
             async move {
-                let req = axum::http::Request::put("/services/payments/env")
+                let req = operator("PUT", "/services/payments/env")
                     .header("content-type", "application/json")
                     .body(Body::from(body))
                     .unwrap();
-                let res = router(supervisor).oneshot(req).await.unwrap();
+                let res = app(supervisor).oneshot(req).await.unwrap();
                 let status = res.status();
                 let bytes = res.into_body().collect().await.unwrap().to_bytes();
                 (status, serde_json::from_slice::<Value>(&bytes).unwrap())
@@ -453,11 +620,233 @@ mod tests {
 
     #[tokio::test]
     async fn scale_needs_a_json_body() {
-        let req = axum::http::Request::post("/services/payments/scale")
+        let req = operator("POST", "/services/payments/scale")
             .body(Body::from(r#"{"replicas":2}"#))
             .unwrap();
-        let res = router(Supervisor::idle()).oneshot(req).await.unwrap();
-        assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let (status, body) = send(req).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    }
+
+    /// Every operation, each as an operator would send it.
+    fn operations() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
+        vec![
+            ("GET", "/services", None),
+            ("GET", "/services/payments", None),
+            (
+                "POST",
+                "/services/payments/scale",
+                Some(r#"{"replicas":1}"#),
+            ),
+            ("POST", "/services/payments/restart", None),
+            ("PUT", "/services/payments/env", Some(r#"{"env":{}}"#)),
+            ("POST", "/services/payments/replicas/0/kill", None),
+        ]
+    }
+
+    fn with_body(
+        req: axum::http::request::Builder,
+        body: Option<&str>,
+    ) -> axum::http::Request<Body> {
+        match body {
+            Some(body) => req
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_owned())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_operation_needs_the_admin_token() {
+        for (method, uri, body) in operations() {
+            for authorization in [
+                None,
+                Some("Bearer wrong-token"),
+                Some("Bearer control-test-token-and-more"),
+                Some("Basic Y29udHJvbC10ZXN0LXRva2Vu"),
+                Some("Bearer"),
+            ] {
+                let mut req = axum::http::Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header("host", HOST);
+                if let Some(authorization) = authorization {
+                    req = req.header("authorization", authorization);
+                }
+                let res = app(Supervisor::idle())
+                    .oneshot(with_body(req, body))
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 401, "{method} {uri} with {authorization:?}");
+                assert!(
+                    res.headers()["www-authenticate"]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("Bearer"),
+                    "{method} {uri}"
+                );
+                let bytes = res.into_body().collect().await.unwrap().to_bytes();
+                let answer: Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(code(&answer), "unauthorized", "{method} {uri}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn only_names_of_this_listener_are_served() {
+        for host in [
+            "127.0.0.1:8070",
+            "localhost:8070",
+            "LocalHost:8070",
+            "[::1]:8070",
+        ] {
+            let req = operator("GET", "/services")
+                .header("host", host)
+                .body(Body::empty())
+                .unwrap();
+            let (status, body) = send(req).await;
+            assert_eq!(status, 200, "{host}: {body}");
+        }
+        // DNS rebinding: a name of the attacker's that resolves to
+        // 127.0.0.1 arrives with that name as its Host.
+        for host in [
+            "evil.example:8070",
+            "localhost.evil.example:8070",
+            "127.0.0.1.nip.io:8070",
+            "127.0.0.1:8071",
+            "localhost",
+            "[::1]",
+            "[::1:8070",
+            "10.1.2.3:8070",
+            "",
+        ] {
+            for (method, uri, body) in operations() {
+                let mut req = operator(method, uri);
+                req.headers_mut()
+                    .unwrap()
+                    .insert("host", host.parse().unwrap());
+                let (status, answer) = send(with_body(req, body)).await;
+                assert_eq!(status, 421, "{method} {uri} Host {host:?}: {answer}");
+                assert_eq!(code(&answer), "misdirected_request");
+            }
+        }
+        let mut req = operator("GET", "/services").body(Body::empty()).unwrap();
+        req.headers_mut().remove("host");
+        assert_eq!(send(req).await.0, 421, "no Host at all");
+    }
+
+    #[tokio::test]
+    async fn a_web_page_elsewhere_is_refused() {
+        for origin in [
+            "http://evil.example",
+            "null",
+            "http://localhost:8070",
+            "https://127.0.0.1:8070",
+            "http://127.0.0.1:8071",
+        ] {
+            for (method, uri, body) in operations() {
+                let req = operator(method, uri).header("origin", origin);
+                let (status, answer) = send(with_body(req, body)).await;
+                assert_eq!(status, 403, "{method} {uri} from {origin}: {answer}");
+                assert_eq!(code(&answer), "foreign_origin");
+            }
+        }
+        let req = operator("GET", "/services")
+            .header("origin", "http://127.0.0.1:8070")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(req).await.0, 200, "its own origin");
+    }
+
+    /// What an HTML form (or `fetch` without a CORS preflight) can send:
+    /// refused, with a body or without one, even with the token.
+    #[tokio::test]
+    async fn only_json_or_no_body_is_taken() {
+        for content_type in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+        ] {
+            for body in ["", "replicas=0", r#"{"replicas":1}"#] {
+                for (method, uri, _) in operations().into_iter().filter(|o| o.0 != "GET") {
+                    let req = operator(method, uri)
+                        .header("content-type", content_type)
+                        .body(Body::from(body))
+                        .unwrap();
+                    let (status, answer) = send(req).await;
+                    assert_eq!(
+                        status, 415,
+                        "{method} {uri} as {content_type} {body:?}: {answer}"
+                    );
+                    assert_eq!(code(&answer), "unsupported_media_type");
+                }
+            }
+        }
+        // A body must say it is JSON.
+        let req = operator("POST", "/services/payments/restart")
+            .header("content-length", "2")
+            .body(Body::from("{}"))
+            .unwrap();
+        assert_eq!(send(req).await.0, 415);
+    }
+
+    #[tokio::test]
+    async fn json_and_bodiless_operations_with_the_token_go_through() {
+        // Idle launcher: nothing to restart, no replica 0 to kill; the
+        // answers come from the operations themselves.
+        let cases = [
+            ("POST", "/services/payments/restart", None, None, 200),
+            (
+                "POST",
+                "/services/payments/restart",
+                Some("application/json"),
+                None,
+                200,
+            ),
+            (
+                "PUT",
+                "/services/payments/env",
+                Some("application/json; charset=utf-8"),
+                Some(r#"{"env":{}}"#),
+                200,
+            ),
+            (
+                "POST",
+                "/services/payments/replicas/0/kill",
+                None,
+                None,
+                404,
+            ),
+            ("GET", "/services/nats", None, None, 404),
+        ];
+        for (method, uri, content_type, body, want) in cases {
+            let mut req = operator(method, uri);
+            if let Some(content_type) = content_type {
+                req = req.header("content-type", content_type);
+            }
+            let req = req
+                .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+                .unwrap();
+            let (status, answer) = send(req).await;
+            assert_eq!(status.as_u16(), want, "{method} {uri}: {answer}");
+        }
+    }
+
+    /// Prometheus scrapes `/metrics` from the targets file, without
+    /// credentials, as it scrapes every replica's.
+    #[tokio::test]
+    async fn metrics_and_unknown_routes_need_no_token() {
+        let req = axum::http::Request::get("/metrics")
+            .header("host", "127.0.0.1:8070")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(req).await.0, 200);
+        let req = axum::http::Request::get("/nothing")
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = send(req).await;
+        assert_eq!((status.as_u16(), code(&body)), (404, "route_not_found"));
     }
 
     #[tokio::test]
@@ -465,7 +854,7 @@ mod tests {
         let req = axum::http::Request::get("/metrics")
             .body(Body::empty())
             .unwrap();
-        let res = router(Supervisor::idle()).oneshot(req).await.unwrap();
+        let res = app(Supervisor::idle()).oneshot(req).await.unwrap();
         assert_eq!(res.status(), 200);
         assert!(
             res.headers()["content-type"]

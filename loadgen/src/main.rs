@@ -193,9 +193,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     )]);
     options.replicas = args.replicas;
     let (token, written) = loadgen::launcher::admin_token(args.admin_token, &args.data_dir)?;
-    if let Some(path) = written {
-        println!("admin token: {} (ADMIN_TOKEN)", path.display());
-    }
+    // What to put in `Authorization: Bearer` for the control API and the
+    // services' admin API: never the token itself (terminals get shared).
+    let bearer = match &written {
+        Some(path) => {
+            println!("admin token: {} (ADMIN_TOKEN)", path.display());
+            format!("$(cat {})", path.display())
+        }
+        None => "<admin token>".to_owned(),
+    };
     options.admin_token = Some(token);
     let (secret, kept) = loadgen::launcher::jwt_secret(args.jwt_secret, &args.data_dir)?;
     if let Some(path) = kept {
@@ -246,7 +252,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         system.url("gateway").unwrap_or_default()
     );
     if let Some(addr) = system.control_addr() {
-        println!("  control API: curl -s http://{addr}/services");
+        println!(
+            "  control API: curl -s -H \"authorization: Bearer {bearer}\" http://{addr}/services"
+        );
     }
     if let Some(path) = system.targets_file() {
         println!("  discovery targets: {}", path.display());

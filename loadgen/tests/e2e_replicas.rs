@@ -84,7 +84,7 @@ fn process_exists(pid: u32) -> bool {
 }
 
 async fn post(sys: &TestSystem, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = sys.http.post(format!("{}{path}", sys.control()));
+    let mut req = sys.control_request(reqwest::Method::POST, path);
     if let Some(body) = body {
         req = req.json(&body);
     }
@@ -94,8 +94,7 @@ async fn post(sys: &TestSystem, path: &str, body: Option<Value>) -> (u16, Value)
 }
 
 async fn services(sys: &TestSystem) -> Value {
-    sys.http
-        .get(format!("{}/services", sys.control()))
+    sys.control_request(reqwest::Method::GET, "/services")
         .send()
         .await
         .unwrap()
@@ -219,8 +218,62 @@ async fn replicas_are_in_the_targets_once_ready_and_listed_by_the_control_api() 
         (status, &body["error"]["code"]),
         (404, &json!("unknown_replica"))
     );
+
+    // What a web page the operator has open can send kills nothing: a
+    // cross-site form POST (no token, a form's content type, a foreign
+    // Origin), the same through DNS rebinding (the attacker's name as
+    // Host), and even the right token with a form's body.
+    let kill = format!("{}/services/payments/replicas/1/kill", sys.control());
+    let port = sys.system.control_addr().unwrap().port();
+    let token = sys.system.control_token().unwrap().to_owned();
+    let attempts = [
+        (
+            sys.http
+                .post(&kill)
+                .header("origin", "http://evil.example")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("x=1"),
+            403,
+        ),
+        (
+            sys.http
+                .post(&kill)
+                .header("content-type", "text/plain")
+                .body("x"),
+            401,
+        ),
+        (sys.http.post(&kill), 401),
+        (
+            sys.http
+                .post(&kill)
+                .header("host", format!("rebound.evil.example:{port}"))
+                .bearer_auth(&token),
+            421,
+        ),
+        (
+            sys.http
+                .post(&kill)
+                .bearer_auth(&token)
+                .header("content-type", "text/plain")
+                .body(""),
+            415,
+        ),
+    ];
+    for (i, (attempt, want)) in attempts.into_iter().enumerate() {
+        let res = attempt.send().await.unwrap();
+        let status = res.status().as_u16();
+        assert_eq!(status, want, "attempt {i}: {}", res.text().await.unwrap());
+    }
+    let res = sys
+        .http
+        .get(format!("{}/services", sys.control()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "listing needs the token too");
     // Nothing changed.
     assert_eq!(payments_targets(&sys), payments);
+    assert_eq!(sys.system.restarts("payments"), 0, "no replica was killed");
     sys.stop().await;
 }
 

@@ -628,7 +628,9 @@ struct Up {
     gateway: String,
     control: String,
     admin_token: String,
-    _dir: tempfile::TempDir,
+    /// Every line it has printed so far (its own and its services').
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    dir: tempfile::TempDir,
 }
 
 impl Up {
@@ -637,12 +639,18 @@ impl Up {
     /// anything else. Reads the addresses from what it prints, and the
     /// admin token from the file it says it wrote.
     async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// The same, on the data directory `dir` (a second start of it).
+    async fn start_in(dir: tempfile::TempDir) -> Self {
         use tokio::io::AsyncBufReadExt as _;
-        let dir = tempfile::tempdir().unwrap();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
             .args(["up", "--ports", "auto", "--data-dir"])
             .arg(dir.path())
             .env_remove("ADMIN_TOKEN")
+            .env_remove("JWT_SECRET")
             .env_remove("RATE_LIMIT_TRUST_FORWARDED_FOR")
             .env("OTEL_SDK_DISABLED", "true")
             .stdout(std::process::Stdio::piped())
@@ -654,14 +662,17 @@ impl Up {
         let (mut gateway, mut control) = (None, None);
         let read = async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                output.lock().unwrap().push(line.clone());
                 let words: Vec<&str> = line.split_whitespace().collect();
                 if words.first() == Some(&"gateway")
                     && words.get(1).is_some_and(|w| w.starts_with("http://"))
                 {
                     gateway = Some(words[1].to_owned());
                 }
-                if let Some(at) = line.find("control API: curl -s ") {
-                    let url = line[at + "control API: curl -s ".len()..].trim();
+                // `control API: curl -s -H "authorization: ..." http://.../services`
+                if line.contains("control API: curl -s ")
+                    && let Some(url) = line.split_whitespace().last()
+                {
                     control = Some(url.trim_end_matches("/services").to_owned());
                 }
                 if line.contains("Ctrl-C stops everything") {
@@ -673,7 +684,12 @@ impl Up {
             .await
             .expect("loadgen up starts within two minutes");
         // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let kept = output.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
         let admin_token = std::fs::read_to_string(dir.path().join("admin-token"))
             .expect("loadgen up wrote its admin token")
             .trim()
@@ -683,9 +699,137 @@ impl Up {
             gateway: gateway.expect("loadgen up printed the gateway's address"),
             control: control.expect("loadgen up printed the control API's address"),
             admin_token,
-            _dir: dir,
+            output,
+            dir,
         }
     }
+
+    /// Ctrl-C, as an operator stops it, and waits until it has stopped
+    /// its services; gives back its data directory.
+    async fn interrupt(mut self) -> tempfile::TempDir {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("loadgen up stops within a minute of Ctrl-C")
+            .unwrap();
+        self.dir
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+}
+
+/// `loadgen up` runs its services with a token secret of its own, kept
+/// in the data directory (0600) and reused when that directory is started
+/// again, so a learner's token outlives a restart; one minted with the
+/// public development secret is refused, and no service warns that it
+/// runs with it. The control API asks for the admin token `up` wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn loadgen_up_signs_with_a_secret_of_its_own_kept_across_restarts() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if postgres_pass() {
+        return;
+    }
+    let up = Up::start().await;
+    let http = reqwest::Client::new();
+    let secret_file = up.dir.path().join("jwt-secret");
+    let secret = std::fs::read_to_string(&secret_file)
+        .expect("loadgen up keeps its token secret in the data directory")
+        .trim()
+        .to_owned();
+    assert_eq!(secret.len(), 64);
+    let mode = std::fs::metadata(&secret_file)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+
+    let email = format!("up-{}@example.com", uuid::Uuid::new_v4().simple());
+    let res = http
+        .post(format!("{}/api/users", up.gateway))
+        .json(&serde_json::json!({"email": email, "display_name": "Ada", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let user: Value = res.json().await.unwrap();
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    let session: Value = http
+        .post(format!("{}/api/sessions", up.gateway))
+        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let me = |gateway: String, token: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{gateway}/api/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me(up.gateway.clone(), token.clone()).await, 200);
+    let forged = support::token_for(&user_id);
+    assert_eq!(
+        me(up.gateway.clone(), forged.clone()).await,
+        401,
+        "a token signed with the development secret"
+    );
+
+    // The control API: the admin token, or nothing.
+    let services = format!("{}/services", up.control);
+    let status = http.get(&services).send().await.unwrap().status();
+    assert_eq!(status, 401);
+    let status = http
+        .get(&services)
+        .bearer_auth(&up.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+
+    let printed = up.output();
+    assert!(
+        !printed.contains("JWT_SECRET is the development default"),
+        "a service warned it runs with the development secret:\n{printed}"
+    );
+    assert!(!printed.contains(&secret), "the secret was printed");
+    assert!(
+        !printed.contains(&up.admin_token),
+        "the admin token was printed"
+    );
+    assert!(
+        printed.contains("authorization: Bearer $(cat "),
+        "the control API's curl line shows how to pass the token:\n{printed}"
+    );
+
+    // Started again on the same directory: same secret, the token still
+    // verifies; a new admin token.
+    let old_admin_token = up.admin_token.clone();
+    let dir = up.interrupt().await;
+    let up = Up::start_in(dir).await;
+    let again = std::fs::read_to_string(&secret_file).unwrap();
+    assert_eq!(again.trim(), secret, "the secret is kept");
+    assert_eq!(
+        me(up.gateway.clone(), token).await,
+        200,
+        "the token survived the restart"
+    );
+    assert_eq!(me(up.gateway.clone(), forged).await, 401);
+    assert_ne!(up.admin_token, old_admin_token);
+    up.interrupt().await;
 }
 
 /// The README's second way to run a scenario: the system started with
@@ -705,6 +849,7 @@ async fn every_shipped_scenario_passes_against_loadgen_up() {
     let services = || async {
         let body: Value = http
             .get(format!("{}/services", up.control))
+            .bearer_auth(&up.admin_token)
             .send()
             .await
             .unwrap()

@@ -10,6 +10,9 @@
 //! | replicas | `GET /services/{s}`: the `ready` replicas, named like the launcher's logs (`payments`, `payments-1`) |
 //! | settings | `GET /services/{s}`: its `env` |
 //! | configure | `PUT /services/{s}/env {"env": {...}}` (a rolling restart; answers when the last replica is back) |
+//!
+//! Every request carries the admin token (`Authorization: Bearer`), which
+//! the control API asks for as the services' admin API does.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -97,6 +100,10 @@ impl LocalPlatform {
             operation: operation.to_owned(),
             message,
         };
+        let req = match &self.admin_token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        };
         let res = req.send().await.map_err(|e| {
             unreachable(format!(
                 "the launcher's control API at {}: {}",
@@ -117,6 +124,19 @@ impl LocalPlatform {
             Ok(body) if body.error.code == "unknown_service" => {
                 PlatformError::UnknownService(operation_service(operation))
             }
+            Ok(body) if status == reqwest::StatusCode::UNAUTHORIZED => PlatformError::Refused {
+                operation: operation.to_owned(),
+                status: status.as_u16(),
+                code: body.error.code,
+                message: format!(
+                    "{}: the launcher's control API takes its admin token (--admin-token \"$(cat data/admin-token)\")",
+                    if self.admin_token.is_some() {
+                        "the admin token is not the launcher's"
+                    } else {
+                        "no admin token given"
+                    }
+                ),
+            },
             Ok(body) => PlatformError::Refused {
                 operation: operation.to_owned(),
                 status: status.as_u16(),
@@ -278,14 +298,52 @@ mod tests {
     use super::*;
     use crate::launcher::Supervisor;
 
-    async fn idle_launcher() -> LocalPlatform {
+    const TOKEN: &str = "local-platform-test-token";
+
+    /// A launcher with nothing running, its control API on a free port;
+    /// a platform for it with `token`.
+    async fn idle_launcher_with(token: Option<&str>) -> LocalPlatform {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = crate::control::router(Supervisor::idle());
+        let addr = listener.local_addr().unwrap();
+        let access = crate::control::Access {
+            token: TOKEN.parse().unwrap(),
+            addr,
+        };
+        let app = crate::control::router(Supervisor::idle(), access);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        LocalPlatform::new(url, None)
+        LocalPlatform::new(format!("http://{addr}"), token.map(str::to_owned))
+    }
+
+    async fn idle_launcher() -> LocalPlatform {
+        idle_launcher_with(Some(TOKEN)).await
+    }
+
+    #[tokio::test]
+    async fn it_sends_the_admin_token_and_says_when_it_has_none_or_the_wrong_one() {
+        // The right token: through to the launcher (nothing runs).
+        assert!(
+            idle_launcher()
+                .await
+                .replicas("payments")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        for (token, why) in [
+            (None, "no admin token given"),
+            (
+                Some("another-token"),
+                "the admin token is not the launcher's",
+            ),
+        ] {
+            let platform = idle_launcher_with(token).await;
+            let err = platform.scale("payments", 2).await.unwrap_err().to_string();
+            assert!(err.contains("401"), "{err}");
+            assert!(err.contains(why), "{err}");
+            assert!(err.contains("--admin-token"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -154,6 +154,14 @@ impl TestSystem {
         )
     }
 
+    /// A request to the launcher's control API as an operator sends it:
+    /// `path` (`/services`) with the control API's token.
+    pub fn control_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.control()))
+            .bearer_auth(self.system.control_token().expect("the control API runs"))
+    }
+
     /// A paid course of the seeded catalog (ids are deterministic).
     pub async fn paid_course(&self) -> Value {
         let page: Value = self

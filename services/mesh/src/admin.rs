@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::{db::Db, metrics::Metrics};
 
-pub use self::control::{AdminApi, CRASH_EXIT_CODE, CrashHook};
+pub use self::control::{AdminApi, CRASH_EXIT_CODE, CrashHook, Unauthorized, authorize};
 
 /// What `/readyz` checks.
 #[derive(Clone, Debug, Default)]

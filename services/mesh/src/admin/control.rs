@@ -16,7 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, post},
 };
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::json;
 use subtle::ConstantTimeEq as _;
 
@@ -108,22 +108,49 @@ type Api = State<Arc<AdminApi>>;
 // === authentication ===
 
 async fn require_token(State(api): Api, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
+    match authorize(&api.token, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// A request without the admin token: 401 `unauthorized`, with the
+/// challenge RFC 6750 asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Unauthorized {
+    /// RFC 6750 §3.1 `error`: only when a token was presented.
+    error: &'static str,
+    message: &'static str,
+}
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        unauthorized(self.error, self.message)
+    }
+}
+
+/// Whether `headers` carry `token` as `Authorization: Bearer <token>`,
+/// compared in constant time. The check of `/admin/*`, for other APIs an
+/// operator reaches with the same token (the launcher's control API).
+pub fn authorize(token: &AdminToken, headers: &HeaderMap) -> Result<(), Unauthorized> {
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     match presented {
-        Some(token) if bool::from(token.as_bytes().ct_eq(api.token.expose().as_bytes())) => {
-            next.run(req).await
+        Some(presented) if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) => {
+            Ok(())
         }
-        Some(_) => unauthorized("invalid_token", "the admin token is wrong"),
-        None => unauthorized(
-            "",
-            "the admin API needs `Authorization: Bearer <admin token>`",
-        ),
+        Some(_) => Err(Unauthorized {
+            error: "invalid_token",
+            message: "the admin token is wrong",
+        }),
+        None => Err(Unauthorized {
+            error: "",
+            message: "this needs `Authorization: Bearer <admin token>`",
+        }),
     }
 }
 
