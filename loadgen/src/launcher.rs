@@ -827,7 +827,7 @@ impl System {
         for spec in SERVICES.iter().filter(|s| s.database) {
             let url = match &options.databases {
                 Databases::Sqlite { dir } => {
-                    std::fs::create_dir_all(dir)?;
+                    create_private_dir(dir)?;
                     format!(
                         "sqlite://{}",
                         dir.join(format!("{}.db", spec.name)).display()

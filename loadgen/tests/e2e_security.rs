@@ -734,3 +734,38 @@ async fn a_token_minted_with_the_development_secret_is_refused() {
         "a service ran with the development secret"
     );
 }
+
+/// The SQLite files hold password hashes and payments: each service's
+/// file, and its WAL and shared memory, are their owner's only, and so is
+/// the data directory the launcher makes for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
+        eprintln!("skipped on the PostgreSQL pass: no SQLite file there");
+        return;
+    }
+    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    // A write to each file that has a writer at once: users.
+    sys.signed_up_user().await;
+    let data = sys.dir.path().join("data");
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "{}: {:o}", data.display(), mode(&data));
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".db") || name.ends_with(".db-wal") || name.ends_with(".db-shm") {
+            assert_eq!(mode(&path), 0o600, "{name}: {:o}", mode(&path));
+            checked.push(name);
+        }
+    }
+    for service in ["users", "courses", "payments", "progress"] {
+        assert!(
+            checked.contains(&format!("{service}.db")),
+            "{service}.db was checked: {checked:?}"
+        );
+    }
+    assert!(checked.contains(&"users.db-wal".to_owned()), "{checked:?}");
+    sys.stop().await;
+}

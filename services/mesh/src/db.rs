@@ -64,9 +64,52 @@ fn namespace(url: &str, is_sqlite: bool) -> Arc<str> {
         .into()
 }
 
+/// Makes a SQLite file its owner's only (0600): it holds what the service
+/// keeps (password hashes, payments), and SQLite would create it 0644,
+/// readable by every local user. Created empty with that mode before
+/// SQLite opens it (an empty file is an empty database to SQLite), or,
+/// already there and readable by others, tightened, with the `-wal` and
+/// `-shm` files beside it. SQLite gives those two the database file's
+/// mode when it creates them, so they stay private too. The mode is set
+/// explicitly after creation: `open` applies the umask, `chmod` does not.
+#[cfg(unix)]
+fn make_private(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        let path = Path::new(&path);
+        let Ok(metadata) = std::fs::metadata(path) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+            tracing::warn!(
+                file = %path.display(),
+                was = format!("{mode:o}"),
+                "the SQLite file was readable by other users: now its owner's only"
+            );
+        }
+    }
+    Ok(())
+}
+
 impl Db {
     /// Connects and applies the service's migrations. A SQLite file and its
-    /// directory are created on first start.
+    /// directory are created on first start, the file readable by its
+    /// owner only.
     pub async fn connect(
         url: &str,
         migrator: &Migrator,
@@ -82,6 +125,11 @@ impl Db {
                 .filter(|d| !d.as_os_str().is_empty())
             {
                 std::fs::create_dir_all(dir)?;
+            }
+            let in_memory = file == ":memory:" || url.contains("mode=memory");
+            if !in_memory {
+                #[cfg(unix)]
+                make_private(Path::new(file))?;
             }
         }
         let url = if is_sqlite && !url.contains("mode=") {

@@ -92,6 +92,61 @@ async fn connect_creates_the_file_and_applies_the_migrations() {
     assert_eq!(tables, ["items"]);
 }
 
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The file holds what the service keeps (password hashes, payments):
+/// its owner's only, and so are the WAL and shared-memory files SQLite
+/// makes beside it (it gives them the database file's mode).
+#[tokio::test]
+async fn the_sqlite_file_and_its_wal_are_readable_by_their_owner_only() {
+    let t = connect().await;
+    insert(&t.db, "mug").await.unwrap();
+    let wal = t.file.with_extension("db-wal");
+    let shm = t.file.with_extension("db-shm");
+    for path in [&t.file, &wal, &shm] {
+        assert_eq!(mode(path), 0o600, "{}: {:o}", path.display(), mode(path));
+    }
+}
+
+/// A file made before (or copied in) readable by others is made private
+/// on the next start.
+#[tokio::test]
+async fn an_existing_sqlite_file_readable_by_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let first = connect().await;
+    let file = first.file.clone();
+    let dir = first._dir;
+    first.db.pool().close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", file.display()));
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let migrator = Migrator::new(dir.path().join("migrations").as_path())
+        .await
+        .unwrap();
+    let db = Db::connect(
+        &format!("sqlite://{}", file.display()),
+        &migrator,
+        Arc::new(Metrics::new(&identity("items"))),
+    )
+    .await
+    .unwrap();
+    insert(&db, "plate").await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", file.display()));
+        assert_eq!(mode(&path), 0o600, "{}: {:o}", path.display(), mode(&path));
+    }
+}
+
 #[tokio::test]
 async fn every_operation_is_counted_by_operation_table_and_outcome() {
     let telemetry = Telemetry::install();
