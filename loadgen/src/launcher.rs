@@ -16,6 +16,7 @@
 
 pub mod broker;
 mod metrics;
+pub mod nats;
 mod replica;
 mod targets;
 
@@ -208,6 +209,14 @@ pub struct LaunchOptions {
     /// Delete the system's NATS streams when it stops (a run's or a
     /// test's system); `loadgen up` keeps them.
     pub delete_streams_on_stop: bool,
+    /// Where the launcher keeps what is not a service's (its own NATS
+    /// server's streams).
+    pub data_dir: PathBuf,
+    /// The `nats-server` to run the system's own event bus with (one user
+    /// per service, each allowed to publish only its own events). `None`:
+    /// found on `PATH` (or Debian's `/usr/sbin`). Ignored when `NATS_URL`
+    /// names a broker of the user's own.
+    pub nats_server: Option<PathBuf>,
 }
 
 impl LaunchOptions {
@@ -219,7 +228,9 @@ impl LaunchOptions {
             auto_ports: false,
             host: Ipv4Addr::LOCALHOST,
             targets_file: Some(data_dir.join("targets.json")),
-            databases: Databases::Sqlite { dir: data_dir },
+            databases: Databases::Sqlite {
+                dir: data_dir.clone(),
+            },
             logs: Logs::Prefixed,
             env: BTreeMap::new(),
             args: BTreeMap::new(),
@@ -234,6 +245,8 @@ impl LaunchOptions {
             jwt_secret: None,
             exe: None,
             delete_streams_on_stop: false,
+            data_dir,
+            nats_server: None,
         }
     }
 }
@@ -399,6 +412,39 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// The event bus: the user's own broker if `NATS_URL` names one; else a
+/// `nats-server` of the system's own, with one user per service and
+/// subject permissions ([`nats`]); else, with no `nats-server` at hand,
+/// the default broker without credentials, said loudly, since anyone who
+/// can reach it may then publish any event.
+async fn event_bus(
+    options: &LaunchOptions,
+    prefix: &str,
+) -> anyhow::Result<(String, Option<nats::NatsServer>)> {
+    let given = match (options.env.get("NATS_URL"), std::env::var("NATS_URL")) {
+        (Some(u), _) => Some(u.clone()),
+        (None, Ok(u)) if !u.is_empty() => Some(u),
+        _ => None,
+    };
+    if let Some(url) = given {
+        return Ok((url, None));
+    }
+    let Some(program) = nats::find_server(options.nats_server.as_deref()) else {
+        eprintln!(
+            "launcher: no nats-server found (apt-get install nats-server, or set NATS_SERVER); \
+             events go to nats://127.0.0.1:4222 without credentials, where anyone who can \
+             connect may publish or read any event"
+        );
+        return Ok(("nats://127.0.0.1:4222".to_owned(), None));
+    };
+    let store = options.data_dir.join("nats");
+    create_private_dir(&store)?;
+    let server = nats::NatsServer::start(&program, prefix, &store)
+        .await
+        .context("starting the system's NATS server")?;
+    Ok((server.url(), Some(server)))
 }
 
 /// Settings the launcher gives every replica itself: what the system
@@ -659,6 +705,8 @@ pub struct System {
     control_token: Option<String>,
     /// The services' `NATS_URL` and `EVENTS_PREFIX`.
     nats_url: String,
+    /// The event bus this system runs itself, if it does.
+    nats_server: Option<nats::NatsServer>,
     events_prefix: String,
     delete_streams_on_stop: bool,
 }
@@ -789,11 +837,7 @@ impl System {
             _ => events_prefix(&options.databases),
         };
         options.env.insert("EVENTS_PREFIX".into(), prefix.clone());
-        let nats_url = match (options.env.get("NATS_URL"), std::env::var("NATS_URL")) {
-            (Some(u), _) => u.clone(),
-            (None, Ok(u)) if !u.is_empty() => u,
-            _ => "nats://127.0.0.1:4222".to_owned(),
-        };
+        let (nats_url, nats_server) = event_bus(&options, &prefix).await?;
         // The services reach NATS through a proxy the control API can take
         // down (`scale nats`): a broker outage without stopping a server
         // other systems may share.
@@ -865,6 +909,18 @@ impl System {
             .map(tokio::net::TcpListener::local_addr)
             .transpose()?;
 
+        let nats_credentials = nats_server
+            .as_ref()
+            .map(|server| {
+                nats::ACCOUNTS
+                    .iter()
+                    .filter_map(|a| {
+                        let (user, password) = server.passwords.credentials_of(a.service)?;
+                        Some((a.service, (user.to_owned(), password.to_owned())))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let (supervisor, exits) = Supervisor::new(
             &options,
             exe,
@@ -872,6 +928,7 @@ impl System {
             targets_file,
             control_addr,
             Some(broker),
+            nats_credentials,
         );
         // Anything that can reach the control API could otherwise stop
         // the system: it takes the services' admin token, or, for a system
@@ -900,6 +957,7 @@ impl System {
             control,
             control_token,
             nats_url,
+            nats_server,
             events_prefix: prefix,
             delete_streams_on_stop: options.delete_streams_on_stop,
         };
@@ -1082,15 +1140,44 @@ impl System {
         self.supervisor.lock().control = None;
         self.supervisor.publish_now();
         if std::mem::take(&mut self.delete_streams_on_stop) {
-            let deleted = tokio::time::timeout(
-                Duration::from_secs(5),
-                mesh::events::delete_streams(&self.nats_url, &self.events_prefix),
-            )
+            let deleted = tokio::time::timeout(Duration::from_secs(5), async {
+                let client = self.nats_client().await?;
+                mesh::events::delete_streams_of(&client, &self.events_prefix).await
+            })
             .await;
             if !matches!(deleted, Ok(Ok(()))) {
                 tracing::warn!(prefix = %self.events_prefix, "could not delete the system's NATS streams");
             }
         }
+        if let Some(server) = self.nats_server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// The event bus's operator credentials (user, password), when the
+    /// system runs its own: every subject, for inspection and tests.
+    pub fn nats_admin(&self) -> Option<(&str, &str)> {
+        self.nats_server
+            .as_ref()
+            .map(|s| (nats::ADMIN_USER, s.passwords.admin.as_str()))
+    }
+
+    /// `service`'s user and password on the event bus the system runs, if
+    /// it has one there (for tests of the bus's permissions).
+    pub fn nats_credentials_of(&self, service: &str) -> Option<(&str, &str)> {
+        self.nats_server.as_ref()?.passwords.credentials_of(service)
+    }
+
+    /// A client of the event bus with the operator's credentials (none
+    /// when the bus is the user's own).
+    pub async fn nats_client(&self) -> anyhow::Result<async_nats::Client> {
+        let options = match self.nats_admin() {
+            Some((user, password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+            }
+            None => async_nats::ConnectOptions::new(),
+        };
+        Ok(options.connect(self.nats_url.as_str()).await?)
     }
 
     /// The services' `EVENTS_PREFIX`: their subjects and streams.
@@ -1134,6 +1221,9 @@ pub(crate) struct Supervisor {
     admin_token: Option<String>,
     /// Every replica's `JWT_SECRET` (`None` in unit tests only).
     jwt_secret: Option<String>,
+    /// `NATS_USER` and `NATS_PASSWORD` per service, on a bus the system
+    /// runs itself.
+    nats_credentials: BTreeMap<&'static str, (String, String)>,
     /// `DATABASE_URL` per service; replicas share their service's.
     databases: BTreeMap<&'static str, String>,
     http: reqwest::Client,
@@ -1210,6 +1300,7 @@ impl Supervisor {
         targets_file: Option<PathBuf>,
         control: Option<SocketAddr>,
         broker: Option<broker::BrokerProxy>,
+        nats_credentials: BTreeMap<&'static str, (String, String)>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Exit>) {
         let (exits, receiver) = mpsc::unbounded_channel();
         let services = SERVICES
@@ -1234,6 +1325,7 @@ impl Supervisor {
             drain_period: options.drain_period,
             admin_token: options.admin_token.clone(),
             jwt_secret: options.jwt_secret.clone(),
+            nats_credentials,
             databases,
             http: reqwest::Client::new(),
             metrics: LauncherMetrics::new(SERVICES.iter().map(|s| s.name)),
@@ -1261,8 +1353,15 @@ impl Supervisor {
     #[cfg(test)]
     pub(crate) fn idle() -> Arc<Self> {
         let options = LaunchOptions::local("unused");
-        let (supervisor, _) =
-            Self::new(&options, "unused".into(), BTreeMap::new(), None, None, None);
+        let (supervisor, _) = Self::new(
+            &options,
+            "unused".into(),
+            BTreeMap::new(),
+            None,
+            None,
+            None,
+            BTreeMap::new(),
+        );
         supervisor
     }
 
@@ -1478,6 +1577,12 @@ impl Supervisor {
         // public in `ps`, a process's environment is its owner's.
         if let Some(secret) = &self.jwt_secret {
             cmd.env("JWT_SECRET", secret);
+        }
+        // The service's own user on the bus, or none: never credentials
+        // from our environment meant for something else.
+        cmd.env_remove("NATS_USER").env_remove("NATS_PASSWORD");
+        if let Some((user, password)) = self.nats_credentials.get(service) {
+            cmd.env("NATS_USER", user).env("NATS_PASSWORD", password);
         }
         match &self.logs {
             Logs::Prefixed => {

@@ -117,6 +117,14 @@ enum Command {
     /// answers (like wrk) or at a fixed rate (like wrk2), and print
     /// throughput and coordinated-omission corrected latency.
     Bench(loadgen::engine::bench::BenchArgs),
+    /// Print the event bus server's configuration for a deployment whose
+    /// subjects start with PREFIX: one user per service, allowed to
+    /// publish only its own events (`deploy/compose/nats.conf` is this for
+    /// `learnsphere`).
+    NatsConfig {
+        #[arg(default_value = "learnsphere")]
+        prefix: String,
+    },
     /// Run one service in this process (what `up` starts as its children).
     Serve {
         /// The service to run.
@@ -374,6 +382,10 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Serve { service, args } => serve(service, args).await,
+        Command::NatsConfig { prefix } => {
+            print!("{}", loadgen::launcher::nats::config(&prefix));
+            Ok(())
+        }
         Command::Scenarios { dir, journeys } => list_scenarios(dir, journeys),
         Command::Run(args) => std::process::exit(loadgen::run::run(*args).await),
         Command::Receive { grpc, http, keep } => receive(grpc, http, keep).await,

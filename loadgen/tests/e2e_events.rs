@@ -108,10 +108,13 @@ async fn consumed(sys: &TestSystem, outcome: &str) -> f64 {
     )
 }
 
+/// The system's event bus as its operator sees it (every subject).
 async fn jetstream_of(sys: &TestSystem) -> jetstream::Context {
-    let client = async_nats::connect(sys.system.nats_url())
+    let client = sys
+        .system
+        .nats_client()
         .await
-        .expect("NATS is reachable (CI starts nats-server with JetStream)");
+        .expect("the system's NATS server is reachable");
     jetstream::new(client)
 }
 
@@ -626,6 +629,85 @@ async fn a_refund_marks_the_enrollment_refunded_across_the_queue() {
         &[("destination", "payment.refunded"), ("outcome", "success")],
     );
     assert_eq!(sent, 1.0, "refunded once, published once");
+    sys.stop().await;
+}
+
+/// The bus speaks only to the services, each as itself: a client without
+/// credentials is refused, and a service may publish its own events but
+/// not another's (a forged `payment.captured` used to activate a course
+/// with no payment behind it), nor read events it does not consume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_refuses_strangers_and_events_from_the_wrong_service() {
+    let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
+    let url = sys.system.nats_url().to_owned();
+    let prefix = sys.system.events_prefix().to_owned();
+    // The streams exist once progress's consumers have started.
+    let admin = jetstream_of(&sys).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while admin
+        .get_stream(format!("{}_EVENTS", prefix.to_uppercase()))
+        .await
+        .is_err()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no events stream");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let anonymous = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url.as_str())
+        .await;
+    assert!(
+        anonymous.is_err(),
+        "a client without credentials is refused"
+    );
+
+    let as_service = |service: &str| {
+        let (user, password) = sys.system.nats_credentials_of(service).unwrap();
+        async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+            .connect(url.clone())
+    };
+    let publish = |js: jetstream::Context, subject: String| async move {
+        let sent = tokio::time::timeout(Duration::from_secs(3), async move {
+            js.publish(subject, "{}".into()).await?.await
+        })
+        .await;
+        matches!(sent, Ok(Ok(_)))
+    };
+    let users = jetstream::new(as_service("users").await.unwrap());
+    assert!(
+        publish(users.clone(), format!("{prefix}.events.user.registered")).await,
+        "users publishes its own events"
+    );
+    for event in ["payment.captured", "payment.refunded", "course.completed"] {
+        assert!(
+            !publish(users.clone(), format!("{prefix}.events.{event}")).await,
+            "users may not publish {event}"
+        );
+    }
+    let payments = jetstream::new(as_service("payments").await.unwrap());
+    assert!(
+        !publish(payments.clone(), format!("{prefix}.events.user.registered")).await,
+        "payments may not publish user.registered"
+    );
+    // Nor read the stream: it runs no consumer.
+    let read = tokio::time::timeout(Duration::from_secs(3), async {
+        let stream = payments
+            .get_stream(format!("{}_EVENTS", prefix.to_uppercase()))
+            .await?;
+        stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                durable_name: Some("snoop".into()),
+                ..Default::default()
+            })
+            .await?;
+        anyhow::Ok(())
+    })
+    .await;
+    assert!(
+        !matches!(read, Ok(Ok(()))),
+        "payments may not read the stream"
+    );
     sys.stop().await;
 }
 

@@ -234,9 +234,7 @@ pub async fn books(sys: &TestSystem) -> Books {
 
 /// Messages in the system's dead-letter stream (0 if it was never made).
 async fn dead_letters(sys: &TestSystem) -> u64 {
-    let client = async_nats::connect(sys.system.nats_url())
-        .await
-        .expect("NATS is reachable");
+    let client = sys.system.nats_client().await.expect("NATS is reachable");
     let js = async_nats::jetstream::new(client);
     let name = mesh::events::stream_names(sys.system.events_prefix())[1].clone();
     match js.get_stream(&name).await {
