@@ -161,6 +161,37 @@ async fn tokens_are_verified_and_users_only_reach_their_own_data() {
     sys.stop().await;
 }
 
+/// A correctly signed token for an account that does not exist (deleted,
+/// or never made) buys nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_for_no_account_buys_nothing() {
+    let sys = TestSystem::start(Otlp::Grpc, &[]).await;
+    let course = sys.paid_course().await;
+    let ghost = format!("ghost-{}", uuid::Uuid::new_v4().simple());
+    let res = sys
+        .checkout(
+            &support::token_for(&ghost),
+            course["id"].as_str().unwrap(),
+            "ghost-1",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
+    let listed: Value = sys
+        .http
+        .get(format!("{}/users/{ghost}/payments", sys.url("payments")))
+        .bearer_auth(support::token_for(&ghost))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"], json!([]), "nothing charged");
+    sys.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_rejects_bad_input_without_charging_and_replays_by_key() {
     let sys = TestSystem::start(
