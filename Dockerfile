@@ -7,6 +7,7 @@
 #   planner  reduces the workspace to a recipe: manifests and the lock file
 #   builder  builds the dependencies from the recipe (a layer that stays
 #            cached until Cargo.toml or Cargo.lock change), then our code
+#   prebuilt a loadgen built outside, instead of builder's (below)
 #   base     Debian slim, the binary, a wget for healthchecks, a non-root user
 #   loadgen-kubectl
 #            base plus kubectl, for loadgen as a Kubernetes Job whose
@@ -19,6 +20,13 @@
 
 # kubectl for the loadgen-kubectl target (below).
 ARG KUBECTL_VERSION=v1.32.4
+# Which stage the runtime images take the binary from: `builder` compiles
+# it here (the default, what users and the release workflow build);
+# `prebuilt` copies the file `loadgen` at the root of the build context,
+# a binary built on a bookworm host (scripts/compose-smoke's fast path:
+# the one the test suite already built, with a context holding only it).
+# Needs BuildKit, which builds only the stages the target uses.
+ARG LOADGEN_BINARY=builder
 
 FROM rust:1.95.0-slim-bookworm AS chef
 # cmake: aws-lc-sys (jsonwebtoken's crypto backend) may need it to build
@@ -43,6 +51,11 @@ COPY . .
 RUN cargo build --release --locked -p loadgen --bin loadgen \
  && cp target/release/loadgen /usr/local/bin/loadgen
 
+FROM scratch AS prebuilt
+COPY loadgen /usr/local/bin/loadgen
+
+FROM ${LOADGEN_BINARY} AS binary
+
 # A static busybox, pinned by its image tag, for its `wget` applet only.
 FROM busybox:1.37.0-musl AS busybox
 
@@ -59,7 +72,7 @@ FROM debian:12.12-slim AS base
 # network; busybox's wget is one static ~1 MB file. Installed under the
 # name `wget`, busybox runs that applet (it dispatches on argv[0]).
 COPY --from=busybox /bin/busybox /usr/local/bin/wget
-COPY --from=builder /usr/local/bin/loadgen /usr/local/bin/loadgen
+COPY --from=binary /usr/local/bin/loadgen /usr/local/bin/loadgen
 # An unprivileged user with a fixed id (volumes and Kubernetes
 # securityContext can name it); /app is its working directory, where a
 # service without DATABASE_URL would keep its SQLite file.

@@ -214,7 +214,7 @@ def lint():
 
 
 def list_queries(variables):
-    with open(os.path.join(HERE, "queries.json"), encoding="utf-8") as f:
+    with open(os.path.join(HERE, generate.QUERIES_FILE), encoding="utf-8") as f:
         core = {(q["file"], q["panel_id"], q["ref_id"]): q["core"]
                 for q in json.load(f)["queries"]}
     out = []

@@ -188,8 +188,8 @@ def check_services(c: Checker, compose: dict) -> None:
 
         limit = memory_bytes(svc.get("mem_limit"))
         c.check(
-            limit is not None and 16 << 20 <= limit <= 1 << 30,
-            f"{name}: mem_limit {svc.get('mem_limit')!r} is missing or not between 16m and 1g",
+            limit is not None and 16 << 20 <= limit <= 2 << 30,
+            f"{name}: mem_limit {svc.get('mem_limit')!r} is missing or not between 16m and 2g",
         )
 
         env = environment(svc)
@@ -369,7 +369,8 @@ def check_dockerfile(c: Checker) -> None:
     for m in re.finditer(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, re.M | re.I):
         alias = m.group(2)
         image = re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda v: defaults.get(v.group(1), v.group(0)), m.group(1))
-        if image not in stages:
+        # `scratch` is no image, only an empty start.
+        if image not in stages and image != "scratch":
             c.check(image_pinned(image), f"Dockerfile: base image {image} is not pinned to a version")
         if alias:
             stages.add(alias)
@@ -436,13 +437,26 @@ def check_collector_specifics(c: Checker) -> None:
     c.check(query.get("metrics") in backends, "jaeger: jaeger_query.storage.metrics names no metric backend")
 
 
-def check_grafana(c: Checker) -> None:
+def check_grafana(c: Checker, compose: dict) -> None:
     ds = c.load("observability/grafana/provisioning/datasources/datasources.yml")
     by_uid = {d.get("uid"): d for d in ds.get("datasources") or []}
     c.check(by_uid.get("prometheus", {}).get("type") == "prometheus", "grafana: no prometheus datasource with uid prometheus")
     c.check(by_uid.get("jaeger", {}).get("type") == "jaeger", "grafana: no jaeger datasource with uid jaeger")
     dests = (by_uid.get("prometheus", {}).get("jsonData") or {}).get("exemplarTraceIdDestinations") or []
-    c.check(any(d.get("name") == "trace_id" and d.get("datasourceUid") == "jaeger" for d in dests), "grafana: exemplars (trace_id) do not link to Jaeger")
+    # Jaeger's own UI, not the jaeger datasource: datasourceUid opens
+    # Explore, which anonymous Viewers may not use, and Grafana 12 sends the
+    # Jaeger backend `queryType: traceql`, which it does not handle
+    # (grafana/grafana#111448). $$ is a literal $ in provisioning files.
+    c.check(
+        any(d.get("name") == "trace_id" and d.get("url") == "${JAEGER_PUBLIC_URL}/trace/$${__value.raw}" for d in dests),
+        "grafana: exemplars (trace_id) must link to ${JAEGER_PUBLIC_URL}/trace/$${__value.raw}",
+    )
+    c.check(not any("datasourceUid" in d for d in dests), "grafana: an exemplar link through datasourceUid opens Explore (Viewers may not)")
+    grafana_env = environment((compose.get("services") or {}).get("grafana") or {})
+    c.check(
+        grafana_env.get("JAEGER_PUBLIC_URL", "").startswith("${JAEGER_PUBLIC_URL:-http"),
+        "grafana: JAEGER_PUBLIC_URL (the exemplar links' Jaeger) must be set, with a default",
+    )
     t2m = (by_uid.get("jaeger", {}).get("jsonData") or {}).get("tracesToMetrics") or {}
     c.check(t2m.get("datasourceUid") == "prometheus", "grafana: Jaeger tracesToMetrics does not point at Prometheus")
     for q in t2m.get("queries") or []:
@@ -450,6 +464,18 @@ def check_grafana(c: Checker) -> None:
     boards = c.load("observability/grafana/provisioning/dashboards/dashboards.yml")
     paths = [p.get("options", {}).get("path") for p in boards.get("providers") or []]
     c.check("/var/lib/grafana/dashboards" in paths, "grafana: no dashboard provider for /var/lib/grafana/dashboards")
+
+
+def check_compose_v1(c: Checker, compose: dict) -> None:
+    """Compose v1 (Debian's and Ubuntu's docker-compose) reads the file too:
+    no top-level `name:`, which it refuses; the project name comes from
+    COMPOSE_PROJECT_NAME in .env, as loadgen's --compose-project expects."""
+    c.check("name" not in compose, "docker-compose.yml: a top-level name: (Compose v1 refuses it); set COMPOSE_PROJECT_NAME in .env.example")
+    example = (c.root / ".env.example").read_text(encoding="utf-8")
+    c.check(
+        re.search(r"^COMPOSE_PROJECT_NAME=learnsphere$", example, re.M) is not None,
+        ".env.example: COMPOSE_PROJECT_NAME=learnsphere missing (the project name loadgen's --compose-project uses)",
+    )
 
 
 def check_mounts(c: Checker, compose: dict) -> None:
@@ -483,7 +509,8 @@ def main() -> int:
     check_collector_config(c, "observability/otel-collector.yml")
     check_collector_config(c, "observability/jaeger.yml")
     check_collector_specifics(c)
-    check_grafana(c)
+    check_grafana(c, compose)
+    check_compose_v1(c, compose)
     check_mounts(c, compose)
     for note in c.notes:
         print(f"note: {note}")

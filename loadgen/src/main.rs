@@ -98,6 +98,11 @@ enum Command {
         /// Spans kept in memory (oldest dropped first).
         #[arg(long, default_value_t = 10_000)]
         keep: usize,
+        /// Also serve the read-only query API here: `GET
+        /// /api/traces/{trace_id}`, `/api/stats` and `/metrics` (what the
+        /// Compose smoke test asks and Prometheus scrapes).
+        #[arg(long)]
+        query: Option<std::net::SocketAddr>,
     },
     /// Run a scenario: journeys through the gateway on a schedule, the
     /// scenario's timeline events on time, then a verdict from its
@@ -292,6 +297,7 @@ async fn receive(
     grpc: std::net::SocketAddr,
     http: std::net::SocketAddr,
     keep: usize,
+    query: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let running = loadgen::receiver::Receiver::with_max_spans(keep)
         .start(grpc, http)
@@ -301,6 +307,16 @@ async fn receive(
         running.grpc_endpoint(),
         running.http_endpoint()
     );
+    if let Some(addr) = query {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!(
+            "query API on http://{}/api/traces/{{trace_id}}",
+            listener.local_addr()?
+        );
+        let router = running.query_router();
+        // Ends with the process; nothing to drain in a read-only API.
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
     let mut last = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -388,7 +404,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Scenarios { dir, journeys } => list_scenarios(dir, journeys),
         Command::Run(args) => std::process::exit(loadgen::run::run(*args).await),
-        Command::Receive { grpc, http, keep } => receive(grpc, http, keep).await,
+        Command::Receive {
+            grpc,
+            http,
+            keep,
+            query,
+        } => receive(grpc, http, keep, query).await,
         Command::Bench(args) => loadgen::engine::bench::run(args).await,
     }
 }

@@ -69,6 +69,8 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::capture::{CaptureLimits, CaptureStats, TraceStore};
 
+mod query;
+
 /// How many spans a [`Receiver::new`] keeps before dropping the oldest.
 pub const DEFAULT_MAX_SPANS: usize = 100_000;
 

@@ -10,7 +10,7 @@
 //!
 //! - every PromQL expression of every dashboard panel and annotation, once
 //!   per value of the `service` template variable, must parse and
-//!   evaluate, and the core ones (queries.json) must return data;
+//!   evaluate, and the core ones (observability/dashboard-queries.json) must return data;
 //! - every recording and alerting rule must be healthy in Prometheus, and
 //!   its expression must evaluate; the per-service and per-edge RED rules
 //!   must return data;

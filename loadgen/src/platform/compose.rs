@@ -1,31 +1,60 @@
-//! The `compose` driver: `docker compose` for the project, `docker` for
-//! single containers. Exercised here only against a fake `docker`
-//! executable that records its arguments (this machine has no Docker
-//! engine); `docs/platforms.md` lists the commands.
+//! The `compose` driver: `docker compose` (or the standalone
+//! `docker-compose`) for the project, `docker` for single containers. The
+//! unit tests below run it against a fake `docker` that records its
+//! arguments; `scripts/compose-smoke` runs it against a real project
+//! (`docs/compose.md`). `docs/platforms.md` lists the commands.
 //!
 //! | Operation | Commands |
 //! |---|---|
 //! | scale | `docker compose [-p P] [-f F]... up -d --no-recreate --scale S=N S` |
 //! | crash | `docker compose ... ps -q S`, pick one, `docker kill <id>`, then `docker start <id>` |
 //! | restart | per container of `ps -q S`: `docker inspect` (address), `POST /admin/drain`, wait the drain period, `docker restart -t <grace> <id>`, `docker inspect` until healthy (or running, without a healthcheck) |
-//! | replicas | resolve `S` (one A record per replica inside the Compose network) → `http://ip:port` |
+//! | replicas | resolve `S` (one A record per replica inside the Compose network) → `http://ip:port`; where `S` does not resolve (loadgen on the Docker host), `docker ps` of the service's containers and `docker inspect` of their addresses |
+//!
+//! Compose v2 is the `docker compose` plugin; Debian and Ubuntu still
+//! package v1, the standalone `docker-compose`, which takes the same
+//! arguments for everything above. [`ComposeCli::Detect`] asks `docker
+//! compose version` once and falls back to `docker-compose`.
 //!
 //! Docker treats `docker kill` as a deliberate stop: no restart policy
 //! applies afterwards (moby/moby#21359). A crash is a replica the
 //! orchestrator brings back, so the driver starts it again itself.
 
-use std::{collections::BTreeMap, ffi::OsString, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    ffi::OsString,
+    path::PathBuf,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use tokio::sync::OnceCell;
 
 use super::{
     Platform, PlatformError, PlatformFuture, Replica, Tool, pick, resolve_replicas, service_port,
 };
 use crate::faults::AdminClient;
 
+/// Which Compose runs the project's commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComposeCli {
+    /// `docker compose` if the plugin answers `docker compose version`,
+    /// else `docker-compose` on `PATH`.
+    Detect,
+    /// `docker compose`: Compose v2, the Docker CLI plugin.
+    Plugin,
+    /// A standalone executable: `docker-compose` (Compose v1, or v2
+    /// installed standalone).
+    Standalone(PathBuf),
+}
+
 /// How to reach the Compose project.
 #[derive(Debug, Clone)]
 pub struct ComposeOptions {
     /// The `docker` executable (`docker` on `PATH` by default).
     pub docker: PathBuf,
+    /// Which Compose to run (default: detect).
+    pub cli: ComposeCli,
     /// `-p`: the project name; `None`: Compose's default (the directory).
     pub project: Option<String>,
     /// `-f`, in order; empty: Compose's default file.
@@ -51,6 +80,7 @@ impl Default for ComposeOptions {
     fn default() -> Self {
         Self {
             docker: "docker".into(),
+            cli: ComposeCli::Detect,
             project: None,
             files: Vec::new(),
             ports: BTreeMap::new(),
@@ -64,12 +94,16 @@ impl Default for ComposeOptions {
 }
 
 /// Drives a Compose project.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ComposePlatform {
     options: ComposeOptions,
-    compose: Tool,
+    /// `docker compose -p P -f F` or `docker-compose -p P -f F`, once known.
+    compose: OnceCell<Tool>,
     docker: Tool,
     admin: AdminClient,
+    /// Set once the service names did not resolve here: loadgen runs
+    /// outside the project's network, and Docker lists the replicas.
+    names_unresolved: AtomicBool,
 }
 
 /// What `docker inspect` says about a container.
@@ -114,30 +148,90 @@ const INSPECT_FORMAT: &str = "{{.State.Status}} {{if .State.Health}}{{.State.Hea
 
 impl ComposePlatform {
     pub fn new(options: ComposeOptions) -> Self {
-        let mut prefix: Vec<OsString> = vec!["compose".into()];
-        if let Some(project) = &options.project {
-            prefix.extend(["-p".into(), project.into()]);
-        }
-        for file in &options.files {
-            prefix.extend(["-f".into(), file.into()]);
-        }
         Self {
-            compose: Tool::new(&options.docker, prefix),
+            compose: OnceCell::new(),
             docker: Tool::new(&options.docker, Vec::new()),
             admin: AdminClient::new(options.admin_token.clone()),
+            names_unresolved: AtomicBool::new(false),
             options,
         }
     }
 
+    /// The Compose command with the project's `-p` and `-f`, the CLI
+    /// detected on first use.
+    async fn compose(&self) -> &Tool {
+        self.compose
+            .get_or_init(|| async {
+                let (program, mut prefix): (PathBuf, Vec<OsString>) = match &self.options.cli {
+                    ComposeCli::Plugin => (self.options.docker.clone(), vec!["compose".into()]),
+                    ComposeCli::Standalone(program) => (program.clone(), Vec::new()),
+                    ComposeCli::Detect => {
+                        if self.docker.run(&["compose", "version"]).await.is_ok() {
+                            (self.options.docker.clone(), vec!["compose".into()])
+                        } else {
+                            tracing::info!(
+                                "`docker compose` is not installed; using docker-compose"
+                            );
+                            ("docker-compose".into(), Vec::new())
+                        }
+                    }
+                };
+                if let Some(project) = &self.options.project {
+                    prefix.extend(["-p".into(), project.into()]);
+                }
+                for file in &self.options.files {
+                    prefix.extend(["-f".into(), file.into()]);
+                }
+                Tool::new(program, prefix)
+            })
+            .await
+    }
+
     /// The service's container ids, as `docker compose ps -q` lists them.
     async fn containers(&self, service: &str) -> Result<Vec<String>, PlatformError> {
-        let out = self.compose.run(&["ps", "-q", service]).await?;
-        Ok(out
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect())
+        let out = self.compose().await.run(&["ps", "-q", service]).await?;
+        Ok(lines(&out))
+    }
+
+    /// Each running replica's address, from Docker rather than DNS: for
+    /// loadgen on the Docker host, where the service names do not resolve
+    /// but the containers' addresses are routed (Linux; not Docker
+    /// Desktop's VM). `docker ps` (the Compose labels, not `compose ps`:
+    /// this runs on every scrape, and Compose v1 is a slow Python start).
+    async fn replicas_from_docker(
+        &self,
+        service: &str,
+        port: u16,
+    ) -> Result<Vec<Replica>, PlatformError> {
+        let mut args = vec![
+            "ps".to_owned(),
+            "-q".into(),
+            "--filter".into(),
+            format!("label=com.docker.compose.service={service}"),
+        ];
+        if let Some(project) = &self.options.project {
+            args.extend([
+                "--filter".into(),
+                format!("label=com.docker.compose.project={project}"),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ids = lines(&self.docker.run(&args).await?);
+        let mut replicas = Vec::new();
+        for id in &ids {
+            let state = self.inspect(id).await?;
+            if state.status != "running" {
+                continue;
+            }
+            if let Some(ip) = state.ips.first() {
+                replicas.push(Replica {
+                    name: ip.clone(),
+                    base_url: format!("http://{ip}:{port}"),
+                });
+            }
+        }
+        replicas.sort();
+        Ok(replicas)
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerState, PlatformError> {
@@ -190,6 +284,15 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
+/// The non-empty lines of a command's output: container ids.
+fn lines(out: &str) -> Vec<String> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Platform for ComposePlatform {
     fn name(&self) -> &'static str {
         "compose"
@@ -202,7 +305,8 @@ impl Platform for ComposePlatform {
     fn scale<'a>(&'a self, service: &'a str, replicas: usize) -> PlatformFuture<'a, String> {
         Box::pin(async move {
             let scale = format!("{service}={replicas}");
-            self.compose
+            self.compose()
+                .await
                 .run(&["up", "-d", "--no-recreate", "--scale", &scale, service])
                 .await?;
             Ok(format!("{service} → {replicas} replicas"))
@@ -243,7 +347,23 @@ impl Platform for ComposePlatform {
     fn replicas<'a>(&'a self, service: &'a str) -> PlatformFuture<'a, Vec<Replica>> {
         Box::pin(async move {
             let port = service_port(&self.options.ports, service)?;
-            resolve_replicas(&self.options.host.replace("{service}", service), port).await
+            if self.names_unresolved.load(Ordering::Relaxed) {
+                return self.replicas_from_docker(service, port).await;
+            }
+            let host = self.options.host.replace("{service}", service);
+            match resolve_replicas(&host, port).await {
+                Ok(replicas) => Ok(replicas),
+                Err(dns) => match self.replicas_from_docker(service, port).await {
+                    Ok(replicas) => {
+                        tracing::info!(%host, "service names do not resolve here: replicas come from docker inspect");
+                        self.names_unresolved.store(true, Ordering::Relaxed);
+                        Ok(replicas)
+                    }
+                    Err(docker) => Err(PlatformError::Failed(format!(
+                        "{dns}; and from Docker: {docker}"
+                    ))),
+                },
+            }
         })
     }
 }
@@ -256,6 +376,7 @@ mod tests {
     fn platform(fake: &FakeTool) -> ComposePlatform {
         ComposePlatform::new(ComposeOptions {
             docker: fake.program.clone(),
+            cli: ComposeCli::Plugin,
             project: Some("learnsphere".into()),
             files: vec!["deploy/compose.yaml".into()],
             host: "localhost".into(),
@@ -358,6 +479,78 @@ mod tests {
             "{replicas:?}"
         );
         assert!(fake.calls().is_empty(), "no docker call needed");
+    }
+
+    #[tokio::test]
+    async fn detect_uses_the_plugin_when_docker_compose_answers() {
+        let fake = FakeTool::new("docker", &[]);
+        let platform = ComposePlatform::new(ComposeOptions {
+            docker: fake.program.clone(),
+            project: Some("learnsphere".into()),
+            ..ComposeOptions::default()
+        });
+        platform.scale("payments", 2).await.unwrap();
+        platform.scale("payments", 3).await.unwrap();
+        assert_eq!(
+            fake.calls(),
+            [
+                "compose version",
+                "compose -p learnsphere up -d --no-recreate --scale payments=2 payments",
+                "compose -p learnsphere up -d --no-recreate --scale payments=3 payments",
+            ],
+            "asked once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_standalone_docker_compose_takes_the_same_arguments() {
+        let compose = FakeTool::new("docker-compose", &[("-p learnsphere", "aaa111\n")]);
+        let docker = FakeTool::new("docker", &[]);
+        let platform = ComposePlatform::new(ComposeOptions {
+            docker: docker.program.clone(),
+            cli: ComposeCli::Standalone(compose.program.clone()),
+            project: Some("learnsphere".into()),
+            files: vec!["docker-compose.yml".into()],
+            ..ComposeOptions::default()
+        });
+        platform.crash("payments", Some(0)).await.unwrap();
+        assert_eq!(
+            compose.calls(),
+            ["-p learnsphere -f docker-compose.yml ps -q payments"]
+        );
+        assert_eq!(docker.calls(), ["kill aaa111", "start aaa111"]);
+    }
+
+    #[tokio::test]
+    async fn replicas_come_from_docker_where_the_names_do_not_resolve() {
+        let fake = FakeTool::new(
+            "docker",
+            &[
+                ("ps -q", "aaa111\nbbb222\n"),
+                (
+                    "inspect --format {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}} {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}} aaa111",
+                    "running healthy 172.18.0.7 \n",
+                ),
+                ("inspect", "running healthy 172.18.0.9 \n"),
+            ],
+        );
+        let platform = ComposePlatform::new(ComposeOptions {
+            docker: fake.program.clone(),
+            cli: ComposeCli::Plugin,
+            project: Some("learnsphere".into()),
+            host: "{service}.invalid".into(),
+            ..ComposeOptions::default()
+        });
+        let replicas = platform.replicas("payments").await.unwrap();
+        let urls: Vec<&str> = replicas.iter().map(|r| r.base_url.as_str()).collect();
+        assert_eq!(urls, ["http://172.18.0.7:8083", "http://172.18.0.9:8083"]);
+        assert_eq!(
+            fake.calls()[0],
+            "ps -q --filter label=com.docker.compose.service=payments --filter label=com.docker.compose.project=learnsphere"
+        );
+        // Known now: no second DNS attempt, straight to Docker.
+        platform.replicas("payments").await.unwrap();
+        assert_eq!(fake.calls().len(), 6);
     }
 
     #[test]

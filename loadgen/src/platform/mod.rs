@@ -24,7 +24,7 @@ use std::{
 };
 
 pub use self::{
-    compose::{ComposeOptions, ComposePlatform},
+    compose::{ComposeCli, ComposeOptions, ComposePlatform},
     kubernetes::{KubernetesOptions, KubernetesPlatform},
     local::LocalPlatform,
 };
