@@ -27,7 +27,11 @@ Checks (exit 1 if any fails, each failure on its own line):
 - the URLs services call each other by are Compose service names (so every
   replica of a scaled service is found);
 - the Collector and Jaeger configs wire every pipeline component they
-  declare; the Grafana datasources have the UIDs dashboards rely on;
+  declare; the Grafana datasources have the UIDs dashboards rely on, and
+  exemplars link to Jaeger's own UI (JAEGER_PUBLIC_URL), not through the
+  jaeger datasource (Explore, which anonymous Viewers may not use);
+- Compose v1 reads the file: no top-level `name:`, the project name in
+  .env.example's COMPOSE_PROJECT_NAME;
 - every file or directory mounted from the repository exists (those other
   parts of the stack provide are reported, not failed, while missing).
 
