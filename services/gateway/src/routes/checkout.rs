@@ -124,6 +124,9 @@ async fn checkout(
             currency: course.currency.clone(),
         };
         match state.payments.charge(&caller, &key, &charge).await {
+            // A retry of this checkout (its key seen before) is answered as
+            // the original was, with 200: nothing new was bought.
+            Ok(charged) if charged.replayed => (StatusCode::OK, Some(charged.payment)),
             Ok(charged) => (StatusCode::CREATED, Some(charged.payment)),
             // Bought a moment ago, under another key (a double-click, a
             // second tab): that purchase is the answer, and nothing more
