@@ -89,6 +89,39 @@ impl Learner {
     }
 }
 
+/// A checkout's answer: as [`classify`], and a 409 `purchase_in_progress`
+/// is not a failure either. Two journeys of one simulated learner may buy
+/// the same course at once, as a double-click does; the system's answer is
+/// to charge once and tell the other to wait, which the journey then does.
+fn classify_checkout<T>(result: &Result<T, CallError>) -> Outcome {
+    match purchase_in_progress(result) {
+        Some(_) => Outcome {
+            status: Some(409),
+            error: None,
+        },
+        None => classify(result),
+    }
+}
+
+/// The wait a 409 `purchase_in_progress` asks for, if that is the answer.
+fn purchase_in_progress<T>(result: &Result<T, CallError>) -> Option<Duration> {
+    match result {
+        Err(CallError::Status {
+            status,
+            code,
+            retry_after,
+            ..
+        }) if status.as_u16() == 409 && code == "purchase_in_progress" => Some(
+            retry_after
+                .as_deref()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs)
+                .min(Duration::from_secs(5)),
+        ),
+        _ => None,
+    }
+}
+
 /// How a gateway call ended, as loadgen counts it. A 402 decline is the
 /// card provider's answer, part of the story rather than a failure.
 pub fn classify<T>(result: &Result<T, CallError>) -> Outcome {
@@ -564,13 +597,32 @@ impl Checkout {
             return;
         }
         let key = uuid::Uuid::new_v4().to_string();
-        let bought = it
+        let mut bought = it
             .request(
                 "POST /api/checkout",
                 world.client.checkout(&visitor, &course, &key),
-                classify,
+                classify_checkout,
             )
             .await;
+        // Bought at this moment by another journey of the same learner:
+        // wait as told, and ask again with the same key, which answers
+        // with that purchase once it is done.
+        for _ in 0..3 {
+            let Some(wait) = purchase_in_progress(&bought) else {
+                break;
+            };
+            tokio::time::sleep(wait).await;
+            bought = it
+                .request(
+                    "POST /api/checkout",
+                    world.client.checkout(&visitor, &course, &key),
+                    classify_checkout,
+                )
+                .await;
+        }
+        if purchase_in_progress(&bought).is_some() {
+            it.fail("POST /api/checkout: still purchase_in_progress after three waits");
+        }
         if bought.is_ok() {
             learner.own(&course);
         }
