@@ -84,6 +84,13 @@ impl Backoff {
         }
     }
 
+    /// Forgets earlier crashes: a restart asked for (a rollout, new
+    /// settings) starts the replica afresh, and a crash soon after it is
+    /// its first, not one more of a loop.
+    pub(super) fn reset(&mut self) {
+        self.next = self.policy.initial_delay;
+    }
+
     /// The delay before restarting a replica that died after `uptime`.
     pub(super) fn delay(&mut self, uptime: Duration) -> Duration {
         if uptime >= self.policy.stable_after {
@@ -402,6 +409,7 @@ impl ReplicaTask {
             stopped: StoppedReplica::new(self.replica, old_pid, status),
             since,
         });
+        self.backoff.reset();
         self.respawn()
     }
 
@@ -512,6 +520,19 @@ mod tests {
         // Up for 10 s: a fresh crash.
         assert_eq!(backoff.delay(10 * S), S);
         assert_eq!(backoff.delay(S), 2 * S);
+    }
+
+    #[test]
+    fn a_restart_asked_for_forgets_earlier_crashes() {
+        let mut backoff = Backoff::new(RestartPolicy::default());
+        assert_eq!(backoff.delay(2 * S), S);
+        assert_eq!(backoff.delay(2 * S), 2 * S);
+        backoff.reset();
+        assert_eq!(
+            backoff.delay(2 * S),
+            S,
+            "a crash right after a rollout waits 1 s, not 4 s"
+        );
     }
 
     #[test]
