@@ -871,12 +871,13 @@ async fn every_shipped_scenario_passes_against_loadgen_up() {
     };
     let before = services().await;
     for (name, _) in loadgen::scenario::SHIPPED {
-        // A rolling restart of two replicas takes a few real seconds
-        // whatever the scale: course-redeploy gets a longer run.
-        let scale = if *name == "course-redeploy" {
-            "0.25"
-        } else {
-            SCALE
+        // Some events take real seconds whatever the scale: a rolling
+        // restart of two replicas, a crashed replica's restart (its 1 s
+        // delay and start-up) before the fault that must reach it.
+        let scale = match *name {
+            "course-redeploy" => "0.25",
+            "progress-down" => "0.3",
+            _ => SCALE,
         };
         let otlp = receiver().await;
         let out = tempfile::tempdir().unwrap();
