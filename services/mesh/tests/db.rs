@@ -178,11 +178,7 @@ async fn every_operation_is_counted_by_operation_table_and_outcome() {
     assert_eq!(operations(&t.metrics, "SELECT", "error"), None);
 
     // Each operation is a client span with the database conventions.
-    let spans: Vec<_> = telemetry
-        .spans()
-        .into_iter()
-        .filter(|s| s.name == "INSERT items")
-        .collect();
+    let spans = telemetry.spans_named("INSERT items", 3);
     assert_eq!(spans.len(), 3);
     for span in &spans {
         assert_eq!(span.span_kind, SpanKind::Client);
@@ -205,7 +201,9 @@ async fn every_operation_is_counted_by_operation_table_and_outcome() {
         str_attr(failed[0], "error.type").as_deref(),
         Some("unique_violation")
     );
-    let select = telemetry.span("SELECT items");
+    let select = telemetry.spans_named("SELECT items", 1);
+    assert_eq!(select.len(), 1);
+    let select = &select[0];
     assert_eq!(select.status, Status::Unset);
 }
 

@@ -92,6 +92,27 @@ impl Telemetry {
             .expect("in-memory exporter readable")
     }
 
+    /// The finished spans called `name`, once there are `count` of them
+    /// (at most five seconds). A database span can end a moment after its
+    /// operation has answered: sqlx's SQLite worker thread holds a clone
+    /// of the caller's span while it runs the command and drops it after
+    /// sending the result, and the span ends (and is exported) when its
+    /// last clone is dropped.
+    pub fn spans_named(&self, name: &str, count: usize) -> Vec<SpanData> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let named: Vec<SpanData> = self
+                .spans()
+                .into_iter()
+                .filter(|s| s.name == name)
+                .collect();
+            if named.len() >= count || std::time::Instant::now() >= deadline {
+                return named;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// The one finished span called `name`.
     pub fn span(&self, name: &str) -> SpanData {
         let spans = self.spans();
