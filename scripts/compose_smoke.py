@@ -487,30 +487,24 @@ class Smoke:
         # 402 is the simulated card processor declining (2% of charges): an
         # answer, not an error. Anything 5xx or without an answer is one.
         errors = [r for r in results if not isinstance(r[2], int) or r[2] >= 500]
-        # Known limit (docs/compose.md, "What the first run found"): a call
-        # already sent to the killed container gets no answer and no reset
-        # (its network namespace is gone), so it waits for the gateway's
-        # 10 s deadline, and timeouts are not retried. Only such calls,
-        # started before the kill and failed after the deadline, are
-        # tolerated; --strict-kill tolerates none.
-        in_flight = [r for r in errors if r[0] < killed_at and r[1] - r[0] >= 9 and r[2] in (503, 504)]
-        unexplained = [r for r in errors if r not in in_flight]
+        # A call already sent to the killed container gets no answer and no
+        # reset (its network namespace is gone with it). The gateway's
+        # sockets give up on such a peer within about five seconds
+        # (keep-alive, TCP_USER_TIMEOUT), its retry reaches another
+        # replica, and that replica takes over the key once the dead
+        # owner's lease has run out (docs/compose.md, "What the first run
+        # found"): slow, but answered.
+        spanning = [r for r in results if r[0] < killed_at < r[1]]
         statuses = sorted({r[2] for r in results}, key=str)
         summary = (f"killed {victim['Name'].lstrip('/')}; {len(results)} keyed checkouts "
                    f"({len(during)} started after the kill), statuses {statuses}")
-        if unexplained or (in_flight and self.args.strict_kill):
+        if errors:
             raise AssertionError(
                 f"{summary}; {len(errors)} failed: "
                 + "; ".join(f"{r[2]} after {r[1] - r[0]:.1f} s {r[3]}" for r in errors[:5])
             )
-        if in_flight:
-            self.known.append(
-                f"{len(in_flight)} keyed checkout(s) in flight on the killed replica failed after the deadline "
-                f"({in_flight[0][1] - in_flight[0][0]:.1f} s, {in_flight[0][2]}): a killed container's "
-                "connections get no reset and timeouts are not retried"
-            )
-            return summary + f"; none failed but {len(in_flight)} in flight on the victim (known limit, below)"
-        return summary + "; none failed"
+        slowest = max((r[1] - r[0] for r in spanning), default=0.0)
+        return summary + f"; none failed (the slowest across the kill took {slowest:.1f} s)"
 
     # 6
     def targets_up(self):
@@ -699,8 +693,6 @@ def main() -> int:
         check.add_argument(flag, required=True)
     check.add_argument("--missing", default="")
     check.add_argument("--stats", type=float, default=0)
-    check.add_argument("--strict-kill", action="store_true",
-                       help="fail on a checkout lost with the killed replica, the known limit included")
     args = parser.parse_args()
     if args.command == "image":
         print(image_of(args.service))

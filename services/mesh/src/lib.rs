@@ -125,6 +125,19 @@ impl Mesh {
             // pay a TCP handshake each.
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
+            // A replica that vanishes without closing its connections (a
+            // killed container's network is removed with it: no reset, no
+            // FIN) would hold a call until its deadline. Keep-alive probes
+            // after a second of silence, and at most five seconds without
+            // an acknowledgement (TCP_USER_TIMEOUT, which also bounds the
+            // probes), end such a connection with ETIMEDOUT, and a keyed
+            // or idempotent call is retried on another replica in time. A
+            // live peer's kernel answers the probes however slow the
+            // handler is, so a slow answer is never cut short.
+            .tcp_keepalive(Duration::from_secs(1))
+            .tcp_keepalive_interval(Duration::from_secs(1))
+            .tcp_keepalive_retries(4)
+            .tcp_user_timeout(Duration::from_secs(5))
             .build()
             .expect("reqwest client with static settings builds");
         let inbound = InboundParts {

@@ -20,10 +20,18 @@
 //! double-click with two keys charges once, and the second click is told
 //! the course is bought, or being bought.
 //!
-//! Known limit: a replica killed between claim and record leaves its key
-//! `in_progress`, and duplicates get 409 until the row is deleted. A
-//! production system would give claims a lease (Stripe expires keys after
-//! 24 hours) and reconcile with the provider, which holds the key too.
+//! A claim is a lease. Its owner (one id per request) renews a heartbeat
+//! every [`db::KEY_HEARTBEAT`] while it works; a duplicate that finds the
+//! heartbeat older than [`db::KEY_LEASE`] takes for dead the replica that
+//! claimed the key (killed between claim and record) and takes the charge
+//! over: it prices, claims the purchase (already the key's) and calls the
+//! provider with the same key. The provider call carries the key, which a
+//! real processor uses to return the first charge instead of making a
+//! second, so a takeover after the dead owner's provider call charged
+//! nothing twice; the simulated provider keeps no such memory, and the
+//! books hold one payment either way. Only the owner may complete or
+//! release the key: an owner that was merely slow finds its key taken and
+//! answers with what its successor recorded.
 
 use std::time::Duration;
 
@@ -33,7 +41,7 @@ use tracing::Instrument as _;
 
 use crate::{
     AppState,
-    db::{self, KeyRecord, KeyState, PurchaseClaim},
+    db::{self, KeyOwner, KeyRecord, KeyState, PurchaseClaim},
     domain::{IdempotencyKey, NewCharge},
     error::{AppError, Result},
     model::{Charge, Payment, PaymentStatus},
@@ -52,98 +60,165 @@ const MAX_BACKOFF: Duration = Duration::from_millis(100);
 pub async fn charge(state: &AppState, key: IdempotencyKey, charge: NewCharge) -> Result<Charge> {
     let fingerprint = charge.fingerprint();
     let deadline = Instant::now() + state.idempotency_wait;
+    let owner = KeyOwner::new();
     let mut backoff = FIRST_BACKOFF;
     loop {
-        if db::claim_key(&state.db, &key, &fingerprint, Utc::now()).await? {
-            // The charge runs in its own task: if the client hangs up, the
-            // handler's future is dropped, but the provider call and the
-            // record still finish, so the key never stays `in_progress`
-            // and the client's retry replays the result.
-            let task = tokio::spawn(
-                execute(state.clone(), key, charge).instrument(tracing::Span::current()),
-            );
-            let payment = task.await??;
+        let mut owns = db::claim_key(&state.db, &key, &fingerprint, &owner, Utc::now()).await?;
+        if !owns {
+            match db::find_key(&state.db, &key).await? {
+                Some(record) if record.fingerprint != fingerprint => {
+                    return Err(AppError::IdempotencyKeyReused);
+                }
+                Some(KeyRecord {
+                    state: KeyState::Completed,
+                    payment_id,
+                    ..
+                }) => return replay(state, payment_id).await,
+                // Another request owns the key. If its heartbeat stopped,
+                // it died mid-charge: take over. Else wait, within bounds.
+                Some(KeyRecord { heartbeat_at, .. }) => {
+                    let now = Utc::now();
+                    if db::lease_expired(&heartbeat_at, now) {
+                        owns =
+                            db::take_over_key(&state.db, &key, &owner, &heartbeat_at, now).await?;
+                        if owns {
+                            tracing::warn!(
+                                last_heartbeat = heartbeat_at,
+                                "took over an Idempotency-Key whose owner stopped mid-charge"
+                            );
+                        }
+                    }
+                    if !owns {
+                        if Instant::now() + backoff > deadline {
+                            return Err(AppError::RequestInProgress);
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
+                // The owner's provider call failed and it released the key
+                // between our claim and our read: claim it again, unless
+                // the wait is over (so the loop is bounded whatever others
+                // do).
+                None => {
+                    if Instant::now() > deadline {
+                        return Err(AppError::RequestInProgress);
+                    }
+                    continue;
+                }
+            }
+        }
+        // This request owns the key. The charge runs in its own task: if
+        // the client hangs up, the handler's future is dropped, but the
+        // provider call and the record still finish, so the key never
+        // stays `in_progress` and the client's retry replays the result.
+        let task = tokio::spawn(
+            execute(state.clone(), key.clone(), owner.clone(), charge.clone())
+                .instrument(tracing::Span::current()),
+        );
+        if let Some(payment) = task.await?? {
             return Ok(Charge {
                 payment,
                 replayed: false,
             });
         }
-        match db::find_key(&state.db, &key).await? {
-            Some(record) if record.fingerprint != fingerprint => {
-                return Err(AppError::IdempotencyKeyReused);
-            }
-            Some(KeyRecord {
-                state: KeyState::Completed,
-                payment_id,
-                ..
-            }) => {
-                let payment = match payment_id {
-                    Some(id) => db::get_payment(&state.db, &id).await?,
-                    None => None,
-                };
-                // `record_payment` writes both in one transaction, so this
-                // only fails if someone edited the tables by hand.
-                let payment = payment.ok_or_else(|| {
-                    sqlx::Error::Decode("completed idempotency key without its payment".into())
-                })?;
-                tracing::info!(payment.id = %payment.id, "replaying the stored answer for this Idempotency-Key");
-                return Ok(Charge {
-                    payment,
-                    replayed: true,
-                });
-            }
-            // Another request owns the key: wait for it, within bounds.
-            Some(_) => {
-                if Instant::now() + backoff > deadline {
-                    return Err(AppError::RequestInProgress);
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            // The owner's provider call failed and it released the key
-            // between our claim and our read: claim it again, unless the
-            // wait is over (so the loop is bounded whatever others do).
-            None => {
-                if Instant::now() > deadline {
-                    return Err(AppError::RequestInProgress);
-                }
-            }
+        // Our claim was taken over while we worked: answer with what the
+        // successor records, as any duplicate would.
+        if Instant::now() > deadline {
+            return Err(AppError::RequestInProgress);
         }
+    }
+}
+
+/// The stored answer of a completed key.
+async fn replay(state: &AppState, payment_id: Option<String>) -> Result<Charge> {
+    let payment = match payment_id {
+        Some(id) => db::get_payment(&state.db, &id).await?,
+        None => None,
+    };
+    // `record_payment` writes both in one transaction, so this only fails
+    // if someone edited the tables by hand.
+    let payment = payment.ok_or_else(|| {
+        sqlx::Error::Decode("completed idempotency key without its payment".into())
+    })?;
+    tracing::info!(payment.id = %payment.id, "replaying the stored answer for this Idempotency-Key");
+    Ok(Charge {
+        payment,
+        replayed: true,
+    })
+}
+
+/// Renews `owner`'s claim on `key` until dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(state: &AppState, key: &IdempotencyKey, owner: &KeyOwner) -> Self {
+        let (db, key, owner) = (state.db.clone(), key.clone(), owner.clone());
+        Self(tokio::spawn(async move {
+            let mut beat = tokio::time::interval(db::KEY_HEARTBEAT);
+            beat.tick().await;
+            loop {
+                beat.tick().await;
+                match db::heartbeat(&db, &key, &owner, Utc::now()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            "lost the Idempotency-Key to another request; stopping the heartbeat"
+                        );
+                        return;
+                    }
+                    // The next beat may get through; the lease allows
+                    // missing two.
+                    Err(error) => {
+                        tracing::warn!(%error, "could not renew the Idempotency-Key claim")
+                    }
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 /// The owner's part: price the charge from the catalog, claim the
 /// learner's purchase of the course, call the provider, then record the
-/// payment. Whatever stops it before the provider answers gives the key
-/// and the claim back: nothing was charged, and a retry starts afresh.
-async fn execute(state: AppState, key: IdempotencyKey, charge: NewCharge) -> Result<Payment> {
+/// payment, renewing the key's lease all along. Whatever stops it before
+/// the provider answers gives the key and the claim back: nothing was
+/// charged, and a retry starts afresh. `None` if the key was taken over
+/// before the payment could be recorded.
+async fn execute(
+    state: AppState,
+    key: IdempotencyKey,
+    owner: KeyOwner,
+    charge: NewCharge,
+) -> Result<Option<Payment>> {
+    let _heartbeat = Heartbeat::start(&state, &key, &owner);
     let user_id = charge.user_id.as_str();
     let course_id = charge.course_id.as_str();
     if let Err(error) = check_price(&state, &charge).await {
-        release(&state, &key).await;
+        release(&state, &key, &owner, &charge).await;
         return Err(error);
     }
-    match db::claim_purchase(&state.db, user_id, course_id, &key, Utc::now()).await {
-        Ok(PurchaseClaim::Held) => {}
-        Ok(PurchaseClaim::Bought(payment_id)) => {
-            release(&state, &key).await;
-            return Err(AppError::AlreadyPurchased(payment_id));
-        }
-        Ok(PurchaseClaim::InFlight) => {
-            release(&state, &key).await;
-            return Err(AppError::PurchaseInProgress);
-        }
-        Err(error) => {
-            release(&state, &key).await;
-            return Err(error.into());
-        }
+    let refused = match db::claim_purchase(&state.db, user_id, course_id, &key, Utc::now()).await {
+        Ok(PurchaseClaim::Held) => None,
+        Ok(PurchaseClaim::Bought(payment_id)) => Some(AppError::AlreadyPurchased(payment_id)),
+        Ok(PurchaseClaim::InFlight) => Some(AppError::PurchaseInProgress),
+        Err(error) => Some(error.into()),
+    };
+    if let Some(error) = refused {
+        release(&state, &key, &owner, &charge).await;
+        return Err(error);
     }
     let answer = match state.provider.charge(&key, &charge.amount).await {
         Ok(answer) => answer,
         Err(error) => {
             // Nothing was charged: free the key so a retry is a new attempt.
-            release_purchase(&state, &charge, &key).await;
-            release(&state, &key).await;
+            release(&state, &key, &owner, &charge).await;
             return Err(error.into());
         }
     };
@@ -164,21 +239,31 @@ async fn execute(state: AppState, key: IdempotencyKey, charge: NewCharge) -> Res
         // every replay carry the same timestamp.
         created_at: Utc::now().trunc_subsecs(6),
     };
-    if let Err(error) = db::record_payment(&state.db, &state.outbox, &key, &payment).await {
-        // The provider acted but we could not record it. Keeping the claim
-        // would answer every retry with 409 forever; releasing it lets the
-        // client retry. The provider call carries the key, which a real
-        // processor uses to return the first charge instead of a second.
-        tracing::error!(
-            payment.id = %payment.id,
-            payment.provider.reference = payment.provider_reference.as_deref(),
-            "provider answered but the payment could not be recorded",
-        );
-        release_purchase(&state, &charge, &key).await;
-        release(&state, &key).await;
-        return Err(error.into());
+    match db::record_payment(&state.db, &state.outbox, &key, &owner, &payment).await {
+        Ok(true) => Ok(Some(payment)),
+        Ok(false) => {
+            tracing::warn!(
+                payment.provider.reference = payment.provider_reference.as_deref(),
+                "the Idempotency-Key was taken over before this charge was recorded; \
+                 answering with what the new owner records",
+            );
+            Ok(None)
+        }
+        Err(error) => {
+            // The provider acted but we could not record it. Keeping the
+            // claim would answer every retry with 409 until its lease ran
+            // out; releasing it lets the client retry now. The provider
+            // call carries the key, which a real processor uses to return
+            // the first charge instead of a second.
+            tracing::error!(
+                payment.id = %payment.id,
+                payment.provider.reference = payment.provider_reference.as_deref(),
+                "provider answered but the payment could not be recorded",
+            );
+            release(&state, &key, &owner, &charge).await;
+            Err(error.into())
+        }
     }
-    Ok(payment)
 }
 
 /// The charge must be the course's price, in an allowed currency: the
@@ -210,25 +295,13 @@ async fn check_price(state: &AppState, charge: &NewCharge) -> Result<()> {
     Ok(())
 }
 
-/// Gives back a purchase claim; a failure is logged (the claim's lease
-/// frees it later).
-async fn release_purchase(state: &AppState, charge: &NewCharge, key: &IdempotencyKey) {
-    let released = db::release_purchase(
-        &state.db,
-        charge.user_id.as_str(),
-        charge.course_id.as_str(),
-        key,
-    )
-    .await;
-    if let Err(error) = released {
-        tracing::error!(%error, "could not release the purchase claim; its lease will");
-    }
-}
-
-/// Deletes an in-progress claim; a failure is logged, since the caller is
-/// already answering with the error that made it release.
-async fn release(state: &AppState, key: &IdempotencyKey) {
-    if let Err(error) = db::release_key(&state.db, key).await {
-        tracing::error!(%error, "could not release the Idempotency-Key claim; it stays in progress");
+/// Gives back the key and the purchase it claimed, while `owner` still
+/// holds the key; a failure is logged, since the caller is already
+/// answering with the error that made it release (the key's lease frees
+/// both later).
+async fn release(state: &AppState, key: &IdempotencyKey, owner: &KeyOwner, charge: &NewCharge) {
+    let purchase = (charge.user_id.as_str(), charge.course_id.as_str());
+    if let Err(error) = db::release_key(&state.db, key, owner, purchase).await {
+        tracing::error!(%error, "could not release the Idempotency-Key claim; its lease will");
     }
 }

@@ -69,14 +69,53 @@ pub struct KeyRecord {
     pub fingerprint: RequestFingerprint,
     pub state: KeyState,
     pub payment_id: Option<String>,
+    /// The owner's last sign of life, as stored ([`timestamp`]).
+    pub heartbeat_at: String,
 }
 
-const CLAIM_KEY: &str = "INSERT INTO idempotency_keys (key, request_hash, state, payment_id, created_at) \
-     VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (key) DO NOTHING";
-const GET_KEY: &str = "SELECT request_hash, state, payment_id FROM idempotency_keys WHERE key = $1";
-const RELEASE_KEY: &str = "DELETE FROM idempotency_keys WHERE key = $1 AND state = $2";
+/// How often the owner of an in-progress key renews its claim.
+pub const KEY_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long an in-progress key is held without a heartbeat: three missed
+/// beats. Past it the owner is taken for dead (its replica was killed
+/// between claim and record) and the next request with the key and body
+/// takes the charge over. Short, so that request is the client's own
+/// retry, not a 409: the gateway's retry of a call lost with a killed
+/// replica arrives about five seconds later (`mesh::Mesh::new`).
+pub const KEY_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
+
+/// Who owns an in-progress key: one id per request that claimed it or
+/// took it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOwner(String);
+
+impl KeyOwner {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+const CLAIM_KEY: &str = "INSERT INTO idempotency_keys (key, request_hash, state, payment_id, created_at, owner, heartbeat_at) \
+     VALUES ($1, $2, $3, NULL, $4, $5, $4) ON CONFLICT (key) DO NOTHING";
+// Keys claimed before leases existed have no heartbeat: their creation
+// is their last sign of life.
+const GET_KEY: &str = "SELECT request_hash, state, payment_id, COALESCE(heartbeat_at, created_at) AS heartbeat_at \
+     FROM idempotency_keys WHERE key = $1";
+const HEARTBEAT: &str = "UPDATE idempotency_keys SET heartbeat_at = $1 \
+     WHERE key = $2 AND state = $3 AND owner = $4";
+// Only while the heartbeat is still the one seen stale: of two takers, the
+// first moves it and the second's condition no longer holds (PostgreSQL
+// re-checks it on the updated row; SQLite runs one writer at a time).
+const TAKE_OVER_KEY: &str = "UPDATE idempotency_keys SET owner = $1, heartbeat_at = $2 \
+     WHERE key = $3 AND state = $4 AND COALESCE(heartbeat_at, created_at) = $5";
+const RELEASE_KEY: &str =
+    "DELETE FROM idempotency_keys WHERE key = $1 AND state = $2 AND owner = $3";
 const COMPLETE_KEY: &str = "UPDATE idempotency_keys SET state = $1, payment_id = $2 \
-     WHERE key = $3 AND state = $4";
+     WHERE key = $3 AND state = $4 AND owner = $5";
 const INSERT_PAYMENT: &str = "INSERT INTO payments \
      (id, user_id, course_id, amount_cents, currency, status, decline_reason, provider_reference, idempotency_key, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
@@ -109,6 +148,7 @@ pub async fn claim_key(
     db: &Db,
     key: &IdempotencyKey,
     fingerprint: &RequestFingerprint,
+    owner: &KeyOwner,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let done = db
@@ -119,6 +159,59 @@ pub async fn claim_key(
                 .bind(fingerprint.as_str())
                 .bind(KeyState::InProgress.as_str())
                 .bind(timestamp(now))
+                .bind(owner.as_str())
+                .execute(db.pool()),
+        )
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Renews `owner`'s claim on `key`; false if it no longer holds it (the
+/// claim was taken over, or the key completed or released).
+pub async fn heartbeat(
+    db: &Db,
+    key: &IdempotencyKey,
+    owner: &KeyOwner,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = db
+        .run(
+            Op::new("UPDATE", "idempotency_keys", HEARTBEAT),
+            sqlx::query(HEARTBEAT)
+                .bind(timestamp(now))
+                .bind(key.as_str())
+                .bind(KeyState::InProgress.as_str())
+                .bind(owner.as_str())
+                .execute(db.pool()),
+        )
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether an in-progress key last beaten at `heartbeat_at` has outlived
+/// its lease at `now`.
+pub fn lease_expired(heartbeat_at: &str, now: DateTime<Utc>) -> bool {
+    heartbeat_at < timestamp(now - KEY_LEASE).as_str()
+}
+
+/// Takes over an in-progress key whose owner stopped beating at
+/// `seen_heartbeat`; true if this request is now its owner.
+pub async fn take_over_key(
+    db: &Db,
+    key: &IdempotencyKey,
+    owner: &KeyOwner,
+    seen_heartbeat: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = db
+        .run(
+            Op::new("UPDATE", "idempotency_keys", TAKE_OVER_KEY),
+            sqlx::query(TAKE_OVER_KEY)
+                .bind(owner.as_str())
+                .bind(timestamp(now))
+                .bind(key.as_str())
+                .bind(KeyState::InProgress.as_str())
+                .bind(seen_heartbeat)
                 .execute(db.pool()),
         )
         .await?;
@@ -148,21 +241,48 @@ pub async fn find_key(db: &Db, key: &IdempotencyKey) -> Result<Option<KeyRecord>
         fingerprint: RequestFingerprint::from_stored(row.try_get("request_hash")?),
         state,
         payment_id: row.try_get("payment_id")?,
+        heartbeat_at: row.try_get("heartbeat_at")?,
     }))
 }
 
-/// Gives up an in-progress claim so the client can retry with the key.
-/// A completed key is never released: its payment is the answer for good.
-pub async fn release_key(db: &Db, key: &IdempotencyKey) -> Result<(), sqlx::Error> {
-    db.run(
-        Op::new("DELETE", "idempotency_keys", RELEASE_KEY),
-        sqlx::query(RELEASE_KEY)
-            .bind(key.as_str())
-            .bind(KeyState::InProgress.as_str())
-            .execute(db.pool()),
-    )
-    .await?;
-    Ok(())
+/// Gives up `owner`'s in-progress claim so the client can retry with the
+/// key, and with it the learner's purchase of the course if the key
+/// claimed it: in one transaction, and only while `owner` still holds the key,
+/// so an owner that lost its key to a successor cannot free the
+/// successor's purchase. A completed key is never released: its payment
+/// is the answer for good.
+pub async fn release_key(
+    db: &Db,
+    key: &IdempotencyKey,
+    owner: &KeyOwner,
+    (user_id, course_id): (&str, &str),
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let released = db
+        .run(
+            Op::new("DELETE", "idempotency_keys", RELEASE_KEY),
+            sqlx::query(RELEASE_KEY)
+                .bind(key.as_str())
+                .bind(KeyState::InProgress.as_str())
+                .bind(owner.as_str())
+                .execute(&mut *tx),
+        )
+        .await?
+        .rows_affected()
+        == 1;
+    if released {
+        db.run(
+            Op::new("DELETE", "purchases", RELEASE_PURCHASE),
+            sqlx::query(RELEASE_PURCHASE)
+                .bind(user_id)
+                .bind(course_id)
+                .bind(key.as_str())
+                .execute(&mut *tx),
+        )
+        .await?;
+    }
+    db.run(Op::new("COMMIT", "payments", "COMMIT"), tx.commit())
+        .await
 }
 
 /// Who holds a learner's purchase of a course.
@@ -263,37 +383,40 @@ pub async fn claim_purchase(
     Ok(PurchaseClaim::InFlight)
 }
 
-/// Gives back a claim that bought nothing (the provider failed, or the
-/// charge was refused before it), so the learner can try again.
-pub async fn release_purchase(
-    db: &Db,
-    user_id: &str,
-    course_id: &str,
-    key: &IdempotencyKey,
-) -> Result<(), sqlx::Error> {
-    db.run(
-        Op::new("DELETE", "purchases", RELEASE_PURCHASE),
-        sqlx::query(RELEASE_PURCHASE)
-            .bind(user_id)
-            .bind(course_id)
-            .bind(key.as_str())
-            .execute(db.pool()),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Stores the payment and marks its key completed, in one transaction: a
 /// waiting duplicate sees either no payment and `in_progress`, or both.
 /// The purchase the charge claimed is, in the same transaction, bought by
 /// the payment if it was captured, and given back if it was declined.
+///
+/// Only `owner` may complete the key: false, with nothing written, if it
+/// no longer holds it (it was too slow, and another request took the
+/// charge over and may have recorded it).
 pub async fn record_payment(
     db: &Db,
     outbox: &Outbox,
     key: &IdempotencyKey,
+    owner: &KeyOwner,
     payment: &Payment,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
+    let completed = db
+        .run(
+            Op::new("UPDATE", "idempotency_keys", COMPLETE_KEY),
+            sqlx::query(COMPLETE_KEY)
+                .bind(KeyState::Completed.as_str())
+                .bind(&payment.id)
+                .bind(key.as_str())
+                .bind(KeyState::InProgress.as_str())
+                .bind(owner.as_str())
+                .execute(&mut *tx),
+        )
+        .await?
+        .rows_affected()
+        == 1;
+    if !completed {
+        // Dropping the transaction rolls it back.
+        return Ok(false);
+    }
     db.run(
         Op::new("INSERT", "payments", INSERT_PAYMENT),
         sqlx::query(INSERT_PAYMENT)
@@ -307,16 +430,6 @@ pub async fn record_payment(
             .bind(payment.provider_reference.as_deref())
             .bind(key.as_str())
             .bind(timestamp(payment.created_at))
-            .execute(&mut *tx),
-    )
-    .await?;
-    db.run(
-        Op::new("UPDATE", "idempotency_keys", COMPLETE_KEY),
-        sqlx::query(COMPLETE_KEY)
-            .bind(KeyState::Completed.as_str())
-            .bind(&payment.id)
-            .bind(key.as_str())
-            .bind(KeyState::InProgress.as_str())
             .execute(&mut *tx),
     )
     .await?;
@@ -360,7 +473,7 @@ pub async fn record_payment(
     db.run(Op::new("COMMIT", "payments", "COMMIT"), tx.commit())
         .await?;
     outbox.committed();
-    Ok(())
+    Ok(true)
 }
 
 /// What a refund found.

@@ -1,6 +1,6 @@
 //! One replica of a destination: sends a request to its address with
 //! `reqwest`, sorts the errors, and ejects itself for a while when it
-//! refuses connections.
+//! refuses connections or vanishes under a call.
 //!
 //! Ejection is expressed as readiness: an ejected endpoint's `poll_ready`
 //! is pending until the ejection ends, so the balancer's ready cache stops
@@ -97,7 +97,7 @@ impl Drop for Endpoint {
 /// every replica ejected there would be nothing to send to, and a failing
 /// call tells the caller more than a queue that waits for an ejection to
 /// end (Envoy's `max_ejection_percent`, at 100% minus one).
-fn eject(shared: &Shared, health: &Mutex<Health>, addr: SocketAddr) {
+fn eject(shared: &Shared, health: &Mutex<Health>, addr: SocketAddr, why: &'static str) {
     let mut health = health.lock().expect("endpoint health lock");
     if health.ejected_until.is_some() {
         return;
@@ -122,8 +122,27 @@ fn eject(shared: &Shared, health: &Mutex<Health>, addr: SocketAddr) {
         destination = %shared.destination,
         endpoint = %addr,
         ejected_for = ?duration,
-        "endpoint refused the connection; ejected"
+        why,
+        "endpoint ejected"
     );
+}
+
+/// Whether the socket itself timed out (`ETIMEDOUT`): keep-alive probes
+/// or sent data went unacknowledged, so the peer is gone without having
+/// closed the connection (a killed container, a host off the network).
+/// The call's own deadline is reqwest's timer, not an I/O error.
+fn peer_lost(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(err) = source {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl Service<OutboundRequest> for Endpoint {
@@ -188,13 +207,25 @@ impl Service<OutboundRequest> for Endpoint {
                 }
                 Err(source) => {
                     let destination = shared.destination.clone();
-                    Err(if source.is_timeout() {
+                    let lost = peer_lost(&source);
+                    Err(if lost && !source.is_connect() {
+                        // Not the call's deadline: the socket gave up on
+                        // a peer that stopped answering (see
+                        // `crate::Mesh::new`), so the request may or may
+                        // not have been handled. A transport error, which
+                        // the retry layer repeats only when that is safe.
+                        eject(&shared, &health, addr, "the peer stopped answering");
+                        OutboundError::Transport {
+                            destination,
+                            source: source.into(),
+                        }
+                    } else if source.is_timeout() && !lost {
                         OutboundError::Timeout {
                             destination,
                             timeout,
                         }
                     } else if source.is_connect() {
-                        eject(&shared, &health, addr);
+                        eject(&shared, &health, addr, "the connection failed");
                         OutboundError::Connect {
                             destination,
                             source: source.into(),
@@ -208,5 +239,44 @@ impl Service<OutboundRequest> for Endpoint {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{error::Error, fmt, io};
+
+    use super::peer_lost;
+
+    /// An error wrapping another, as reqwest wraps hyper wraps io.
+    #[derive(Debug)]
+    struct Wrapped(Box<dyn Error + 'static>);
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapped")
+        }
+    }
+
+    impl Error for Wrapped {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn a_socket_timeout_anywhere_in_the_chain_is_a_lost_peer() {
+        let socket = io::Error::from(io::ErrorKind::TimedOut);
+        let error = Wrapped(Box::new(Wrapped(Box::new(socket))));
+        assert!(peer_lost(&error));
+    }
+
+    #[test]
+    fn a_reset_or_a_timer_is_not_a_lost_peer() {
+        let reset = Wrapped(Box::new(io::Error::from(io::ErrorKind::ConnectionReset)));
+        assert!(!peer_lost(&reset));
+        // The call's deadline: a timer's error, not the socket's.
+        let deadline = Wrapped(Box::new(Wrapped(Box::new(fmt::Error))));
+        assert!(!peer_lost(&deadline));
     }
 }
