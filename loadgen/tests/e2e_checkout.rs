@@ -92,6 +92,16 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
                 && mine
                     .iter()
                     .any(|s| s.attr_str("peer.service") == Some("payment-provider"))
+                // A server span can arrive before its caller's client span
+                // (each service exports on its own): wait for the parents
+                // too, or the event's courses call is checked half-arrived.
+                && mine
+                    .iter()
+                    .filter(|s| s.kind == SpanKind::Server && s.service_name != "gateway")
+                    .all(|s| {
+                        mine.iter()
+                            .any(|p| s.parent_span_id.as_deref() == Some(p.span_id.as_str()))
+                    })
         })
         .await
         .unwrap_or_else(|spans| {

@@ -838,10 +838,13 @@ async fn many_checkouts_of_one_course_at_once_charge_once() {
 }
 
 /// 500 checkouts on PostgreSQL with two progress replicas consuming side
-/// by side, and the gateway's enroll delayed at random (0–25 ms, an
-/// injected latency on progress's `POST /enrollments`), so the
+/// by side, and the gateway's enroll delayed at random (an injected
+/// latency on progress's `POST /enrollments`, log-normal from a few
+/// milliseconds to a second: median 20 ms, p99 1 s), so the
 /// `payment.captured` event lands before the enroll for some purchases
-/// and after it for others. Within 10 s of the last checkout the books
+/// and after it for others, however long the event's own path takes on
+/// a quiet or a busy machine (a uniform 0–25 ms gave 215 and 285 when
+/// quiet, but 2 and 498 with the machine's two cores busy). Within 10 s of the last checkout the books
 /// balance: every captured payment has exactly one enrollment, active.
 ///
 /// PostgreSQL pass only: READ COMMITTED is where a read-then-write
@@ -874,7 +877,7 @@ async fn five_hundred_checkouts_racing_their_events_all_end_active() {
             .json(&json!({
                 "route": "/enrollments",
                 "method": "POST",
-                "latency": {"uniform_ms": [0, 25]},
+                "latency": {"median_ms": 20, "p99_ms": 1000},
                 "expires_in": "10m",
             }))
             .send()
@@ -938,7 +941,7 @@ async fn five_hundred_checkouts_racing_their_events_all_end_active() {
     );
     assert_eq!(outcomes.len(), LEARNERS * COURSES_EACH);
     assert!(
-        event_first >= 25 && enroll_first >= 25,
+        event_first >= 10 && enroll_first >= 10,
         "both orders must happen for the test to mean anything: \
          {event_first} event first, {enroll_first} enroll first"
     );
