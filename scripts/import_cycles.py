@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Import circles between the files of a Rust crate.
+
+Builds the file-level graph of `crate::`, `super::`, `self::` and child
+module paths (in `use` items and inline in code, comments and strings
+removed) and prints each strongly connected component of more than one
+file, with the names that tie it together. `#[cfg(test)] mod tests` blocks are left out unless --tests is
+given: a unit test may reach anywhere. A parent's `pub use` of its own
+child is a facade and not counted. Exits 1 when a circle is found.
+
+    scripts/import_cycles.py [--tests] [loadgen/src]
+"""
+
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def strip(text):
+    """The code without comments, string and char literals."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif m := re.compile(r'b?r(#*)"').match(text, i):
+            if i > 0 and re.match(r"[A-Za-z0-9_]", text[i - 1]):
+                out.append(c)
+                i += 1
+                continue
+            end = text.find('"' + m.group(1), m.end())
+            i = n if end < 0 else end + 1 + len(m.group(1))
+            out.append('""')
+        elif c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+            out.append('""')
+        elif m := re.compile(r"'(\\.[^']*|[^\\'])'").match(text, i):
+            i = m.end()
+            out.append("' '")
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def drop_test_modules(code):
+    """The code without `#[cfg(test)] mod name { ... }` blocks."""
+    pattern = re.compile(r"#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?mod\s+" + IDENT + r"\s*\{")
+    while m := pattern.search(code):
+        depth, i = 1, m.end()
+        while i < len(code) and depth:
+            depth += {"{": 1, "}": -1}.get(code[i], 0)
+            i += 1
+        code = code[: m.start()] + code[i:]
+    return code
+
+
+def inline_modules(code):
+    """`(name, start, end)` of every `mod name { ... }` written inline."""
+    blocks = []
+    for m in re.finditer(r"\bmod\s+(" + IDENT + r")\s*\{", code):
+        depth, i = 1, m.end()
+        while i < len(code) and depth:
+            depth += {"{": 1, "}": -1}.get(code[i], 0)
+            i += 1
+        blocks.append((m.group(1), m.end(), i))
+    return blocks
+
+
+def use_paths(tree, prefix=()):
+    """Expand a use tree (`a::{b, c::d as e}`) into its paths."""
+    tree = tree.strip()
+    if not tree:
+        return []
+    if tree.endswith("}"):
+        head, _, body = tree.partition("{")
+        head = [p for p in head.strip().rstrip(":").split("::") if p]
+        parts, depth, cur = [], 0, ""
+        for ch in body[:-1]:
+            if ch == "," and depth == 0:
+                parts.append(cur)
+                cur = ""
+                continue
+            depth += {"{": 1, "}": -1}.get(ch, 0)
+            cur += ch
+        parts.append(cur)
+        result = []
+        for part in parts:
+            result += use_paths(part, prefix + tuple(head))
+        return result
+    tree = re.split(r"\s+as\s+", tree)[0]
+    return [prefix + tuple(p for p in tree.split("::") if p)]
+
+
+def module_of(path, root):
+    rel = path.relative_to(root).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] in ("mod", "lib", "main"):
+        parts.pop()
+    return tuple(parts)
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    tests = "--tests" in sys.argv
+    root = Path(args[0] if args else "loadgen/src")
+    files = sorted(p for p in root.rglob("*.rs") if p.name != "main.rs")
+    modules = {module_of(p, root): p for p in files}
+
+    def resolve(module, path):
+        """The file a path (relative to `module`) lands in, and its first name."""
+        first = path[0]
+        if module + (first,) in modules:
+            # A child module, named without `self::` (Rust 2018 paths).
+            path = ("self",) + tuple(path)
+            first = "self"
+        if first == "crate":
+            base, rest = (), path[1:]
+        elif first in ("super", "self"):
+            base, rest = list(module), list(path)
+            while rest and rest[0] in ("super", "self"):
+                if rest.pop(0) == "super":
+                    base.pop()
+            base = tuple(base)
+        else:
+            return None
+        full = base + tuple(rest)
+        for k in range(len(full), -1, -1):
+            if full[:k] in modules:
+                return modules[full[:k]], "::".join(full[k:k + 1]) or "(module)"
+        return None
+
+    edges = defaultdict(lambda: defaultdict(set))
+    for path in files:
+        module = module_of(path, root)
+        code = strip(path.read_text())
+        if not tests:
+            code = drop_test_modules(code)
+        blocks = inline_modules(code)
+
+        def scope(offset):
+            """The module at `offset`: the file's, inside any inline `mod x { }`."""
+            return module + tuple(n for n, a, b in blocks if a <= offset < b)
+
+        found = []
+        for m in re.finditer(r"\b(pub(?:\([^)]*\))?\s+)?use\s+([^;]*);", code):
+            here = scope(m.start())
+            for p in use_paths(m.group(2)):
+                hit = resolve(here, p)
+                # A parent re-exporting its own child is its facade, not a use:
+                # callers of the re-export depend on the child.
+                if m.group(1) and hit and module_of(hit[0], root)[: len(module)] == module:
+                    continue
+                found.append((here, p))
+        inline = re.sub(r"\buse\s+[^;]*;", lambda m: " " * len(m.group(0)), code)
+        children = [m[-1] for m in modules if m[:-1] == module and m]
+        roots = "|".join(["crate", "super", "self"] + children)
+        for m in re.finditer(r"(?<![\w:])((?:" + roots + r")(?:::" + IDENT + r")+)", inline):
+            found.append((scope(m.start()), tuple(m.group(1).split("::"))))
+        for here, p in found:
+            hit = resolve(here, p)
+            if hit and hit[0] != path:
+                edges[path][hit[0]].add(hit[1])
+
+    # Tarjan's strongly connected components.
+    index, low, stack, on, sccs, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            scc = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                scc.append(w)
+                if w == v:
+                    break
+            sccs.append(scc)
+
+    sys.setrecursionlimit(10000)
+    for f in files:
+        if f not in index:
+            visit(f)
+
+    circles = [sorted(s) for s in sccs if len(s) > 1]
+    for scc in circles:
+        print("circle: " + ", ".join(str(f.relative_to(root)) for f in scc))
+        for a in scc:
+            for b in scc:
+                if b in edges[a]:
+                    names = ", ".join(sorted(edges[a][b]))
+                    print(f"  {a.relative_to(root)} -> {b.relative_to(root)}: {names}")
+    if not circles:
+        print(f"no import circles among {len(files)} files")
+    return 1 if circles else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
