@@ -41,8 +41,8 @@ use crate::{
     check::{Op, split},
     faults::error_chain,
     platform::Platform,
-    report::summary::CheckResult,
     scrape::Scrape,
+    summary::CheckResult,
     timeline::{HumanDuration, scale_duration},
 };
 

@@ -17,5 +17,6 @@ pub mod run;
 pub mod scenario;
 pub mod scrape;
 pub mod stage;
+pub mod summary;
 pub mod timeline;
 pub mod verdict;

@@ -36,11 +36,9 @@ use crate::{
         Platform,
     },
     receiver::{Receiver, RunningReceiver},
-    report::{
-        self,
-        summary::{CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, Verdict},
-    },
+    report,
     scenario::{ExecutorKind, Scenario, Scope, Stat, Threshold},
+    summary::{CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, Verdict},
     timeline::TimelineRunner,
     verdict::{self, View},
 };

@@ -34,7 +34,7 @@ use tokio::{task::JoinSet, time::Instant};
 use crate::{
     faults::{AdminClient, FaultSpec},
     platform::Platform,
-    report::summary::TimelineRecord,
+    summary::TimelineRecord,
 };
 
 // === durations in scenario files ===

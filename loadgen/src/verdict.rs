@@ -2,8 +2,8 @@
 //! the run measured.
 
 use crate::{
-    report::summary::CheckResult,
     scenario::{Stat, Threshold},
+    summary::CheckResult,
 };
 
 /// What was measured for one threshold's scope (and window).

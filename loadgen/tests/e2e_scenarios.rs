@@ -25,7 +25,7 @@ use std::{
 
 use loadgen::{
     receiver::{CapturedSpan, Receiver, RunningReceiver, SpanKind},
-    report::Summary,
+    summary::Summary,
 };
 use serde_json::Value;
 use support::{Otlp, TestSystem};

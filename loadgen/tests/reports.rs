@@ -5,7 +5,10 @@ mod report_fixture;
 
 use std::collections::BTreeMap;
 
-use loadgen::report::{self, html, table};
+use loadgen::{
+    report::{self, html, table},
+    summary::Summary,
+};
 use report_fixture::{FAILED_TRACE, HOSTILE, JAEGER, SLOW_TRACE, UNCAPTURED_TRACE};
 
 fn page() -> String {
@@ -192,7 +195,7 @@ fn write_creates_the_directory_and_both_files() {
     report::write(&out, &summary, &report_fixture::traces()).expect("written");
 
     let json = std::fs::read_to_string(out.join(report::SUMMARY_FILE)).expect("summary.json");
-    let back: report::Summary = serde_json::from_str(&json).expect("summary.json reads back");
+    let back: Summary = serde_json::from_str(&json).expect("summary.json reads back");
     assert_eq!(back, summary);
     let page = std::fs::read_to_string(out.join(report::HTML_FILE)).expect("report.html");
     assert!(page.contains(&format!("id=\"trace-{SLOW_TRACE}\"")));
@@ -289,7 +292,7 @@ fn marker_labels(page: &str) -> Vec<(f64, f64, Vec<LabelBox>)> {
 
 #[test]
 fn marker_labels_of_close_events_do_not_overlap() {
-    use loadgen::report::summary::TimelineRecord;
+    use loadgen::summary::TimelineRecord;
 
     let event = |at_s: f64, action: &str, service: &str| TimelineRecord {
         at_s,

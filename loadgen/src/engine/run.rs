@@ -21,7 +21,7 @@ use super::{
     samples::{Candidate, Samples, TraceEvent, TraceListener},
     stats::{Completion, ExecutorStats, RunStats},
 };
-use crate::report::summary::Sample;
+use crate::summary::Sample;
 
 /// How often the collector merges what was recorded: often enough for a
 /// progress line at 4 Hz and a fresh "last seconds" view, rarely enough

@@ -16,9 +16,7 @@ use std::{
 use hdrhistogram::Histogram;
 
 use super::{samples::Samples, summary_ms};
-use crate::report::summary::{
-    ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint, Stats,
-};
+use crate::summary::{ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint, Stats};
 
 /// Significant figures of the run totals.
 const TOTAL_SIGFIG: u8 = 3;

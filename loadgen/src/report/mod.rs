@@ -5,7 +5,6 @@
 mod chart;
 mod format;
 pub mod html;
-pub mod summary;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -14,8 +13,7 @@ use std::io::{self, BufWriter, Write as _};
 use std::path::Path;
 
 use crate::receiver::CapturedSpan;
-
-pub use summary::Summary;
+use crate::summary::Summary;
 
 /// The file names [`write`] uses inside the output directory.
 pub const SUMMARY_FILE: &str = "summary.json";

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::format;
-use super::summary::{CheckResult, NamedStats, Stats, Summary};
+use crate::summary::{CheckResult, NamedStats, Stats, Summary};
 
 /// Renders the summary as aligned plain-text tables, ending with the
 /// verdict line.

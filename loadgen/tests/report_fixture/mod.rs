@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use loadgen::receiver::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
-use loadgen::report::summary::{
+use loadgen::summary::{
     CheckResult, ExecutorSummary, Links, NamedStats, Percentiles, SCHEMA_VERSION, Sample,
     ScenarioInfo, SeriesPoint, Stats, Summary, TimelineRecord, Verdict,
 };
