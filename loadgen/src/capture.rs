@@ -34,7 +34,7 @@ use std::mem::size_of;
 
 use serde::Serialize;
 
-use crate::receiver::{AttrValue, CapturedEvent, CapturedSpan};
+use crate::otlp::span::{AttrValue, CapturedEvent, CapturedSpan};
 
 /// The budgets of a [`TraceStore`]. See the module docs for how to size
 /// them; [`CaptureLimits::default`] suits a few thousand journeys per
@@ -413,7 +413,7 @@ fn event_size(event: &CapturedEvent) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::{SpanKind, SpanStatus, Transport};
+    use crate::otlp::span::{SpanKind, SpanStatus, Transport};
 
     fn span(trace: u8, name: &str) -> CapturedSpan {
         CapturedSpan {

@@ -10,6 +10,7 @@ pub mod expect;
 pub mod faults;
 pub mod journeys;
 pub mod launcher;
+pub mod otlp;
 pub mod platform;
 pub mod receiver;
 pub mod report;

@@ -6,7 +6,7 @@ mod support;
 
 use std::{collections::BTreeSet, time::Duration};
 
-use loadgen::receiver::{CapturedSpan, SpanKind};
+use loadgen::otlp::span::{CapturedSpan, SpanKind};
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem};
 

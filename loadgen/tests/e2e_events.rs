@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::StreamExt as _;
-use loadgen::receiver::{CapturedSpan, SpanKind};
+use loadgen::otlp::span::{CapturedSpan, SpanKind};
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem, reconcile, trace_id_of};
 

@@ -24,7 +24,8 @@ use std::{
 };
 
 use loadgen::{
-    receiver::{CapturedSpan, Receiver, RunningReceiver, SpanKind},
+    otlp::span::{CapturedSpan, SpanKind},
+    receiver::{Receiver, RunningReceiver},
     summary::Summary,
 };
 use serde_json::Value;

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use super::chart::{self, Chart, Marker, Series, Style};
 use super::format;
-use crate::receiver::{AttrValue, CapturedSpan, StatusCode};
+use crate::otlp::span::{AttrValue, CapturedSpan, StatusCode};
 use crate::summary::{CheckResult, NamedStats, Sample, Stats, Summary};
 
 /// Rows drawn per waterfall; the rest are counted, not drawn, so a trace
@@ -947,7 +947,7 @@ footer{margin-top:40px;color:var(--muted);font-size:.85em}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::{SpanKind, SpanStatus, Transport};
+    use crate::otlp::span::{SpanKind, SpanStatus, Transport};
 
     fn span(id: &str, parent: Option<&str>, name: &str, start: u64, end: u64) -> CapturedSpan {
         CapturedSpan {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use loadgen::receiver::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
+use loadgen::otlp::span::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
 use loadgen::summary::{
     CheckResult, ExecutorSummary, Links, NamedStats, Percentiles, SCHEMA_VERSION, Sample,
     ScenarioInfo, SeriesPoint, Stats, Summary, TimelineRecord, Verdict,
