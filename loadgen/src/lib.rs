@@ -19,5 +19,6 @@ pub mod scenario;
 pub mod scrape;
 pub mod stage;
 pub mod summary;
+pub mod system;
 pub mod timeline;
 pub mod verdict;

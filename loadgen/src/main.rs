@@ -10,7 +10,8 @@ use std::{
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
-use loadgen::launcher::{Databases, Discovery, LaunchOptions, Logs, System, parse_replicas};
+use loadgen::launcher::{Databases, Discovery, LaunchOptions, Logs, System};
+use loadgen::system::parse_replicas;
 
 #[derive(Debug, Parser)]
 #[command(

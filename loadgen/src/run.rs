@@ -30,7 +30,7 @@ use crate::{
     },
     expect::Watcher,
     journeys::{self, World},
-    launcher::{Databases, LaunchOptions, Logs, System, parse_replicas},
+    launcher::{Databases, LaunchOptions, Logs, System},
     platform::{
         ComposeOptions, ComposePlatform, KubernetesOptions, KubernetesPlatform, LocalPlatform,
         Platform,
@@ -39,6 +39,7 @@ use crate::{
     report,
     scenario::{ExecutorKind, Scenario, Scope, Stat, Threshold},
     summary::{CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, Verdict},
+    system::parse_replicas,
     timeline::TimelineRunner,
     verdict::{self, View},
 };

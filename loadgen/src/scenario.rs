@@ -656,7 +656,7 @@ mod raw {
             for (service, count) in self.replicas {
                 let span = service.span();
                 let service = service.into_inner();
-                crate::launcher::parse_replicas(&format!("{service}={count}"))
+                crate::system::parse_replicas(&format!("{service}={count}"))
                     .map_err(|e| (Some(span), e))?;
                 replicas.insert(service, count);
             }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use futures::future::join_all;
 
-use crate::{launcher::SERVICES, platform::Platform, scenario::SystemSpec};
+use crate::{platform::Platform, scenario::SystemSpec, system::SERVICES};
 
 /// What was done to the system before the load, to undo after it.
 #[derive(Debug, Default)]

@@ -219,7 +219,7 @@ pub(crate) fn service_port(
         .get(service)
         .copied()
         .or_else(|| {
-            crate::launcher::SERVICES
+            crate::system::SERVICES
                 .iter()
                 .find(|s| s.name == service)
                 .map(|s| s.default_port)
