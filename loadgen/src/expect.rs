@@ -39,8 +39,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::{
     check::{Op, split},
-    faults::error_chain,
-    platform::Platform,
+    platform::{Platform, faults::error_chain},
     scrape::Scrape,
     summary::CheckResult,
     timeline::{HumanDuration, scale_duration},

@@ -12,9 +12,10 @@
 //! for `/readyz`, lists the replica in the discovery targets
 //! ([`targets`]), and restarts it with a backoff when it dies without
 //! being asked to. [`System`] is the handle to all of it; the control API
-//! (`crate::control`) exposes the same operations over HTTP.
+//! ([`control`]) exposes the same operations over HTTP.
 
 pub mod broker;
+pub(crate) mod control;
 mod metrics;
 pub mod nats;
 mod replica;
@@ -606,7 +607,7 @@ pub struct System {
     services: Vec<RunningService>,
     supervisor: Arc<Supervisor>,
     exits: mpsc::UnboundedReceiver<Exit>,
-    control: Option<crate::control::ControlServer>,
+    control: Option<control::ControlServer>,
     /// What the control API takes as `Authorization: Bearer`.
     control_token: Option<String>,
     /// The services' `NATS_URL` and `EVENTS_PREFIX`.
@@ -847,7 +848,7 @@ impl System {
                 .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>()))
         });
         let control = match (control_listener, &control_token) {
-            (Some(listener), Some(token)) => Some(crate::control::ControlServer::spawn(
+            (Some(listener), Some(token)) => Some(control::ControlServer::spawn(
                 listener,
                 supervisor.clone(),
                 token

@@ -4,10 +4,8 @@
 
 pub mod capture;
 pub mod check;
-mod control;
 pub mod engine;
 pub mod expect;
-pub mod faults;
 pub mod journeys;
 pub mod launcher;
 pub mod otlp;

@@ -32,8 +32,10 @@ use serde::Deserialize;
 use tokio::{task::JoinSet, time::Instant};
 
 use crate::{
-    faults::{AdminClient, FaultSpec},
-    platform::Platform,
+    platform::{
+        Platform,
+        faults::{AdminClient, FaultSpec},
+    },
     summary::TimelineRecord,
 };
 

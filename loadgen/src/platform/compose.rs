@@ -30,10 +30,10 @@ use std::{
 
 use tokio::sync::OnceCell;
 
+use super::faults::AdminClient;
 use super::{
     Platform, PlatformError, PlatformFuture, Replica, Tool, pick, resolve_replicas, service_port,
 };
-use crate::faults::AdminClient;
 
 /// Which Compose runs the project's commands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::faults::error_chain;
 use super::{Platform, PlatformError, PlatformFuture, Replica, pick};
-use crate::faults::error_chain;
 
 /// A rolling restart waits on every replica in turn (drain period, stop,
 /// start, ready): minutes for a large service on a slow machine.
@@ -307,11 +307,11 @@ mod tests {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let access = crate::control::Access {
+        let access = crate::launcher::control::Access {
             token: TOKEN.parse().unwrap(),
             addr,
         };
-        let app = crate::control::router(Supervisor::idle(), access);
+        let app = crate::launcher::control::router(Supervisor::idle(), access);
         tokio::spawn(async move { axum::serve(listener, app).await });
         LocalPlatform::new(format!("http://{addr}"), token.map(str::to_owned))
     }

@@ -16,6 +16,7 @@
 //! `docs/platforms.md` lists exactly what each driver runs.
 
 pub mod compose;
+pub mod faults;
 pub mod kubernetes;
 pub mod local;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use mesh::fault::{AbortSpec, ErrorSpec, LatencySpec};
 use serde::{Deserialize, Serialize};
 
-use crate::platform::Replica;
+use super::Replica;
 
 /// A fault, with the admin API's field names (`POST /admin/faults`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
