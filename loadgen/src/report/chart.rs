@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::escape;
+use super::format::escape;
 
 /// Drawing area inside the `viewBox`; the SVG scales to its container, so
 /// everything below is in `viewBox` units whatever the page's width.

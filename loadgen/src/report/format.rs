@@ -1,5 +1,6 @@
-//! How numbers read in both reports: the terminal table and report.html
-//! print the same values the same way.
+//! How values read in both reports: the terminal table and report.html
+//! print the same values the same way, and report.html escapes every text
+//! it did not write itself.
 
 use std::collections::BTreeMap;
 
@@ -84,6 +85,22 @@ pub fn by_count(counts: &BTreeMap<String, u64>) -> Vec<(&str, u64)> {
     entries
 }
 
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +134,14 @@ mod tests {
         assert_eq!(
             kinds(&counts),
             "timeout ×12, 503 dependency_unavailable ×3, connect ×3"
+        );
+    }
+
+    #[test]
+    fn escape_covers_markup_and_both_quotes() {
+        assert_eq!(
+            escape(r#"<a href="x" onclick='y'>&</a>"#),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
         );
     }
 }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::chart::{self, Chart, Marker, Series, Style};
-use super::format;
+use super::format::{self, escape};
 use crate::otlp::span::{AttrValue, CapturedSpan, StatusCode};
 use crate::summary::{CheckResult, NamedStats, Sample, Stats, Summary};
 
@@ -87,22 +87,6 @@ pub fn render(summary: &Summary, traces: &BTreeMap<String, Vec<CapturedSpan>>) -
         "<footer>loadgen · summary.json schema version {}</footer></main>{SCRIPT}</body></html>",
         summary.schema_version
     );
-    out
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
     out
 }
 
@@ -1008,13 +992,5 @@ mod tests {
         assert_eq!(jaeger_base("javascript:alert(1)"), None);
         assert_eq!(jaeger_base("/jaeger"), None);
         assert_eq!(jaeger_base("http://"), None);
-    }
-
-    #[test]
-    fn escape_covers_markup_and_both_quotes() {
-        assert_eq!(
-            escape(r#"<a href="x" onclick='y'>&</a>"#),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
-        );
     }
 }
