@@ -39,10 +39,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::{
     check::{Op, split},
-    platform::{Platform, faults::error_chain},
+    human::{HumanDuration, error_chain, scale_duration},
+    platform::Platform,
     scrape::Scrape,
     summary::CheckResult,
-    timeline::{HumanDuration, scale_duration},
 };
 
 /// One `[[expect]]` entry.

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod check;
 pub mod engine;
 pub mod expect;
+pub mod human;
 pub mod journeys;
 pub mod launcher;
 pub mod otlp;

@@ -13,6 +13,7 @@ use mesh::fault::{AbortSpec, ErrorSpec, LatencySpec};
 use serde::{Deserialize, Serialize};
 
 use super::Replica;
+use crate::human::error_chain;
 
 /// A fault, with the admin API's field names (`POST /admin/faults`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -294,22 +295,6 @@ impl AdminClient {
             replicas: replicas.into_iter().zip(results).collect(),
         }
     }
-}
-
-/// reqwest's error with its causes (`error sending request: connection
-/// refused`), which its `Display` leaves out.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

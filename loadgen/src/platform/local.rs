@@ -19,8 +19,8 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::faults::error_chain;
 use super::{Platform, PlatformError, PlatformFuture, Replica, pick};
+use crate::human::error_chain;
 
 /// A rolling restart waits on every replica in turn (drain period, stop,
 /// start, ready): minutes for a large service on a slow machine.
