@@ -41,6 +41,7 @@ mod recorder;
 mod run;
 mod samples;
 pub mod schedule;
+mod state;
 mod stats;
 
 use std::time::Duration;

@@ -13,12 +13,13 @@ use std::{
 use tokio::{sync::watch, task::JoinHandle, time::sleep_until};
 
 use super::{
-    executor::{self, ExecutorState},
+    executor,
     live::{Live, Progress},
     metrics::{EngineMetrics, ExecutorReading, Handles},
     plan::{Plan, PlanError},
     recorder::Recorder,
     samples::{Candidate, Samples, TraceEvent, TraceListener},
+    state::{ExecutorState, Shared},
     stats::{Completion, ExecutorStats, RunStats},
 };
 use crate::summary::Sample;
@@ -66,53 +67,6 @@ impl Default for RunOptions {
             metrics: None,
             on_trace: None,
         }
-    }
-}
-
-/// What the executors, the collector and [`Live`] share.
-pub(crate) struct Shared {
-    pub t0: Instant,
-    pub planned: Duration,
-    pub journey_names: Vec<&'static str>,
-    pub journey_abandoned: Box<[AtomicU64]>,
-    pub executors: Vec<ExecutorState>,
-    pub recorder: Recorder,
-    pub stats: Mutex<RunStats>,
-    pub phase: Mutex<String>,
-    /// Set: start no more journeys.
-    pub stop: watch::Sender<bool>,
-    /// Set: give up on the journeys still running.
-    pub abandon: watch::Sender<bool>,
-    /// [`Live::stop`] was called (rather than the plan ending).
-    pub stopped_early: AtomicBool,
-    /// When scheduling stopped; the run's elapsed time from then on.
-    pub ended: Mutex<Option<Instant>>,
-}
-
-impl Shared {
-    /// The second of the run that `at` falls in.
-    pub(crate) fn second_of(&self, at: Instant) -> usize {
-        usize::try_from(at.saturating_duration_since(self.t0).as_secs()).unwrap_or(usize::MAX)
-    }
-
-    pub(crate) fn elapsed(&self) -> Duration {
-        let end = self
-            .ended
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .unwrap_or_else(Instant::now);
-        end.saturating_duration_since(self.t0)
-    }
-
-    pub(crate) fn in_flight(&self) -> u64 {
-        self.executors
-            .iter()
-            .map(|e| e.in_flight.load(Relaxed))
-            .sum()
-    }
-
-    pub(crate) fn lock_stats(&self) -> std::sync::MutexGuard<'_, RunStats> {
-        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
