@@ -105,20 +105,20 @@ pub fn upstream_of(url: &str) -> String {
 impl BrokerProxy {
     /// The broker as the control API shows it: one "replica", the proxy,
     /// `ready` while up; none while down.
-    pub(crate) fn status(&self) -> super::ServiceStatus {
+    pub(crate) fn status(&self) -> super::status::ServiceStatus {
         let up = self.is_up();
-        super::ServiceStatus {
+        super::status::ServiceStatus {
             name: NAME,
             desired: usize::from(up),
             restarts: 0,
             env: Default::default(),
             replicas: if up {
-                vec![super::ReplicaInfo {
+                vec![super::status::ReplicaInfo {
                     replica: 0,
                     url: self.url(),
                     pid: None,
                     restarts: 0,
-                    state: super::ReplicaState::Ready,
+                    state: super::status::ReplicaState::Ready,
                 }]
             } else {
                 Vec::new()

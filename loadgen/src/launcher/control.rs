@@ -43,7 +43,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use crate::launcher::{ControlError, Supervisor};
+use super::{status::ControlError, supervisor::Supervisor};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -275,11 +275,8 @@ async fn get_service(
 }
 
 /// `nats`: the proxy in front of the broker, when this launcher has one.
-fn broker<'a>(
-    supervisor: &'a Supervisor,
-    name: &str,
-) -> Option<&'a crate::launcher::broker::BrokerProxy> {
-    (name == crate::launcher::broker::NAME)
+fn broker<'a>(supervisor: &'a Supervisor, name: &str) -> Option<&'a super::broker::BrokerProxy> {
+    (name == super::broker::NAME)
         .then_some(supervisor.broker.as_ref())
         .flatten()
 }
@@ -306,7 +303,7 @@ async fn scale(
         proxy.set_up(request.replicas == 1);
         tracing::info!(up = proxy.is_up(), "broker scaled");
         let scaled = serde_json::json!({
-            "name": crate::launcher::broker::NAME,
+            "name": super::broker::NAME,
             "desired": request.replicas,
             "restarts": 0,
             "replicas": proxy.status().replicas,
@@ -382,7 +379,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::launcher::Supervisor;
+    use crate::launcher::supervisor::Supervisor;
 
     const TOKEN: &str = "control-test-token";
     const HOST: &str = "127.0.0.1:8070";

@@ -296,7 +296,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::launcher::Supervisor;
+    use crate::launcher::supervisor::Supervisor;
 
     const TOKEN: &str = "local-platform-test-token";
 

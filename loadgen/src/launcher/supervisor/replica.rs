@@ -24,8 +24,10 @@ use tokio::{
     time::Instant,
 };
 
-use super::{
-    ReplicaState, RestartPolicy, RestartedReplica, StoppedReplica, Supervisor, replica_label,
+use super::{Supervisor, replica_label};
+use crate::launcher::{
+    options::RestartPolicy,
+    status::{ReplicaState, RestartedReplica, StoppedReplica},
 };
 
 /// What a replica's supervisor can be asked to do.
@@ -58,7 +60,7 @@ pub(super) struct Retire {
 
 /// How a retired replica is stopped.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Signal {
+pub(in crate::launcher) enum Signal {
     /// SIGTERM, then SIGKILL if still running after the grace period.
     Terminate(Duration),
     Kill,
