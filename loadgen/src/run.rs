@@ -21,15 +21,13 @@ use clap::{Args, ValueEnum};
 use gateway::client::GatewayClient;
 use mesh::{Mesh, ServeConfig, ServiceIdentity, TelemetryConfig};
 use prometheus_client::registry::Registry;
+use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
     capture::CaptureLimits,
-    engine::{
-        EngineMetrics, ExecutorPlan, Model, Plan, Pool, Run, RunOptions, RunStats, ThinkTime,
-        TraceEvent, WeightedJourney,
-    },
-    expect::Watcher,
-    journeys::{self, World},
+    engine::{EngineMetrics, Live, Run, RunOptions, TraceEvent, TraceListener},
+    expect::{Observations, Watcher},
+    journeys::World,
     launcher::{Databases, LaunchOptions, Logs, System},
     platform::{
         ComposeOptions, ComposePlatform, KubernetesOptions, KubernetesPlatform, LocalPlatform,
@@ -37,11 +35,11 @@ use crate::{
     },
     receiver::{Receiver, RunningReceiver},
     report,
-    scenario::{ExecutorKind, Scenario, Scope, Stat, Threshold},
-    summary::{CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, Verdict},
+    scenario::{Scenario, Threshold},
+    summary::{Links, SCHEMA_VERSION, ScenarioInfo, Summary, Verdict},
     system::parse_replicas,
     timeline::TimelineRunner,
-    verdict::{self, View},
+    verdict,
 };
 
 /// Exit codes.
@@ -450,129 +448,6 @@ fn gateway_client(
     ))
 }
 
-fn plan(scenario: &Scenario, world: &Arc<World>) -> Plan {
-    let executors = scenario
-        .executors
-        .iter()
-        .map(|e| {
-            let model = match &e.kind {
-                ExecutorKind::ConstantArrivalRate { rate } => Model::ConstantArrivalRate {
-                    rate: *rate,
-                    duration: e.duration,
-                    pool: Pool::new(e.max_in_flight),
-                },
-                ExecutorKind::RampingArrivalRate { start_rate, stages } => {
-                    Model::RampingArrivalRate {
-                        start_rate: *start_rate,
-                        stages: stages
-                            .iter()
-                            .map(|s| crate::engine::Stage {
-                                duration: s.duration,
-                                target: s.target,
-                            })
-                            .collect(),
-                        pool: Pool::new(e.max_in_flight),
-                    }
-                }
-                ExecutorKind::ConstantVus { vus, think_time } => Model::ConstantVus {
-                    vus: u32::try_from(*vus).unwrap_or(u32::MAX),
-                    duration: e.duration,
-                    think_time: ThinkTime {
-                        min: think_time.0,
-                        max: think_time.1,
-                    },
-                    iterations: None,
-                },
-            };
-            ExecutorPlan {
-                name: e.name.clone(),
-                start: e.start,
-                model,
-                journeys: e
-                    .journeys
-                    .iter()
-                    .filter_map(|(name, weight)| {
-                        Some(WeightedJourney {
-                            name,
-                            weight: *weight,
-                            journey: journeys::named(world, name)?,
-                        })
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    Plan { executors }
-}
-
-/// What a threshold's scope measured, from the run's statistics.
-fn view(stats: &RunStats, t: &Threshold) -> Option<View> {
-    let quantiles = |latency: &dyn Fn(f64, bool) -> Duration| match t.stat {
-        Stat::Latency {
-            quantile,
-            corrected,
-        } => vec![(
-            (View::key(quantile), corrected),
-            latency(quantile, corrected).as_secs_f64() * 1000.0,
-        )],
-        _ => Vec::new(),
-    };
-    if let Some((from, to)) = t.during {
-        let window = match &t.scope {
-            Scope::Overall => stats.window_all(from, to),
-            Scope::Journey(name) => stats.window(from, to, Some(name))?,
-            Scope::Request(_) | Scope::Executor(_) => return None,
-        };
-        return Some(View {
-            count: window.completed,
-            errors: window.errors,
-            seconds: to.saturating_sub(from).as_secs_f64(),
-            latency_ms: quantiles(&|q, _| window.latency(q)),
-            mean_ms: 0.0,
-            scheduled: window.scheduled,
-            started: window.started,
-            dropped: window.dropped,
-        });
-    }
-    let aggregate = match &t.scope {
-        Scope::Overall => stats.overall(),
-        Scope::Journey(name) => stats.journey(name)?,
-        Scope::Request(name) => stats.request(name)?,
-        Scope::Executor(name) => {
-            let e = stats.executor(name)?;
-            return Some(View {
-                count: e.started(),
-                scheduled: e.scheduled(),
-                started: e.started(),
-                dropped: e.dropped(),
-                seconds: e.duration().as_secs_f64(),
-                ..View::default()
-            });
-        }
-    };
-    Some(View {
-        count: aggregate.count(),
-        errors: aggregate.errors(),
-        seconds: stats.elapsed().as_secs_f64(),
-        latency_ms: quantiles(&|q, corrected| {
-            if corrected {
-                aggregate.latency(q)
-            } else {
-                aggregate.uncorrected_latency(q)
-            }
-        }),
-        mean_ms: aggregate.mean_latency().as_secs_f64() * 1000.0,
-        ..View::default()
-    })
-}
-
-fn judge_all(stats: &RunStats, thresholds: &[Threshold]) -> Vec<CheckResult> {
-    thresholds
-        .iter()
-        .map(|t| verdict::judge(t, view(stats, t).as_ref()))
-        .collect()
-}
-
 /// Serves `registry` as OpenMetrics (exemplars need it) until dropped.
 async fn serve_metrics(
     addr: SocketAddr,
@@ -635,6 +510,9 @@ async fn set_stage(target: &mut Target, scenario: &Scenario) -> Vec<String> {
     notes
 }
 
+/// Runs the scenario against `target`: the data prepared, the engine,
+/// timeline, expectation watcher and abort-on-fail thresholds on one
+/// clock, then everything judged into the summary.
 async fn drive(
     args: &RunArgs,
     scenario: &Scenario,
@@ -645,29 +523,9 @@ async fn drive(
 ) -> Result<Summary, Unable> {
     let unable = |e: anyhow::Error| Unable(e);
     let started_at = SystemTime::now();
-    let client = gateway_client(identity, &target.gateway, args.request_timeout).map_err(unable)?;
-    eprintln!(
-        "{}: preparing {} learners through {}...",
-        scenario.name, scenario.data.learners, target.gateway
-    );
-    let world = World::prepare(client, &scenario.name, &scenario.data, scenario.seed, true)
-        .await
-        .map_err(|e| {
-            unable(e.context(format!(
-                "preparing the scenario's data through {}",
-                target.gateway
-            )))
-        })?;
+    let world = prepare_world(args, scenario, identity, target).await?;
 
-    // `with_labels`, not `with_prefix_and_labels("", ..)`: an empty
-    // prefix still joins with `_`, which named every series `_loadgen_*`.
-    let mut registry = Registry::with_labels(
-        [(
-            std::borrow::Cow::Borrowed("scenario"),
-            std::borrow::Cow::Owned(scenario.name.clone()),
-        )]
-        .into_iter(),
-    );
+    let mut registry = registry_of(scenario);
     let metrics = EngineMetrics::register(&mut registry);
     let timeline = TimelineRunner::new(target.platform.clone(), &mut registry);
     let registry = Arc::new(registry);
@@ -680,29 +538,17 @@ async fn drive(
         None => None,
     };
 
-    let on_trace = capture.map(|running| {
-        let receiver = running.receiver().clone();
-        Arc::new(move |event: &TraceEvent| match event {
-            TraceEvent::Keep { trace_id, .. } => {
-                receiver.keep(trace_id);
-            }
-            TraceEvent::Release { trace_id } => receiver.release(trace_id),
-        }) as crate::engine::TraceListener
-    });
     let options = RunOptions {
         progress: !args.no_progress,
         seed: scenario.seed,
         metrics: Some(metrics),
-        on_trace,
+        on_trace: capture.map(keep_traces),
         ..RunOptions::default()
     };
-    let run = Run::start(plan(scenario, &world), options).map_err(|e| unable(e.into()))?;
+    let run = Run::start(scenario.plan(&world), options).map_err(|e| unable(e.into()))?;
     let live = run.live();
     let t0 = tokio::time::Instant::from_std(Instant::now() - live.elapsed());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let (stop_tx, stop_rx) = watch::channel(false);
 
     let timeline_live = live.clone();
     let timeline = timeline.on_phase(move |phase| timeline_live.set_phase(phase));
@@ -711,57 +557,14 @@ async fn drive(
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move { timeline.run(&events, t0, stop).await })
     };
-    // A shorter story samples its gauges as often, relative to its
-    // length, as the full one (1 s at scale 1; never below 100 ms).
-    let scrape_every = Duration::from_secs(1)
-        .mul_f64(scenario.duration_scale.min(1.0))
-        .max(Duration::from_millis(100));
-    let watcher = Watcher::new(target.platform.clone(), scenario.expectations.clone())
-        .with_interval(scrape_every);
-    let watcher_task = tokio::spawn(watcher.run(t0, stopped(stop_rx.clone())));
-
-    // Abort-on-fail thresholds, judged once a second past their grace.
+    let watcher_task = watch_expectations(scenario, target, t0, stopped(stop_rx.clone()));
     let aborted: Arc<Mutex<Option<String>>> = Arc::default();
-    let abort_task = {
-        let live = live.clone();
-        let aborted = aborted.clone();
-        let watched: Vec<Threshold> = scenario
-            .thresholds
-            .iter()
-            .filter(|t| t.abort_on_fail)
-            .cloned()
-            .collect();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            if watched.is_empty() {
-                return;
-            }
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    _ = tick.tick() => {}
-                }
-                let elapsed = live.elapsed();
-                let failed = live.with_stats(|stats| {
-                    watched
-                        .iter()
-                        // A window is judged once it is over.
-                        .filter(|t| {
-                            elapsed >= t.grace && t.during.is_none_or(|(_, to)| elapsed >= to)
-                        })
-                        .map(|t| verdict::judge(t, view(stats, t).as_ref()))
-                        .find(|r| !r.passed && r.observed.is_some())
-                });
-                if let Some(result) = failed {
-                    *aborted.lock().expect("abort lock") =
-                        Some(format!("{} failed: {}", result.name, result.detail));
-                    live.stop();
-                    return;
-                }
-            }
-        })
-    };
+    let abort_task = abort_on_fail(
+        live.clone(),
+        &scenario.thresholds,
+        aborted.clone(),
+        stop_rx.clone(),
+    );
 
     let stats = run.finish().await;
     let _ = stop_tx.send(true);
@@ -772,47 +575,18 @@ async fn drive(
         server.abort();
     }
 
-    let thresholds = judge_all(&stats, &scenario.thresholds);
+    let thresholds = verdict::judge_all(&stats, &scenario.thresholds);
     let expectations = observations.map(|o| o.evaluate()).unwrap_or_default();
     let aborted = aborted.lock().expect("abort lock").clone();
-    let mut failures: Vec<String> = thresholds
-        .iter()
-        .chain(&expectations)
-        .filter(|c| !c.passed)
-        .map(|c| format!("{}: {}", c.name, c.detail))
-        .collect();
-    failures.extend(timeline_records.iter().filter(|r| !r.ok).map(|r| {
-        format!(
-            "timeline: {} {} at {:.1}s failed: {}",
-            r.action,
-            r.service,
-            r.at_s,
-            r.error.as_deref().unwrap_or("no reason given")
-        )
-    }));
-    // An event that never fired is a story that did not happen (the run
-    // was aborted or ended before it was due).
-    for event in &scenario.timeline {
-        let fired = timeline_records.iter().any(|r| {
-            (r.at_s - event.at.as_secs_f64()).abs() < 1e-6
-                && r.action == event.action.name()
-                && r.service == event.action.service()
-        });
-        if !fired {
-            failures.push(format!(
-                "timeline: {} {} due at {:.1}s never fired (the run ended at {:.1}s)",
-                event.action.name(),
-                event.action.service(),
-                event.at.as_secs_f64(),
-                stats.elapsed().as_secs_f64()
-            ));
-        }
-    }
-    if let Some(reason) = &aborted {
-        failures.insert(0, format!("aborted: {reason}"));
-    }
+    let failures = verdict::failures(
+        thresholds.iter().chain(&expectations),
+        &timeline_records,
+        &scenario.timeline,
+        stats.elapsed(),
+        aborted.as_deref(),
+    );
     let parts = stats.summary_parts();
-    let summary = Summary {
+    Ok(Summary {
         schema_version: SCHEMA_VERSION,
         scenario: ScenarioInfo {
             name: scenario.name.clone(),
@@ -843,6 +617,121 @@ async fn drive(
         links: Links {
             jaeger: args.jaeger_url.clone(),
         },
-    };
-    Ok(summary)
+    })
+}
+
+/// The scenario's data (the catalog's ranking, registered learners),
+/// prepared through the target's gateway.
+async fn prepare_world(
+    args: &RunArgs,
+    scenario: &Scenario,
+    identity: &ServiceIdentity,
+    target: &Target,
+) -> Result<Arc<World>, Unable> {
+    let unable = |e: anyhow::Error| Unable(e);
+    let client = gateway_client(identity, &target.gateway, args.request_timeout).map_err(unable)?;
+    eprintln!(
+        "{}: preparing {} learners through {}...",
+        scenario.name, scenario.data.learners, target.gateway
+    );
+    World::prepare(client, &scenario.name, &scenario.data, scenario.seed, true)
+        .await
+        .map_err(|e| {
+            unable(e.context(format!(
+                "preparing the scenario's data through {}",
+                target.gateway
+            )))
+        })
+}
+
+/// Pins the traces the engine samples (the slowest and the failed
+/// journeys) in the capture until the end of the run, and lets go of
+/// those it drops.
+fn keep_traces(running: &RunningReceiver) -> TraceListener {
+    let receiver = running.receiver().clone();
+    Arc::new(move |event: &TraceEvent| match event {
+        TraceEvent::Keep { trace_id, .. } => {
+            receiver.keep(trace_id);
+        }
+        TraceEvent::Release { trace_id } => receiver.release(trace_id),
+    })
+}
+
+/// The registry of the run's own metrics, every series labelled with the
+/// scenario.
+fn registry_of(scenario: &Scenario) -> Registry {
+    // `with_labels`, not `with_prefix_and_labels("", ..)`: an empty
+    // prefix still joins with `_`, which named every series `_loadgen_*`.
+    Registry::with_labels(
+        [(
+            std::borrow::Cow::Borrowed("scenario"),
+            std::borrow::Cow::Owned(scenario.name.clone()),
+        )]
+        .into_iter(),
+    )
+}
+
+/// Watches the scenario's expectations on the target's platform from
+/// `t0` until `stop`.
+fn watch_expectations(
+    scenario: &Scenario,
+    target: &Target,
+    t0: tokio::time::Instant,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<Observations> {
+    // A shorter story samples its gauges as often, relative to its
+    // length, as the full one (1 s at scale 1; never below 100 ms).
+    let scrape_every = Duration::from_secs(1)
+        .mul_f64(scenario.duration_scale.min(1.0))
+        .max(Duration::from_millis(100));
+    let watcher = Watcher::new(target.platform.clone(), scenario.expectations.clone())
+        .with_interval(scrape_every);
+    tokio::spawn(watcher.run(t0, stop))
+}
+
+/// Resolves once the run says stop.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Judges the abort-on-fail thresholds once a second past their grace;
+/// the first that fails is written to `aborted` and stops the run.
+fn abort_on_fail(
+    live: Live,
+    thresholds: &[Threshold],
+    aborted: Arc<Mutex<Option<String>>>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let watched: Vec<Threshold> = thresholds
+        .iter()
+        .filter(|t| t.abort_on_fail)
+        .cloned()
+        .collect();
+    tokio::spawn(async move {
+        if watched.is_empty() {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tick.tick() => {}
+            }
+            let elapsed = live.elapsed();
+            let failed = live.with_stats(|stats| {
+                watched
+                    .iter()
+                    // A window is judged once it is over.
+                    .filter(|t| elapsed >= t.grace && t.during.is_none_or(|(_, to)| elapsed >= to))
+                    .map(|t| verdict::judge(t, verdict::view(stats, t).as_ref()))
+                    .find(|r| !r.passed && r.observed.is_some())
+            });
+            if let Some(result) = failed {
+                *aborted.lock().expect("abort lock") =
+                    Some(format!("{} failed: {}", result.name, result.detail));
+                live.stop();
+                return;
+            }
+        }
+    })
 }

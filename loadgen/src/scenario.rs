@@ -12,6 +12,8 @@ use std::{collections::BTreeMap, fmt, ops::Range, path::Path, time::Duration};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod plan;
+
 use crate::{
     check::{self, Op},
     expect::Expectation,

@@ -1,9 +1,13 @@
-//! Judging thresholds: a scenario's service-level objectives against what
-//! the run measured.
+//! Judging a run: a scenario's thresholds (service-level objectives)
+//! against what the run measured, and the verdict's list of failures.
+
+use std::time::Duration;
 
 use crate::{
-    scenario::{Stat, Threshold},
-    summary::CheckResult,
+    engine::RunStats,
+    scenario::{Scope, Stat, Threshold},
+    summary::{CheckResult, TimelineRecord},
+    timeline::Event,
 };
 
 /// What was measured for one threshold's scope (and window).
@@ -120,6 +124,123 @@ pub fn judge(threshold: &Threshold, view: Option<&View>) -> CheckResult {
             }
         }
     }
+}
+
+/// What a threshold's scope measured, from the run's statistics.
+pub(crate) fn view(stats: &RunStats, t: &Threshold) -> Option<View> {
+    let quantiles = |latency: &dyn Fn(f64, bool) -> Duration| match t.stat {
+        Stat::Latency {
+            quantile,
+            corrected,
+        } => vec![(
+            (View::key(quantile), corrected),
+            latency(quantile, corrected).as_secs_f64() * 1000.0,
+        )],
+        _ => Vec::new(),
+    };
+    if let Some((from, to)) = t.during {
+        let window = match &t.scope {
+            Scope::Overall => stats.window_all(from, to),
+            Scope::Journey(name) => stats.window(from, to, Some(name))?,
+            Scope::Request(_) | Scope::Executor(_) => return None,
+        };
+        return Some(View {
+            count: window.completed,
+            errors: window.errors,
+            seconds: to.saturating_sub(from).as_secs_f64(),
+            latency_ms: quantiles(&|q, _| window.latency(q)),
+            mean_ms: 0.0,
+            scheduled: window.scheduled,
+            started: window.started,
+            dropped: window.dropped,
+        });
+    }
+    let aggregate = match &t.scope {
+        Scope::Overall => stats.overall(),
+        Scope::Journey(name) => stats.journey(name)?,
+        Scope::Request(name) => stats.request(name)?,
+        Scope::Executor(name) => {
+            let e = stats.executor(name)?;
+            return Some(View {
+                count: e.started(),
+                scheduled: e.scheduled(),
+                started: e.started(),
+                dropped: e.dropped(),
+                seconds: e.duration().as_secs_f64(),
+                ..View::default()
+            });
+        }
+    };
+    Some(View {
+        count: aggregate.count(),
+        errors: aggregate.errors(),
+        seconds: stats.elapsed().as_secs_f64(),
+        latency_ms: quantiles(&|q, corrected| {
+            if corrected {
+                aggregate.latency(q)
+            } else {
+                aggregate.uncorrected_latency(q)
+            }
+        }),
+        mean_ms: aggregate.mean_latency().as_secs_f64() * 1000.0,
+        ..View::default()
+    })
+}
+
+/// Every threshold judged against the run's statistics.
+pub(crate) fn judge_all(stats: &RunStats, thresholds: &[Threshold]) -> Vec<CheckResult> {
+    thresholds
+        .iter()
+        .map(|t| judge(t, view(stats, t).as_ref()))
+        .collect()
+}
+
+/// Why a run failed, for `summary.json`'s verdict (none: it passed): the
+/// failed checks, the timeline events that failed or never fired, and
+/// first, if it was aborted, why.
+pub(crate) fn failures<'a>(
+    checks: impl IntoIterator<Item = &'a CheckResult>,
+    timeline: &[TimelineRecord],
+    events: &[Event],
+    ended: Duration,
+    aborted: Option<&str>,
+) -> Vec<String> {
+    let mut failures: Vec<String> = checks
+        .into_iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    failures.extend(timeline.iter().filter(|r| !r.ok).map(|r| {
+        format!(
+            "timeline: {} {} at {:.1}s failed: {}",
+            r.action,
+            r.service,
+            r.at_s,
+            r.error.as_deref().unwrap_or("no reason given")
+        )
+    }));
+    // An event that never fired is a story that did not happen (the run
+    // was aborted or ended before it was due).
+    for event in events {
+        let fired = timeline.iter().any(|r| {
+            (r.at_s - event.at.as_secs_f64()).abs() < 1e-6
+                && r.action == event.action.name()
+                && r.service == event.action.service()
+        });
+        if !fired {
+            failures.push(format!(
+                "timeline: {} {} due at {:.1}s never fired (the run ended at {:.1}s)",
+                event.action.name(),
+                event.action.service(),
+                event.at.as_secs_f64(),
+                ended.as_secs_f64()
+            ));
+        }
+    }
+    if let Some(reason) = aborted {
+        failures.insert(0, format!("aborted: {reason}"));
+    }
+    failures
 }
 
 #[cfg(test)]
