@@ -10,9 +10,9 @@
 //! Each service runs as one or more replicas. Every replica has its own
 //! supervising task (`supervisor/replica.rs`) that owns the child
 //! process: it waits for `/readyz`, lists the replica in the discovery
-//! targets ([`targets`]), and restarts it with a backoff when it dies
+//! targets (`targets.rs`), and restarts it with a backoff when it dies
 //! without being asked to. [`System`] is the handle to all of it; the
-//! control API ([`control`]) exposes the same operations over HTTP.
+//! control API (`control.rs`) exposes the same operations over HTTP.
 //!
 //! | File | Holds |
 //! |---|---|
