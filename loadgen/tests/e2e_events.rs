@@ -507,6 +507,8 @@ async fn a_registration_creates_the_learner_profile_across_the_queue() {
 async fn completing_the_last_lesson_publishes_course_completed_once() {
     let sys = TestSystem::start(Otlp::Grpc, NO_DECLINES).await;
     let (user_id, token, course_id, _) = bought_course(&sys, "complete-1").await;
+    // Lessons open once payments' event has made the enrollment active.
+    wait_active(&sys, &user_id, &course_id).await;
     let course_id = course_id.as_str();
     let full: Value = sys
         .http
