@@ -48,3 +48,36 @@ pub use self::status::{
 };
 pub use self::system::System;
 pub use self::targets::{TargetGroup, read_targets};
+
+/// The variable a replica finds its launcher's process id in.
+pub const LAUNCHER_PID_VAR: &str = "LOADGEN_LAUNCHER_PID";
+
+/// In a replica the launcher started (`LOADGEN_LAUNCHER_PID` set), exits
+/// the process once the launcher is gone. A launcher that is killed
+/// outright (SIGKILL, or a test process cut short) cannot stop its
+/// children, and orphaned replicas would keep their ports and go on
+/// consuming events that a new system's replicas should get. The child is
+/// re-parented when its parent dies, which a check every half second sees.
+pub fn exit_with_the_launcher() {
+    use std::io::Write as _;
+    let Some(launcher) = std::env::var(LAUNCHER_PID_VAR)
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return;
+    };
+    std::thread::spawn(move || {
+        loop {
+            if std::os::unix::process::parent_id() != launcher {
+                // Not `eprintln!`: stderr is usually a pipe to the dead
+                // launcher, and a failed write would panic this thread.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "the launcher (pid {launcher}) is gone; this replica stops"
+                );
+                std::process::exit(1);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    });
+}

@@ -162,6 +162,7 @@ fn service_args(name: &'static str, args: Vec<String>) -> impl Iterator<Item = S
 }
 
 async fn serve(service: Service, args: Vec<String>) -> anyhow::Result<()> {
+    loadgen::launcher::exit_with_the_launcher();
     match service {
         Service::Gateway => {
             gateway::run(gateway::Config::parse_from(service_args("gateway", args))).await

@@ -931,3 +931,65 @@ async fn every_shipped_scenario_passes_against_loadgen_up() {
     }
     up.child.kill().await.unwrap();
 }
+
+/// The processes `pid` started that run a service (`loadgen serve`), by
+/// what the kernel lists as its children.
+fn service_children(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let children = std::fs::read_to_string(task.unwrap().path().join("children")).unwrap();
+        for child in children.split_whitespace() {
+            let child: u32 = child.parse().unwrap();
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            if cmdline.split(|b| *b == 0).any(|arg| arg == b"serve") {
+                found.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// Whether `pid` still runs (a zombie waiting for its new parent to reap
+/// it has stopped).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The state follows the parenthesised command name.
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// `loadgen up` killed outright (SIGKILL: it cannot stop its children)
+/// leaves no service running: each replica sees its launcher gone and
+/// stops, instead of keeping its port and consuming events for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_loadgen_up_leaves_no_service_running() {
+    if postgres_pass() {
+        return;
+    }
+    let mut up = Up::start().await;
+    let pid = up.child.id().unwrap();
+    let services = service_children(pid);
+    assert!(services.len() >= 5, "one process per service: {services:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    up.child.wait().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<u32> = services.iter().copied().filter(|p| running(*p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "services still running 5 s after loadgen up was killed: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -92,6 +92,13 @@ impl Supervisor {
                 without_instance_id(self.env.get("OTEL_RESOURCE_ATTRIBUTES")),
             )
             .stdin(Stdio::null())
+            // Dropping the handle kills the child; a launcher that dies
+            // without dropping it (SIGKILL, a test process cut short) is
+            // noticed by the child itself (`loadgen serve`).
+            .env(
+                crate::launcher::LAUNCHER_PID_VAR,
+                std::process::id().to_string(),
+            )
             .kill_on_drop(true);
         if let Some(token) = &self.admin_token {
             cmd.env("ADMIN_TOKEN", token);
