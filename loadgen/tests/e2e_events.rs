@@ -842,7 +842,7 @@ async fn many_checkouts_of_one_course_at_once_charge_once() {
 /// 500 checkouts on PostgreSQL with two progress replicas consuming side
 /// by side, and the gateway's enroll delayed at random (an injected
 /// latency on progress's `POST /enrollments`, log-normal from a few
-/// milliseconds to a second: median 20 ms, p99 1 s), so the
+/// milliseconds to half a second: median 20 ms, p99 400 ms), so the
 /// `payment.captured` event lands before the enroll for some purchases
 /// and after it for others, however long the event's own path takes on
 /// a quiet or a busy machine (a uniform 0–25 ms gave 215 and 285 when
@@ -879,7 +879,7 @@ async fn five_hundred_checkouts_racing_their_events_all_end_active() {
             .json(&json!({
                 "route": "/enrollments",
                 "method": "POST",
-                "latency": {"median_ms": 20, "p99_ms": 1000},
+                "latency": {"median_ms": 20, "p99_ms": 400},
                 "expires_in": "10m",
             }))
             .send()
@@ -943,7 +943,7 @@ async fn five_hundred_checkouts_racing_their_events_all_end_active() {
     );
     assert_eq!(outcomes.len(), LEARNERS * COURSES_EACH);
     assert!(
-        event_first >= 10 && enroll_first >= 10,
+        event_first >= 5 && enroll_first >= 5,
         "both orders must happen for the test to mean anything: \
          {event_first} event first, {enroll_first} enroll first"
     );

@@ -415,10 +415,14 @@ story_on_postgres!(
     "0.3"
 );
 story_on_postgres!(broker_outage_balances_on_postgres, "broker-outage", "0.5");
+// At half its length. At SCALE (0.15) about 26 charges meet the slow
+// provider, and with 9 % of them past the 1 s deadline about one run in
+// twelve saw none, failing the expectation that the deadline cut some;
+// at 0.5, about 87 charges, one in several thousand.
 story_on_postgres!(
     slow_payment_provider_balances_on_postgres,
     "slow-payment-provider",
-    SCALE
+    "0.5"
 );
 
 /// A count from one of the run's SQLite files.
