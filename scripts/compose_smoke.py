@@ -445,17 +445,19 @@ class Smoke:
     # 5
     def kill_one(self):
         learners = [Learner(f"kill{i}") for i in range(6)]
-        courses = iter(self.courses[31:])
         lock = threading.Lock()
         # (started, finished, status or transport error, error code)
         results: list[tuple[float, float, int | str, str]] = []
         stop = threading.Event()
 
-        def buyer(learner: Learner):
-            while not stop.is_set():
-                with lock:
-                    course = next(courses, None)
-                if course is None:
+        def buyer(learner: Learner, index: int):
+            # Each learner buys the courses in its own order, so the six
+            # together never run out of courses before the kill (a shared
+            # list of ~200 ran out in 5 s on a fast run).
+            courses = self.courses[31:]
+            offset = index * len(courses) // len(learners)
+            for course in courses[offset:] + courses[:offset]:
+                if stop.is_set():
                     return
                 t0 = time.monotonic()
                 code = ""
@@ -469,7 +471,7 @@ class Smoke:
                 with lock:
                     results.append((t0, time.monotonic(), status, code))
 
-        threads = [threading.Thread(target=buyer, args=(l,)) for l in learners]
+        threads = [threading.Thread(target=buyer, args=(l, i)) for i, l in enumerate(learners)]
         for t in threads:
             t.start()
         time.sleep(3)
