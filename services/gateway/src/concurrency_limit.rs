@@ -25,8 +25,6 @@
 
 use std::{
     collections::HashMap,
-    future::Future,
-    pin::Pin,
     sync::{Arc, Mutex, MutexGuard, OnceLock},
     task::{Context, Poll},
 };
@@ -34,14 +32,14 @@ use std::{
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Body as HttpBody;
 use mesh::{
     Metrics,
     auth::{self, Caller, ClientAddress, TokenKeys},
     error_response,
+    inbound::HeldResponse,
     metrics::Route,
 };
-use pin_project_lite::pin_project;
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use tower::{BoxError, Layer, Service};
 
@@ -160,7 +158,7 @@ impl Shared {
 
 /// One request of a client in flight; dropped, it frees the client's
 /// place, and the client's entry with its last one.
-struct Slot {
+pub struct Slot {
     shared: Arc<Shared>,
     key: ClientKey,
 }
@@ -215,17 +213,11 @@ where
             });
         });
         if self.shared.limit == 0 {
-            return ResponseFuture::Admitted {
-                inner: self.inner.call(req),
-                slot: None,
-            };
+            return ResponseFuture::admitted(self.inner.call(req), None);
         }
         let key = self.shared.client(&mut req);
         match self.shared.admit(key) {
-            Some(slot) => ResponseFuture::Admitted {
-                inner: self.inner.call(req),
-                slot: Some(slot),
-            },
+            Some(slot) => ResponseFuture::admitted(self.inner.call(req), Some(slot)),
             None => {
                 self.shared
                     .refused
@@ -233,94 +225,16 @@ where
                         route: Route::of(&req),
                     })
                     .inc();
-                ResponseFuture::Refused {
-                    response: Some(concurrency_limited(self.shared.limit)),
-                }
+                ResponseFuture::refused(concurrency_limited(self.shared.limit))
             }
         }
     }
 }
 
-pin_project! {
-    #[project = ResponseFutureProj]
-    pub enum ResponseFuture<F> {
-        Admitted {
-            #[pin]
-            inner: F,
-            slot: Option<Slot>,
-        },
-        Refused {
-            response: Option<Response<Body>>,
-        },
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    ResBody: HttpBody<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Output = Result<Response<Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ResponseFutureProj::Admitted { inner, slot } => {
-                let res = std::task::ready!(inner.poll(cx))?;
-                // The place is the client's until the response is sent, as
-                // the mesh's shedding holds its slot: a response the client
-                // is slow to take is still its request in flight.
-                Poll::Ready(Ok(match slot.take() {
-                    None => res.map(Body::new),
-                    Some(slot) => res.map(|inner| {
-                        Body::new(SlotBody {
-                            inner,
-                            slot: Some(slot),
-                        })
-                    }),
-                }))
-            }
-            ResponseFutureProj::Refused { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion"))),
-        }
-    }
-}
-
-pin_project! {
-    /// A response body that frees its client's place when it has been
-    /// sent in full, failed, or been dropped (client gone).
-    struct SlotBody<B> {
-        #[pin]
-        inner: B,
-        slot: Option<Slot>,
-    }
-}
-
-impl<B: HttpBody> HttpBody for SlotBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = std::task::ready!(this.inner.poll_frame(cx));
-        if !matches!(frame, Some(Ok(_))) {
-            this.slot.take();
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+/// The future of [`ClientConcurrency`]: the answer holding the client's
+/// place until sent (as the mesh's shedding holds its slot: a response the
+/// client is slow to take is still its request in flight), or the 429.
+pub type ResponseFuture<F> = HeldResponse<F, Slot>;
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 #[doc(hidden)]
 pub mod context;
 mod fault;
+mod held;
 pub mod limits;
 mod metrics;
 mod shed;
@@ -19,6 +20,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 pub use self::{
     fault::{FaultLayer, InjectFaults},
+    held::HeldResponse,
     metrics::{MetricsLayer, RecordMetrics},
     shed::{Shed, ShedLabels, ShedLayer},
     trace::{TRACERESPONSE, Trace, TraceLayer},

@@ -13,8 +13,6 @@
 //! not just until the handler returns: a streamed body is still work.
 
 use std::{
-    future::Future,
-    pin::Pin,
     sync::{Arc, OnceLock},
     task::{Context, Poll},
 };
@@ -22,8 +20,7 @@ use std::{
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body::{Body as HttpBody, Frame, SizeHint};
-use pin_project_lite::pin_project;
+use http_body::Body as HttpBody;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -31,6 +28,7 @@ use prometheus_client::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{BoxError, Layer, Service};
 
+use super::HeldResponse;
 use crate::{
     error::error_response,
     metrics::{Metrics, Route, ServiceLabel},
@@ -163,94 +161,14 @@ where
                     // Not a log line per request: under overload that
                     // would be thousands a second. The span has it.
                     tracing::debug!("request shed: at the concurrency limit");
-                    return ResponseFuture::Shed {
-                        response: Some(overloaded()),
-                    };
+                    return ResponseFuture::refused(overloaded());
                 }
             },
         };
-        ResponseFuture::Admitted {
-            inner: self.inner.call(req),
-            permit,
-        }
+        ResponseFuture::admitted(self.inner.call(req), permit)
     }
 }
 
-pin_project! {
-    #[project = ResponseFutureProj]
-    pub enum ResponseFuture<F> {
-        Admitted {
-            #[pin]
-            inner: F,
-            permit: Option<OwnedSemaphorePermit>,
-        },
-        Shed {
-            response: Option<Response<Body>>,
-        },
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    ResBody: HttpBody<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Output = Result<Response<Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ResponseFutureProj::Admitted { inner, permit } => {
-                let res = std::task::ready!(inner.poll(cx))?;
-                Poll::Ready(Ok(match permit.take() {
-                    // `Body::new` of a `Body` is the same box, not another.
-                    None => res.map(Body::new),
-                    Some(permit) => res.map(|inner| {
-                        Body::new(PermitBody {
-                            inner,
-                            permit: Some(permit),
-                        })
-                    }),
-                }))
-            }
-            ResponseFutureProj::Shed { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion"))),
-        }
-    }
-}
-
-pin_project! {
-    /// A response body that gives its concurrency slot back when it has
-    /// been sent in full, failed, or been dropped (client gone).
-    struct PermitBody<B> {
-        #[pin]
-        inner: B,
-        permit: Option<OwnedSemaphorePermit>,
-    }
-}
-
-impl<B: HttpBody> HttpBody for PermitBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = std::task::ready!(this.inner.poll_frame(cx));
-        if !matches!(frame, Some(Ok(_))) {
-            this.permit.take();
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+/// The future of [`Shed`]: the answer holding its slot until sent, or the
+/// 503 of a shed request.
+pub type ResponseFuture<F> = HeldResponse<F, OwnedSemaphorePermit>;
