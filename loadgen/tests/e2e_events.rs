@@ -16,7 +16,7 @@ use async_nats::jetstream;
 use futures::StreamExt as _;
 use loadgen::otlp::span::{CapturedSpan, SpanKind};
 use serde_json::{Value, json};
-use support::{Otlp, TestSystem, reconcile, trace_id_of};
+use support::{Otlp, TestSystem, enrollments, reconcile, trace_id_of, wait_active, wait_status};
 
 /// The simulated provider declines 2 % of cards by default: these tests
 /// buy courses and need every purchase to go through.
@@ -31,49 +31,6 @@ async fn bought_course(sys: &TestSystem, key: &str) -> (String, String, String, 
     let res = sys.checkout(&token, &course_id, key).send().await.unwrap();
     assert_eq!(res.status(), 201, "checkout: {:?}", res.headers());
     (user_id, token, course_id, res)
-}
-
-/// The user's enrollments as progress answers them.
-async fn enrollments(sys: &TestSystem, user_id: &str) -> Vec<Value> {
-    let body: Value = sys
-        .http
-        .get(format!(
-            "{}/users/{user_id}/enrollments",
-            sys.url("progress")
-        ))
-        .bearer_auth(support::token_for(user_id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["items"].as_array().cloned().unwrap_or_default()
-}
-
-/// Polls until the user's enrollment in `course_id` is active.
-async fn wait_active(sys: &TestSystem, user_id: &str, course_id: &str) -> Vec<Value> {
-    wait_status(sys, user_id, course_id, "active").await
-}
-
-/// Polls until the user's enrollment in `course_id` has `status`; returns
-/// all their enrollments then.
-async fn wait_status(sys: &TestSystem, user_id: &str, course_id: &str, status: &str) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let items = enrollments(sys, user_id).await;
-        let reached = items
-            .iter()
-            .any(|e| e["course_id"] == course_id && e["status"] == status);
-        if reached {
-            return items;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the enrollment never became {status}: {items:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Waits for progress's consumer span in `trace_id`; returns the spans

@@ -35,34 +35,6 @@ async fn checkout(sys: &TestSystem, token: &str, course_id: &str, key: &str) -> 
     send(sys.checkout(token, course_id, key)).await
 }
 
-/// Waits until the learner's enrollment in `course_id` is active: a paid
-/// enrollment is pending until payments' `payment.captured` event has been
-/// processed, which on a busy machine takes longer than the checkout.
-async fn wait_active(sys: &TestSystem, user: &str, token: &str, course_id: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = send(
-            sys.http
-                .get(format!("{}/api/users/{user}/enrollments", sys.gateway()))
-                .bearer_auth(token),
-        )
-        .await;
-        let active = body["items"].as_array().is_some_and(|items| {
-            items
-                .iter()
-                .any(|e| e["course_id"] == course_id && e["status"] == "active")
-        });
-        if active {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the enrollment in {course_id} never became active: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -412,7 +384,7 @@ async fn the_course_page_degrades_when_progress_is_down() {
     // Enrolled, one lesson done: lessons open once payments' event has
     // made the enrollment active.
     assert_eq!(checkout(&sys, &token, PAID_COURSE, "k-page").await.0, 201);
-    wait_active(&sys, &user, &token, PAID_COURSE).await;
+    support::wait_active(&sys, &user, PAID_COURSE).await;
     let (status, progress) = send(
         sys.http
             .post(format!(

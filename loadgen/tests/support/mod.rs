@@ -271,3 +271,51 @@ pub fn dump_logs(dir: &std::path::Path) {
         eprintln!("===== {} =====\n{text}", entry.path().display());
     }
 }
+
+/// The user's enrollments as progress answers them.
+pub async fn enrollments(sys: &TestSystem, user_id: &str) -> Vec<Value> {
+    let body: Value = sys
+        .http
+        .get(format!(
+            "{}/users/{user_id}/enrollments",
+            sys.url("progress")
+        ))
+        .bearer_auth(token_for(user_id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls until the user's enrollment in `course_id` is active.
+pub async fn wait_active(sys: &TestSystem, user_id: &str, course_id: &str) -> Vec<Value> {
+    wait_status(sys, user_id, course_id, "active").await
+}
+
+/// Polls until the user's enrollment in `course_id` has `status`; returns
+/// all their enrollments then.
+pub async fn wait_status(
+    sys: &TestSystem,
+    user_id: &str,
+    course_id: &str,
+    status: &str,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let items = enrollments(sys, user_id).await;
+        let reached = items
+            .iter()
+            .any(|e| e["course_id"] == course_id && e["status"] == status);
+        if reached {
+            return items;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the enrollment never became {status}: {items:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
