@@ -22,10 +22,7 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use users::model::{LoginRequest, RegisterRequest};
 
-use crate::{
-    engine::{Iteration, Journey, JourneyFuture, Outcome},
-    scenario::DataSpec,
-};
+use crate::engine::{Iteration, Journey, JourneyFuture, Outcome};
 
 /// How many learners the pool keeps; sign-ups beyond it replace random
 /// older ones, so a long surge does not grow memory without bound.
@@ -41,6 +38,31 @@ const SETUP_PATIENCE: Duration = Duration::from_secs(300);
 
 /// A token is refreshed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+
+/// The generated data journeys draw on (a scenario's `[data]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSpec {
+    /// Learners registered (and given one course each) before the load
+    /// starts, so `study` and `checkout` have someone to be.
+    pub learners: usize,
+    /// The exponent of the Zipf law course choices follow over the
+    /// catalog's popularity ranking: 0 is uniform, 1.1 puts about a
+    /// third of the choices on the top ten of 260 courses.
+    pub course_popularity: f64,
+    /// Share of checkouts that pick a course the learner already owns
+    /// (the gateway answers 200 without charging).
+    pub repeat_checkout: f64,
+}
+
+impl Default for DataSpec {
+    fn default() -> Self {
+        Self {
+            learners: 20,
+            course_popularity: 1.1,
+            repeat_checkout: 0.05,
+        }
+    }
+}
 
 /// What every journey shares: the client, the catalog, the learners.
 pub struct World {
@@ -701,13 +723,43 @@ impl Study {
     }
 }
 
+/// A journey a scenario can name: what it is called, what it does (shown
+/// by `loadgen scenarios --journeys` and in errors), and how it is made.
+pub struct JourneyKind {
+    pub name: &'static str,
+    pub about: &'static str,
+    make: fn(&Arc<World>) -> Arc<dyn Journey>,
+}
+
+/// Every journey, the one list scenarios, the command line and the plan
+/// read.
+pub const JOURNEYS: [JourneyKind; 4] = [
+    JourneyKind {
+        name: "browse",
+        about: "anonymous: a catalog page, a course, its course page",
+        make: |world| Arc::new(Browse(world.clone())),
+    },
+    JourneyKind {
+        name: "signup",
+        about: "a new learner registers and logs in (joins the learner pool)",
+        make: |world| Arc::new(Signup(world.clone())),
+    },
+    JourneyKind {
+        name: "checkout",
+        about: "a learner opens a course page, buys the course, lists their enrollments",
+        make: |world| Arc::new(Checkout(world.clone())),
+    },
+    JourneyKind {
+        name: "study",
+        about: "a learner reads their progress, completes the next lesson, lists enrollments",
+        make: |world| Arc::new(Study(world.clone())),
+    },
+];
+
 /// The journey called `name`.
 pub fn named(world: &Arc<World>, name: &str) -> Option<Arc<dyn Journey>> {
-    Some(match name {
-        "browse" => Arc::new(Browse(world.clone())),
-        "signup" => Arc::new(Signup(world.clone())),
-        "checkout" => Arc::new(Checkout(world.clone())),
-        "study" => Arc::new(Study(world.clone())),
-        _ => return None,
-    })
+    JOURNEYS
+        .iter()
+        .find(|j| j.name == name)
+        .map(|j| (j.make)(world))
 }

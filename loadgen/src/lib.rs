@@ -4,16 +4,15 @@
 //! command line in `main.rs` uses them all):
 //!
 //! - **Values people write and read:** [`human`] (durations, error chains),
-//!   [`summary`] (the `summary.json` types every part shares), [`system`]
-//!   (the five services, their ports and dependencies).
+//!   [`summary`] (the `summary.json` types every part shares).
 //! - **Traces:** [`otlp`] (the span model), [`receiver`] (an OTLP receiver
 //!   over gRPC and HTTP), [`capture`] (the traces a run keeps).
 //! - **Load:** [`engine`] (plans, executors, schedules, the recorder and its
-//!   statistics, live progress) and [`journeys`] (what a simulated user does).
-//! - **Running services:** [`launcher`] (`loadgen up` and `System`: the
-//!   supervisor, replicas, the control API, the event broker, the targets
-//!   file) and [`platform`] (local, Compose and Kubernetes drivers, and the
-//!   services' admin API).
+//!   statistics, live progress) and [`journeys`] (what a simulated user
+//!   does, and the one list of them).
+//! - **Running services:** [`platform`] (local, Compose and Kubernetes
+//!   drivers, and the services' admin API). The local system itself is
+//!   the `launcher` crate's (`loadgen up`, `System`, the control API).
 //! - **Scenarios:** [`scenario`] (the language and its plan), [`stage`] (a
 //!   scenario's `[system]` applied to a target), [`timeline`] (events at
 //!   their times), [`scrape`], [`expect`] and [`check`] (what is measured
@@ -28,7 +27,6 @@ pub mod engine;
 pub mod expect;
 pub mod human;
 pub mod journeys;
-pub mod launcher;
 pub mod otlp;
 pub mod platform;
 pub mod receiver;
@@ -38,6 +36,5 @@ pub mod scenario;
 pub mod scrape;
 pub mod stage;
 pub mod summary;
-pub mod system;
 pub mod timeline;
 pub mod verdict;

@@ -10,8 +10,8 @@ use std::{
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
-use loadgen::launcher::{Databases, Discovery, LaunchOptions, Logs, System};
-use loadgen::system::parse_replicas;
+use launcher::services::parse_replicas;
+use launcher::{Databases, Discovery, LaunchOptions, Logs, System};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -136,7 +136,7 @@ enum Command {
         /// The service to run.
         #[arg(value_enum)]
         service: Service,
-        /// The service's own flags (see `loadgen serve <service> --help`).
+        /// The service's own flags (`loadgen serve <service> -- --help` lists them).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -162,7 +162,7 @@ fn service_args(name: &'static str, args: Vec<String>) -> impl Iterator<Item = S
 }
 
 async fn serve(service: Service, args: Vec<String>) -> anyhow::Result<()> {
-    loadgen::launcher::exit_with_the_launcher();
+    launcher::exit_with_the_launcher();
     match service {
         Service::Gateway => {
             gateway::run(gateway::Config::parse_from(service_args("gateway", args))).await
@@ -207,7 +207,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         args.rate_limit_trust_forwarded_for.to_string(),
     )]);
     options.replicas = args.replicas;
-    let (token, written) = loadgen::launcher::admin_token(args.admin_token, &args.data_dir)?;
+    let (token, written) = launcher::admin_token(args.admin_token, &args.data_dir)?;
     // What to put in `Authorization: Bearer` for the control API and the
     // services' admin API: never the token itself (terminals get shared).
     let bearer = match &written {
@@ -218,7 +218,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         None => "<admin token>".to_owned(),
     };
     options.admin_token = Some(token);
-    let (secret, kept) = loadgen::launcher::jwt_secret(args.jwt_secret, &args.data_dir)?;
+    let (secret, kept) = launcher::jwt_secret(args.jwt_secret, &args.data_dir)?;
     if let Some(path) = kept {
         println!(
             "token secret: {} (JWT_SECRET, kept across starts)",
@@ -344,10 +344,13 @@ async fn receive(
 }
 
 fn list_scenarios(dir: Option<PathBuf>, journeys: bool) -> anyhow::Result<()> {
-    use loadgen::scenario::{JOURNEYS, SHIPPED, Scenario};
+    use loadgen::{
+        journeys::JOURNEYS,
+        scenario::{SHIPPED, Scenario},
+    };
     if journeys {
-        for (name, what) in JOURNEYS {
-            println!("{name:<10} {what}");
+        for journey in &JOURNEYS {
+            println!("{:<10} {}", journey.name, journey.about);
         }
         return Ok(());
     }
@@ -401,7 +404,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { service, args } => serve(service, args).await,
         Command::NatsConfig { prefix } => {
-            print!("{}", loadgen::launcher::nats::config(&prefix));
+            print!("{}", launcher::nats::config(&prefix));
             Ok(())
         }
         Command::Scenarios { dir, journeys } => list_scenarios(dir, journeys),

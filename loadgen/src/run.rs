@@ -12,7 +12,7 @@
 use std::{
     collections::BTreeMap,
     net::{Ipv4Addr, SocketAddr},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
@@ -23,12 +23,13 @@ use mesh::{Mesh, ServeConfig, ServiceIdentity, TelemetryConfig};
 use prometheus_client::registry::Registry;
 use tokio::{sync::watch, task::JoinHandle};
 
+use launcher::{Databases, LaunchOptions, Logs, System, services::parse_replicas};
+
 use crate::{
     capture::CaptureLimits,
     engine::{EngineMetrics, Live, Run, RunOptions, TraceEvent, TraceListener},
     expect::{Observations, Watcher},
     journeys::World,
-    launcher::{Databases, LaunchOptions, Logs, System},
     platform::{
         ComposeOptions, ComposePlatform, KubernetesOptions, KubernetesPlatform, LocalPlatform,
         Platform,
@@ -37,7 +38,6 @@ use crate::{
     report,
     scenario::{Scenario, Threshold},
     summary::{Links, SCHEMA_VERSION, ScenarioInfo, Summary, Verdict},
-    system::parse_replicas,
     timeline::TimelineRunner,
     verdict,
 };
@@ -303,44 +303,17 @@ async fn find_target(
     scenario: &Scenario,
     capture: Option<&RunningReceiver>,
 ) -> Result<Target, Unable> {
-    let unable = |e: anyhow::Error| Unable(e);
     if let Some(gateway) = &args.target {
-        let platform: Arc<dyn Platform> = match args.platform {
-            PlatformKind::Local => Arc::new(LocalPlatform::new(
-                args.control.clone(),
-                args.admin_token.clone(),
-            )),
-            PlatformKind::Compose => Arc::new(ComposePlatform::new(ComposeOptions {
-                project: args.compose_project.clone(),
-                files: args.compose_file.clone(),
-                admin_token: args.admin_token.clone(),
-                host: args
-                    .replica_dns
-                    .clone()
-                    .unwrap_or_else(|| ComposeOptions::default().host),
-                ..ComposeOptions::default()
-            })),
-            PlatformKind::Kubernetes => Arc::new(KubernetesPlatform::new(KubernetesOptions {
-                namespace: args.namespace.clone(),
-                context: args.kube_context.clone(),
-                admin_token: args.admin_token.clone(),
-                headless: args
-                    .replica_dns
-                    .clone()
-                    .unwrap_or_else(|| KubernetesOptions::default().headless),
-                ..KubernetesOptions::default()
-            })),
-        };
         return Ok(Target {
             gateway: gateway.trim_end_matches('/').to_owned(),
-            platform,
+            platform: platform_of(args),
             system: None,
             data_dir: None,
             stage: None,
         });
     }
     if args.platform != PlatformKind::Local {
-        return Err(unable(anyhow::anyhow!(
+        return Err(Unable(anyhow::anyhow!(
             "--platform {:?} needs --target: only the local platform can be started by a run",
             args.platform
         )));
@@ -358,16 +331,82 @@ async fn find_target(
         ),
     };
     std::fs::create_dir_all(&dir)
-        .map_err(|e| unable(anyhow::anyhow!("creating {}: {e}", dir.display())))?;
+        .map_err(|e| Unable(anyhow::anyhow!("creating {}: {e}", dir.display())))?;
     let admin_token = args
         .admin_token
         .clone()
         .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
-    let mut options = LaunchOptions::local(&dir);
+    let options = launch_options(args, scenario, capture, &dir, &admin_token)?;
+    eprintln!(
+        "starting LearnSphere locally (logs in {})...",
+        dir.join("logs").display()
+    );
+    let system = System::start(options).await.map_err(|e| {
+        Unable(e.context(format!(
+            "starting the system (logs in {})",
+            dir.join("logs").display()
+        )))
+    })?;
+    let control = system
+        .control_addr()
+        .map(|a| format!("http://{a}"))
+        .ok_or_else(|| Unable(anyhow::anyhow!("the launcher started no control API")))?;
+    let gateway = system
+        .url("gateway")
+        .ok_or_else(|| Unable(anyhow::anyhow!("the launcher started no gateway")))?;
+    Ok(Target {
+        gateway,
+        platform: Arc::new(LocalPlatform::new(control, Some(admin_token))),
+        system: Some(system),
+        data_dir: Some((dir, remove)),
+        stage: None,
+    })
+}
+
+/// The platform that runs a system given with `--target`.
+fn platform_of(args: &RunArgs) -> Arc<dyn Platform> {
+    match args.platform {
+        PlatformKind::Local => Arc::new(LocalPlatform::new(
+            args.control.clone(),
+            args.admin_token.clone(),
+        )),
+        PlatformKind::Compose => Arc::new(ComposePlatform::new(ComposeOptions {
+            project: args.compose_project.clone(),
+            files: args.compose_file.clone(),
+            admin_token: args.admin_token.clone(),
+            host: args
+                .replica_dns
+                .clone()
+                .unwrap_or_else(|| ComposeOptions::default().host),
+            ..ComposeOptions::default()
+        })),
+        PlatformKind::Kubernetes => Arc::new(KubernetesPlatform::new(KubernetesOptions {
+            namespace: args.namespace.clone(),
+            context: args.kube_context.clone(),
+            admin_token: args.admin_token.clone(),
+            headless: args
+                .replica_dns
+                .clone()
+                .unwrap_or_else(|| KubernetesOptions::default().headless),
+            ..KubernetesOptions::default()
+        })),
+    }
+}
+
+/// How a run launches its own system in `dir`: the scenario's replicas
+/// and settings, its spans to the run's receiver, its own databases.
+fn launch_options(
+    args: &RunArgs,
+    scenario: &Scenario,
+    capture: Option<&RunningReceiver>,
+    dir: &Path,
+    admin_token: &str,
+) -> Result<LaunchOptions, Unable> {
+    let mut options = LaunchOptions::local(dir);
     options.auto_ports = true;
     options.logs = Logs::Files(dir.join("logs"));
     options.control_addr = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-    options.admin_token = Some(admin_token.clone());
+    options.admin_token = Some(admin_token.to_owned());
     // The run's system and its events go away together.
     options.delete_streams_on_stop = true;
     if !scenario.system.replicas.is_empty() {
@@ -378,7 +417,7 @@ async fn find_target(
             .map(|(s, n)| format!("{s}={n}"))
             .collect();
         options.replicas =
-            parse_replicas(&spec.join(",")).map_err(|e| unable(anyhow::anyhow!(e)))?;
+            parse_replicas(&spec.join(",")).map_err(|e| Unable(anyhow::anyhow!(e)))?;
     }
     let mut env: BTreeMap<String, String> = scenario.system.env.clone();
     // Each synthetic visitor is its own client for the rate limit, as
@@ -400,30 +439,7 @@ async fn find_target(
             prefix: format!("loadgen_{:08x}", rand::random::<u32>()),
         };
     }
-    eprintln!(
-        "starting LearnSphere locally (logs in {})...",
-        dir.join("logs").display()
-    );
-    let system = System::start(options).await.map_err(|e| {
-        unable(e.context(format!(
-            "starting the system (logs in {})",
-            dir.join("logs").display()
-        )))
-    })?;
-    let control = system
-        .control_addr()
-        .map(|a| format!("http://{a}"))
-        .ok_or_else(|| unable(anyhow::anyhow!("the launcher started no control API")))?;
-    let gateway = system
-        .url("gateway")
-        .ok_or_else(|| unable(anyhow::anyhow!("the launcher started no gateway")))?;
-    Ok(Target {
-        gateway,
-        platform: Arc::new(LocalPlatform::new(control, Some(admin_token))),
-        system: Some(system),
-        data_dir: Some((dir, remove)),
-        stage: None,
-    })
+    Ok(options)
 }
 
 /// Loadgen's own client of the gateway: the mesh's client stack without

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use futures::future::join_all;
 
-use crate::{platform::Platform, scenario::SystemSpec, system::SERVICES};
+use launcher::services::SERVICES;
+
+use crate::{platform::Platform, scenario::SystemSpec};
 
 /// What was done to the system before the load, to undo after it.
 #[derive(Debug, Default)]

@@ -320,7 +320,7 @@ async fn crashes_between_commit_and_publish_or_ack_lose_nothing() {
             options.replicas.insert("payments", 2);
             options.replicas.insert("progress", 2);
             options.admin_token = Some(ADMIN_TOKEN.into());
-            options.restart = loadgen::launcher::RestartPolicy {
+            options.restart = launcher::RestartPolicy {
                 initial_delay: Duration::from_millis(200),
                 max_delay: Duration::from_secs(1),
                 stable_after: Duration::from_secs(2),

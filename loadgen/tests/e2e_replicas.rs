@@ -7,7 +7,7 @@ mod support;
 
 use std::{collections::BTreeSet, future::Future, time::Duration};
 
-use loadgen::launcher::{ReplicaState, TargetGroup, read_targets};
+use launcher::{ReplicaState, TargetGroup, read_targets};
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem};
 use tokio::time::Instant;

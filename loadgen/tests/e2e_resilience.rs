@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use loadgen::launcher::ReplicaState;
+use launcher::ReplicaState;
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem};
 use tokio::time::Instant;

@@ -379,7 +379,7 @@ async fn system_for(name: &str) -> TestSystem {
     TestSystem::start_with_options(Otlp::Grpc, &[], &env, |options| {
         options.admin_token = Some(STORY_ADMIN_TOKEN.into());
         for (service, n) in replicas {
-            let (name, _) = loadgen::system::parse_replicas(&format!("{service}={n}"))
+            let (name, _) = launcher::services::parse_replicas(&format!("{service}={n}"))
                 .unwrap()
                 .pop_first()
                 .unwrap();

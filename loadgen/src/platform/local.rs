@@ -77,7 +77,7 @@ fn pids(pids: impl Iterator<Item = Option<u32>>) -> String {
 
 impl LocalPlatform {
     /// `control_url`: `http://127.0.0.1:8070` (`loadgen up` prints it;
-    /// [`crate::launcher::System::control_addr`] in-process). `admin_token`:
+    /// [`launcher::System::control_addr`] in-process). `admin_token`:
     /// the token the launcher gave the services.
     pub fn new(control_url: impl Into<String>, admin_token: Option<String>) -> Self {
         let http = reqwest::Client::builder()
@@ -296,7 +296,6 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::launcher::supervisor::Supervisor;
 
     const TOKEN: &str = "local-platform-test-token";
 
@@ -307,11 +306,11 @@ mod tests {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let access = crate::launcher::control::Access {
+        let access = launcher::control::Access {
             token: TOKEN.parse().unwrap(),
             addr,
         };
-        let app = crate::launcher::control::router(Supervisor::idle(), access);
+        let app = launcher::control::idle(access);
         tokio::spawn(async move { axum::serve(listener, app).await });
         LocalPlatform::new(format!("http://{addr}"), token.map(str::to_owned))
     }

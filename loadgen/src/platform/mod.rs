@@ -220,7 +220,7 @@ pub(crate) fn service_port(
         .get(service)
         .copied()
         .or_else(|| {
-            crate::system::SERVICES
+            launcher::services::SERVICES
                 .iter()
                 .find(|s| s.name == service)
                 .map(|s| s.default_port)

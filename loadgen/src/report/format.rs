@@ -4,6 +4,14 @@
 
 use std::collections::BTreeMap;
 
+/// The report's palette: series and markers in charts, errors in waterfalls.
+pub(super) const BLUE: &str = "#1c7ed6";
+pub(super) const ORANGE: &str = "#e8590c";
+pub(super) const GREY: &str = "#868e96";
+pub(super) const GREEN: &str = "#2f9e44";
+pub(super) const RED: &str = "#e03131";
+pub(super) const PURPLE: &str = "#7048e8";
+
 /// Milliseconds with precision that shrinks as they grow: `0.84`, `12.3`,
 /// `912`. Non-finite values (nothing measured) print as `–`.
 pub fn ms(value: f64) -> String {

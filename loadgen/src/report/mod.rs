@@ -6,6 +6,7 @@ mod chart;
 mod format;
 pub mod html;
 pub mod table;
+mod waterfall;
 
 use std::collections::BTreeMap;
 use std::fs;

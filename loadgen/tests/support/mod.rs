@@ -9,8 +9,8 @@ pub mod reconcile;
 
 use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
 
+use launcher::{Databases, LaunchOptions, Logs, System};
 use loadgen::{
-    launcher::{Databases, LaunchOptions, Logs, System},
     receiver::{Receiver, RunningReceiver},
     scrape::Scrape,
 };

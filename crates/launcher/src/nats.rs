@@ -279,7 +279,10 @@ mod tests {
     /// it must be what the launcher runs, for the default prefix.
     #[test]
     fn the_shipped_server_config_is_the_launchers() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/compose/nats.conf");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/compose/nats.conf"
+        );
         let shipped = std::fs::read_to_string(path).expect("deploy/compose/nats.conf exists");
         assert_eq!(
             shipped,

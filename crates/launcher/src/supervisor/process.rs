@@ -11,12 +11,12 @@ use tokio::{
     process::{Child, Command},
 };
 
-use super::{Supervisor, replica_label};
-use crate::launcher::{
+use super::registry::{Supervisor, replica_label};
+use crate::services::spec;
+use crate::{
     options::{Discovery, Logs},
     status::ReplicaState,
 };
-use crate::system::spec;
 
 impl Supervisor {
     /// What a dependent is given as `--<dep>-url`.
@@ -95,10 +95,7 @@ impl Supervisor {
             // Dropping the handle kills the child; a launcher that dies
             // without dropping it (SIGKILL, a test process cut short) is
             // noticed by the child itself (`loadgen serve`).
-            .env(
-                crate::launcher::LAUNCHER_PID_VAR,
-                std::process::id().to_string(),
-            )
+            .env(crate::LAUNCHER_PID_VAR, std::process::id().to_string())
             .kill_on_drop(true);
         if let Some(token) = &self.admin_token {
             cmd.env("ADMIN_TOKEN", token);

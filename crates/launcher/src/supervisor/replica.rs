@@ -24,25 +24,14 @@ use tokio::{
     time::Instant,
 };
 
-use super::{Supervisor, replica_label};
-use crate::launcher::{
+use super::{
+    command::{Command, Retire, Signal},
+    registry::{Supervisor, replica_label},
+};
+use crate::{
     options::RestartPolicy,
     status::{ReplicaState, RestartedReplica, StoppedReplica},
 };
-
-/// What a replica's supervisor can be asked to do.
-pub(super) enum Command {
-    /// Stop for good: no restart, not reported as an exit.
-    Retire(Retire),
-    /// SIGKILL, as a crash would; answered once the process is dead and
-    /// out of the targets. It is restarted like any crash.
-    Crash { done: oneshot::Sender<()> },
-    /// Out of the targets, drain, SIGTERM, start again; answered once the
-    /// new process is ready and back in the targets (or did not make it).
-    Restart {
-        done: oneshot::Sender<Result<RestartedReplica, String>>,
-    },
-}
 
 /// A restart asked for and not finished: answered when the new process
 /// is ready (or fails to start).
@@ -50,20 +39,6 @@ struct PendingRestart {
     done: oneshot::Sender<Result<RestartedReplica, String>>,
     stopped: StoppedReplica,
     since: Instant,
-}
-
-pub(super) struct Retire {
-    pub(super) signal: Signal,
-    /// How the process exited (`None`: there was none, or unknown).
-    pub(super) done: oneshot::Sender<Option<ExitStatus>>,
-}
-
-/// How a retired replica is stopped.
-#[derive(Debug, Clone, Copy)]
-pub(in crate::launcher) enum Signal {
-    /// SIGTERM, then SIGKILL if still running after the grace period.
-    Terminate(Duration),
-    Kill,
 }
 
 /// The restart delay: `initial_delay`, doubling (up to `max_delay`) while
@@ -502,7 +477,7 @@ mod tests {
     use std::time::Duration;
 
     use super::Backoff;
-    use crate::launcher::RestartPolicy;
+    use crate::RestartPolicy;
 
     const S: Duration = Duration::from_secs(1);
 

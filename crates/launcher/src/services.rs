@@ -1,7 +1,7 @@
-//! The system loadgen runs and drives: LearnSphere's services, in start
-//! order, with what each needs (its port, a database, the services it
-//! calls) and how many replicas one may run. The launcher starts them, the
-//! platforms find them, scenarios name them.
+//! The service catalogue: LearnSphere's services, in start order, with
+//! what each needs (its port, a database, the services it calls) and how
+//! many replicas one may run. The launcher starts them; loadgen's
+//! platforms find them and its scenarios name them, from this one list.
 
 use std::collections::BTreeMap;
 

@@ -40,7 +40,7 @@ pub enum ReplicaState {
     Stopping,
 }
 
-/// One replica, as the control API and [`System::replicas`](crate::launcher::System::replicas) report it.
+/// One replica, as the control API and [`System::replicas`](crate::System::replicas) report it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicaInfo {
     pub replica: usize,

@@ -94,7 +94,7 @@ pub struct LaunchOptions {
     /// What dependents are given as their dependencies' URLs.
     pub discovery: Discovery,
     /// Where the control API listens (port 0: a free port, read back with
-    /// [`System::control_addr`](crate::launcher::System::control_addr)); `None`: no control API.
+    /// [`System::control_addr`](crate::System::control_addr)); `None`: no control API.
     pub control_addr: Option<SocketAddr>,
     pub restart: RestartPolicy,
     /// How long each replica may take to become ready.
@@ -115,7 +115,7 @@ pub struct LaunchOptions {
     /// Given to every replica as `JWT_SECRET`: what users signs access
     /// tokens with and every other service verifies them with. `None`: a
     /// random one for this start (unless `env` sets `JWT_SECRET` itself),
-    /// never the public development default; [`System::jwt_secret`](crate::launcher::System::jwt_secret) tells
+    /// never the public development default; [`System::jwt_secret`](crate::System::jwt_secret) tells
     /// which. `loadgen up` keeps one per data directory ([`jwt_secret`]).
     pub jwt_secret: Option<String>,
     /// The executable that serves (`<exe> serve <service>`); this one by

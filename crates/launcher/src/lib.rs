@@ -1,21 +1,26 @@
-//! The local launcher: runs every LearnSphere service as child processes
-//! on this machine, no Docker needed, and keeps them running.
+//! launcher: runs every LearnSphere service as child processes on this
+//! machine, no Docker needed, and keeps them running. `loadgen up` and the
+//! end-to-end tests start a system through it; loadgen's local platform
+//! drives one through its control API.
 //!
-//! The service binaries are this binary: `loadgen serve <service> ...`
-//! runs one service in-process (loadgen links every service library, the
-//! way HotROD runs all its services from one executable). So
-//! `cargo run -p loadgen -- up` builds everything it starts, and the
-//! end-to-end tests start the system through this same code.
+//! The services come from one executable: the launcher runs
+//! `<exe> serve <service> --port N --host H --<dependency>-url ...`, by
+//! default the executable it runs in ([`LaunchOptions::exe`]). loadgen is
+//! such an executable (it links every service library, the way HotROD runs
+//! all its services from one binary), so `cargo run -p loadgen -- up`
+//! builds everything it starts. The services, their ports, databases and
+//! dependencies come from one catalogue, [`services`].
 //!
 //! Each service runs as one or more replicas. Every replica has its own
 //! supervising task (`supervisor/replica.rs`) that owns the child
 //! process: it waits for `/readyz`, lists the replica in the discovery
 //! targets (`targets.rs`), and restarts it with a backoff when it dies
 //! without being asked to. [`System`] is the handle to all of it; the
-//! control API (`control.rs`) exposes the same operations over HTTP.
+//! control API ([`control`]) exposes the same operations over HTTP.
 //!
 //! | File | Holds |
 //! |---|---|
+//! | `services.rs` | the service catalogue: start order, ports, databases, dependencies |
 //! | `system.rs` | [`System`]: start, operate and stop a system |
 //! | `options.rs` | [`LaunchOptions`], the secrets kept per data directory |
 //! | `supervisor.rs` | the replicas' shared state and operations |
@@ -26,15 +31,18 @@
 //! | `broker.rs`, `nats.rs` | the NATS proxy; the system's own NATS server |
 //! | `targets.rs`, `metrics.rs` | the discovery targets file; the launcher's metrics |
 
+#![forbid(unsafe_code)]
+
 pub mod broker;
-pub(crate) mod control;
+pub mod control;
 mod metrics;
 pub mod nats;
 mod options;
 mod ports;
 mod postgres;
+pub mod services;
 mod status;
-pub(crate) mod supervisor;
+mod supervisor;
 mod system;
 mod targets;
 

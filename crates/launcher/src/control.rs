@@ -100,6 +100,14 @@ impl ControlServer {
     }
 }
 
+/// The control API of a launcher with nothing running, for the tests of
+/// its clients: every service is listed with no replica, and the guard
+/// (token, `Host`, `Origin`, JSON bodies) is the real one.
+#[cfg(feature = "testing")]
+pub fn idle(access: Access) -> Router {
+    router(Supervisor::idle(), access)
+}
+
 pub(crate) fn router(supervisor: Arc<Supervisor>, access: Access) -> Router {
     let operations = Router::new()
         .route("/services", get(list_services))
@@ -124,10 +132,10 @@ pub(crate) fn router(supervisor: Arc<Supervisor>, access: Access) -> Router {
 /// Who may operate the launcher: the holder of `token`, through a name
 /// of `addr`.
 #[derive(Clone, Debug)]
-pub(crate) struct Access {
-    pub(crate) token: AdminToken,
+pub struct Access {
+    pub token: AdminToken,
     /// Where the control API listens.
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl Access {
@@ -379,7 +387,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::launcher::supervisor::Supervisor;
+    use crate::supervisor::Supervisor;
 
     const TOKEN: &str = "control-test-token";
     const HOST: &str = "127.0.0.1:8070";

@@ -23,7 +23,7 @@ use super::{
     status::{ControlError, Exit, ReplicaInfo, Restarted, RunningService, Scaled, ServiceStatus},
     supervisor::{Signal, Supervisor},
 };
-use crate::system::{SERVICES, check_replicas, spec_named};
+use crate::services::{SERVICES, check_replicas, spec_named};
 
 /// The running system: a handle to the replicas' supervisors. Dropping it
 /// kills every replica (the supervisors are aborted and the children were
@@ -85,20 +85,92 @@ async fn event_bus(
     Ok((server.url(), Some(server)))
 }
 
+/// The services' `EVENTS_PREFIX`: the one given, else our own (inherited
+/// by the children), else a digest of where the system's data lives.
+fn events_prefix_of(options: &LaunchOptions) -> String {
+    match (
+        options.env.get("EVENTS_PREFIX"),
+        std::env::var("EVENTS_PREFIX"),
+    ) {
+        (Some(p), _) => p.clone(),
+        (None, Ok(p)) if !p.is_empty() => p,
+        _ => events_prefix(&options.databases),
+    }
+}
+
+/// The secret every replica signs and checks tokens with: the one given
+/// (checked), else a random one. Never the development default the
+/// services fall back on: with it, anyone who has read the source can
+/// sign in as anyone.
+fn jwt_secret_of(options: &mut LaunchOptions) -> anyhow::Result<String> {
+    match options
+        .jwt_secret
+        .take()
+        .or_else(|| options.env.remove("JWT_SECRET"))
+    {
+        Some(given) => {
+            check_jwt_secret(&given)?;
+            Ok(given)
+        }
+        None => Ok(random_jwt_secret()),
+    }
+}
+
+/// Each service's `DATABASE_URL`, its database created (a SQLite file in
+/// a private directory, or a PostgreSQL database of the system's own).
+async fn create_databases(databases: &Databases) -> anyhow::Result<BTreeMap<&'static str, String>> {
+    let mut urls = BTreeMap::new();
+    for spec in SERVICES.iter().filter(|s| s.database) {
+        let url = match databases {
+            Databases::Sqlite { dir } => {
+                create_private_dir(dir)?;
+                format!(
+                    "sqlite://{}",
+                    dir.join(format!("{}.db", spec.name)).display()
+                )
+            }
+            Databases::Postgres { admin_url, prefix } => {
+                let name = format!("{prefix}_{}", spec.name);
+                create_postgres_database(admin_url, &name).await?;
+                with_database(admin_url, &name)
+            }
+        };
+        urls.insert(spec.name, url);
+    }
+    Ok(urls)
+}
+
+/// Each service's NATS user and password, on a bus the system runs
+/// itself (none on the user's own bus).
+fn nats_credentials(server: Option<&nats::NatsServer>) -> BTreeMap<&'static str, (String, String)> {
+    let Some(server) = server else {
+        return BTreeMap::new();
+    };
+    nats::ACCOUNTS
+        .iter()
+        .filter_map(|a| {
+            let (user, password) = server.passwords.credentials_of(a.service)?;
+            Some((a.service, (user.to_owned(), password.to_owned())))
+        })
+        .collect()
+}
+
+/// What the control API takes as a bearer token: the services' admin
+/// token, or one of its own for a system without an admin API.
+fn control_token_of(options: &LaunchOptions) -> String {
+    options
+        .admin_token
+        .clone()
+        .or_else(|| options.env.get("ADMIN_TOKEN").cloned())
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>()))
+}
+
 impl System {
     /// Starts every service, in dependency order, each replica waited for
     /// until its `/readyz` answers 200; then supervises them in the
     /// background until [`System::stop`] (or drop).
     pub async fn start(mut options: LaunchOptions) -> anyhow::Result<Self> {
-        // Our own EVENTS_PREFIX, if set, is inherited by the children.
-        let prefix = match (
-            options.env.get("EVENTS_PREFIX"),
-            std::env::var("EVENTS_PREFIX"),
-        ) {
-            (Some(p), _) => p.clone(),
-            (None, Ok(p)) if !p.is_empty() => p,
-            _ => events_prefix(&options.databases),
-        };
+        let prefix = events_prefix_of(&options);
         options.env.insert("EVENTS_PREFIX".into(), prefix.clone());
         let (nats_url, nats_server) = event_bus(&options, &prefix).await?;
         // The services reach NATS through a proxy the control API can take
@@ -108,20 +180,7 @@ impl System {
             .await
             .context("starting the NATS proxy")?;
         options.env.insert("NATS_URL".into(), broker.url());
-        // Never the development default the services fall back on: with
-        // it, anyone who has read the source can sign in as anyone.
-        let jwt_secret = match options
-            .jwt_secret
-            .take()
-            .or_else(|| options.env.remove("JWT_SECRET"))
-        {
-            Some(given) => {
-                check_jwt_secret(&given)?;
-                given
-            }
-            None => random_jwt_secret(),
-        };
-        options.jwt_secret = Some(jwt_secret);
+        options.jwt_secret = Some(jwt_secret_of(&mut options)?);
         let exe = match &options.exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().context("locating the loadgen executable")?,
@@ -130,24 +189,7 @@ impl System {
             spec_named(service).map_err(anyhow::Error::msg)?;
             check_replicas(*count).map_err(|e| anyhow::anyhow!("{service}: {e}"))?;
         }
-        let mut databases = BTreeMap::new();
-        for spec in SERVICES.iter().filter(|s| s.database) {
-            let url = match &options.databases {
-                Databases::Sqlite { dir } => {
-                    create_private_dir(dir)?;
-                    format!(
-                        "sqlite://{}",
-                        dir.join(format!("{}.db", spec.name)).display()
-                    )
-                }
-                Databases::Postgres { admin_url, prefix } => {
-                    let name = format!("{prefix}_{}", spec.name);
-                    create_postgres_database(admin_url, &name).await?;
-                    with_database(admin_url, &name)
-                }
-            };
-            databases.insert(spec.name, url);
-        }
+        let databases = create_databases(&options.databases).await?;
         if let Logs::Files(dir) = &options.logs {
             std::fs::create_dir_all(dir)?;
         }
@@ -171,19 +213,6 @@ impl System {
             .as_ref()
             .map(tokio::net::TcpListener::local_addr)
             .transpose()?;
-
-        let nats_credentials = nats_server
-            .as_ref()
-            .map(|server| {
-                nats::ACCOUNTS
-                    .iter()
-                    .filter_map(|a| {
-                        let (user, password) = server.passwords.credentials_of(a.service)?;
-                        Some((a.service, (user.to_owned(), password.to_owned())))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         let (supervisor, exits) = Supervisor::new(
             &options,
             exe,
@@ -191,18 +220,14 @@ impl System {
             targets_file,
             control_addr,
             Some(broker),
-            nats_credentials,
+            nats_credentials(nats_server.as_ref()),
         );
         // Anything that can reach the control API could otherwise stop
         // the system: it takes the services' admin token, or, for a system
         // without an admin API, one of its own ([`System::control_token`]).
-        let control_token = control_listener.as_ref().map(|_| {
-            options
-                .admin_token
-                .clone()
-                .or_else(|| options.env.get("ADMIN_TOKEN").cloned())
-                .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>()))
-        });
+        let control_token = control_listener
+            .as_ref()
+            .map(|_| control_token_of(&options));
         let control = match (control_listener, &control_token) {
             (Some(listener), Some(token)) => Some(control::ControlServer::spawn(
                 listener,
@@ -215,7 +240,7 @@ impl System {
         };
         let mut system = Self {
             services: Vec::new(),
-            supervisor: supervisor.clone(),
+            supervisor,
             exits,
             control,
             control_token,
@@ -224,31 +249,39 @@ impl System {
             events_prefix: prefix,
             delete_streams_on_stop: options.delete_streams_on_stop,
         };
+        if let Err(error) = system.start_services(&options).await {
+            system.stop(Duration::from_secs(5)).await;
+            return Err(error);
+        }
+        Ok(system)
+    }
 
+    /// Starts every service's replicas, dependencies first, and notes
+    /// replica 0 of each as it was started.
+    async fn start_services(&mut self, options: &LaunchOptions) -> anyhow::Result<()> {
         for spec in SERVICES {
             let desired = options.replicas.get(spec.name).copied().unwrap_or(1);
             let indices: Vec<usize> = (0..desired).collect();
-            if let Err(error) = supervisor.start_replicas(spec.name, &indices).await {
-                system.stop(Duration::from_secs(5)).await;
-                return Err(error);
-            }
-            let first = supervisor
+            self.supervisor.start_replicas(spec.name, &indices).await?;
+            let first = self
+                .supervisor
                 .replica_infos(spec.name)
                 .into_iter()
                 .next()
                 .context("replica 0 vanished while starting")?;
-            system.services.push(RunningService {
+            self.services.push(RunningService {
                 name: spec.name,
                 url: first.url,
-                port: supervisor.port_of(spec.name, 0).unwrap_or_default(),
+                port: self.supervisor.port_of(spec.name, 0).unwrap_or_default(),
                 pid: first.pid.unwrap_or_default(),
-                database: supervisor
+                database: self
+                    .supervisor
                     .databases
                     .get(spec.name)
                     .map(|url| mesh::db::describe_url(url)),
             });
         }
-        Ok(system)
+        Ok(())
     }
 
     /// The database URL `service`'s replicas were given (`None` for the
