@@ -8,7 +8,10 @@ file, with the names that tie it together. `#[cfg(test)] mod tests` blocks are l
 given: a unit test may reach anywhere. A parent's `pub use` of its own
 child is a facade and not counted. Exits 1 when a circle is found.
 
-    scripts/import_cycles.py [--tests] [loadgen/src]
+    scripts/import_cycles.py [--tests] [SRC ...]
+
+SRC defaults to the `src` of every crate in the workspace (`services/*`,
+`crates/*`, `loadgen`, `bench`); each is checked on its own.
 """
 
 import re
@@ -116,10 +119,29 @@ def module_of(path, root):
     return tuple(parts)
 
 
+WORKSPACE = Path(__file__).resolve().parent.parent
+
+
+def crate_sources():
+    """The `src` directory of every crate in the workspace."""
+    roots = [WORKSPACE / "loadgen", WORKSPACE / "bench"]
+    for group in ("services", "crates"):
+        roots += sorted(p for p in (WORKSPACE / group).iterdir() if (p / "Cargo.toml").exists())
+    return [r / "src" for r in roots if (r / "src").is_dir()]
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     tests = "--tests" in sys.argv
-    root = Path(args[0] if args else "loadgen/src")
+    roots = [Path(a) for a in args] or crate_sources()
+    found = 0
+    for root in roots:
+        found += check(root, tests)
+    return 1 if found else 0
+
+
+def check(root, tests):
+    """Prints the circles among `root`'s files; returns how many."""
     files = sorted(p for p in root.rglob("*.rs") if p.name != "main.rs")
     modules = {module_of(p, root): p for p in files}
 
@@ -208,16 +230,20 @@ def main():
             visit(f)
 
     circles = [sorted(s) for s in sccs if len(s) > 1]
+    try:
+        name = root.resolve().relative_to(WORKSPACE)
+    except ValueError:
+        name = root
     for scc in circles:
-        print("circle: " + ", ".join(str(f.relative_to(root)) for f in scc))
+        print(f"{name}: circle: " + ", ".join(str(f.relative_to(root)) for f in scc))
         for a in scc:
             for b in scc:
                 if b in edges[a]:
                     names = ", ".join(sorted(edges[a][b]))
                     print(f"  {a.relative_to(root)} -> {b.relative_to(root)}: {names}")
     if not circles:
-        print(f"no import circles among {len(files)} files")
-    return 1 if circles else 0
+        print(f"{name}: no import circles among {len(files)} files")
+    return len(circles)
 
 
 if __name__ == "__main__":
