@@ -14,9 +14,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
+use otlp_sink::span::{AttrValue, CapturedSpan, StatusCode};
+
 use super::chart::{self, Chart, Marker, Series, Style};
 use super::format::{self, escape};
-use crate::otlp::span::{AttrValue, CapturedSpan, StatusCode};
 use crate::summary::{CheckResult, NamedStats, Sample, Stats, Summary};
 
 /// Rows drawn per waterfall; the rest are counted, not drawn, so a trace
@@ -59,7 +60,7 @@ const RED: &str = "#e03131";
 const PURPLE: &str = "#7048e8";
 
 /// Renders the report. `traces` maps lowercase hex trace ids to their
-/// spans (as [`crate::receiver::Receiver::traces`] returns them); samples
+/// spans (as [`otlp_sink::Receiver::traces`] returns them); samples
 /// whose trace is there get a waterfall.
 pub fn render(summary: &Summary, traces: &BTreeMap<String, Vec<CapturedSpan>>) -> String {
     let jaeger = summary.links.jaeger.as_deref().and_then(jaeger_base);
@@ -930,8 +931,9 @@ footer{margin-top:40px;color:var(--muted);font-size:.85em}
 
 #[cfg(test)]
 mod tests {
+    use otlp_sink::span::{SpanKind, SpanStatus, Transport};
+
     use super::*;
-    use crate::otlp::span::{SpanKind, SpanStatus, Transport};
 
     fn span(id: &str, parent: Option<&str>, name: &str, start: u64, end: u64) -> CapturedSpan {
         CapturedSpan {

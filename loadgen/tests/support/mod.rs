@@ -11,7 +11,6 @@ use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use loadgen::{
     launcher::{Databases, LaunchOptions, Logs, System},
-    receiver::{Receiver, RunningReceiver},
     scrape::Scrape,
 };
 use mesh::testing::TestDatabaseGroup;
@@ -21,6 +20,7 @@ use mesh::testing::TestDatabaseGroup;
 /// on the user's behalf.
 #[allow(unused_imports)]
 pub use mesh::testing::token_for;
+use otlp_sink::{Receiver, RunningReceiver};
 use serde_json::{Value, json};
 
 pub struct TestSystem {

@@ -25,7 +25,7 @@
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use std::time::Duration;
-//! use loadgen::receiver::Receiver;
+//! use otlp_sink::Receiver;
 //!
 //! let running = Receiver::new()
 //!     .start("127.0.0.1:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap())
@@ -68,11 +68,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 
 use crate::capture::{CaptureLimits, CaptureStats, TraceStore};
-use crate::otlp::span::{
+use crate::span::{
     AttrValue, CapturedEvent, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport,
 };
-
-mod query;
 
 /// How many spans a [`Receiver::new`] keeps before dropping the oldest.
 pub const DEFAULT_MAX_SPANS: usize = 100_000;
@@ -305,7 +303,7 @@ impl Receiver {
     /// still holds of them.
     ///
     /// `trace_ids` is anything that lists ids: `&[&str]`, `&Vec<String>`,
-    /// or [`crate::report::sample_trace_ids`] of the summary.
+    /// an iterator of `String`s.
     pub fn traces<I>(&self, trace_ids: I) -> BTreeMap<String, Vec<CapturedSpan>>
     where
         I: IntoIterator,
@@ -424,7 +422,7 @@ impl Receiver {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn ingest(&self, request: ExportTraceServiceRequest, transport: Transport) {
+    pub(crate) fn ingest(&self, request: ExportTraceServiceRequest, transport: Transport) {
         // Conversion happens outside the lock so exporters never wait on
         // each other's decoding.
         let spans = convert_request(request, transport);

@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
-use super::{Receiver, ReceiverStats};
-use crate::otlp::span::CapturedSpan;
+use crate::receiver::{Receiver, ReceiverStats};
+use crate::span::CapturedSpan;
 
 /// The body of `GET /api/traces/{trace_id}`.
 #[derive(Debug, Serialize)]
@@ -96,7 +96,7 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     use super::*;
-    use crate::otlp::span::Transport;
+    use crate::span::Transport;
 
     const TRACE_HEX: &str = "5b8efff798038103d269b633813fc60c";
 

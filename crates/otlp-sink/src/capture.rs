@@ -34,7 +34,7 @@ use std::mem::size_of;
 
 use serde::Serialize;
 
-use crate::otlp::span::{AttrValue, CapturedEvent, CapturedSpan};
+use crate::span::{AttrValue, CapturedEvent, CapturedSpan};
 
 /// The budgets of a [`TraceStore`]. See the module docs for how to size
 /// them; [`CaptureLimits::default`] suits a few thousand journeys per
@@ -153,10 +153,6 @@ impl TraceStore {
             pinned_traces: 0,
             stats: CaptureStats::default(),
         }
-    }
-
-    pub fn limits(&self) -> CaptureLimits {
-        self.limits
     }
 
     /// Takes one span: into its pinned trace if there is one, otherwise
@@ -284,6 +280,7 @@ impl TraceStore {
     }
 
     /// Whether the trace is pinned.
+    #[cfg(test)]
     pub fn is_pinned(&self, trace_id: &str) -> bool {
         self.traces
             .get(&trace_id.to_ascii_lowercase())
@@ -413,7 +410,7 @@ fn event_size(event: &CapturedEvent) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::otlp::span::{SpanKind, SpanStatus, Transport};
+    use crate::span::{SpanKind, SpanStatus, Transport};
 
     fn span(trace: u8, name: &str) -> CapturedSpan {
         CapturedSpan {
