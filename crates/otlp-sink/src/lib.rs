@@ -20,10 +20,16 @@
 //!   [`CaptureStats`]).
 //! - [`span`]: the span model ([`span::CapturedSpan`] and its parts).
 //!
+//! Inside, one thing per file: `receiver` (the handle and its store),
+//! `capture` (the trace store), `convert` (OTLP types to the span model),
+//! `grpc` and `http` (the transports), `server` (serving both), `query`
+//! (the query API).
+//!
 //! Its bounds: memory is bounded (a span count, or byte budgets with
 //! capture); a request is at most [`MAX_REQUEST_BYTES`] after
 //! decompression; only traces are received (no metrics or logs), nothing
-//! is persisted, and nothing is forwarded.
+//! is persisted, and nothing is forwarded. It depends on none of
+//! LearnSphere's crates.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -43,12 +49,17 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+mod convert;
+mod grpc;
+mod http;
 mod query;
 mod receiver;
+#[cfg(test)]
+mod samples;
+mod server;
 pub mod span;
 
 pub use crate::capture::{CaptureLimits, CaptureStats};
-pub use crate::receiver::{
-    DEFAULT_MAX_SPANS, HTTP_TRACES_PATH, MAX_REQUEST_BYTES, Receiver, ReceiverError, ReceiverStats,
-    RunningReceiver,
-};
+pub use crate::http::HTTP_TRACES_PATH;
+pub use crate::receiver::{DEFAULT_MAX_SPANS, MAX_REQUEST_BYTES, Receiver, ReceiverStats};
+pub use crate::server::{ReceiverError, RunningReceiver};
