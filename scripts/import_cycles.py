@@ -8,11 +8,17 @@ file, with the names that tie it together. `#[cfg(test)] mod tests` blocks are l
 given: a unit test may reach anywhere. A parent's `pub use` of its own
 child is a facade and not counted. Exits 1 when a circle is found.
 
-    scripts/import_cycles.py [--tests] [loadgen/src]
+Each crate is its own graph (`crate::` means a different root in each).
+Without a directory, every member of the workspace is checked, so a new
+crate is covered as soon as Cargo.toml lists it.
+
+    scripts/import_cycles.py [--tests] [loadgen/src crates/otlp-sink/src ...]
 """
 
+import os
 import re
 import sys
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
@@ -116,10 +122,27 @@ def module_of(path, root):
     return tuple(parts)
 
 
+def workspace_sources():
+    """The `src` directory of every workspace member, as Cargo.toml lists them."""
+    top = Path(__file__).resolve().parent.parent
+    members = tomllib.loads((top / "Cargo.toml").read_text())["workspace"]["members"]
+    return [Path(os.path.relpath(top / member / "src")) for member in members]
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     tests = "--tests" in sys.argv
-    root = Path(args[0] if args else "loadgen/src")
+    roots = [Path(a) for a in args] or workspace_sources()
+    found = 0
+    for root in roots:
+        if len(roots) > 1:
+            print(f"== {root}")
+        found += check(root, tests)
+    return 1 if found else 0
+
+
+def check(root, tests):
+    """Prints the circles among the files under `root` and returns how many."""
     files = sorted(p for p in root.rglob("*.rs") if p.name != "main.rs")
     modules = {module_of(p, root): p for p in files}
 
@@ -217,7 +240,7 @@ def main():
                     print(f"  {a.relative_to(root)} -> {b.relative_to(root)}: {names}")
     if not circles:
         print(f"no import circles among {len(files)} files")
-    return 1 if circles else 0
+    return len(circles)
 
 
 if __name__ == "__main__":
