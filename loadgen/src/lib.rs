@@ -5,8 +5,9 @@
 //!
 //! - **Values people write and read:** [`human`] (durations, error chains),
 //!   [`summary`] (the `summary.json` types every part shares).
-//! - **Traces:** [`otlp`] (the span model), [`receiver`] (an OTLP receiver
-//!   over gRPC and HTTP), [`capture`] (the traces a run keeps).
+//! - **Traces**, from their own crate: [`otlp_sink`] (an OTLP receiver over
+//!   gRPC and HTTP, the span model, the traces a run keeps), which
+//!   `loadgen receive`, `run --capture-traces`, the report and the tests use.
 //! - **Load:** [`engine`] (plans, executors, schedules, the recorder and its
 //!   statistics, live progress) and [`journeys`] (what a simulated user
 //!   does, and the one list of them).
@@ -21,15 +22,12 @@
 
 #![forbid(unsafe_code)]
 
-pub mod capture;
 pub mod check;
 pub mod engine;
 pub mod expect;
 pub mod human;
 pub mod journeys;
-pub mod otlp;
 pub mod platform;
-pub mod receiver;
 pub mod report;
 pub mod run;
 pub mod scenario;

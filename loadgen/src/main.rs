@@ -301,7 +301,7 @@ async fn receive(
     keep: usize,
     query: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
-    let running = loadgen::receiver::Receiver::with_max_spans(keep)
+    let running = otlp_sink::Receiver::with_max_spans(keep)
         .start(grpc, http)
         .await?;
     println!(

@@ -20,13 +20,13 @@ use std::{
 use clap::{Args, ValueEnum};
 use gateway::client::GatewayClient;
 use mesh::{Mesh, ServeConfig, ServiceIdentity, TelemetryConfig};
+use otlp_sink::{CaptureLimits, Receiver, RunningReceiver};
 use prometheus_client::registry::Registry;
 use tokio::{sync::watch, task::JoinHandle};
 
 use launcher::{Databases, LaunchOptions, Logs, System, services::parse_replicas};
 
 use crate::{
-    capture::CaptureLimits,
     engine::{EngineMetrics, Live, Run, RunOptions, TraceEvent, TraceListener},
     expect::{Observations, Watcher},
     journeys::World,
@@ -34,7 +34,6 @@ use crate::{
         ComposeOptions, ComposePlatform, KubernetesOptions, KubernetesPlatform, LocalPlatform,
         Platform,
     },
-    receiver::{Receiver, RunningReceiver},
     report,
     scenario::{Scenario, Threshold},
     summary::{Links, SCHEMA_VERSION, ScenarioInfo, Summary, Verdict},

@@ -6,7 +6,7 @@ mod support;
 
 use std::{collections::BTreeSet, time::Duration};
 
-use loadgen::otlp::span::{CapturedSpan, SpanKind};
+use otlp_sink::span::{CapturedSpan, SpanKind};
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem};
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::StreamExt as _;
-use loadgen::otlp::span::{CapturedSpan, SpanKind};
+use otlp_sink::span::{CapturedSpan, SpanKind};
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem, enrollments, reconcile, trace_id_of, wait_active, wait_status};
 

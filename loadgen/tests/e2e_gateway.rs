@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use loadgen::otlp::span::{SpanKind, StatusCode as SpanStatus};
+use otlp_sink::span::{SpanKind, StatusCode as SpanStatus};
 use serde_json::{Value, json};
 use support::{Otlp, TestSystem, trace_id_of};
 use users::token::{AUDIENCE, Claims, ISSUER, TokenKeys};

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use loadgen::otlp::span::SpanKind;
+use otlp_sink::span::SpanKind;
 use support::{Otlp, TestSystem, trace_id_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,10 +23,10 @@ use std::{
     time::Duration,
 };
 
-use loadgen::{
-    otlp::span::{CapturedSpan, SpanKind},
-    receiver::{Receiver, RunningReceiver},
-    summary::Summary,
+use loadgen::summary::Summary;
+use otlp_sink::{
+    Receiver, RunningReceiver,
+    span::{CapturedSpan, SpanKind},
 };
 use serde_json::Value;
 use support::{Otlp, TestSystem};

@@ -14,10 +14,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
+use otlp_sink::span::CapturedSpan;
+
 use super::chart::{self, Chart, Marker, Series, Style};
 use super::format::{self, BLUE, GREEN, GREY, ORANGE, PURPLE, RED, escape};
 use super::waterfall;
-use crate::otlp::span::CapturedSpan;
 use crate::summary::{CheckResult, NamedStats, Sample, Stats, Summary};
 
 /// Waterfalls open when the page loads; the rest open on click (or when a
@@ -25,7 +26,7 @@ use crate::summary::{CheckResult, NamedStats, Sample, Stats, Summary};
 const OPEN_WATERFALLS: usize = 3;
 
 /// Renders the report. `traces` maps lowercase hex trace ids to their
-/// spans (as [`crate::receiver::Receiver::traces`] returns them); samples
+/// spans (as [`otlp_sink::Receiver::traces`] returns them); samples
 /// whose trace is there get a waterfall.
 pub fn render(summary: &Summary, traces: &BTreeMap<String, Vec<CapturedSpan>>) -> String {
     let jaeger = summary.links.jaeger.as_deref().and_then(jaeger_base);
@@ -704,6 +705,7 @@ footer{margin-top:40px;color:var(--muted);font-size:.85em}
 #[cfg(test)]
 mod tests {
     use super::*;
+
     #[test]
     fn only_http_jaeger_bases_are_linked() {
         assert_eq!(

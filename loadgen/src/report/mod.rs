@@ -13,7 +13,8 @@ use std::fs;
 use std::io::{self, BufWriter, Write as _};
 use std::path::Path;
 
-use crate::otlp::span::CapturedSpan;
+use otlp_sink::span::CapturedSpan;
+
 use crate::summary::Summary;
 
 /// The file names [`write`] uses inside the output directory.

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::format::{self, RED, escape};
-use crate::otlp::span::{AttrValue, CapturedSpan, StatusCode};
 use crate::summary::Sample;
+use otlp_sink::span::{AttrValue, CapturedSpan, StatusCode};
 
 /// Rows drawn per waterfall; the rest are counted, not drawn, so a trace
 /// with thousands of spans cannot make the page unusable.
@@ -236,7 +236,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::otlp::span::{SpanKind, SpanStatus, Transport};
+    use otlp_sink::span::{SpanKind, SpanStatus, Transport};
 
     fn span(id: &str, parent: Option<&str>, name: &str, start: u64, end: u64) -> CapturedSpan {
         CapturedSpan {

@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use loadgen::otlp::span::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
 use loadgen::summary::{
     CheckResult, ExecutorSummary, Links, NamedStats, Percentiles, SCHEMA_VERSION, Sample,
     ScenarioInfo, SeriesPoint, Stats, Summary, TimelineRecord, Verdict,
 };
+use otlp_sink::span::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
 
 /// Captured: the slowest journey's trace.
 pub const SLOW_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

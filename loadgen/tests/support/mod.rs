@@ -10,10 +10,7 @@ pub mod reconcile;
 use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use launcher::{Databases, LaunchOptions, Logs, System};
-use loadgen::{
-    receiver::{Receiver, RunningReceiver},
-    scrape::Scrape,
-};
+use loadgen::scrape::Scrape;
 use mesh::testing::TestDatabaseGroup;
 /// A valid token for a user, signed with the development secret the test
 /// systems run with (given to them explicitly: the launcher's own default
@@ -21,6 +18,7 @@ use mesh::testing::TestDatabaseGroup;
 /// on the user's behalf.
 #[allow(unused_imports)]
 pub use mesh::testing::token_for;
+use otlp_sink::{Receiver, RunningReceiver};
 use serde_json::{Value, json};
 
 pub struct TestSystem {

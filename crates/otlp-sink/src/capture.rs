@@ -1,7 +1,7 @@
 //! Trace capture for reports: keep the complete traces of the journeys that
 //! matter (the slowest, the failed) within a fixed memory budget.
 //!
-//! The load generator only learns which traces matter as journeys finish,
+//! A load generator only learns which traces matter as journeys finish,
 //! while the services' batch exporters deliver spans seconds later — some
 //! spans of a journey arrive before its verdict, some after. So every span
 //! is held for a while in a *recent window*, grouped by trace; when the
@@ -26,19 +26,29 @@
 //! maps own plus the struct itself, not allocator overhead. Plan for
 //! roughly twice the configured bytes of real memory.
 //!
-//! The store is not synchronised; [`crate::receiver::Receiver::with_capture`]
+//! The store is not synchronised; [`Receiver::with_capture`]
 //! wraps it in the receiver's lock and feeds it every span received.
+//!
+//! [`Receiver::with_capture`]: crate::Receiver::with_capture
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
 
 use serde::Serialize;
 
-use crate::otlp::span::{AttrValue, CapturedEvent, CapturedSpan};
+use crate::span::{AttrValue, CapturedEvent, CapturedSpan};
 
-/// The budgets of a [`TraceStore`]. See the module docs for how to size
-/// them; [`CaptureLimits::default`] suits a few thousand journeys per
-/// second on one machine.
+/// The budgets of a trace capture ([`Receiver::with_capture`]).
+/// [`CaptureLimits::default`] suits a few thousand journeys per second on
+/// one machine.
+///
+/// The recent window decides how far back a pin can reach: at 20 000
+/// spans/s, 200 000 spans cover 10 s. Pinned traces have their own budget,
+/// so that neither can starve the other. Sizes are estimates of the heap a
+/// span owns, not allocator overhead: plan for roughly twice the configured
+/// bytes of real memory.
+///
+/// [`Receiver::with_capture`]: crate::Receiver::with_capture
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CaptureLimits {
     /// Spans held in the recent window (traces nobody pinned yet).
@@ -69,7 +79,8 @@ impl Default for CaptureLimits {
     }
 }
 
-/// What a [`TraceStore`] did with the spans it was given.
+/// What a trace capture did with the spans it was given
+/// ([`Receiver::capture_stats`](crate::Receiver::capture_stats)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct CaptureStats {
     /// Spans given to the store.
@@ -88,13 +99,14 @@ pub struct CaptureStats {
     /// Spans refused on arrival: over [`CaptureLimits::max_spans_per_trace`]
     /// or [`CaptureLimits::pinned_bytes`], or larger than the whole window.
     pub dropped_spans: u64,
-    /// [`TraceStore::keep`] calls refused because the pinned budget was full.
+    /// Pins refused ([`Receiver::keep`](crate::Receiver::keep)) because the
+    /// pinned budget was full.
     pub refused_pins: u64,
 }
 
 /// Recent spans grouped by trace, with pins. See the module docs.
 #[derive(Debug)]
-pub struct TraceStore {
+pub(crate) struct TraceStore {
     limits: CaptureLimits,
     traces: HashMap<String, HeldTrace>,
     /// Unpinned traces by age (latest arrival): the eviction order.
@@ -153,10 +165,6 @@ impl TraceStore {
             pinned_traces: 0,
             stats: CaptureStats::default(),
         }
-    }
-
-    pub fn limits(&self) -> CaptureLimits {
-        self.limits
     }
 
     /// Takes one span: into its pinned trace if there is one, otherwise
@@ -284,6 +292,7 @@ impl TraceStore {
     }
 
     /// Whether the trace is pinned.
+    #[cfg(test)]
     pub fn is_pinned(&self, trace_id: &str) -> bool {
         self.traces
             .get(&trace_id.to_ascii_lowercase())
@@ -359,7 +368,7 @@ impl TraceStore {
 /// Estimated memory a span holds: the struct plus the heap its strings,
 /// maps and lists own. Map nodes are counted at a flat overhead per entry;
 /// the aim is a bound that tracks real use within a small factor, cheaply.
-pub fn approx_size(span: &CapturedSpan) -> usize {
+pub(crate) fn approx_size(span: &CapturedSpan) -> usize {
     size_of::<CapturedSpan>()
         + span.service_name.len()
         + span.scope_name.len()
@@ -413,7 +422,7 @@ fn event_size(event: &CapturedEvent) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::otlp::span::{SpanKind, SpanStatus, Transport};
+    use crate::span::{SpanKind, SpanStatus, Transport};
 
     fn span(trace: u8, name: &str) -> CapturedSpan {
         CapturedSpan {

@@ -1,11 +1,8 @@
 //! A read-only HTTP API over what a [`Receiver`] holds, for scripts and
-//! scrapers rather than tests (tests hold the [`Receiver`] itself).
-//!
-//! `loadgen receive --query ADDR` serves it. The Compose smoke test
-//! (`scripts/compose-smoke`) runs `loadgen receive` where the OpenTelemetry
-//! Collector would listen, and asks it here whether a checkout's trace
-//! arrived with the spans of every service; Prometheus scrapes `/metrics`
-//! where it would scrape the Collector's exporter.
+//! scrapers rather than tests (tests hold the [`Receiver`] itself): a
+//! receiver standing in for an OpenTelemetry Collector can be asked here
+//! whether a trace arrived whole, and scraped by Prometheus where the
+//! Collector's exporter would be.
 //!
 //! | Route | Answer |
 //! |---|---|
@@ -21,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
-use super::{Receiver, ReceiverStats};
-use crate::otlp::span::CapturedSpan;
+use crate::receiver::{Receiver, ReceiverStats};
+use crate::span::CapturedSpan;
 
 /// The body of `GET /api/traces/{trace_id}`.
 #[derive(Debug, Serialize)]
@@ -96,7 +93,7 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     use super::*;
-    use crate::otlp::span::Transport;
+    use crate::span::Transport;
 
     const TRACE_HEX: &str = "5b8efff798038103d269b633813fc60c";
 

@@ -1,7 +1,6 @@
 //! The span model: a span as the receiver decoded it from OTLP, with ids
-//! hex-encoded and attributes in sorted maps. The receiver produces it, the
-//! capture store holds it, the report and the tests read it; none of them
-//! needs the others for it.
+//! hex-encoded and attributes in sorted maps. The transports produce it,
+//! the stores hold it, callers read it; it needs none of them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
