@@ -43,8 +43,7 @@ mod samples;
 pub mod schedule;
 mod state;
 mod stats;
-
-use std::time::Duration;
+mod summary;
 
 pub use journey::{Iteration, Journey, JourneyFuture, Outcome, RequestRecord};
 pub use live::{Live, Recent};
@@ -53,9 +52,7 @@ pub use plan::{ExecutorPlan, Model, Plan, PlanError, Pool, ThinkTime, WeightedJo
 pub use run::{Run, RunOptions};
 pub use samples::{SampleReason, TraceEvent, TraceListener};
 pub use schedule::Stage;
-pub use stats::{Aggregate, ExecutorStats, RunStats, SummaryParts, Window};
-
-/// A duration as the fractional milliseconds of `summary.json`.
-pub(crate) fn summary_ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
+pub use stats::{Aggregate, ExecutorStats, RunStats, Window};
+pub use summary::{
+    ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint, Stats, SummaryParts,
+};

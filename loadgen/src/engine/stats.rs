@@ -15,8 +15,12 @@ use std::{
 
 use hdrhistogram::Histogram;
 
-use super::{samples::Samples, summary_ms};
-use crate::summary::{ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint, Stats};
+use super::{
+    samples::Samples,
+    summary::{
+        ExecutorSummary, NamedStats, Percentiles, SeriesPoint, Stats, SummaryParts, summary_ms,
+    },
+};
 
 /// Significant figures of the run totals.
 const TOTAL_SIGFIG: u8 = 3;
@@ -371,18 +375,6 @@ impl Window {
     }
 }
 
-/// The parts of `summary.json` the engine fills.
-#[derive(Debug, Clone)]
-pub struct SummaryParts {
-    pub overall: Stats,
-    pub journeys: Vec<NamedStats>,
-    pub requests: Vec<NamedStats>,
-    pub executors: Vec<ExecutorSummary>,
-    pub series: Vec<SeriesPoint>,
-    pub slowest: Vec<Sample>,
-    pub failed: Vec<Sample>,
-}
-
 /// Everything a run measured so far (see [`super::Live::with_stats`]) or
 /// in all (from [`super::Run::finish`]).
 #[derive(Debug, Clone)]
@@ -635,7 +627,7 @@ impl RunStats {
         window
     }
 
-    /// Fills the engine's part of `summary.json`.
+    /// The results as serialisable values.
     pub fn summary_parts(&self) -> SummaryParts {
         let named = |list: &[(&'static str, Aggregate)]| {
             list.iter()

@@ -16,8 +16,9 @@ use std::fmt::Write as _;
 
 use super::chart::{self, Chart, Marker, Series, Style};
 use super::format::{self, escape};
+use crate::engine::{NamedStats, Sample, SeriesPoint, Stats};
 use crate::otlp::span::{AttrValue, CapturedSpan, StatusCode};
-use crate::summary::{CheckResult, NamedStats, Sample, Stats, Summary};
+use crate::summary::{CheckResult, Summary};
 
 /// Rows drawn per waterfall; the rest are counted, not drawn, so a trace
 /// with thousands of spans cannot make the page unusable.
@@ -252,13 +253,11 @@ impl Page<'_> {
             return;
         }
         let x_max = s.series.iter().map(|p| p.t_s).fold(s.duration_s, f64::max);
-        let points = |f: &dyn Fn(&crate::summary::SeriesPoint) -> Option<f64>| {
+        let points = |f: &dyn Fn(&SeriesPoint) -> Option<f64>| {
             s.series.iter().map(|p| (p.t_s, f(p))).collect::<Vec<_>>()
         };
         // A second in which nothing completed has no latency: a gap, not 0.
-        let latency = |f: fn(&crate::summary::SeriesPoint) -> f64| {
-            points(&|p| (p.completed > 0).then(|| f(p)))
-        };
+        let latency = |f: fn(&SeriesPoint) -> f64| points(&|p| (p.completed > 0).then(|| f(p)));
         let charts = [
             Chart {
                 title: "Journey latency (corrected) per second",

@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 
 use super::format;
-use crate::summary::{CheckResult, NamedStats, Stats, Summary};
+use crate::engine::{NamedStats, Stats};
+use crate::summary::{CheckResult, Summary};
 
 /// Renders the summary as aligned plain-text tables, ending with the
 /// verdict line.

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use loadgen::engine::{ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint, Stats};
 use loadgen::otlp::span::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
 use loadgen::summary::{
-    CheckResult, ExecutorSummary, Links, NamedStats, Percentiles, SCHEMA_VERSION, Sample,
-    ScenarioInfo, SeriesPoint, Stats, Summary, TimelineRecord, Verdict,
+    CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, TimelineRecord, Verdict,
 };
 
 /// Captured: the slowest journey's trace.
