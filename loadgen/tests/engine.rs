@@ -134,7 +134,10 @@ async fn a_constant_arrival_rate_holds_2000_per_second() {
         )],
     };
     let mut registry = Registry::default();
-    let metrics = loadgen::engine::EngineMetrics::register(&mut registry);
+    let metrics = loadgen::engine::EngineMetrics::register(
+        registry.sub_registry_with_prefix("loadgen"),
+        &[0.001, 0.01, 0.1, 1.0, 10.0],
+    );
     let started = Run::start(
         plan,
         RunOptions {
