@@ -14,6 +14,7 @@ use std::{
 };
 
 use gateway::client::{GatewayClient, Visitor};
+use load_engine::{Iteration, Journey, JourneyFuture, Outcome};
 use mesh::CallError;
 use opentelemetry::{Context, KeyValue, baggage::BaggageExt as _, trace::TraceContextExt as _};
 use rand::{Rng as _, seq::IndexedRandom as _};
@@ -22,10 +23,7 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use users::model::{LoginRequest, RegisterRequest};
 
-use crate::{
-    engine::{Iteration, Journey, JourneyFuture, Outcome},
-    scenario::DataSpec,
-};
+use crate::scenario::DataSpec;
 
 /// How many learners the pool keeps; sign-ups beyond it replace random
 /// older ones, so a long surge does not grow memory without bound.

@@ -8,8 +8,9 @@
 //!   (the five services, their ports and dependencies).
 //! - **Traces:** [`otlp`] (the span model), [`receiver`] (an OTLP receiver
 //!   over gRPC and HTTP), [`capture`] (the traces a run keeps).
-//! - **Load:** [`engine`] (plans, executors, schedules, the recorder and its
-//!   statistics, live progress) and [`journeys`] (what a simulated user does).
+//! - **Load:** [`journeys`] (what a simulated user does), run by the
+//!   `load_engine` crate (plans, executors, schedules, the recorder and its
+//!   statistics, live progress; `loadgen bench` is its `bench`).
 //! - **Running services:** [`launcher`] (`loadgen up` and `System`: the
 //!   supervisor, replicas, the control API, the event broker, the targets
 //!   file) and [`platform`] (local, Compose and Kubernetes drivers, and the
@@ -24,7 +25,6 @@
 
 pub mod capture;
 pub mod check;
-pub mod engine;
 pub mod expect;
 pub mod human;
 pub mod journeys;

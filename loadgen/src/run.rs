@@ -19,13 +19,13 @@ use std::{
 
 use clap::{Args, ValueEnum};
 use gateway::client::GatewayClient;
+use load_engine::{EngineMetrics, Live, Run, RunOptions, TraceEvent, TraceListener};
 use mesh::{Mesh, ServeConfig, ServiceIdentity, TelemetryConfig};
 use prometheus_client::registry::Registry;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
     capture::CaptureLimits,
-    engine::{EngineMetrics, Live, Run, RunOptions, TraceEvent, TraceListener},
     expect::{Observations, Watcher},
     journeys::World,
     launcher::{Databases, LaunchOptions, Logs, System},

@@ -6,12 +6,12 @@
 //! the start of the run (`_s`), rates are per second.
 //!
 //! The statistics inside it ([`Stats`], [`NamedStats`], [`ExecutorSummary`],
-//! [`SeriesPoint`], [`Sample`]) are the engine's, written as it gives them:
-//! a change to their fields is a change to this schema too.
+//! [`SeriesPoint`], [`Sample`]) are the load engine's, written as it gives
+//! them: a change to their fields in `load_engine` is a change to this
+//! schema too.
 
+use load_engine::{ExecutorSummary, NamedStats, Sample, SeriesPoint, Stats};
 use serde::{Deserialize, Serialize};
-
-use crate::engine::{ExecutorSummary, NamedStats, Sample, SeriesPoint, Stats};
 
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -14,9 +14,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
+use load_engine::{NamedStats, Sample, SeriesPoint, Stats};
+
 use super::chart::{self, Chart, Marker, Series, Style};
 use super::format::{self, escape};
-use crate::engine::{NamedStats, Sample, SeriesPoint, Stats};
 use crate::otlp::span::{AttrValue, CapturedSpan, StatusCode};
 use crate::summary::{CheckResult, Summary};
 

@@ -4,8 +4,9 @@
 
 use std::fmt::Write as _;
 
+use load_engine::{NamedStats, Stats};
+
 use super::format;
-use crate::engine::{NamedStats, Stats};
 use crate::summary::{CheckResult, Summary};
 
 /// Renders the summary as aligned plain-text tables, ending with the

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use loadgen::engine::{ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint, Stats};
+use load_engine::{ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint, Stats};
 use loadgen::otlp::span::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
 use loadgen::summary::{
     CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, TimelineRecord, Verdict,

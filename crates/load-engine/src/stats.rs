@@ -15,7 +15,7 @@ use std::{
 
 use hdrhistogram::Histogram;
 
-use super::{
+use crate::{
     samples::Samples,
     summary::{
         ExecutorSummary, NamedStats, Percentiles, SeriesPoint, Stats, SummaryParts, summary_ms,
@@ -375,8 +375,8 @@ impl Window {
     }
 }
 
-/// Everything a run measured so far (see [`super::Live::with_stats`]) or
-/// in all (from [`super::Run::finish`]).
+/// Everything a run measured so far (see [`crate::Live::with_stats`]) or
+/// in all (from [`crate::Run::finish`]).
 #[derive(Debug, Clone)]
 pub struct RunStats {
     pub(crate) t0: Instant,
@@ -401,7 +401,7 @@ pub(crate) struct Completion {
     pub started: Instant,
     /// When `run` returned: the end, if the journey made no request.
     pub returned: Instant,
-    pub records: Vec<super::RequestRecord>,
+    pub records: Vec<crate::RequestRecord>,
     pub failure: Option<String>,
     pub trace_id: Option<String>,
 }
@@ -526,7 +526,7 @@ impl RunStats {
         self.elapsed
     }
 
-    /// Whether [`super::Live::stop`] ended the run before its plan did.
+    /// Whether [`crate::Live::stop`] ended the run before its plan did.
     pub fn stopped_early(&self) -> bool {
         self.stopped_early
     }
@@ -682,7 +682,7 @@ impl RunStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Outcome, RequestRecord, samples::Samples};
+    use crate::{Outcome, RequestRecord, samples::Samples};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

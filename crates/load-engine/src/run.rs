@@ -12,7 +12,7 @@ use std::{
 
 use tokio::{sync::watch, task::JoinHandle, time::sleep_until};
 
-use super::{
+use crate::{
     executor,
     live::{Live, Progress},
     metrics::{EngineMetrics, ExecutorReading, Handles},

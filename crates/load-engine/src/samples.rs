@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use rand::{Rng as _, SeedableRng as _, rngs::SmallRng};
 
-use super::summary::Sample;
+use crate::summary::Sample;
 
 /// Why a trace is being kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

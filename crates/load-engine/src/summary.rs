@@ -86,7 +86,7 @@ pub struct ExecutorSummary {
     /// Arrivals that started a journey.
     pub started: u64,
     /// Arrivals not started because `max_in_flight` journeys were
-    /// already running: the shortfall the system (or loadgen) caused.
+    /// already running: the shortfall the system (or the load generator) caused.
     pub dropped: u64,
     /// Arrivals that started more than 10 ms after their scheduled time.
     pub late: u64,
