@@ -8,11 +8,16 @@ file, with the names that tie it together. `#[cfg(test)] mod tests` blocks are l
 given: a unit test may reach anywhere. A parent's `pub use` of its own
 child is a facade and not counted. Exits 1 when a circle is found.
 
-    scripts/import_cycles.py [--tests] [loadgen/src]
+Each crate is its own graph. Without a directory, every workspace member's
+`src` (the root Cargo.toml's `members`) is checked, so a new crate is
+covered as soon as it joins the workspace.
+
+    scripts/import_cycles.py [--tests] [crates/load-engine/src ...]
 """
 
 import re
 import sys
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
@@ -116,10 +121,27 @@ def module_of(path, root):
     return tuple(parts)
 
 
+def workspace_sources():
+    """Every workspace member's `src`, from the root Cargo.toml."""
+    workspace = Path(__file__).resolve().parent.parent
+    members = tomllib.loads((workspace / "Cargo.toml").read_text())["workspace"]["members"]
+    return [workspace / m / "src" for m in members]
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     tests = "--tests" in sys.argv
-    root = Path(args[0] if args else "loadgen/src")
+    roots = [Path(a) for a in args] or workspace_sources()
+    found = 0
+    for root in roots:
+        if len(roots) > 1:
+            print(f"== {root}")
+        found += circles_in(root, tests)
+    return 1 if found else 0
+
+
+def circles_in(root, tests):
+    """Prints the circles among `root`'s files; returns how many."""
     files = sorted(p for p in root.rglob("*.rs") if p.name != "main.rs")
     modules = {module_of(p, root): p for p in files}
 
@@ -217,7 +239,7 @@ def main():
                     print(f"  {a.relative_to(root)} -> {b.relative_to(root)}: {names}")
     if not circles:
         print(f"no import circles among {len(files)} files")
-    return 1 if circles else 0
+    return len(circles)
 
 
 if __name__ == "__main__":
