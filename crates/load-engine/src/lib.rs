@@ -22,7 +22,7 @@
 //!   when a trace enters or leaves the slowest and failed sets.
 //! - **Metrics:** [`EngineMetrics`], the offered load as Prometheus
 //!   families with trace exemplars, under the caller's prefix.
-//! - **[`bench`]:** one URL, GET, over keep-alive HTTP/1.1 connections
+//! - **[`bench`](mod@bench):** one URL, GET, over keep-alive HTTP/1.1 connections
 //!   (like wrk and wrk2), through the same engine.
 //!
 //! ```text

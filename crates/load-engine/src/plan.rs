@@ -1,7 +1,7 @@
 //! What to run: executors, each with its own model, timing and weighted
-//! journeys. The scenario file is read into a [`Plan`] elsewhere; here it
-//! is checked once, before anything starts, so a bad plan is an error
-//! message and never a panic half-way through a run.
+//! journeys. The caller builds the [`Plan`] (from a scenario file, say);
+//! here it is checked once, before anything starts, so a bad plan is an
+//! error message and never a panic half-way through a run.
 
 use std::{fmt, sync::Arc, time::Duration};
 
