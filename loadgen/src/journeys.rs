@@ -14,6 +14,7 @@ use std::{
 };
 
 use gateway::client::{GatewayClient, Visitor};
+use load_engine::{Iteration, Journey, JourneyFuture, Outcome};
 use mesh::CallError;
 use opentelemetry::{Context, KeyValue, baggage::BaggageExt as _, trace::TraceContextExt as _};
 use rand::{Rng as _, seq::IndexedRandom as _};
@@ -21,8 +22,6 @@ use rand_distr::{Distribution as _, Zipf};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use users::model::{LoginRequest, RegisterRequest};
-
-use crate::engine::{Iteration, Journey, JourneyFuture, Outcome};
 
 /// How many learners the pool keeps; sign-ups beyond it replace random
 /// older ones, so a long surge does not grow memory without bound.

@@ -8,9 +8,10 @@
 //! - **Traces**, from their own crate: [`otlp_sink`] (an OTLP receiver over
 //!   gRPC and HTTP, the span model, the traces a run keeps), which
 //!   `loadgen receive`, `run --capture-traces`, the report and the tests use.
-//! - **Load:** [`engine`] (plans, executors, schedules, the recorder and its
-//!   statistics, live progress) and [`journeys`] (what a simulated user
-//!   does, and the one list of them).
+//! - **Load:** [`journeys`] (what a simulated user does, and the one list
+//!   of them), run by the `load_engine` crate (plans, executors,
+//!   schedules, the recorder and its statistics, live progress; `loadgen
+//!   bench` is its `bench`).
 //! - **Running services:** [`platform`] (local, Compose and Kubernetes
 //!   drivers, and the services' admin API). The local system itself is
 //!   the `launcher` crate's (`loadgen up`, `System`, the control API).
@@ -23,7 +24,6 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
-pub mod engine;
 pub mod expect;
 pub mod human;
 pub mod journeys;

@@ -122,7 +122,7 @@ enum Command {
     /// Load one URL with GET over keep-alive connections, as fast as it
     /// answers (like wrk) or at a fixed rate (like wrk2), and print
     /// throughput and coordinated-omission corrected latency.
-    Bench(loadgen::engine::bench::BenchArgs),
+    Bench(load_engine::bench::BenchArgs),
     /// Print the event bus server's configuration for a deployment whose
     /// subjects start with PREFIX: one user per service, allowed to
     /// publish only its own events (`deploy/compose/nats.conf` is this for
@@ -415,6 +415,9 @@ async fn main() -> anyhow::Result<()> {
             keep,
             query,
         } => receive(grpc, http, keep, query).await,
-        Command::Bench(args) => loadgen::engine::bench::run(args).await,
+        Command::Bench(args) => {
+            print!("{}", load_engine::bench::bench(args).await?);
+            Ok(())
+        }
     }
 }

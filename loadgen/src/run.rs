@@ -19,6 +19,7 @@ use std::{
 
 use clap::{Args, ValueEnum};
 use gateway::client::GatewayClient;
+use load_engine::{EngineMetrics, Live, Run, RunOptions, TraceEvent, TraceListener};
 use mesh::{Mesh, ServeConfig, ServiceIdentity, TelemetryConfig};
 use otlp_sink::{CaptureLimits, Receiver, RunningReceiver};
 use prometheus_client::registry::Registry;
@@ -27,7 +28,6 @@ use tokio::{sync::watch, task::JoinHandle};
 use launcher::{Databases, LaunchOptions, Logs, System, services::parse_replicas};
 
 use crate::{
-    engine::{EngineMetrics, Live, Run, RunOptions, TraceEvent, TraceListener},
     expect::{Observations, Watcher},
     journeys::World,
     platform::{
@@ -541,7 +541,13 @@ async fn drive(
     let world = prepare_world(args, scenario, identity, target).await?;
 
     let mut registry = registry_of(scenario);
-    let metrics = EngineMetrics::register(&mut registry);
+    // `loadgen_*`, catalogued in docs/metrics.md ("loadgen"): keep the two
+    // in step. The services' buckets, so the latency offered and the
+    // latency served share buckets on one dashboard.
+    let metrics = EngineMetrics::register(
+        registry.sub_registry_with_prefix("loadgen"),
+        &mesh::metrics::LATENCY_BUCKETS,
+    );
     let timeline = TimelineRunner::new(target.platform.clone(), &mut registry);
     let registry = Arc::new(registry);
     let metrics_server = match args.metrics_addr {

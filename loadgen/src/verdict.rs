@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use load_engine::RunStats;
+
 use crate::{
-    engine::RunStats,
     scenario::{Scope, Stat, Threshold},
     summary::{CheckResult, TimelineRecord},
     timeline::Event,

@@ -14,12 +14,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
+use load_engine::{NamedStats, Sample, SeriesPoint, Stats};
 use otlp_sink::span::CapturedSpan;
 
 use super::chart::{self, Chart, Marker, Series, Style};
 use super::format::{self, BLUE, GREEN, GREY, ORANGE, PURPLE, RED, escape};
 use super::waterfall;
-use crate::summary::{CheckResult, NamedStats, Sample, Stats, Summary};
+use crate::summary::{CheckResult, Summary};
 
 /// Waterfalls open when the page loads; the rest open on click (or when a
 /// trace link points at them).
@@ -219,13 +220,11 @@ impl Page<'_> {
             return;
         }
         let x_max = s.series.iter().map(|p| p.t_s).fold(s.duration_s, f64::max);
-        let points = |f: &dyn Fn(&crate::summary::SeriesPoint) -> Option<f64>| {
+        let points = |f: &dyn Fn(&SeriesPoint) -> Option<f64>| {
             s.series.iter().map(|p| (p.t_s, f(p))).collect::<Vec<_>>()
         };
         // A second in which nothing completed has no latency: a gap, not 0.
-        let latency = |f: fn(&crate::summary::SeriesPoint) -> f64| {
-            points(&|p| (p.completed > 0).then(|| f(p)))
-        };
+        let latency = |f: fn(&SeriesPoint) -> f64| points(&|p| (p.completed > 0).then(|| f(p)));
         let charts = [
             Chart {
                 title: "Journey latency (corrected) per second",

@@ -4,8 +4,10 @@
 
 use std::fmt::Write as _;
 
+use load_engine::{NamedStats, Stats};
+
 use super::format;
-use crate::summary::{CheckResult, NamedStats, Stats, Summary};
+use crate::summary::{CheckResult, Summary};
 
 /// Renders the summary as aligned plain-text tables, ending with the
 /// verdict line.

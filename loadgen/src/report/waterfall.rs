@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::format::{self, RED, escape};
-use crate::summary::Sample;
+use load_engine::Sample;
 use otlp_sink::span::{AttrValue, CapturedSpan, StatusCode};
 
 /// Rows drawn per waterfall; the rest are counted, not drawn, so a trace

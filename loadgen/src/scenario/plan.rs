@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
+use load_engine::{ExecutorPlan, Model, Plan, Pool, Stage, ThinkTime, WeightedJourney};
+
 use super::{ExecutorKind, Scenario};
-use crate::{
-    engine::{self, ExecutorPlan, Model, Plan, Pool, ThinkTime, WeightedJourney},
-    journeys::{self, World},
-};
+use crate::journeys::{self, World};
 
 impl Scenario {
     /// The engine's plan for this scenario, its journeys bound to
@@ -28,7 +27,7 @@ impl Scenario {
                             start_rate: *start_rate,
                             stages: stages
                                 .iter()
-                                .map(|s| engine::Stage {
+                                .map(|s| Stage {
                                     duration: s.duration,
                                     target: s.target,
                                 })

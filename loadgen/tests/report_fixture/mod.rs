@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use load_engine::{ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint, Stats};
 use loadgen::summary::{
-    CheckResult, ExecutorSummary, Links, NamedStats, Percentiles, SCHEMA_VERSION, Sample,
-    ScenarioInfo, SeriesPoint, Stats, Summary, TimelineRecord, Verdict,
+    CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, TimelineRecord, Verdict,
 };
 use otlp_sink::span::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
 

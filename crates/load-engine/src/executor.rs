@@ -26,7 +26,7 @@ use tokio::{
     time::sleep_until,
 };
 
-use super::{
+use crate::{
     journey::Iteration,
     plan::{Model, Pool},
     state::{ExecutorState, Shared},

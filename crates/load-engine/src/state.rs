@@ -1,7 +1,7 @@
 //! What a run's tasks share: the run's clock, stop signals, recorder and
 //! stats ([`Shared`]), and each executor's plan and live counters
 //! ([`ExecutorState`]). The executors write it; the collector and
-//! [`Live`](super::Live) read it. It imports neither, so neither imports
+//! [`Live`](crate::Live) read it. It imports neither, so neither imports
 //! the other through it.
 
 use std::{
@@ -15,7 +15,7 @@ use std::{
 use rand::{Rng as _, rngs::SmallRng};
 use tokio::sync::watch;
 
-use super::{
+use crate::{
     journey::Journey,
     plan::{ExecutorPlan, Model, Pool},
     recorder::Recorder,
@@ -23,7 +23,7 @@ use super::{
     stats::RunStats,
 };
 
-/// What the executors, the collector and [`Live`](super::Live) share.
+/// What the executors, the collector and [`Live`](crate::Live) share.
 pub(crate) struct Shared {
     pub t0: Instant,
     pub planned: Duration,
@@ -37,7 +37,7 @@ pub(crate) struct Shared {
     pub stop: watch::Sender<bool>,
     /// Set: give up on the journeys still running.
     pub abandon: watch::Sender<bool>,
-    /// [`Live::stop`](super::Live::stop) was called (rather than the plan ending).
+    /// [`Live::stop`](crate::Live::stop) was called (rather than the plan ending).
     pub stopped_early: AtomicBool,
     /// When scheduling stopped; the run's elapsed time from then on.
     pub ended: Mutex<Option<Instant>>,
@@ -80,7 +80,7 @@ impl PerSecond {
         Self((0..seconds.max(1)).map(|_| AtomicU64::new(0)).collect())
     }
 
-    pub(super) fn add(&self, second: usize) {
+    pub(crate) fn add(&self, second: usize) {
         // Anything past the end (a clock far beyond the plan) lands in the
         // last second rather than being lost.
         let i = second.min(self.0.len() - 1);
@@ -101,7 +101,7 @@ pub(crate) struct ExecutorState {
     pub model: Model,
     pub schedule: Option<ArrivalSchedule>,
     /// The executor's journeys, as (journey, index in the run's table).
-    pub(super) journeys: Vec<(Arc<dyn Journey>, usize)>,
+    pub(crate) journeys: Vec<(Arc<dyn Journey>, usize)>,
     /// Running sums of the weights, for picking by weight.
     cumulative: Vec<u64>,
     pub scheduled: AtomicU64,
@@ -156,13 +156,13 @@ impl ExecutorState {
     }
 
     /// A journey, by weight.
-    pub(super) fn pick(&self, rng: &mut SmallRng) -> usize {
+    pub(crate) fn pick(&self, rng: &mut SmallRng) -> usize {
         let total = self.cumulative.last().copied().unwrap_or(1);
         let r = rng.random_range(0..total);
         self.cumulative.partition_point(|c| *c <= r)
     }
 
-    pub(super) fn count_start(&self, shared: &Shared, intended: Instant, now: Instant) {
+    pub(crate) fn count_start(&self, shared: &Shared, intended: Instant, now: Instant) {
         self.started.fetch_add(1, Relaxed);
         self.started_per_second.add(shared.second_of(now));
         let lateness = now.saturating_duration_since(intended);
@@ -173,7 +173,7 @@ impl ExecutorState {
         self.max_lateness_us.fetch_max(us, Relaxed);
     }
 
-    pub(super) fn count_drop(&self, shared: &Shared, now: Instant) {
+    pub(crate) fn count_drop(&self, shared: &Shared, now: Instant) {
         self.dropped.fetch_add(1, Relaxed);
         self.dropped_per_second.add(shared.second_of(now));
     }
@@ -184,7 +184,7 @@ mod tests {
     use rand::SeedableRng as _;
 
     use super::*;
-    use crate::engine::{
+    use crate::{
         journey::{Iteration, JourneyFuture},
         plan::WeightedJourney,
     };

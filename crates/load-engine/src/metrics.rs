@@ -1,18 +1,26 @@
-//! Loadgen's own metrics while it runs, so a dashboard shows the load
-//! offered next to the system's answer to it. Catalogued in
-//! `docs/metrics.md` ("loadgen"); keep the two in step.
+//! The engine's own metrics while it runs, so a dashboard shows the load
+//! offered next to the system's answer to it.
+//!
+//! The caller chooses the names' prefix (register into
+//! `registry.sub_registry_with_prefix("myload")`) and the latency buckets
+//! (the system's own, so both sides of a dashboard bucket alike); the
+//! names below follow the prefix.
 //!
 //! Nothing here is touched by a journey: the engine's collector updates
 //! them a few times a second from what it merged, so the hot path never
 //! takes the histograms' locks. Labels are bounded by the plan (executor
 //! and journey names, request types, a fixed set of outcomes).
 
-use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, atomic::AtomicU64};
 
-use mesh::metrics::{LATENCY_BUCKETS, TraceExemplar};
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, exemplar::HistogramWithExemplars, family::Family, gauge::Gauge},
+    metrics::{
+        counter::Counter,
+        exemplar::HistogramWithExemplars,
+        family::{Family, MetricConstructor},
+        gauge::Gauge,
+    },
     registry::{Registry, Unit},
 };
 
@@ -47,10 +55,23 @@ struct RequestLabels {
     outcome: &'static str,
 }
 
+/// The exemplar on a latency observation: the trace of the journey that
+/// made it (OpenMetrics exemplars; `# {trace_id="..."}`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TraceExemplar {
+    trace_id: String,
+}
+
 type Latency = HistogramWithExemplars<TraceExemplar>;
 
-fn latency() -> Latency {
-    HistogramWithExemplars::new(LATENCY_BUCKETS.into_iter())
+/// Makes the latency histograms, all with the caller's buckets.
+#[derive(Clone, Debug)]
+struct Buckets(Arc<[f64]>);
+
+impl MetricConstructor<Latency> for Buckets {
+    fn new_metric(&self) -> Latency {
+        HistogramWithExemplars::new(self.0.iter().copied())
+    }
 }
 
 /// The engine's metric families, registered into the caller's registry
@@ -62,54 +83,58 @@ pub struct EngineMetrics {
     late: Family<ExecutorLabel, Counter>,
     in_flight: Family<ExecutorLabel, Gauge>,
     journeys: Family<JourneyLabels, Counter>,
-    journey_duration: Family<JourneyLabel, Latency>,
-    request_duration: Family<RequestLabels, Latency>,
+    journey_duration: Family<JourneyLabel, Latency, Buckets>,
+    request_duration: Family<RequestLabels, Latency, Buckets>,
 }
 
 impl EngineMetrics {
-    pub fn register(registry: &mut Registry) -> Self {
+    /// Registers the families into `registry` under the names below (give
+    /// it a prefix with `sub_registry_with_prefix`). Latency histograms
+    /// use `latency_buckets`, upper bounds in seconds.
+    pub fn register(registry: &mut Registry, latency_buckets: &[f64]) -> Self {
+        let buckets = Buckets(latency_buckets.into());
         let metrics = Self {
             target_rate: Family::default(),
             arrivals: Family::default(),
             late: Family::default(),
             in_flight: Family::default(),
             journeys: Family::default(),
-            journey_duration: Family::new_with_constructor(latency),
-            request_duration: Family::new_with_constructor(latency),
+            journey_duration: Family::new_with_constructor(buckets.clone()),
+            request_duration: Family::new_with_constructor(buckets),
         };
         registry.register(
-            "loadgen_target_arrival_rate",
+            "target_arrival_rate",
             "Arrivals per second the executor's schedule asks for now (open model)",
             metrics.target_rate.clone(),
         );
         registry.register(
-            "loadgen_arrivals",
+            "arrivals",
             "Scheduled arrivals by what became of them: started, or dropped (the pool and backlog were full, or too late)",
             metrics.arrivals.clone(),
         );
         registry.register(
-            "loadgen_late_arrivals",
+            "late_arrivals",
             "Arrivals started more than 10 ms behind schedule",
             metrics.late.clone(),
         );
         registry.register(
-            "loadgen_journeys_in_flight",
+            "journeys_in_flight",
             "Journeys running now",
             metrics.in_flight.clone(),
         );
         registry.register(
-            "loadgen_journeys",
+            "journeys",
             "Journeys finished, by journey and outcome (ok, error, abandoned at the end of the grace period)",
             metrics.journeys.clone(),
         );
         registry.register_with_unit(
-            "loadgen_journey_duration",
+            "journey_duration",
             "Journey latency from its intended start (coordinated-omission corrected)",
             Unit::Seconds,
             metrics.journey_duration.clone(),
         );
         registry.register_with_unit(
-            "loadgen_request_duration",
+            "request_duration",
             "Request latency from the moment it was sent, by request type and outcome",
             Unit::Seconds,
             metrics.request_duration.clone(),

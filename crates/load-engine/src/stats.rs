@@ -15,8 +15,12 @@ use std::{
 
 use hdrhistogram::Histogram;
 
-use super::{samples::Samples, summary_ms};
-use crate::summary::{ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint, Stats};
+use crate::{
+    samples::Samples,
+    summary::{
+        ExecutorSummary, NamedStats, Percentiles, SeriesPoint, Stats, SummaryParts, summary_ms,
+    },
+};
 
 /// Significant figures of the run totals.
 const TOTAL_SIGFIG: u8 = 3;
@@ -371,20 +375,8 @@ impl Window {
     }
 }
 
-/// The parts of `summary.json` the engine fills.
-#[derive(Debug, Clone)]
-pub struct SummaryParts {
-    pub overall: Stats,
-    pub journeys: Vec<NamedStats>,
-    pub requests: Vec<NamedStats>,
-    pub executors: Vec<ExecutorSummary>,
-    pub series: Vec<SeriesPoint>,
-    pub slowest: Vec<Sample>,
-    pub failed: Vec<Sample>,
-}
-
-/// Everything a run measured so far (see [`super::Live::with_stats`]) or
-/// in all (from [`super::Run::finish`]).
+/// Everything a run measured so far (see [`crate::Live::with_stats`]) or
+/// in all (from [`crate::Run::finish`]).
 #[derive(Debug, Clone)]
 pub struct RunStats {
     pub(crate) t0: Instant,
@@ -409,7 +401,7 @@ pub(crate) struct Completion {
     pub started: Instant,
     /// When `run` returned: the end, if the journey made no request.
     pub returned: Instant,
-    pub records: Vec<super::RequestRecord>,
+    pub records: Vec<crate::RequestRecord>,
     pub failure: Option<String>,
     pub trace_id: Option<String>,
 }
@@ -534,7 +526,7 @@ impl RunStats {
         self.elapsed
     }
 
-    /// Whether [`super::Live::stop`] ended the run before its plan did.
+    /// Whether [`crate::Live::stop`] ended the run before its plan did.
     pub fn stopped_early(&self) -> bool {
         self.stopped_early
     }
@@ -635,7 +627,7 @@ impl RunStats {
         window
     }
 
-    /// Fills the engine's part of `summary.json`.
+    /// The results as serialisable values.
     pub fn summary_parts(&self) -> SummaryParts {
         let named = |list: &[(&'static str, Aggregate)]| {
             list.iter()
@@ -690,7 +682,7 @@ impl RunStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Outcome, RequestRecord, samples::Samples};
+    use crate::{Outcome, RequestRecord, samples::Samples};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -12,7 +12,7 @@ use std::{
 
 use tokio::{sync::watch, task::JoinHandle, time::sleep_until};
 
-use super::{
+use crate::{
     executor,
     live::{Live, Progress},
     metrics::{EngineMetrics, ExecutorReading, Handles},
@@ -21,8 +21,8 @@ use super::{
     samples::{Candidate, Samples, TraceEvent, TraceListener},
     state::{ExecutorState, Shared},
     stats::{Completion, ExecutorStats, RunStats},
+    summary::{Sample, summary_ms},
 };
-use crate::summary::Sample;
 
 /// How often the collector merges what was recorded: often enough for a
 /// progress line at 4 Hz and a fresh "last seconds" view, rarely enough
@@ -405,8 +405,8 @@ impl Collector {
                     .intended
                     .saturating_duration_since(shared.t0)
                     .as_secs_f64(),
-                latency_ms: super::summary_ms(latency),
-                uncorrected_latency_ms: super::summary_ms(c.uncorrected_latency()),
+                latency_ms: summary_ms(latency),
+                uncorrected_latency_ms: summary_ms(c.uncorrected_latency()),
                 status: request.and_then(|r| r.outcome.status),
                 error: c.failure.clone(),
             }

@@ -14,7 +14,7 @@ use std::{
 };
 
 use axum::{Router, extract::State, routing::get};
-use loadgen::engine::{
+use load_engine::{
     ExecutorPlan, Iteration, Journey, JourneyFuture, Model, Outcome, Plan, Pool, Run, RunOptions,
     RunStats, Stage, ThinkTime, TraceEvent, WeightedJourney,
     bench::{BenchArgs, bench},
@@ -134,7 +134,10 @@ async fn a_constant_arrival_rate_holds_2000_per_second() {
         )],
     };
     let mut registry = Registry::default();
-    let metrics = loadgen::engine::EngineMetrics::register(&mut registry);
+    let metrics = load_engine::EngineMetrics::register(
+        registry.sub_registry_with_prefix("loadgen"),
+        &[0.001, 0.01, 0.1, 1.0, 10.0],
+    );
     let started = Run::start(
         plan,
         RunOptions {

@@ -11,7 +11,7 @@ use std::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use super::{state::Shared, stats::RunStats};
+use crate::{state::Shared, stats::RunStats};
 
 /// A cloneable handle on a running plan.
 #[derive(Clone)]

@@ -1,9 +1,9 @@
-//! `loadgen bench <URL>`: one URL, GET, over a fixed set of HTTP/1.1
-//! keep-alive connections — as fast as they answer (closed model, like
-//! wrk) or at a fixed rate (open model, like wrk2) — through the same
-//! engine and recorder as the scenarios. It answers two questions: how
-//! much can loadgen itself push on this machine (so a scenario's shortfall
-//! can be told from loadgen's own), and what a single endpoint's
+//! A benchmark of one URL: GET over a fixed set of HTTP/1.1 keep-alive
+//! connections — as fast as they answer (closed model, like wrk) or at a
+//! fixed rate (open model, like wrk2) — through the same engine and
+//! recorder as any plan. It answers two questions: how much the engine
+//! itself can push on this machine (so a plan's shortfall can be told
+//! from the engine's own), and what a single endpoint's
 //! coordinated-omission corrected latency looks like at a given rate.
 //!
 //! The client is hyper's bare HTTP/1.1 connection: no pool, no
@@ -22,12 +22,13 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper::{Request, Uri, client::conn::http1::SendRequest, header::HOST};
 use hyper_util::rt::TokioIo;
 
-use super::{
-    Iteration, Journey, JourneyFuture, Model, Outcome, Plan, Pool, Run, RunOptions, RunStats,
-    ThinkTime, WeightedJourney, plan::ExecutorPlan,
+use crate::{
+    ExecutorPlan, Iteration, Journey, JourneyFuture, Model, Outcome, Plan, Pool, Run, RunOptions,
+    RunStats, ThinkTime, WeightedJourney,
 };
 
-/// `loadgen bench`'s arguments.
+/// What to benchmark, as command-line flags: a command line flattens them
+/// into its own (`#[command(flatten)]`, or as a subcommand's arguments).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The URL to GET (http only), e.g. http://127.0.0.1:18090/items/c0001.
@@ -183,7 +184,8 @@ impl Journey for Get {
     }
 }
 
-/// What `loadgen bench` measured.
+/// What the benchmark measured; `Display` prints it for people, ending
+/// with one `bench: rps=...` line for scripts.
 pub struct BenchReport {
     pub args: BenchArgs,
     pub stats: RunStats,
@@ -263,13 +265,6 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<BenchReport> {
     };
     let stats = Run::start(plan, options)?.finish().await;
     Ok(BenchReport { args, stats })
-}
-
-/// `loadgen bench`: runs it and prints the report.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let report = bench(args).await?;
-    print!("{report}");
-    Ok(())
 }
 
 impl fmt::Display for BenchReport {

@@ -14,7 +14,7 @@ use std::{
     },
 };
 
-use super::stats::Completion;
+use crate::stats::Completion;
 
 /// More shards than a runtime has worker threads, so threads rarely
 /// share one; threads beyond this wrap around.

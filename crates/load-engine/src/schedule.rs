@@ -64,7 +64,7 @@ impl Segment {
 
 /// The arrival times of one open-model executor.
 #[derive(Debug, Clone)]
-pub struct ArrivalSchedule {
+pub(crate) struct ArrivalSchedule {
     segments: Vec<Segment>,
     duration: f64,
 }
@@ -107,11 +107,6 @@ impl ArrivalSchedule {
             segments,
             duration: at,
         }
-    }
-
-    /// How long the schedule runs.
-    pub fn duration(&self) -> Duration {
-        Duration::from_secs_f64(self.duration)
     }
 
     /// The area under the rate: arrivals the schedule asks for, before
@@ -160,7 +155,7 @@ impl ArrivalSchedule {
 /// The arrival times of an [`ArrivalSchedule`]: each computed from the
 /// start, in O(1) amortised (the segment only moves forward).
 #[derive(Debug, Clone)]
-pub struct Arrivals<'a> {
+pub(crate) struct Arrivals<'a> {
     schedule: &'a ArrivalSchedule,
     next: u64,
     total: u64,
@@ -254,7 +249,7 @@ mod tests {
             0.0,
             &[stage(2.0, 100.0), stage(2.0, 100.0), stage(2.0, 0.0)],
         );
-        assert_eq!(schedule.duration(), secs(6.0));
+        assert_eq!(Duration::from_secs_f64(schedule.duration), secs(6.0));
         assert_eq!(schedule.total_arrivals(), 400);
         let times: Vec<_> = schedule.arrivals().collect();
         assert_eq!(times.len(), 400);

@@ -1,11 +1,11 @@
 //! What to run: executors, each with its own model, timing and weighted
-//! journeys. The scenario file is read into a [`Plan`] elsewhere; here it
-//! is checked once, before anything starts, so a bad plan is an error
-//! message and never a panic half-way through a run.
+//! journeys. The caller builds the [`Plan`] (from a scenario file, say);
+//! here it is checked once, before anything starts, so a bad plan is an
+//! error message and never a panic half-way through a run.
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use super::{
+use crate::{
     journey::Journey,
     schedule::{ArrivalSchedule, Stage},
 };
@@ -88,7 +88,7 @@ impl Model {
     }
 
     /// The arrival schedule of an open model.
-    pub fn schedule(&self) -> Option<ArrivalSchedule> {
+    pub(crate) fn schedule(&self) -> Option<ArrivalSchedule> {
         match self {
             Model::ConstantArrivalRate { rate, duration, .. } => {
                 Some(ArrivalSchedule::constant(*rate, *duration))
@@ -295,7 +295,7 @@ impl fmt::Debug for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::journey::{Iteration, JourneyFuture};
+    use crate::journey::{Iteration, JourneyFuture};
 
     struct Nothing;
     impl Journey for Nothing {
