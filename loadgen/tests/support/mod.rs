@@ -5,7 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod events;
 pub mod reconcile;
+pub mod up;
 
 use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
 
