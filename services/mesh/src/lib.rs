@@ -25,11 +25,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod baggage;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
-mod exporter;
+pub mod exporter;
 pub mod extract;
 pub mod fault;
 pub mod inbound;
