@@ -103,6 +103,8 @@ impl ServiceIdentity {
 pub struct Mesh {
     identity: Arc<ServiceIdentity>,
     metrics: Arc<Metrics>,
+    /// The outbound stack's families, shared by every client.
+    outbound: Arc<outbound::OutboundMetrics>,
     http: reqwest::Client,
     serve: ServeConfig,
     inbound: InboundParts,
@@ -121,6 +123,7 @@ struct InboundParts {
 impl Mesh {
     pub fn new(identity: ServiceIdentity, serve: &ServeConfig) -> Self {
         let metrics = Arc::new(Metrics::new(&identity));
+        let outbound = Arc::new(outbound::OutboundMetrics::register(&metrics));
         let http = reqwest::Client::builder()
             // Keep-alive pools per destination; loopback calls should not
             // pay a TCP handshake each.
@@ -149,6 +152,7 @@ impl Mesh {
         Self {
             identity: Arc::new(identity),
             metrics,
+            outbound,
             http,
             serve: serve.clone(),
             inbound,
@@ -188,7 +192,7 @@ impl Mesh {
     /// [`outbound::discovery`]). Must be called inside a Tokio runtime.
     pub fn client(&self, destination: &str, base_url: &str) -> anyhow::Result<MeshClient> {
         MeshClient::new(
-            self.metrics.clone(),
+            self.outbound.clone(),
             self.http.clone(),
             destination,
             base_url,

@@ -23,18 +23,17 @@ use http::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 use tower::{BoxError, ServiceBuilder, ServiceExt as _, util::BoxCloneSyncService};
 
-pub(crate) use self::metrics::OutboundFamilies;
 use self::{balance::Balancer, endpoint::Shared};
 pub use self::{
     breaker::{Breaker, BreakerLayer, BreakerSettings},
     discovery::DestinationSpec,
     endpoint::Ejection,
-    metrics::{BreakerState, MetricsLayer},
+    metrics::{BreakerState, MetricsLayer, OutboundMetrics},
     retry::{RetryPolicy, RetrySettings},
     timeout::{Deadlines, TimeoutLayer},
     trace::TraceLayer,
 };
-use crate::{config::OutboundConfig, error::ErrorBody, metrics::Metrics};
+use crate::{config::OutboundConfig, error::ErrorBody};
 
 /// One outbound call: the request and the route template it is counted
 /// under (`/courses/{id}`, never the raw path).
@@ -213,7 +212,7 @@ impl MeshClient {
     /// per-edge metrics layer out. Starts its discovery task, so it
     /// must be called inside a Tokio runtime.
     pub(crate) fn new(
-        metrics: Arc<Metrics>,
+        metrics: Arc<OutboundMetrics>,
         http: reqwest::Client,
         destination: &str,
         spec: &str,
