@@ -17,7 +17,7 @@ use prometheus_client::{
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::{ServiceIdentity, process::ProcessCollector};
+use crate::{identity::ServiceIdentity, process::ProcessCollector};
 
 /// Request latency buckets in seconds: 1 ms to 10 s, dense where the
 /// loopback services actually answer (1–250 ms) so p99 is not smeared over

@@ -34,7 +34,10 @@ use tokio::{
 };
 
 pub use self::{body::BodyTimeout, request::MAX_HEADER_FIELDS};
-use crate::ServeConfig;
+use crate::{
+    config::{ServeConfig, TelemetryConfig},
+    identity::ServiceIdentity,
+};
 
 /// Header fields hyper's parser makes room for. Above our own limit
 /// ([`MAX_HEADER_FIELDS`]) so that a request somewhat over it reaches the
@@ -279,12 +282,12 @@ impl Server {
 /// SIGTERM/Ctrl-C, flush spans. Each service's `run` (its binary, and
 /// `loadgen serve <service>`) is this with its own `build`.
 pub async fn run_process<F, Fut>(
-    identity: crate::ServiceIdentity,
-    telemetry: &crate::TelemetryConfig,
+    identity: ServiceIdentity,
+    telemetry: &TelemetryConfig,
     build: F,
 ) -> anyhow::Result<()>
 where
-    F: FnOnce(crate::ServiceIdentity) -> Fut,
+    F: FnOnce(ServiceIdentity) -> Fut,
     Fut: Future<Output = anyhow::Result<Server>>,
 {
     let guard = crate::telemetry::init(telemetry, &identity)?;

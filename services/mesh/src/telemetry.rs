@@ -22,9 +22,9 @@ use tracing_subscriber::{
 };
 
 use crate::{
-    ServiceIdentity,
     config::{LogFormat, OtlpProtocol, TelemetryConfig, TracesExporter},
     exporter::{QuietExporter, RedactingExporter},
+    identity::ServiceIdentity,
     log_format::TraceIdFormat,
 };
 

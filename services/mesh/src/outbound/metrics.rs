@@ -225,7 +225,7 @@ impl OutboundMetrics {
     /// A registry for a service named `gateway`, with the outbound
     /// families registered in it.
     pub(crate) fn for_tests() -> (Arc<Metrics>, Arc<Self>) {
-        let metrics = Arc::new(Metrics::new(&crate::ServiceIdentity {
+        let metrics = Arc::new(Metrics::new(&crate::identity::ServiceIdentity {
             name: "gateway".into(),
             version: "test",
             instance_id: "i".into(),
