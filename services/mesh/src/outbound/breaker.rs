@@ -41,8 +41,9 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use super::{
-    OutboundError, OutboundRequest,
+    error::OutboundError,
     metrics::{BreakerState, OutboundMetrics, TransitionLabels},
+    request::OutboundRequest,
 };
 
 /// When the breaker opens and how long it stays open.

@@ -20,7 +20,7 @@ use prometheus_client::{
 };
 use tower::{Layer, Service};
 
-use super::{OutboundError, OutboundRequest, fallback};
+use super::{error::OutboundError, fallback, request::OutboundRequest};
 use crate::metrics::{LatencyFamily, Method, Metrics, Route, latency_family};
 
 /// How an outbound call ended, from the caller's side.

@@ -29,8 +29,9 @@ use tower::retry::{
 use tower::util::rng::HasherRng;
 
 use super::{
-    OutboundError, OutboundRequest,
+    error::OutboundError,
     metrics::{OutboundMetrics, RetryLabels, RetryReason},
+    request::OutboundRequest,
 };
 
 /// Retry settings for one destination.
@@ -247,12 +248,8 @@ mod tests {
         });
         let settings = settings();
         let (registry, metrics) = OutboundMetrics::for_tests();
-        let mut svc = RetryLayer::new(RetryPolicy::new(
-            settings,
-            metrics,
-            "payments".into(),
-        ))
-        .layer(failing);
+        let mut svc =
+            RetryLayer::new(RetryPolicy::new(settings, metrics, "payments".into())).layer(failing);
         let requests = 500u32;
         for _ in 0..requests {
             let res = svc
