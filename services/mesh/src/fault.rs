@@ -22,12 +22,12 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family},
 };
 use rand::Rng as _;
-use rand_distr::{Distribution as _, LogNormal};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::{
     error::BadRequest,
+    latency::LogNormalLatency,
     metrics::{Metrics, Route},
 };
 
@@ -39,10 +39,6 @@ pub const MAX_LATENCY: Duration = Duration::from_secs(300);
 /// Most faults active at once. Every request walks the list, and the
 /// admin API should not be a way to exhaust memory.
 pub const MAX_FAULTS: usize = 100;
-
-/// z-score of the 99th percentile of the standard normal distribution:
-/// a log-normal with median `m` has p99 `m * exp(sigma * Z99)`.
-const Z99: f64 = 2.326_347_874_040_841;
 
 // === the JSON contract ===
 
@@ -234,7 +230,7 @@ impl RoutePattern {
 enum Delay {
     Fixed(Duration),
     Uniform { low_ms: u64, high_ms: u64 },
-    LogNormal(LogNormal<f64>),
+    LogNormal(LogNormalLatency),
 }
 
 impl Delay {
@@ -284,9 +280,7 @@ impl Delay {
                     ));
                 }
                 within(*p99, "p99_ms")?;
-                let mu = (*median as f64).ln();
-                let sigma = (*p99 as f64 / *median as f64).ln() / Z99;
-                LogNormal::new(mu, sigma)
+                LogNormalLatency::new(Duration::from_millis(*median), Duration::from_millis(*p99))
                     .map(Self::LogNormal)
                     .map_err(|e| BadRequest::invalid(format!("`latency`: {e}")))
             }
@@ -302,13 +296,7 @@ impl Delay {
             Self::Uniform { low_ms, high_ms } => {
                 Duration::from_millis(rng.random_range(*low_ms..=*high_ms))
             }
-            Self::LogNormal(dist) => {
-                let ms = dist.sample(rng);
-                // The tail is unbounded; NaN cannot come out of a valid
-                // distribution, but `from_secs_f64` would panic on it.
-                let secs = (ms / 1000.0).clamp(0.0, MAX_LATENCY.as_secs_f64());
-                Duration::try_from_secs_f64(secs).unwrap_or(MAX_LATENCY)
-            }
+            Self::LogNormal(latency) => latency.sample(rng, MAX_LATENCY),
         }
     }
 }

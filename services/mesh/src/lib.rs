@@ -21,7 +21,8 @@
 //!   power-of-two-choices balancing over the replicas discovery finds;
 //! - operating: [`admin`] (`/metrics`, `/healthz`, `/readyz`, and the
 //!   token-protected admin API: faults, crash, drain), [`fault`] (the
-//!   faults that API manages);
+//!   faults that API manages), [`latency`] (the long-tailed latency they
+//!   and simulated dependencies draw);
 //! - state: [`db`] (the service's own database, every query a span),
 //!   [`events`] (outbox, consumers and trace context over NATS JetStream);
 //! - telemetry: [`telemetry`] (`tracing` logs with trace ids, OpenTelemetry
@@ -46,6 +47,7 @@ pub mod extract;
 pub mod fault;
 pub mod identity;
 pub mod inbound;
+pub mod latency;
 mod log_format;
 pub mod metrics;
 pub mod openapi;
