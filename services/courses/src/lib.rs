@@ -60,7 +60,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Connects the database, migrates, seeds, and binds the port.
 pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
-    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let db = mesh.database(&config.database_url, &MIGRATOR).await?;
     let catalog = catalog::generate(config.catalog_seed);
     if db::seed(&db, &catalog).await? {
         tracing::info!(

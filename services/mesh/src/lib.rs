@@ -76,7 +76,8 @@ pub use crate::{
 };
 
 /// The mesh as one service sees it: its identity, metrics, and the
-/// factories for its inbound stack and outbound clients.
+/// factories for what every service starts with: its inbound stack,
+/// outbound clients, database and event bus, and the bound server.
 #[derive(Clone, Debug)]
 pub struct Mesh {
     identity: Arc<ServiceIdentity>,
@@ -226,6 +227,32 @@ impl Mesh {
             Some(document) => router.merge(document),
             None => router,
         }
+    }
+
+    /// The service's own database at `url`, migrated with `migrator`;
+    /// every query a span, timed into this service's metrics.
+    pub async fn database(
+        &self,
+        url: &str,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> anyhow::Result<Db> {
+        Db::connect(url, migrator, self.metrics.clone()).await
+    }
+
+    /// The event bus, for a service that publishes: the outbox and inbox
+    /// tables in `db`, the connection to NATS (made in the background: a
+    /// broker that is down does not stop the start), and the outbox with
+    /// its relay running. The broker comes back too, for consumers.
+    pub async fn events(
+        &self,
+        config: &events::EventsConfig,
+        db: &Db,
+    ) -> anyhow::Result<(events::Broker, events::Outbox)> {
+        events::ensure_tables(db).await?;
+        let broker = events::Broker::connect(config, &self.identity, &self.metrics).await?;
+        let outbox = events::Outbox::new(db.clone(), broker.clone());
+        outbox.spawn_relay();
+        Ok((broker, outbox))
     }
 
     /// Wraps `api` in the mesh ([`Mesh::router`]), binds `port` on the

@@ -21,7 +21,7 @@ use axum::{Router, extract::FromRef};
 use mesh::{
     Db, Mesh, ServiceIdentity,
     auth::TokenKeys,
-    events::{Broker, Outbox},
+    events::Outbox,
     openapi::{self, ApiInfo},
     server::Server,
 };
@@ -95,12 +95,9 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let tokens = config.auth.keys()?;
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let provider = Provider::new(&config.provider, mesh.metrics())?;
-    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
-    mesh::events::ensure_tables(&db).await?;
+    let db = mesh.database(&config.database_url, &MIGRATOR).await?;
     let courses = courses::CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?);
-    let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
-    let outbox = Outbox::new(db.clone(), broker);
-    outbox.spawn_relay();
+    let (_, outbox) = mesh.events(&config.events, &db).await?;
     let state = AppState {
         db: db.clone(),
         provider,

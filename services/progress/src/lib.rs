@@ -23,7 +23,7 @@ use courses::CoursesClient;
 use mesh::{
     Db, Mesh, ServiceIdentity,
     auth::TokenKeys,
-    events::{Broker, Outbox, spawn_consumer},
+    events::{Outbox, spawn_consumer},
     openapi::{self, ApiInfo},
     server::Server,
 };
@@ -96,10 +96,9 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     config.events.refuse_anonymous(&config.serve)?;
     let tokens = config.auth.keys()?;
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
-    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let db = mesh.database(&config.database_url, &MIGRATOR).await?;
     let courses = CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?);
-    mesh::events::ensure_tables(&db).await?;
-    let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
+    let (broker, outbox) = mesh.events(&config.events, &db).await?;
     spawn_consumer(
         broker.clone(),
         db.clone(),
@@ -113,13 +112,11 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         events::payment_refunded(db.clone(), courses.clone()),
     );
     spawn_consumer(
-        broker.clone(),
+        broker,
         db.clone(),
         events::USER_REGISTERED,
         events::user_registered(db.clone()),
     );
-    let outbox = Outbox::new(db.clone(), broker);
-    outbox.spawn_relay();
     let api = router(AppState {
         db: db.clone(),
         courses,

@@ -29,7 +29,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, extract::FromRef};
 use mesh::{
     Db, Mesh, ServiceIdentity,
-    events::{Broker, Outbox},
+    events::Outbox,
     openapi::{self, ApiInfo},
     server::Server,
 };
@@ -108,12 +108,9 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let tokens = config.auth.keys()?;
     let failed_logins = FailedLogins::new(config.login_limits())?;
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
-    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let db = mesh.database(&config.database_url, &MIGRATOR).await?;
     let passwords = PasswordHasher::new(config.hash_concurrency()).await?;
-    mesh::events::ensure_tables(&db).await?;
-    let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
-    let outbox = Outbox::new(db.clone(), broker);
-    outbox.spawn_relay();
+    let (_, outbox) = mesh.events(&config.events, &db).await?;
     tokio::spawn(failed_logins.sweeper(lockout::SWEEP_EVERY));
     let state = AppState {
         outbox,

@@ -370,7 +370,7 @@ mod tests {
         #[command(flatten)]
         events: EventsConfig,
         #[command(flatten)]
-        serve: crate::ServeConfig,
+        serve: crate::config::ServeConfig,
     }
 
     fn parse(args: &[&str]) -> Cli {
