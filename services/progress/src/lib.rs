@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+mod consumers;
 mod db;
 pub mod domain;
 pub mod error;
@@ -102,20 +103,20 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     spawn_consumer(
         broker.clone(),
         db.clone(),
-        events::PAYMENT_CAPTURED,
-        events::payment_captured(db.clone(), courses.clone()),
+        consumers::PAYMENT_CAPTURED,
+        consumers::payment_captured(db.clone(), courses.clone()),
     );
     spawn_consumer(
         broker.clone(),
         db.clone(),
-        events::PAYMENT_REFUNDED,
-        events::payment_refunded(db.clone(), courses.clone()),
+        consumers::PAYMENT_REFUNDED,
+        consumers::payment_refunded(db.clone(), courses.clone()),
     );
     spawn_consumer(
         broker,
         db.clone(),
-        events::USER_REGISTERED,
-        events::user_registered(db.clone()),
+        consumers::USER_REGISTERED,
+        consumers::user_registered(db.clone()),
     );
     let api = router(AppState {
         db: db.clone(),
