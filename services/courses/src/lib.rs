@@ -11,27 +11,22 @@ mod db;
 pub mod error;
 pub mod model;
 pub mod routes;
+mod state;
 
 use axum::Router;
 use mesh::{
-    Db, Mesh, ServiceIdentity,
+    Mesh, ServiceIdentity,
     openapi::{self, ApiInfo},
     server::Server,
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::{client::CoursesClient, config::Config};
+pub use crate::{client::CoursesClient, config::Config, state::AppState};
 
 /// `service.name` and the destination name other services use.
 pub const NAME: &str = "courses";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: Db,
-}
 
 /// The routes, each registered with its OpenAPI operation.
 fn api() -> OpenApiRouter<AppState> {

@@ -14,50 +14,22 @@ pub mod events;
 pub mod model;
 pub mod provider;
 pub mod routes;
+mod state;
 
-use std::{sync::Arc, time::Duration};
-
-use axum::{Router, extract::FromRef};
+use axum::Router;
 use mesh::{
-    Db, Mesh, ServiceIdentity,
-    auth::TokenKeys,
-    events::Outbox,
+    Mesh, ServiceIdentity,
     openapi::{self, ApiInfo},
     server::Server,
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::{client::PaymentsClient, config::Config, provider::Provider};
+pub use crate::{client::PaymentsClient, config::Config, provider::Provider, state::AppState};
 
 /// `service.name` and the destination name other services use.
 pub const NAME: &str = "payments";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: Db,
-    pub provider: Provider,
-    /// `payment.captured` goes here, in the payment's transaction.
-    pub outbox: Outbox,
-    /// How long a duplicate request waits for the key's owner (see
-    /// [`Config::idempotency_wait`]).
-    pub idempotency_wait: Duration,
-    /// Verifies the callers' tokens: every route is a user's own.
-    pub tokens: Arc<TokenKeys>,
-    /// The catalog every charge is priced from.
-    pub courses: courses::CoursesClient,
-    /// The currencies charges may be in.
-    pub currencies: Arc<[String]>,
-}
-
-/// What the [`mesh::auth::Caller`] extractor verifies tokens with.
-impl FromRef<AppState> for Arc<TokenKeys> {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
 
 /// The routes, each registered with its OpenAPI operation.
 fn api() -> OpenApiRouter<AppState> {

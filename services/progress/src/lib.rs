@@ -16,44 +16,24 @@ pub mod error;
 pub mod events;
 pub mod model;
 pub mod routes;
+mod state;
 
-use std::sync::Arc;
-
-use axum::{Router, extract::FromRef};
+use axum::Router;
 use courses::CoursesClient;
 use mesh::{
-    Db, Mesh, ServiceIdentity,
-    auth::TokenKeys,
-    events::{Outbox, spawn_consumer},
+    Mesh, ServiceIdentity,
+    events::spawn_consumer,
     openapi::{self, ApiInfo},
     server::Server,
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::{client::ProgressClient, config::Config};
+pub use crate::{client::ProgressClient, config::Config, state::AppState};
 
 /// `service.name` and the destination name other services use.
 pub const NAME: &str = "progress";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: Db,
-    pub courses: CoursesClient,
-    /// `course.completed` goes here, in the completing transaction.
-    pub outbox: Outbox,
-    /// Verifies the callers' tokens: every route is a user's own.
-    pub tokens: Arc<TokenKeys>,
-}
-
-/// What the [`mesh::auth::Caller`] extractor verifies tokens with.
-impl FromRef<AppState> for Arc<TokenKeys> {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
 
 /// The routes, each registered with its OpenAPI operation.
 fn api() -> OpenApiRouter<AppState> {
