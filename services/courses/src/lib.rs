@@ -8,9 +8,9 @@ pub mod catalog;
 pub mod client;
 pub mod config;
 mod db;
-pub mod error;
+pub(crate) mod error;
 pub mod model;
-pub mod routes;
+pub(crate) mod routes;
 mod state;
 
 use axum::Router;

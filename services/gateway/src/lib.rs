@@ -8,11 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
-pub mod concurrency_limit;
+pub(crate) mod concurrency_limit;
 pub mod config;
-pub mod error;
-pub mod rate_limit;
-pub mod routes;
+pub(crate) mod error;
+pub(crate) mod rate_limit;
+pub(crate) mod routes;
 mod state;
 
 use axum::Router;

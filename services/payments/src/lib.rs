@@ -9,11 +9,11 @@ pub mod client;
 pub mod config;
 mod db;
 pub mod domain;
-pub mod error;
+pub(crate) mod error;
 pub mod events;
 pub mod model;
-pub mod provider;
-pub mod routes;
+pub(crate) mod provider;
+pub(crate) mod routes;
 mod state;
 
 use axum::Router;

@@ -11,11 +11,11 @@ pub mod client;
 pub mod config;
 mod consumers;
 mod db;
-pub mod domain;
-pub mod error;
+pub(crate) mod domain;
+pub(crate) mod error;
 pub mod events;
 pub mod model;
-pub mod routes;
+pub(crate) mod routes;
 mod state;
 
 use axum::Router;

@@ -13,13 +13,13 @@
 pub mod client;
 pub mod config;
 mod db;
-pub mod domain;
-pub mod error;
+pub(crate) mod domain;
+pub(crate) mod error;
 pub mod events;
-pub mod lockout;
+pub(crate) mod lockout;
 pub mod model;
-pub mod password;
-pub mod routes;
+pub(crate) mod password;
+pub(crate) mod routes;
 mod state;
 /// Access tokens: defined in the mesh, so every service verifies them the
 /// way this one issues them.
