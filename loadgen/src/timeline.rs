@@ -112,7 +112,9 @@ impl Event {
         let mut event = self.clone();
         event.at = scale_duration(self.at, k);
         if let Action::Fault { fault, .. } = &mut event.action {
-            fault.expires_in = fault.expires_in.map(|d| scale_duration(d, k));
+            fault.expires_in = fault
+                .lifetime()
+                .map(|d| mesh::fault::expires_in(scale_duration(d, k)));
         }
         event
     }
@@ -188,7 +190,7 @@ impl TryFrom<RawEvent> for Event {
                         latency: raw.latency,
                         error: raw.error,
                         abort: raw.abort,
-                        expires_in: raw.expires_in.map(|d| d.0),
+                        expires_in: raw.expires_in.map(|d| mesh::fault::expires_in(d.0)),
                     },
                 }
             }
@@ -470,7 +472,7 @@ mod tests {
             "the admin API's default"
         );
         assert_eq!(fault.latency.as_ref().unwrap().p99_ms, Some(800));
-        assert_eq!(fault.expires_in, Some(Duration::from_secs(30)));
+        assert_eq!(fault.lifetime(), Some(Duration::from_secs(30)));
         assert_eq!(
             events[2].action,
             Action::Scale {
@@ -562,7 +564,7 @@ mod tests {
         let Action::Fault { fault, .. } = &scaled.action else {
             panic!()
         };
-        assert_eq!(fault.expires_in, Some(Duration::from_secs(3)));
+        assert_eq!(fault.lifetime(), Some(Duration::from_secs(3)));
         assert_eq!(fault.latency.as_ref().unwrap().fixed_ms, Some(200));
         assert_eq!(scale_duration(Duration::from_secs(1), -1.0), Duration::ZERO);
         assert_eq!(

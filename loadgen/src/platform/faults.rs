@@ -9,71 +9,42 @@
 
 use std::time::Duration;
 
-use mesh::fault::{AbortSpec, ErrorSpec, LatencySpec};
-use serde::{Deserialize, Serialize};
+/// A fault, as the admin API takes it (`POST /admin/faults`): the mesh's
+/// own wire type.
+pub use mesh::fault::FaultSpec;
+use mesh::fault::FaultView;
 
 use super::Replica;
 use crate::human::error_chain;
 
-/// A fault, with the admin API's field names (`POST /admin/faults`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct FaultSpec {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency: Option<LatencySpec>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorSpec>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub abort: Option<AbortSpec>,
-    /// Sent as whole milliseconds (`"30000ms"`), which the admin API
-    /// parses exactly.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "as_milliseconds"
-    )]
-    pub expires_in: Option<Duration>,
-}
-
-fn as_milliseconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_str(&format!("{}ms", d.as_millis().max(1))),
-        None => s.serialize_none(),
+/// What a fault does, for people: `POST /payments: error 100% 503 for 30s`.
+pub fn describe(fault: &FaultSpec) -> String {
+    let mut parts = Vec::new();
+    if let Some(l) = &fault.latency {
+        parts.push(match (l.fixed_ms, l.uniform_ms, l.median_ms, l.p99_ms) {
+            (Some(ms), ..) => format!("latency {ms} ms"),
+            (_, Some([a, b]), ..) => format!("latency {a}–{b} ms"),
+            (_, _, Some(m), Some(p)) => format!("latency median {m} ms, p99 {p} ms"),
+            _ => "latency".into(),
+        });
     }
-}
-
-impl FaultSpec {
-    /// What it does, for people: `POST /payments: error 100% 503 for 30s`.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(l) = &self.latency {
-            parts.push(match (l.fixed_ms, l.uniform_ms, l.median_ms, l.p99_ms) {
-                (Some(ms), ..) => format!("latency {ms} ms"),
-                (_, Some([a, b]), ..) => format!("latency {a}–{b} ms"),
-                (_, _, Some(m), Some(p)) => format!("latency median {m} ms, p99 {p} ms"),
-                _ => "latency".into(),
-            });
-        }
-        if let Some(e) = &self.error {
-            parts.push(format!("error {} {}", percent(e.rate), e.status));
-        }
-        if let Some(a) = &self.abort {
-            parts.push(format!("abort {}", percent(a.rate)));
-        }
-        let scope = match (&self.method, &self.route) {
-            (Some(m), Some(r)) => format!("{} {r}", m.to_uppercase()),
-            (Some(m), None) => format!("{} *", m.to_uppercase()),
-            (None, Some(r)) => r.clone(),
-            (None, None) => "every route".into(),
-        };
-        let mut text = format!("{scope}: {}", parts.join(", "));
-        if let Some(d) = self.expires_in {
-            text.push_str(&format!(" for {}", humantime::format_duration(d)));
-        }
-        text
+    if let Some(e) = &fault.error {
+        parts.push(format!("error {} {}", percent(e.rate), e.status));
     }
+    if let Some(a) = &fault.abort {
+        parts.push(format!("abort {}", percent(a.rate)));
+    }
+    let scope = match (&fault.method, &fault.route) {
+        (Some(m), Some(r)) => format!("{} {r}", m.to_uppercase()),
+        (Some(m), None) => format!("{} *", m.to_uppercase()),
+        (None, Some(r)) => r.clone(),
+        (None, None) => "every route".into(),
+    };
+    let mut text = format!("{scope}: {}", parts.join(", "));
+    if let Some(d) = fault.lifetime() {
+        text.push_str(&format!(" for {}", humantime::format_duration(d)));
+    }
+    text
 }
 
 fn percent(rate: f64) -> String {
@@ -145,7 +116,7 @@ impl Injected {
             .collect();
         format!(
             "{} on {} of {} {} replicas (fault ids {})",
-            fault.describe(),
+            describe(fault),
             self.succeeded(),
             self.replicas.len(),
             self.service,
@@ -177,11 +148,6 @@ impl Cleared {
 pub struct AdminClient {
     http: reqwest::Client,
     token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Created {
-    id: String,
 }
 
 impl AdminClient {
@@ -242,9 +208,9 @@ impl AdminClient {
     ) -> Result<String, AdminError> {
         let url = format!("{}/admin/faults", replica.base_url);
         let res = self.call(reqwest::Method::POST, url, Some(fault)).await?;
-        res.json::<Created>()
+        res.json::<FaultView>()
             .await
-            .map(|c| c.id)
+            .map(|fault| fault.id)
             .map_err(|e| AdminError::Unreachable(format!("the answer to a new fault: {e}")))
     }
 
@@ -304,6 +270,8 @@ mod tests {
     use axum::{Json, Router, http::StatusCode, routing::post};
     use serde_json::{Value, json};
 
+    use mesh::fault::ErrorSpec;
+
     use super::*;
 
     fn replica(name: &str, base_url: String) -> Replica {
@@ -352,7 +320,7 @@ mod tests {
                 rate: 1.0,
                 status: 503,
             }),
-            expires_in: Some(Duration::from_secs(30)),
+            expires_in: Some(mesh::fault::expires_in(Duration::from_secs(30))),
             ..FaultSpec::default()
         }
     }

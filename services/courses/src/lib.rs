@@ -8,30 +8,25 @@ pub mod catalog;
 pub mod client;
 pub mod config;
 mod db;
-pub mod error;
+pub(crate) mod error;
 pub mod model;
-pub mod routes;
+pub(crate) mod routes;
+mod state;
 
 use axum::Router;
 use mesh::{
-    Db, Mesh, ServiceIdentity,
+    Mesh, ServiceIdentity,
     openapi::{self, ApiInfo},
     server::Server,
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::{client::CoursesClient, config::Config};
+pub use crate::{client::CoursesClient, config::Config, state::AppState};
 
 /// `service.name` and the destination name other services use.
 pub const NAME: &str = "courses";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: Db,
-}
 
 /// The routes, each registered with its OpenAPI operation.
 fn api() -> OpenApiRouter<AppState> {
@@ -60,7 +55,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Connects the database, migrates, seeds, and binds the port.
 pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<Server> {
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
-    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let db = mesh.database(&config.database_url, &MIGRATOR).await?;
     let catalog = catalog::generate(config.catalog_seed);
     if db::seed(&db, &catalog).await? {
         tracing::info!(

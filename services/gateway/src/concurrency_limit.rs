@@ -86,11 +86,6 @@ impl ClientConcurrencyLayer {
             }),
         }
     }
-
-    /// Clients with requests in flight now (for tests: the table's size).
-    pub fn clients_in_flight(&self) -> usize {
-        self.shared.table().len()
-    }
 }
 
 impl<S> Layer<S> for ClientConcurrencyLayer {

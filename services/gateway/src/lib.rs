@@ -8,19 +8,17 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
-pub mod concurrency_limit;
+pub(crate) mod concurrency_limit;
 pub mod config;
-pub mod error;
-pub mod rate_limit;
-pub mod routes;
+pub(crate) mod error;
+pub(crate) mod rate_limit;
+pub(crate) mod routes;
+mod state;
 
-use std::sync::Arc;
-
-use axum::{Router, extract::FromRef};
+use axum::Router;
 use courses::CoursesClient;
 use mesh::{
     Mesh, ServiceIdentity,
-    auth::TokenKeys,
     openapi::{self, ApiInfo},
     server::Server,
 };
@@ -29,28 +27,11 @@ use progress::ProgressClient;
 use users::UsersClient;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::config::Config;
 use crate::{concurrency_limit::ClientConcurrencyLayer, rate_limit::RateLimitLayer};
+pub use crate::{config::Config, state::AppState};
 
 /// `service.name`.
 pub const NAME: &str = "gateway";
-
-/// What every handler can reach: a typed client per service, and the
-/// token verifier.
-#[derive(Clone)]
-pub struct AppState {
-    pub users: UsersClient,
-    pub courses: CoursesClient,
-    pub payments: PaymentsClient,
-    pub progress: ProgressClient,
-    pub tokens: Arc<TokenKeys>,
-}
-
-impl FromRef<AppState> for Arc<TokenKeys> {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
 
 /// The API's routes, each registered with its OpenAPI operation.
 fn api() -> OpenApiRouter<AppState> {

@@ -1,11 +1,11 @@
 //! The admin surface every service serves beside its API: `/metrics`,
 //! `/healthz` and `/readyz`, and, when an admin token is configured, the
-//! token-protected `/admin/*` API (faults, crash, drain; see
-//! [`control`]). These routes sit outside the inbound stack: a scrape
+//! admin API: the token-protected `/admin/*` routes (faults, crash,
+//! drain; see [`api`]). These routes sit outside the inbound stack: a scrape
 //! every few seconds is not traffic, and tracing it would bury the real
 //! requests in Jaeger.
 
-mod control;
+mod api;
 
 use std::sync::{
     Arc,
@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::{db::Db, metrics::Metrics};
 
-pub use self::control::{AdminApi, CRASH_EXIT_CODE, CrashHook, Unauthorized, authorize};
+pub use self::api::{AdminApi, CRASH_EXIT_CODE, CrashHook, Unauthorized, authorize};
 
 /// What `/readyz` checks.
 #[derive(Clone, Debug, Default)]

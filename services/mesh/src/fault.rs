@@ -22,12 +22,12 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family},
 };
 use rand::Rng as _;
-use rand_distr::{Distribution as _, LogNormal};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::{
     error::BadRequest,
+    latency::LogNormalLatency,
     metrics::{Metrics, Route},
 };
 
@@ -40,29 +40,54 @@ pub const MAX_LATENCY: Duration = Duration::from_secs(300);
 /// admin API should not be a way to exhaust memory.
 pub const MAX_FAULTS: usize = 100;
 
-/// z-score of the 99th percentile of the standard normal distribution:
-/// a log-normal with median `m` has p99 `m * exp(sigma * Z99)`.
-const Z99: f64 = 2.326_347_874_040_841;
-
 // === the JSON contract ===
 
-/// A fault as the admin API receives it (`POST /admin/faults`). Unknown
+/// A fault on the wire: what the admin API takes (`POST /admin/faults`),
+/// and what its clients (the load generator's scenarios) send. Unknown
 /// fields are rejected: a misspelt `latncy` must not become a fault that
-/// silently does nothing.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// silently does nothing. The values are checked when the fault is
+/// added ([`Faults::add`]), which says what is wrong with them.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// A route template (`/payments/{payment_id}`), or a prefix of one
     /// ending in `*` (`/payments*`). Absent: every route, unmatched
     /// paths included.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
     /// Only requests with this method. Absent: any method.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencySpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortSpec>,
-    /// How long the fault lasts (`"30s"`, `"5m"`). Absent: until removed.
+    /// How long the fault lasts (`"30s"`, `"5m"`; [`expires_in`] writes
+    /// one from a `Duration`). Absent: until removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<String>,
+}
+
+impl FaultSpec {
+    /// How long the fault lasts, when `expires_in` is a positive duration.
+    pub fn lifetime(&self) -> Option<Duration> {
+        self.expires_in.as_deref().and_then(parse_lifetime)
+    }
+}
+
+/// `expires_in` for a fault that lasts `lifetime`: whole milliseconds
+/// (`"30000ms"`, at least one), which the admin API parses exactly.
+pub fn expires_in(lifetime: Duration) -> String {
+    format!("{}ms", lifetime.as_millis().max(1))
+}
+
+/// A positive duration in `humantime` syntax (`"30s"`, `"5m"`, `"250ms"`).
+fn parse_lifetime(text: &str) -> Option<Duration> {
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|d| !d.is_zero())
 }
 
 /// Added latency: exactly one of the three forms.
@@ -111,8 +136,8 @@ fn service_unavailable() -> u16 {
     503
 }
 
-/// A fault as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A fault as the admin API shows it (listed, or just added).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct FaultView {
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,7 +230,7 @@ impl RoutePattern {
 enum Delay {
     Fixed(Duration),
     Uniform { low_ms: u64, high_ms: u64 },
-    LogNormal(LogNormal<f64>),
+    LogNormal(LogNormalLatency),
 }
 
 impl Delay {
@@ -255,9 +280,7 @@ impl Delay {
                     ));
                 }
                 within(*p99, "p99_ms")?;
-                let mu = (*median as f64).ln();
-                let sigma = (*p99 as f64 / *median as f64).ln() / Z99;
-                LogNormal::new(mu, sigma)
+                LogNormalLatency::new(Duration::from_millis(*median), Duration::from_millis(*p99))
                     .map(Self::LogNormal)
                     .map_err(|e| BadRequest::invalid(format!("`latency`: {e}")))
             }
@@ -273,13 +296,7 @@ impl Delay {
             Self::Uniform { low_ms, high_ms } => {
                 Duration::from_millis(rng.random_range(*low_ms..=*high_ms))
             }
-            Self::LogNormal(dist) => {
-                let ms = dist.sample(rng);
-                // The tail is unbounded; NaN cannot come out of a valid
-                // distribution, but `from_secs_f64` would panic on it.
-                let secs = (ms / 1000.0).clamp(0.0, MAX_LATENCY.as_secs_f64());
-                Duration::try_from_secs_f64(secs).unwrap_or(MAX_LATENCY)
-            }
+            Self::LogNormal(latency) => latency.sample(rng, MAX_LATENCY),
         }
     }
 }
@@ -354,14 +371,11 @@ impl Fault {
             .expires_in
             .as_deref()
             .map(|s| {
-                humantime::parse_duration(s)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| {
-                        BadRequest::invalid(format!(
-                            "`expires_in` must be a positive duration like \"30s\" or \"5m\", not {s:?}"
-                        ))
-                    })
+                parse_lifetime(s).ok_or_else(|| {
+                    BadRequest::invalid(format!(
+                        "`expires_in` must be a positive duration like \"30s\" or \"5m\", not {s:?}"
+                    ))
+                })
             })
             .transpose()?;
         let expires_at = lifetime
@@ -666,6 +680,31 @@ mod tests {
     fn compile(json: serde_json::Value) -> Result<Fault, String> {
         let spec = spec(json).map_err(|e| e.to_string())?;
         Fault::compile(spec, Instant::now()).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn a_spec_a_client_writes_is_the_json_the_admin_api_reads() {
+        let fault = FaultSpec {
+            route: Some("/payments".into()),
+            method: Some("post".into()),
+            error: Some(ErrorSpec {
+                rate: 1.0,
+                status: 503,
+            }),
+            expires_in: Some(expires_in(Duration::from_secs(30))),
+            ..FaultSpec::default()
+        };
+        let json = serde_json::to_value(&fault).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"route": "/payments", "method": "post",
+                   "error": {"rate": 1.0, "status": 503}, "expires_in": "30000ms"})
+        );
+        assert_eq!(spec(json).unwrap(), fault);
+        assert_eq!(fault.lifetime(), Some(Duration::from_secs(30)));
+        // Never zero, which the admin API refuses.
+        assert_eq!(expires_in(Duration::from_micros(10)), "1ms");
+        assert!(compile(serde_json::json!({"abort": {}, "expires_in": "1ms"})).is_ok());
     }
 
     #[test]

@@ -2,37 +2,52 @@
 //!
 //! No sidecar: the mesh is a set of tower layers and an outbound client,
 //! composed the way linkerd2-proxy and Finagle compose theirs, so every
-//! service gets the same telemetry (and, later, the same resilience):
+//! service gets the same telemetry, the same resilience and the same
+//! operator's handles. A service builds a [`Mesh`] from its
+//! [`ServiceIdentity`] and settings, asks it for clients, its database and
+//! its event bus, and binds its routes through it.
 //!
-//! - [`telemetry`]: `tracing` logs with trace ids, OpenTelemetry spans over
-//!   OTLP, W3C propagators, configured from the standard `OTEL_*` variables;
-//! - [`inbound`]: server span, RED metrics, in-flight gauge, request id,
-//!   `traceresponse`, load shedding, fault injection ([`fault`]), limits
-//!   on headers and declared body length;
-//! - [`server`]: each connection on hyper, with header-read, idle and
-//!   body-read timeouts and a graceful shutdown;
-//! - [`outbound`]: per-destination client with context injection, client
-//!   span and per-edge metrics;
-//! - [`admin`]: `/metrics` (OpenMetrics with exemplars), `/healthz`, `/readyz`,
-//!   and the token-protected `/admin/*` API (faults, crash, drain);
-//! - [`db`]: the service's own database, every query a span;
-//! - [`auth`]: the caller a bearer token verifies as, checked by every
-//!   service that serves a user's own data;
-//! - [`openapi`]: the service's OpenAPI document, served at `/openapi.json`;
+//! The map, from the outside in:
+//!
+//! - serving: [`server`] (hyper per connection, with header-read, idle and
+//!   body-read timeouts and a graceful shutdown), [`inbound`] (server
+//!   span, RED metrics, in-flight gauge, request id, `traceresponse`, load
+//!   shedding, fault injection, limits on headers and declared body
+//!   length), [`extract`] and [`error`] (bad input answered with the JSON
+//!   error body), [`auth`] (the caller a bearer token verifies as),
+//!   [`openapi`] (the document served at `/openapi.json`);
+//! - calling: [`outbound`], one client per destination: client span,
+//!   per-edge metrics, circuit breaker, deadline, retries with a budget,
+//!   power-of-two-choices balancing over the replicas discovery finds;
+//! - operating: [`admin`] (`/metrics`, `/healthz`, `/readyz`, and the
+//!   token-protected admin API: faults, crash, drain), [`fault`] (the
+//!   faults that API manages), [`latency`] (the long-tailed latency they
+//!   and simulated dependencies draw);
+//! - state: [`db`] (the service's own database, every query a span),
+//!   [`events`] (outbox, consumers and trace context over NATS JetStream);
+//! - telemetry: [`telemetry`] (`tracing` logs with trace ids, OpenTelemetry
+//!   spans over OTLP, W3C propagators, configured from the standard
+//!   `OTEL_*` variables), [`metrics`] (the registry and its exemplars),
+//!   [`redact`] and [`exporter`] (what leaves the process is scrubbed),
+//!   [`baggage`] (the baggage keys copied onto spans), [`identity`];
+//! - [`config`]: the settings every service shares, as `clap` groups;
 //! - `testing` (feature `testing`): the fixtures the services' integration
 //!   tests share: a database per test, a server on a task, `TEST_LOG`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod auth;
+pub mod baggage;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
-mod exporter;
+pub mod exporter;
 pub mod extract;
 pub mod fault;
+pub mod identity;
 pub mod inbound;
+pub mod latency;
 mod log_format;
 pub mod metrics;
 pub mod openapi;
@@ -53,55 +68,22 @@ pub use crate::{
     config::{ServeConfig, TelemetryConfig},
     db::{Db, Op},
     error::{BadRequest, ErrorBody, error_response},
+    identity::ServiceIdentity,
     inbound::limits::MAX_HEADER_BYTES,
     metrics::Metrics,
     outbound::{CallError, MeshClient, OutboundError},
     server::MAX_HEADER_FIELDS,
 };
 
-/// Who is running: reported as OpenTelemetry resource attributes and in
-/// the `build_info` metric.
-#[derive(Debug, Clone)]
-pub struct ServiceIdentity {
-    /// `service.name`.
-    pub name: Arc<str>,
-    /// `service.version`.
-    pub version: &'static str,
-    /// `service.instance.id`: unique per replica, so traces and metrics
-    /// of one replica can be told from its siblings'.
-    pub instance_id: Arc<str>,
-}
-
-impl ServiceIdentity {
-    /// The identity of this process: `OTEL_SERVICE_NAME` (via `config`)
-    /// overrides `default_name`; a `service.instance.id` from
-    /// `OTEL_RESOURCE_ATTRIBUTES` is kept, otherwise a fresh UUID is used.
-    pub fn resolve(default_name: &str, version: &'static str, config: &TelemetryConfig) -> Self {
-        let from_env = opentelemetry_sdk::Resource::builder().build();
-        let instance_id = from_env
-            .get(&opentelemetry::Key::from_static_str(
-                opentelemetry_semantic_conventions::resource::SERVICE_INSTANCE_ID,
-            ))
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        Self {
-            name: config
-                .service_name
-                .as_deref()
-                .unwrap_or(default_name)
-                .into(),
-            version,
-            instance_id: instance_id.into(),
-        }
-    }
-}
-
 /// The mesh as one service sees it: its identity, metrics, and the
-/// factories for its inbound stack and outbound clients.
+/// factories for what every service starts with: its inbound stack,
+/// outbound clients, database and event bus, and the bound server.
 #[derive(Clone, Debug)]
 pub struct Mesh {
     identity: Arc<ServiceIdentity>,
     metrics: Arc<Metrics>,
+    /// The outbound stack's families, shared by every client.
+    outbound: Arc<outbound::OutboundMetrics>,
     http: reqwest::Client,
     serve: ServeConfig,
     inbound: InboundParts,
@@ -120,6 +102,7 @@ struct InboundParts {
 impl Mesh {
     pub fn new(identity: ServiceIdentity, serve: &ServeConfig) -> Self {
         let metrics = Arc::new(Metrics::new(&identity));
+        let outbound = Arc::new(outbound::OutboundMetrics::register(&metrics));
         let http = reqwest::Client::builder()
             // Keep-alive pools per destination; loopback calls should not
             // pay a TCP handshake each.
@@ -148,6 +131,7 @@ impl Mesh {
         Self {
             identity: Arc::new(identity),
             metrics,
+            outbound,
             http,
             serve: serve.clone(),
             inbound,
@@ -187,7 +171,7 @@ impl Mesh {
     /// [`outbound::discovery`]). Must be called inside a Tokio runtime.
     pub fn client(&self, destination: &str, base_url: &str) -> anyhow::Result<MeshClient> {
         MeshClient::new(
-            self.metrics.clone(),
+            self.outbound.clone(),
             self.http.clone(),
             destination,
             base_url,
@@ -243,6 +227,32 @@ impl Mesh {
             Some(document) => router.merge(document),
             None => router,
         }
+    }
+
+    /// The service's own database at `url`, migrated with `migrator`;
+    /// every query a span, timed into this service's metrics.
+    pub async fn database(
+        &self,
+        url: &str,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> anyhow::Result<Db> {
+        Db::connect(url, migrator, self.metrics.clone()).await
+    }
+
+    /// The event bus, for a service that publishes: the outbox and inbox
+    /// tables in `db`, the connection to NATS (made in the background: a
+    /// broker that is down does not stop the start), and the outbox with
+    /// its relay running. The broker comes back too, for consumers.
+    pub async fn events(
+        &self,
+        config: &events::EventsConfig,
+        db: &Db,
+    ) -> anyhow::Result<(events::Broker, events::Outbox)> {
+        events::ensure_tables(db).await?;
+        let broker = events::Broker::connect(config, &self.identity, &self.metrics).await?;
+        let outbox = events::Outbox::new(db.clone(), broker.clone());
+        outbox.spawn_relay();
+        Ok((broker, outbox))
     }
 
     /// Wraps `api` in the mesh ([`Mesh::router`]), binds `port` on the

@@ -17,7 +17,7 @@ use prometheus_client::{
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::{ServiceIdentity, process::ProcessCollector};
+use crate::{identity::ServiceIdentity, process::ProcessCollector};
 
 /// Request latency buckets in seconds: 1 ms to 10 s, dense where the
 /// loopback services actually answer (1–250 ms) so p99 is not smeared over
@@ -125,38 +125,6 @@ pub struct ServiceLabel {
     pub service: Arc<str>,
 }
 
-/// How an outbound call ended, from the caller's side.
-///
-/// A 4xx is `success`: the destination answered and the edge worked; the
-/// caller's own handling of, say, a declined payment is not an edge failure
-/// (the same classification Linkerd uses).
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum Outcome {
-    success,
-    /// No response, or a 5xx.
-    error,
-    /// The deadline passed.
-    timeout,
-    /// The circuit breaker refused the call without making it.
-    circuit_open,
-    /// The call failed and the caller served a fallback instead
-    /// (see `outbound::fallback`).
-    fallback,
-}
-
-/// Labels of the per-edge (client) metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EdgeLabels {
-    pub source: Arc<str>,
-    pub destination: Arc<str>,
-    pub method: Method,
-    pub route: Route,
-    /// The response status, or `0` when no response arrived.
-    pub status: u16,
-    pub outcome: Outcome,
-}
-
 /// Labels of the database client metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DbLabels {
@@ -214,16 +182,17 @@ struct BuildLabels {
     service_instance_id: String,
 }
 
-/// The families the mesh itself records, plus the registry services add to.
+/// The registry every family of a service is registered in, with the
+/// families of the inbound stack and of the database. The outbound stack
+/// registers its own ([`crate::outbound::OutboundMetrics`]), as do the
+/// faults, the load shedding and the event bus.
 #[derive(Debug)]
 pub struct Metrics {
     pub(crate) service: Arc<str>,
     registry: Mutex<Registry>,
     pub(crate) server_duration: LatencyFamily<ServerLabels>,
     pub(crate) server_in_flight: Family<ServiceLabel, Gauge>,
-    pub(crate) client_duration: LatencyFamily<EdgeLabels>,
     pub(crate) db_duration: LatencyFamily<DbLabels>,
-    pub(crate) outbound: crate::outbound::OutboundFamilies,
 }
 
 impl Metrics {
@@ -242,13 +211,6 @@ impl Metrics {
             "Inbound HTTP requests currently being served",
             server_in_flight.clone(),
         );
-        let client_duration = latency_family();
-        registry.register_with_unit(
-            "http_client_request_duration",
-            "Outbound calls per edge (source -> destination), by route template, status and outcome",
-            Unit::Seconds,
-            client_duration.clone(),
-        );
         let db_duration = latency_family();
         registry.register_with_unit(
             "db_client_operation_duration",
@@ -265,17 +227,13 @@ impl Metrics {
                 service_instance_id: identity.instance_id.to_string(),
             }),
         );
-        let outbound = crate::outbound::OutboundFamilies::default();
-        outbound.register(&mut registry);
         registry.register_collector(Box::new(ProcessCollector::new()));
         Self {
             service: identity.name.clone(),
             registry: Mutex::new(registry),
             server_duration,
             server_in_flight,
-            client_duration,
             db_duration,
-            outbound,
         }
     }
 

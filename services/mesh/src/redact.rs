@@ -33,8 +33,6 @@ use std::borrow::Cow;
 use opentelemetry::{Array, KeyValue, Value, trace::Status};
 use opentelemetry_sdk::trace::SpanData;
 
-pub use crate::exporter::RedactingExporter;
-
 /// Added to a span that lost attributes to the allow-list: how many.
 pub const REDACTED_ATTRIBUTES: &str = "redacted.attributes";
 
@@ -132,10 +130,10 @@ pub const ALLOWED_SPAN_ATTRIBUTES: &[&str] = &[
 
 /// Whether a span attribute is exported: on [`ALLOWED_SPAN_ATTRIBUTES`],
 /// or a `baggage.<key>` the service copies from baggage
-/// (`BAGGAGE_SPAN_ATTRIBUTES`, see `telemetry::init`).
+/// (`BAGGAGE_SPAN_ATTRIBUTES`, see [`crate::baggage`]).
 pub fn is_allowed_attribute(key: &str) -> bool {
     ALLOWED_SPAN_ATTRIBUTES.binary_search(&key).is_ok()
-        || crate::telemetry::baggage_attribute_keys()
+        || crate::baggage::attribute_keys()
             .iter()
             .any(|(_, attribute)| attribute.as_str() == key)
 }
@@ -456,7 +454,8 @@ fn secret(b: &[u8], sep: usize, floor: usize) -> Found {
 // === spans ===
 
 /// Applies the allow-list and the scrubber to a finished span, as the
-/// exporter ([`RedactingExporter`]) does to every span it sends.
+/// exporter ([`crate::exporter::RedactingExporter`]) does to every span
+/// it sends.
 pub fn redact_span(span: &mut SpanData) {
     let before = span.attributes.len();
     span.attributes

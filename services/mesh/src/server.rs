@@ -19,6 +19,7 @@
 mod body;
 mod connection;
 mod request;
+mod timeouts;
 
 use std::{future::Future, net::SocketAddr, pin::pin, time::Duration};
 
@@ -33,8 +34,8 @@ use tokio::{
     sync::watch,
 };
 
-pub use self::{body::BodyTimeout, request::MAX_HEADER_FIELDS};
-use crate::ServeConfig;
+pub use self::{body::BodyTimeout, request::MAX_HEADER_FIELDS, timeouts::Timeouts};
+use crate::{config::TelemetryConfig, identity::ServiceIdentity};
 
 /// Header fields hyper's parser makes room for. Above our own limit
 /// ([`MAX_HEADER_FIELDS`]) so that a request somewhat over it reaches the
@@ -64,42 +65,6 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
-    }
-}
-
-/// How long a client may take over each part of its connection (see the
-/// module's comment). Defaults, and the reasons for them, are on the
-/// `ServeConfig` fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// `HEADER_READ_TIMEOUT`: a request head, from its first byte.
-    pub header_read: Duration,
-    /// `IDLE_TIMEOUT`: a connection with nothing in flight, nothing moving.
-    pub idle: Duration,
-    /// `BODY_READ_TIMEOUT`: a request body, in full, from its head.
-    pub body_read: Duration,
-}
-
-impl From<&ServeConfig> for Timeouts {
-    fn from(serve: &ServeConfig) -> Self {
-        Self {
-            header_read: serve.header_read_timeout,
-            idle: serve.idle_timeout,
-            body_read: serve.body_read_timeout,
-        }
-    }
-}
-
-impl Default for Timeouts {
-    /// The documented defaults, those of `ServeConfig` (a test keeps the
-    /// two in step); written out rather than parsed, so that binding a
-    /// server never reads the environment.
-    fn default() -> Self {
-        Self {
-            header_read: Duration::from_secs(10),
-            idle: Duration::from_secs(60),
-            body_read: Duration::from_secs(30),
-        }
     }
 }
 
@@ -279,12 +244,12 @@ impl Server {
 /// SIGTERM/Ctrl-C, flush spans. Each service's `run` (its binary, and
 /// `loadgen serve <service>`) is this with its own `build`.
 pub async fn run_process<F, Fut>(
-    identity: crate::ServiceIdentity,
-    telemetry: &crate::TelemetryConfig,
+    identity: ServiceIdentity,
+    telemetry: &TelemetryConfig,
     build: F,
 ) -> anyhow::Result<()>
 where
-    F: FnOnce(crate::ServiceIdentity) -> Fut,
+    F: FnOnce(ServiceIdentity) -> Fut,
     Fut: Future<Output = anyhow::Result<Server>>,
 {
     let guard = crate::telemetry::init(telemetry, &identity)?;
@@ -299,22 +264,4 @@ where
     }
     guard.shutdown(Duration::from_secs(5)).await;
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_timeouts_are_the_configured_defaults() {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            serve: ServeConfig,
-        }
-        let serve = <Cli as clap::Parser>::try_parse_from(["svc"])
-            .unwrap()
-            .serve;
-        assert_eq!(Timeouts::default(), Timeouts::from(&serve));
-    }
 }

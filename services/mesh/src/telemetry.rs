@@ -22,28 +22,11 @@ use tracing_subscriber::{
 };
 
 use crate::{
-    ServiceIdentity,
     config::{LogFormat, OtlpProtocol, TelemetryConfig, TracesExporter},
     exporter::{QuietExporter, RedactingExporter},
+    identity::ServiceIdentity,
     log_format::TraceIdFormat,
 };
-
-/// Baggage keys copied onto server spans as `baggage.<key>` attributes.
-/// Each pair is the baggage key and its attribute name, made once here
-/// rather than per request.
-static BAGGAGE_SPAN_ATTRIBUTES: std::sync::OnceLock<Vec<(String, opentelemetry::Key)>> =
-    std::sync::OnceLock::new();
-
-/// The baggage keys the inbound stack copies onto server spans (none until
-/// [`init`] runs).
-pub fn baggage_span_attributes() -> impl Iterator<Item = &'static str> {
-    baggage_attribute_keys().iter().map(|(key, _)| key.as_str())
-}
-
-/// `(baggage key, "baggage.<key>")` pairs.
-pub(crate) fn baggage_attribute_keys() -> &'static [(String, opentelemetry::Key)] {
-    BAGGAGE_SPAN_ATTRIBUTES.get().map_or(&[], Vec::as_slice)
-}
 
 /// Keeps the tracer provider alive; [`TelemetryGuard::shutdown`] flushes the
 /// spans still queued in the batch processor.
@@ -157,18 +140,7 @@ pub fn init(
             Box::new(BaggagePropagator::new()),
         ],
     ));
-    let _ = BAGGAGE_SPAN_ATTRIBUTES.set(
-        config
-            .baggage_span_attributes
-            .iter()
-            .map(|key| {
-                (
-                    key.clone(),
-                    opentelemetry::Key::new(format!("baggage.{key}")),
-                )
-            })
-            .collect(),
-    );
+    crate::baggage::set_span_attributes(&config.baggage_span_attributes);
     // With the SDK disabled or no exporter, spans are still made (and
     // dropped): trace context keeps flowing through the service, log lines
     // and `traceresponse` keep their trace ids, and nothing is exported.

@@ -24,7 +24,7 @@ async fn allow_listed_baggage_becomes_span_attributes_bounded_in_length() {
     ]);
     let guard = telemetry::init(&cli.telemetry, &identity("items")).expect("telemetry starts");
     assert_eq!(
-        telemetry::baggage_span_attributes().collect::<Vec<_>>(),
+        mesh::baggage::span_attributes().collect::<Vec<_>>(),
         ["learnsphere.scenario", "learnsphere.journey"]
     );
     // A tracer we can read, for this thread; `init`'s global one stays unused.

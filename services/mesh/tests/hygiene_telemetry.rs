@@ -12,7 +12,8 @@ use helpers::{Telemetry, call, get as get_request, identity, scrape, serve_confi
 use http::Request;
 use mesh::{
     Mesh, Readiness,
-    redact::{self, REDACTED_ATTRIBUTES, RedactingExporter},
+    exporter::RedactingExporter,
+    redact::{self, REDACTED_ATTRIBUTES},
 };
 use opentelemetry::{
     Value, global,

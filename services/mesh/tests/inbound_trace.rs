@@ -237,7 +237,7 @@ async fn a_4xx_answer_is_not_a_server_error() {
 async fn baggage_is_not_copied_onto_spans_unless_allow_listed() {
     // `telemetry::init` never runs in this binary, so the allow-list is
     // empty (the copying itself is tested in `tests/baggage.rs`).
-    assert_eq!(mesh::telemetry::baggage_span_attributes().count(), 0);
+    assert_eq!(mesh::baggage::span_attributes().count(), 0);
     let telemetry = Telemetry::install();
 
     let res = call(

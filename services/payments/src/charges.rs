@@ -40,12 +40,12 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::{
-    AppState,
     db::{self, KeyOwner, KeyRecord, KeyState, PurchaseClaim},
     domain::{IdempotencyKey, NewCharge},
     error::{AppError, Result},
     model::{Charge, Payment, PaymentStatus},
     provider::Decision,
+    state::AppState,
 };
 
 /// First pause of a duplicate waiting for the key's owner; it doubles up to

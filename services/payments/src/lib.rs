@@ -9,55 +9,27 @@ pub mod client;
 pub mod config;
 mod db;
 pub mod domain;
-pub mod error;
+pub(crate) mod error;
 pub mod events;
 pub mod model;
-pub mod provider;
-pub mod routes;
+pub(crate) mod provider;
+pub(crate) mod routes;
+mod state;
 
-use std::{sync::Arc, time::Duration};
-
-use axum::{Router, extract::FromRef};
+use axum::Router;
 use mesh::{
-    Db, Mesh, ServiceIdentity,
-    auth::TokenKeys,
-    events::{Broker, Outbox},
+    Mesh, ServiceIdentity,
     openapi::{self, ApiInfo},
     server::Server,
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::{client::PaymentsClient, config::Config, provider::Provider};
+pub use crate::{client::PaymentsClient, config::Config, provider::Provider, state::AppState};
 
 /// `service.name` and the destination name other services use.
 pub const NAME: &str = "payments";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: Db,
-    pub provider: Provider,
-    /// `payment.captured` goes here, in the payment's transaction.
-    pub outbox: Outbox,
-    /// How long a duplicate request waits for the key's owner (see
-    /// [`Config::idempotency_wait`]).
-    pub idempotency_wait: Duration,
-    /// Verifies the callers' tokens: every route is a user's own.
-    pub tokens: Arc<TokenKeys>,
-    /// The catalog every charge is priced from.
-    pub courses: courses::CoursesClient,
-    /// The currencies charges may be in.
-    pub currencies: Arc<[String]>,
-}
-
-/// What the [`mesh::auth::Caller`] extractor verifies tokens with.
-impl FromRef<AppState> for Arc<TokenKeys> {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
 
 /// The routes, each registered with its OpenAPI operation.
 fn api() -> OpenApiRouter<AppState> {
@@ -95,12 +67,9 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let tokens = config.auth.keys()?;
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
     let provider = Provider::new(&config.provider, mesh.metrics())?;
-    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
-    mesh::events::ensure_tables(&db).await?;
+    let db = mesh.database(&config.database_url, &MIGRATOR).await?;
     let courses = courses::CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?);
-    let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
-    let outbox = Outbox::new(db.clone(), broker);
-    outbox.spawn_relay();
+    let (_, outbox) = mesh.events(&config.events, &db).await?;
     let state = AppState {
         db: db.clone(),
         provider,

@@ -13,14 +13,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mesh::metrics::{LATENCY_BUCKETS, TraceExemplar};
+use mesh::{
+    latency::LogNormalLatency,
+    metrics::{LATENCY_BUCKETS, TraceExemplar},
+};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
     metrics::{counter::Counter, exemplar::HistogramWithExemplars, family::Family, gauge::Gauge},
     registry::Unit,
 };
 use rand::Rng as _;
-use rand_distr::{Distribution as _, LogNormal};
 use tokio::sync::Semaphore;
 use tracing::{Instrument as _, field::Empty};
 
@@ -29,9 +31,6 @@ use crate::{
     domain::{Amount, IdempotencyKey},
     model::DeclineReason,
 };
-
-/// z-score of the 99th percentile of the standard normal distribution.
-const Z_P99: f64 = 2.326_347_874_040_840_8;
 
 /// No simulated call takes longer than this, whatever the distribution's
 /// far tail draws, so one sample cannot hold a pool slot for minutes.
@@ -72,7 +71,7 @@ pub struct Provider {
 #[derive(Debug)]
 struct Inner {
     /// `None` when the median is zero: answer at once (tests).
-    latency: Option<LogNormal<f64>>,
+    latency: Option<LogNormalLatency>,
     decline_rate: f64,
     error_rate: f64,
     pool: Semaphore,
@@ -84,22 +83,20 @@ struct Inner {
 impl Provider {
     /// A provider configured by `config`, its metrics registered in `metrics`.
     pub fn new(config: &ProviderConfig, metrics: &mesh::Metrics) -> anyhow::Result<Self> {
-        let median = config.latency_median.as_secs_f64();
-        let p99 = config.latency_p99.as_secs_f64();
         anyhow::ensure!(
-            p99 >= median,
+            config.latency_p99 >= config.latency_median,
             "--provider-latency-p99 ({:?}) must be at least --provider-latency-median ({:?})",
             config.latency_p99,
             config.latency_median,
         );
-        // A log-normal's median is e^mu and its p99 is e^(mu + z99 * sigma):
-        // two operator-friendly numbers pin down the whole distribution.
-        let latency = if median > 0.0 {
-            let mu = median.ln();
-            let sigma = (p99 / median).ln() / Z_P99;
-            Some(LogNormal::new(mu, sigma)?)
-        } else {
+        // Two operator-friendly numbers pin down the whole distribution.
+        let latency = if config.latency_median.is_zero() {
             None
+        } else {
+            Some(LogNormalLatency::new(
+                config.latency_median,
+                config.latency_p99,
+            )?)
         };
         let size = usize::try_from(config.concurrency)?;
         Ok(Self {
@@ -211,11 +208,10 @@ impl Provider {
     fn draw(&self) -> (Duration, Result<ProviderAnswer, ProviderError>) {
         let inner = &*self.inner;
         let mut rng = rand::rng();
-        let delay = inner.latency.as_ref().map_or(Duration::ZERO, |d| {
-            Duration::try_from_secs_f64(d.sample(&mut rng))
-                .unwrap_or(LATENCY_CAP)
-                .min(LATENCY_CAP)
-        });
+        let delay = inner
+            .latency
+            .as_ref()
+            .map_or(Duration::ZERO, |d| d.sample(&mut rng, LATENCY_CAP));
         // Failures first: a failed call makes no decision, and the decline
         // rate is the share of answered calls that are declined.
         if rng.random_bool(inner.error_rate) {

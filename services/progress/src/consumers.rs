@@ -1,4 +1,5 @@
-//! The events progress consumes (docs/events.md), and what each does.
+//! The events progress consumes (docs/events.md), and what it does with
+//! them.
 //!
 //! `user.registered` creates the learner's profile here.
 //!

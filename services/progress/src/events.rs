@@ -1,5 +1,5 @@
-//! The events progress publishes (docs/events.md): their types and
-//! schemas, for consumers to depend on. What progress consumes is in
+//! The events progress publishes (docs/events.md): their names, versions
+//! and schemas. The events it consumes, and what it does with them, are in
 //! `consumers.rs`.
 //!
 //! `course.completed` is published, through progress's outbox, when a

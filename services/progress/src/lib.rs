@@ -11,49 +11,29 @@ pub mod client;
 pub mod config;
 mod consumers;
 mod db;
-pub mod domain;
-pub mod error;
+pub(crate) mod domain;
+pub(crate) mod error;
 pub mod events;
 pub mod model;
-pub mod routes;
+pub(crate) mod routes;
+mod state;
 
-use std::sync::Arc;
-
-use axum::{Router, extract::FromRef};
+use axum::Router;
 use courses::CoursesClient;
 use mesh::{
-    Db, Mesh, ServiceIdentity,
-    auth::TokenKeys,
-    events::{Broker, Outbox, spawn_consumer},
+    Mesh, ServiceIdentity,
+    events::spawn_consumer,
     openapi::{self, ApiInfo},
     server::Server,
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::{client::ProgressClient, config::Config};
+pub use crate::{client::ProgressClient, config::Config, state::AppState};
 
 /// `service.name` and the destination name other services use.
 pub const NAME: &str = "progress";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: Db,
-    pub courses: CoursesClient,
-    /// `course.completed` goes here, in the completing transaction.
-    pub outbox: Outbox,
-    /// Verifies the callers' tokens: every route is a user's own.
-    pub tokens: Arc<TokenKeys>,
-}
-
-/// What the [`mesh::auth::Caller`] extractor verifies tokens with.
-impl FromRef<AppState> for Arc<TokenKeys> {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
 
 /// The routes, each registered with its OpenAPI operation.
 fn api() -> OpenApiRouter<AppState> {
@@ -97,10 +77,9 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     config.events.refuse_anonymous(&config.serve)?;
     let tokens = config.auth.keys()?;
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
-    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let db = mesh.database(&config.database_url, &MIGRATOR).await?;
     let courses = CoursesClient::new(mesh.client(courses::NAME, &config.courses_url)?);
-    mesh::events::ensure_tables(&db).await?;
-    let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
+    let (broker, outbox) = mesh.events(&config.events, &db).await?;
     spawn_consumer(
         broker.clone(),
         db.clone(),
@@ -114,13 +93,11 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         consumers::payment_refunded(db.clone(), courses.clone()),
     );
     spawn_consumer(
-        broker.clone(),
+        broker,
         db.clone(),
         consumers::USER_REGISTERED,
         consumers::user_registered(db.clone()),
     );
-    let outbox = Outbox::new(db.clone(), broker);
-    outbox.spawn_relay();
     let api = router(AppState {
         db: db.clone(),
         courses,

@@ -237,10 +237,6 @@ impl DisplayName {
         matches!(c, '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     pub fn into_string(self) -> String {
         self.0
     }
@@ -484,11 +480,14 @@ mod tests {
 
     #[test]
     fn display_names_are_normalised_and_invisible_characters_refused() {
-        assert_eq!(DisplayName::parse("\u{FF21}da").unwrap().as_str(), "Ada");
+        assert_eq!(
+            DisplayName::parse("\u{FF21}da").unwrap().into_string(),
+            "Ada"
+        );
         assert_eq!(
             DisplayName::parse("\u{3000}Ada Lovelace\u{3000}")
                 .unwrap()
-                .as_str(),
+                .into_string(),
             "Ada Lovelace"
         );
         for (raw, c) in [
@@ -512,7 +511,7 @@ mod tests {
             "\u{2764}\u{FE0F} Ada",                                      // ❤️
             "\u{845B}\u{E0100}\u{98FE}", // 葛󠄀飾, a registered variant
         ] {
-            assert_eq!(DisplayName::parse(ok).expect(ok).as_str(), ok);
+            assert_eq!(DisplayName::parse(ok).expect(ok).into_string(), ok);
         }
         // Nothing visible is not a name.
         for blank in ["\u{200D}", " \u{FE0F} ", "\u{200C}\u{200D}"] {
@@ -549,7 +548,9 @@ mod tests {
     #[test]
     fn display_name_rules() {
         assert_eq!(
-            DisplayName::parse("  Ann Lee ").expect("valid").as_str(),
+            DisplayName::parse("  Ann Lee ")
+                .expect("valid")
+                .into_string(),
             "Ann Lee"
         );
         assert!(DisplayName::parse(&"é".repeat(64)).is_ok());

@@ -4,9 +4,13 @@ use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use mesh::{BadRequest, auth::AuthError, error_response};
+use mesh::{
+    BadRequest,
+    auth::{AuthError, token::TokenError},
+    error_response,
+};
 
-use crate::{domain::InvalidInput, password::HashError, token::TokenError};
+use crate::{domain::InvalidInput, password::HashError};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 

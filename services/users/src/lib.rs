@@ -13,23 +13,21 @@
 pub mod client;
 pub mod config;
 mod db;
-pub mod domain;
-pub mod error;
+pub(crate) mod domain;
+pub(crate) mod error;
 pub mod events;
-pub mod lockout;
+pub(crate) mod lockout;
 pub mod model;
-pub mod password;
-pub mod routes;
+pub(crate) mod password;
+pub(crate) mod routes;
+mod state;
 /// Access tokens: defined in the mesh, so every service verifies them the
 /// way this one issues them.
 pub use mesh::auth::token;
 
-use std::{sync::Arc, time::Duration};
-
-use axum::{Router, extract::FromRef};
+use axum::Router;
 use mesh::{
-    Db, Mesh, ServiceIdentity,
-    events::{Broker, Outbox},
+    Mesh, ServiceIdentity,
     openapi::{self, ApiInfo},
     server::Server,
 };
@@ -40,6 +38,7 @@ pub use crate::{
     config::Config,
     lockout::FailedLogins,
     password::PasswordHasher,
+    state::AppState,
     token::{Claims, TokenError, TokenKeys},
 };
 
@@ -47,27 +46,6 @@ pub use crate::{
 pub const NAME: &str = "users";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: Db,
-    pub passwords: PasswordHasher,
-    pub tokens: Arc<TokenKeys>,
-    /// Lifetime of the tokens issued at login.
-    pub token_ttl: Duration,
-    /// `user.registered` goes here, in the account's transaction.
-    pub outbox: Outbox,
-    /// Failed logins per account and source, in this replica's memory.
-    pub failed_logins: FailedLogins,
-}
-
-/// What the [`mesh::auth::Caller`] extractor verifies tokens with.
-impl FromRef<AppState> for Arc<TokenKeys> {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
 
 /// The routes, each registered with its OpenAPI operation.
 fn api() -> OpenApiRouter<AppState> {
@@ -108,12 +86,9 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
     let tokens = config.auth.keys()?;
     let failed_logins = FailedLogins::new(config.login_limits())?;
     let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
-    let db = Db::connect(&config.database_url, &MIGRATOR, mesh.metrics().clone()).await?;
+    let db = mesh.database(&config.database_url, &MIGRATOR).await?;
     let passwords = PasswordHasher::new(config.hash_concurrency()).await?;
-    mesh::events::ensure_tables(&db).await?;
-    let broker = Broker::connect(&config.events, mesh.identity(), mesh.metrics()).await?;
-    let outbox = Outbox::new(db.clone(), broker);
-    outbox.spawn_relay();
+    let (_, outbox) = mesh.events(&config.events, &db).await?;
     tokio::spawn(failed_logins.sweeper(lockout::SWEEP_EVERY));
     let state = AppState {
         outbox,

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    AppState, db,
+    db,
     error::{AppError, Result},
     model::{Course, CourseSummary, Lesson, Page},
+    state::AppState,
 };
 
 /// Largest page a client may ask for: bounds the work one request causes.

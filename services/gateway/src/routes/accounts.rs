@@ -9,7 +9,7 @@ use mesh::{
 use users::model::{LoginRequest, RegisterRequest, Session, User};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{AppState, error::Result};
+use crate::{error::Result, state::AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

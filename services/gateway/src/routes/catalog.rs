@@ -13,7 +13,7 @@ use progress::model::CourseProgress;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{AppState, error::Result};
+use crate::{error::Result, state::AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

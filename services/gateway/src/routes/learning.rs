@@ -12,7 +12,7 @@ use payments::model::{Payment, PaymentList};
 use progress::model::{CourseProgress, EnrollmentList};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{AppState, error::Result};
+use crate::{error::Result, state::AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -34,7 +34,10 @@ use super::{
     metrics::{ConsumeLabels, ConsumeOutcome, ConsumerLabels},
     outbox::timestamp,
 };
-use crate::{Db, Op, metrics::TraceExemplar};
+use crate::{
+    db::{Db, Op},
+    metrics::TraceExemplar,
+};
 
 /// What a consumer is called and what it reads.
 #[derive(Debug, Clone)]

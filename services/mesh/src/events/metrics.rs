@@ -10,10 +10,7 @@ use prometheus_client::{
     registry::Unit,
 };
 
-use crate::{
-    Metrics,
-    metrics::{LatencyFamily, TraceExemplar, latency_family},
-};
+use crate::metrics::{LatencyFamily, Metrics, TraceExemplar, latency_family};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct PublishLabels {

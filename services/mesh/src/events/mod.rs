@@ -32,7 +32,7 @@ pub use self::{
     metrics::EventMetrics,
     outbox::{Outbox, ensure_tables},
 };
-use crate::{Metrics, ServiceIdentity};
+use crate::{config::ServeConfig, identity::ServiceIdentity, metrics::Metrics};
 
 /// Where the broker is, for the services that publish or consume.
 #[derive(clap::Args, Debug, Clone)]
@@ -115,7 +115,7 @@ impl EventsConfig {
 
     /// With `LEARNSPHERE_ENV=production` a service connects to the bus as
     /// its own user: a bus that takes anyone lets anyone forge a payment.
-    pub fn refuse_anonymous(&self, serve: &crate::ServeConfig) -> anyhow::Result<()> {
+    pub fn refuse_anonymous(&self, serve: &ServeConfig) -> anyhow::Result<()> {
         if serve.environment == crate::config::Environment::Production && self.nats_user.is_none() {
             anyhow::bail!(
                 "LEARNSPHERE_ENV=production needs NATS_USER and NATS_PASSWORD: the service's own user on the event bus (docs/events.md)"
@@ -370,7 +370,7 @@ mod tests {
         #[command(flatten)]
         events: EventsConfig,
         #[command(flatten)]
-        serve: crate::ServeConfig,
+        serve: crate::config::ServeConfig,
     }
 
     fn parse(args: &[&str]) -> Cli {

@@ -27,7 +27,10 @@ use super::{
     Broker, Envelope, headers,
     metrics::{OutboxLabels, PublishLabels, PublishOutcome},
 };
-use crate::{Db, Op, metrics::TraceExemplar};
+use crate::{
+    db::{Db, Op},
+    metrics::TraceExemplar,
+};
 
 /// The mesh's own tables, in every service that publishes or consumes.
 /// Created at start (`CREATE ... IF NOT EXISTS`, which SQLite and

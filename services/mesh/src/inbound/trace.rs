@@ -152,7 +152,7 @@ fn bounded(value: &str) -> &str {
 /// baggage, and it only describes the request: baggage is never trusted
 /// for anything (who the caller is, what it may do).
 fn copy_baggage(span: &Span, cx: &opentelemetry::Context) {
-    let keys = crate::telemetry::baggage_attribute_keys();
+    let keys = crate::baggage::attribute_keys();
     if keys.is_empty() {
         return;
     }

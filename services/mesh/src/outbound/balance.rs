@@ -21,9 +21,10 @@ use tower::{
 };
 
 use super::{
-    OutboundError, OutboundRequest,
     discovery::{self, Changes, EndpointCount, Source},
     endpoint::{Endpoint, Shared},
+    error::OutboundError,
+    request::OutboundRequest,
 };
 
 /// Requests that may wait for the balancer at once; beyond it callers

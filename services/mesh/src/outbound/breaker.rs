@@ -41,10 +41,10 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use super::{
-    OutboundError, OutboundRequest,
-    metrics::{BreakerState, DestinationLabels, TransitionLabels},
+    error::OutboundError,
+    metrics::{BreakerState, OutboundMetrics, TransitionLabels},
+    request::OutboundRequest,
 };
-use crate::metrics::Metrics;
 
 /// When the breaker opens and how long it stays open.
 #[derive(Clone, Copy, Debug)]
@@ -95,7 +95,7 @@ pub struct Breaker {
     /// Half-open spells so far, numbering each one.
     spells: std::sync::atomic::AtomicU64,
     gauge: Gauge,
-    metrics: Arc<Metrics>,
+    metrics: Arc<OutboundMetrics>,
     destination: Arc<str>,
 }
 
@@ -108,14 +108,14 @@ enum Admit {
 }
 
 impl Breaker {
-    pub fn new(settings: BreakerSettings, metrics: Arc<Metrics>, destination: Arc<str>) -> Self {
+    pub fn new(
+        settings: BreakerSettings,
+        metrics: Arc<OutboundMetrics>,
+        destination: Arc<str>,
+    ) -> Self {
         let gauge = metrics
-            .outbound
             .breaker_state
-            .get_or_create(&DestinationLabels {
-                source: metrics.service().clone(),
-                destination: destination.clone(),
-            })
+            .get_or_create(&metrics.edge(&destination))
             .clone();
         gauge.set(BreakerState::closed.as_gauge());
         Self {
@@ -151,10 +151,9 @@ impl Breaker {
         *state = next;
         self.gauge.set(to.as_gauge());
         self.metrics
-            .outbound
             .breaker_transitions
             .get_or_create(&TransitionLabels {
-                source: self.metrics.service().clone(),
+                source: self.metrics.source().clone(),
                 destination: self.destination.clone(),
                 state: to,
             })
@@ -419,7 +418,6 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::ServiceIdentity;
 
     fn settings() -> BreakerSettings {
         BreakerSettings {
@@ -451,11 +449,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn opens_on_failures_fails_fast_and_closes_after_a_good_probe() {
-        let metrics = Arc::new(Metrics::new(&ServiceIdentity {
-            name: "gateway".into(),
-            version: "test",
-            instance_id: "i".into(),
-        }));
+        let (registry, metrics) = OutboundMetrics::for_tests();
         let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let (h, c) = (healthy.clone(), calls.clone());
@@ -474,7 +468,7 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::open);
         let gauge =
             "http_client_circuit_breaker_state{source=\"gateway\",destination=\"payments\"} 2";
-        assert!(metrics.encode_openmetrics().contains(gauge));
+        assert!(registry.encode_openmetrics().contains(gauge));
 
         // Open: no call reaches the destination, and no time passes.
         let before = calls.load(std::sync::atomic::Ordering::Relaxed);
@@ -496,18 +490,14 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(svc.clone().oneshot(request()).await.unwrap().status(), 200);
         assert_eq!(breaker.state(), BreakerState::closed);
-        let text = metrics.encode_openmetrics();
+        let text = registry.encode_openmetrics();
         assert!(text.contains("http_client_circuit_breaker_transitions_total{source=\"gateway\",destination=\"payments\",state=\"open\"} 2"), "{text}");
         assert!(text.contains("http_client_circuit_breaker_transitions_total{source=\"gateway\",destination=\"payments\",state=\"closed\"} 1"));
     }
 
     #[tokio::test(start_paused = true)]
     async fn four_hundreds_are_answers_not_failures() {
-        let metrics = Arc::new(Metrics::new(&ServiceIdentity {
-            name: "gateway".into(),
-            version: "test",
-            instance_id: "i".into(),
-        }));
+        let (_, metrics) = OutboundMetrics::for_tests();
         let inner = tower::service_fn(|_req: OutboundRequest| async { response(404) });
         let breaker = Arc::new(Breaker::new(settings(), metrics, "payments".into()));
         let svc = BreakerLayer::new(breaker.clone()).layer(inner);
@@ -519,11 +509,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_high_failure_rate_opens_it_without_a_streak() {
-        let metrics = Arc::new(Metrics::new(&ServiceIdentity {
-            name: "gateway".into(),
-            version: "test",
-            instance_id: "i".into(),
-        }));
+        let (_, metrics) = OutboundMetrics::for_tests();
         let n = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let inner = tower::service_fn(move |_req: OutboundRequest| {
             // Alternate: never two failures in a row, 50% failing.
@@ -542,12 +528,8 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::open);
     }
 
-    fn metrics() -> Arc<Metrics> {
-        Arc::new(Metrics::new(&ServiceIdentity {
-            name: "gateway".into(),
-            version: "test",
-            instance_id: "i".into(),
-        }))
+    fn metrics() -> Arc<OutboundMetrics> {
+        OutboundMetrics::for_tests().1
     }
 
     /// A call the mock destination answers with `status` after `delay_ms`.

@@ -24,7 +24,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
-use super::{OutboundError, OutboundRequest, metrics::BalanceMetrics};
+use super::{error::OutboundError, metrics::BalanceMetrics, request::OutboundRequest};
 
 /// How long a replica that refused a connection is left out: doubled on
 /// each consecutive ejection, up to `max`.

@@ -1,7 +1,9 @@
-//! Per-edge metrics: one histogram series per source, destination, route
-//! template, status and outcome, with the call's trace as exemplar; and the
-//! families the resilience layers report through (replicas, retries,
-//! breaker), so every mechanism is visible on a dashboard.
+//! The outbound stack's metrics, registered by the stack itself (as
+//! linkerd2-proxy's stacks own theirs): per-edge latency, one histogram
+//! series per source, destination, route template, status and outcome,
+//! with the call's trace as exemplar; and the families the resilience
+//! layers report through (replicas, retries, breaker), so every mechanism
+//! is visible on a dashboard.
 
 use std::{
     net::SocketAddr,
@@ -14,12 +16,44 @@ use futures::future::BoxFuture;
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
     metrics::{counter::Counter, family::Family, gauge::Gauge},
-    registry::Registry,
+    registry::Unit,
 };
 use tower::{Layer, Service};
 
-use super::{OutboundError, OutboundRequest, fallback};
-use crate::metrics::{EdgeLabels, Method, Metrics, Outcome, Route};
+use super::{error::OutboundError, fallback, request::OutboundRequest};
+use crate::metrics::{LatencyFamily, Method, Metrics, Route, latency_family};
+
+/// How an outbound call ended, from the caller's side.
+///
+/// A 4xx is `success`: the destination answered and the edge worked; the
+/// caller's own handling of, say, a declined payment is not an edge failure
+/// (the same classification Linkerd uses).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Outcome {
+    success,
+    /// No response, or a 5xx.
+    error,
+    /// The deadline passed.
+    timeout,
+    /// The circuit breaker refused the call without making it.
+    circuit_open,
+    /// The call failed and the caller served a fallback instead
+    /// (see `outbound::fallback`).
+    fallback,
+}
+
+/// Labels of the per-edge (client) metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EdgeLabels {
+    pub source: Arc<str>,
+    pub destination: Arc<str>,
+    pub method: Method,
+    pub route: Route,
+    /// The response status, or `0` when no response arrived.
+    pub status: u16,
+    pub outcome: Outcome,
+}
 
 /// Labels naming one edge's destination.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,9 +126,13 @@ pub struct TransitionLabels {
     pub state: BreakerState,
 }
 
-/// The resilience families, registered once per process.
-#[derive(Debug, Default)]
-pub(crate) struct OutboundFamilies {
+/// The outbound families, registered once per service (by `Mesh::new`)
+/// in its [`Metrics`] registry, shared by every client it makes.
+#[derive(Debug)]
+pub struct OutboundMetrics {
+    /// The `source` label: the calling service.
+    source: Arc<str>,
+    duration: LatencyFamily<EdgeLabels>,
     endpoints: Family<DestinationLabels, Gauge>,
     endpoints_ejected: Family<DestinationLabels, Gauge>,
     ejections: Family<DestinationLabels, Counter>,
@@ -105,48 +143,95 @@ pub(crate) struct OutboundFamilies {
     pub(crate) breaker_transitions: Family<TransitionLabels, Counter>,
 }
 
-impl OutboundFamilies {
-    pub(crate) fn register(&self, registry: &mut Registry) {
-        registry.register(
+impl OutboundMetrics {
+    pub(crate) fn register(metrics: &Metrics) -> Self {
+        let m = Self {
+            source: metrics.service().clone(),
+            duration: latency_family(),
+            endpoints: Family::default(),
+            endpoints_ejected: Family::default(),
+            ejections: Family::default(),
+            endpoint_requests: Family::default(),
+            retries: Family::default(),
+            retries_exhausted: Family::default(),
+            breaker_state: Family::default(),
+            breaker_transitions: Family::default(),
+        };
+        metrics.register_with_unit(
+            "http_client_request_duration",
+            "Outbound calls per edge (source -> destination), by route template, status and outcome",
+            Unit::Seconds,
+            m.duration.clone(),
+        );
+        metrics.register(
             "http_client_endpoints",
             "Replicas discovery currently knows per destination",
-            self.endpoints.clone(),
+            m.endpoints.clone(),
         );
-        registry.register(
+        metrics.register(
             "http_client_endpoints_ejected",
             "Replicas currently left out of balancing after refusing connections",
-            self.endpoints_ejected.clone(),
+            m.endpoints_ejected.clone(),
         );
-        registry.register(
+        metrics.register(
             "http_client_endpoint_ejections",
             "Times a replica was ejected for refusing a connection",
-            self.ejections.clone(),
+            m.ejections.clone(),
         );
-        registry.register(
+        metrics.register(
             "http_client_endpoint_requests",
             "Requests sent to each replica (attempts, retries included): how the balancer spreads load",
-            self.endpoint_requests.clone(),
+            m.endpoint_requests.clone(),
         );
-        registry.register(
+        metrics.register(
             "http_client_retries",
             "Retries of idempotent calls, by reason",
-            self.retries.clone(),
+            m.retries.clone(),
         );
-        registry.register(
+        metrics.register(
             "http_client_retry_budget_exhausted",
             "Retries not made because the destination's retry budget was spent",
-            self.retries_exhausted.clone(),
+            m.retries_exhausted.clone(),
         );
-        registry.register(
+        metrics.register(
             "http_client_circuit_breaker_state",
             "Circuit breaker state per destination: 0 closed, 1 half-open, 2 open",
-            self.breaker_state.clone(),
+            m.breaker_state.clone(),
         );
-        registry.register(
+        metrics.register(
             "http_client_circuit_breaker_transitions",
             "Circuit breaker state changes, by the state entered",
-            self.breaker_transitions.clone(),
+            m.breaker_transitions.clone(),
         );
+        m
+    }
+
+    /// The `source` label of every family: the calling service.
+    pub(crate) fn source(&self) -> &Arc<str> {
+        &self.source
+    }
+
+    /// The labels naming the edge to `destination`.
+    pub(crate) fn edge(&self, destination: &Arc<str>) -> DestinationLabels {
+        DestinationLabels {
+            source: self.source.clone(),
+            destination: destination.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl OutboundMetrics {
+    /// A registry for a service named `gateway`, with the outbound
+    /// families registered in it.
+    pub(crate) fn for_tests() -> (Arc<Metrics>, Arc<Self>) {
+        let metrics = Arc::new(Metrics::new(&crate::identity::ServiceIdentity {
+            name: "gateway".into(),
+            version: "test",
+            instance_id: "i".into(),
+        }));
+        let outbound = Arc::new(Self::register(&metrics));
+        (metrics, outbound)
     }
 }
 
@@ -154,19 +239,16 @@ impl OutboundFamilies {
 #[derive(Clone, Debug)]
 pub(crate) struct BalanceMetrics {
     labels: DestinationLabels,
-    families: Arc<Metrics>,
+    families: Arc<OutboundMetrics>,
     pub known: Gauge,
     pub ejected: Gauge,
     pub ejections: Counter,
 }
 
 impl BalanceMetrics {
-    pub(crate) fn new(metrics: Arc<Metrics>, destination: Arc<str>) -> Self {
-        let labels = DestinationLabels {
-            source: metrics.service().clone(),
-            destination,
-        };
-        let outbound = &metrics.outbound;
+    pub(crate) fn new(metrics: Arc<OutboundMetrics>, destination: Arc<str>) -> Self {
+        let labels = metrics.edge(&destination);
+        let outbound = &*metrics;
         let known = outbound.endpoints.get_or_create(&labels).clone();
         let ejected = outbound.endpoints_ejected.get_or_create(&labels).clone();
         let ejections = outbound.ejections.get_or_create(&labels).clone();
@@ -199,7 +281,6 @@ impl BalanceMetrics {
 
     pub(crate) fn endpoint_requests(&self, addr: &SocketAddr) -> Counter {
         self.families
-            .outbound
             .endpoint_requests
             .get_or_create(&EndpointLabels {
                 source: self.labels.source.clone(),
@@ -212,12 +293,12 @@ impl BalanceMetrics {
 
 #[derive(Clone, Debug)]
 pub struct MetricsLayer {
-    metrics: Arc<Metrics>,
+    metrics: Arc<OutboundMetrics>,
     destination: Arc<str>,
 }
 
 impl MetricsLayer {
-    pub fn new(metrics: Arc<Metrics>, destination: Arc<str>) -> Self {
+    pub fn new(metrics: Arc<OutboundMetrics>, destination: Arc<str>) -> Self {
         Self {
             metrics,
             destination,
@@ -240,7 +321,7 @@ impl<S> Layer<S> for MetricsLayer {
 #[derive(Clone, Debug)]
 pub struct RecordMetrics<S> {
     inner: S,
-    metrics: Arc<Metrics>,
+    metrics: Arc<OutboundMetrics>,
     destination: Arc<str>,
 }
 
@@ -265,7 +346,7 @@ where
         // Set by the trace layer above.
         let exemplar = req.exemplar.take();
         let mut labels = EdgeLabels {
-            source: self.metrics.service().clone(),
+            source: self.metrics.source().clone(),
             destination: self.destination.clone(),
             method: Method::from(req.request.method()),
             route: Route::Static(req.route),
@@ -292,7 +373,7 @@ where
             if has_fallback && labels.outcome != Outcome::success {
                 labels.outcome = Outcome::fallback;
             }
-            metrics.client_duration.get_or_create(&labels).observe(
+            metrics.duration.get_or_create(&labels).observe(
                 start.elapsed().as_secs_f64(),
                 exemplar,
                 None,

@@ -29,10 +29,10 @@ use tower::retry::{
 use tower::util::rng::HasherRng;
 
 use super::{
-    OutboundError, OutboundRequest,
-    metrics::{DestinationLabels, RetryLabels, RetryReason},
+    error::OutboundError,
+    metrics::{OutboundMetrics, RetryLabels, RetryReason},
+    request::OutboundRequest,
 };
-use crate::metrics::Metrics;
 
 /// Retry settings for one destination.
 #[derive(Clone, Copy, Debug)]
@@ -68,12 +68,16 @@ pub struct RetryPolicy {
     backoff: ExponentialBackoff<HasherRng>,
     max_attempts: u32,
     attempts: u32,
-    metrics: Arc<Metrics>,
+    metrics: Arc<OutboundMetrics>,
     destination: Arc<str>,
 }
 
 impl RetryPolicy {
-    pub fn new(settings: RetrySettings, metrics: Arc<Metrics>, destination: Arc<str>) -> Self {
+    pub fn new(
+        settings: RetrySettings,
+        metrics: Arc<OutboundMetrics>,
+        destination: Arc<str>,
+    ) -> Self {
         let budget = TpsBudget::new(
             RetrySettings::BUDGET_TTL,
             settings.min_per_second,
@@ -148,21 +152,16 @@ impl Policy<OutboundRequest, reqwest::Response, OutboundError> for RetryPolicy {
         }
         if !self.budget.withdraw() {
             self.metrics
-                .outbound
                 .retries_exhausted
-                .get_or_create(&DestinationLabels {
-                    source: self.metrics.service().clone(),
-                    destination: self.destination.clone(),
-                })
+                .get_or_create(&self.metrics.edge(&self.destination))
                 .inc();
             tracing::debug!(destination = %self.destination, "retry budget exhausted");
             return None;
         }
         self.metrics
-            .outbound
             .retries
             .get_or_create(&RetryLabels {
-                source: self.metrics.service().clone(),
+                source: self.metrics.source().clone(),
                 destination: self.destination.clone(),
                 reason,
             })
@@ -199,14 +198,9 @@ mod tests {
     use tower::{Layer as _, Service as _, ServiceExt as _, retry::RetryLayer};
 
     use super::*;
-    use crate::ServiceIdentity;
 
-    fn metrics() -> Arc<Metrics> {
-        Arc::new(Metrics::new(&ServiceIdentity {
-            name: "gateway".into(),
-            version: "test",
-            instance_id: "i".into(),
-        }))
+    fn metrics() -> Arc<OutboundMetrics> {
+        OutboundMetrics::for_tests().1
     }
 
     fn settings() -> RetrySettings {
@@ -253,13 +247,9 @@ mod tests {
             async { Err::<reqwest::Response, _>(refused()) }
         });
         let settings = settings();
-        let metrics = metrics();
-        let mut svc = RetryLayer::new(RetryPolicy::new(
-            settings,
-            metrics.clone(),
-            "payments".into(),
-        ))
-        .layer(failing);
+        let (registry, metrics) = OutboundMetrics::for_tests();
+        let mut svc =
+            RetryLayer::new(RetryPolicy::new(settings, metrics, "payments".into())).layer(failing);
         let requests = 500u32;
         for _ in 0..requests {
             let res = svc
@@ -275,7 +265,7 @@ mod tests {
             + settings.floor();
         assert!(total > u64::from(requests), "some retries happen: {total}");
         assert!(total <= bound, "{total} attempts > budget bound {bound}");
-        let text = metrics.encode_openmetrics();
+        let text = registry.encode_openmetrics();
         assert!(
             text.contains("http_client_retry_budget_exhausted_total{"),
             "{text}"

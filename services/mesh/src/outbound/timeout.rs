@@ -15,7 +15,7 @@ use std::{
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
-use super::{OutboundError, OutboundRequest};
+use super::{error::OutboundError, request::OutboundRequest};
 
 /// The deadlines for one destination: a default and per-route overrides.
 #[derive(Clone, Debug)]

@@ -19,7 +19,7 @@ use tower::{Layer, Service};
 use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::{OutboundError, OutboundRequest};
+use super::{error::OutboundError, request::OutboundRequest};
 use crate::metrics::TraceExemplar;
 
 #[derive(Clone, Debug)]

@@ -31,7 +31,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::Timeouts;
+use super::timeouts::Timeouts;
 
 /// One connection's clock, shared by its socket ([`Watched`]), its
 /// requests ([`InFlight`]) and the task serving it ([`Clock::expired`]).

@@ -13,13 +13,14 @@ use mesh::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    AppState, charges, db,
+    charges, db,
     domain::{IdempotencyKey, NewCharge, ParseError, PaymentId, UserId},
     error::{AppError, Result},
     model::{
         Charge, ChargeRequest, DeclineBody, DeclineReason, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED,
         Payment, PaymentList, PaymentStatus,
     },
+    state::AppState,
 };
 
 /// Most payments one listing returns: bounds the work one request causes.

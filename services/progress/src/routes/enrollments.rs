@@ -10,10 +10,11 @@ use mesh::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    AppState, db,
+    db,
     domain::{Id, percent_complete},
     error::{AppError, Result},
     model::{EnrollRequest, Enrollment, EnrollmentList, EnrollmentProgress, EnrollmentStatus},
+    state::AppState,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -10,11 +10,11 @@ use mesh::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    AppState,
     db::{self, Completion},
     domain::{Id, percent_complete},
     error::{AppError, Result},
     model::{CourseProgress, Enrollment, EnrollmentStatus},
+    state::AppState,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -9,10 +9,11 @@ use mesh::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    AppState, db,
+    db,
     domain::Id,
     error::{AppError, Result},
     model::LearnerProfile,
+    state::AppState,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -13,11 +13,12 @@ use mesh::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    AppState, db,
+    db,
     domain::LoginAttempt,
     error::{AppError, Result},
     lockout::{Check, Source},
     model::{LoginRequest, Session},
+    state::AppState,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {

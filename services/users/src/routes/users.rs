@@ -14,11 +14,11 @@ use mesh::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    AppState,
     db::{self, Inserted},
     domain::NewAccount,
     error::{AppError, Result},
     model::{RegisterRequest, User},
+    state::AppState,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {

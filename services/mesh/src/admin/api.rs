@@ -1,4 +1,4 @@
-//! The `/admin/*` API: what an operator, or a scenario of the load
+//! The admin API, `/admin/*`: what an operator, or a scenario of the load
 //! generator, does to a running replica. Faults (`/admin/faults`), a
 //! crash on demand (`/admin/crash`) and draining (`/admin/drain`).
 //!
