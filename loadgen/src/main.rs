@@ -9,8 +9,8 @@ use std::{
     time::Duration,
 };
 
-use clap::{Parser, Subcommand, ValueEnum};
-use launcher::services::parse_replicas;
+use clap::{Parser, Subcommand, ValueEnum, builder::PossibleValuesParser};
+use launcher::services::{SERVICES, parse_replicas};
 use launcher::{Databases, Discovery, LaunchOptions, Logs, System};
 
 #[derive(Debug, Parser)]
@@ -133,9 +133,9 @@ enum Command {
     },
     /// Run one service in this process (what `up` starts as its children).
     Serve {
-        /// The service to run.
-        #[arg(value_enum)]
-        service: Service,
+        /// The service to run (one of the launcher's catalogue).
+        #[arg(value_parser = PossibleValuesParser::new(SERVICES.iter().map(|s| s.name)))]
+        service: String,
         /// The service's own flags (`loadgen serve <service> -- --help` lists them).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -148,35 +148,22 @@ enum DiscoveryArg {
     Urls,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Service {
-    Gateway,
-    Users,
-    Courses,
-    Payments,
-    Progress,
-}
-
-fn service_args(name: &'static str, args: Vec<String>) -> impl Iterator<Item = String> {
+fn service_args(name: &str, args: Vec<String>) -> impl Iterator<Item = String> {
     std::iter::once(name.to_owned()).chain(args)
 }
 
-async fn serve(service: Service, args: Vec<String>) -> anyhow::Result<()> {
+/// Runs `service` in this process: the launcher's catalogue names the
+/// services, and this is where each name meets its crate.
+async fn serve(service: &str, args: Vec<String>) -> anyhow::Result<()> {
     launcher::exit_with_the_launcher();
+    let args = service_args(service, args);
     match service {
-        Service::Gateway => {
-            gateway::run(gateway::Config::parse_from(service_args("gateway", args))).await
-        }
-        Service::Users => users::run(users::Config::parse_from(service_args("users", args))).await,
-        Service::Courses => {
-            courses::run(courses::Config::parse_from(service_args("courses", args))).await
-        }
-        Service::Payments => {
-            payments::run(payments::Config::parse_from(service_args("payments", args))).await
-        }
-        Service::Progress => {
-            progress::run(progress::Config::parse_from(service_args("progress", args))).await
-        }
+        "gateway" => gateway::run(gateway::Config::parse_from(args)).await,
+        "users" => users::run(users::Config::parse_from(args)).await,
+        "courses" => courses::run(courses::Config::parse_from(args)).await,
+        "payments" => payments::run(payments::Config::parse_from(args)).await,
+        "progress" => progress::run(progress::Config::parse_from(args)).await,
+        other => anyhow::bail!("the catalogue names {other}, which this binary cannot serve"),
     }
 }
 
@@ -402,7 +389,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Serve { service, args } => serve(service, args).await,
+        Command::Serve { service, args } => serve(&service, args).await,
         Command::NatsConfig { prefix } => {
             print!("{}", launcher::nats::config(&prefix));
             Ok(())
