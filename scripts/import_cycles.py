@@ -23,54 +23,66 @@ IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def strip(text):
-    """The code without comments, string and char literals."""
+    """The code with comments, strings and chars blanked out, newlines kept
+    (so line numbers still hold)."""
     out, i, n = [], 0, len(text)
+
+    def skip_to(j):
+        out.append("".join("\n" if c == "\n" else " " for c in text[i:j]))
+        return j
+
     while i < n:
         c = text[i]
         if text.startswith("//", i):
             j = text.find("\n", i)
-            i = n if j < 0 else j
+            i = skip_to(n if j < 0 else j)
         elif text.startswith("/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if text.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif text.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif text.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
                 else:
-                    i += 1
-        elif m := re.compile(r'b?r(#*)"').match(text, i):
-            if i > 0 and re.match(r"[A-Za-z0-9_]", text[i - 1]):
-                out.append(c)
-                i += 1
-                continue
+                    j += 1
+            i = skip_to(j)
+        elif (m := re.compile(r'b?r(#*)"').match(text, i)) and not (
+            i > 0 and re.match(r"[A-Za-z0-9_]", text[i - 1])
+        ):
             end = text.find('"' + m.group(1), m.end())
-            i = n if end < 0 else end + 1 + len(m.group(1))
-            out.append('""')
+            i = skip_to(n if end < 0 else end + 1 + len(m.group(1)))
         elif c == '"':
-            i += 1
-            while i < n and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-            i += 1
-            out.append('""')
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            i = skip_to(j + 1)
         elif m := re.compile(r"'(\\.[^']*|[^\\'])'").match(text, i):
-            i = m.end()
-            out.append("' '")
+            i = skip_to(m.end())
         else:
             out.append(c)
             i += 1
     return "".join(out)
 
 
+def block_end(code, open_brace):
+    """The index just past the `}` closing the `{` at `open_brace`."""
+    depth, i = 1, open_brace + 1
+    while i < len(code) and depth:
+        depth += {"{": 1, "}": -1}.get(code[i], 0)
+        i += 1
+    return i
+
+
 def drop_test_modules(code):
-    """The code without `#[cfg(test)] mod name { ... }` blocks."""
+    """The code with `#[cfg(test)] mod name { ... }` blocks blanked out,
+    newlines kept."""
     pattern = re.compile(r"#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?mod\s+" + IDENT + r"\s*\{")
-    while m := pattern.search(code):
-        depth, i = 1, m.end()
-        while i < len(code) and depth:
-            depth += {"{": 1, "}": -1}.get(code[i], 0)
-            i += 1
-        code = code[: m.start()] + code[i:]
+    pos = 0
+    while m := pattern.search(code, pos):
+        end = block_end(code, m.end() - 1)
+        gap = "".join("\n" if c == "\n" else " " for c in code[m.start():end])
+        code = code[: m.start()] + gap + code[end:]
+        pos = end
     return code
 
 
@@ -78,11 +90,7 @@ def inline_modules(code):
     """`(name, start, end)` of every `mod name { ... }` written inline."""
     blocks = []
     for m in re.finditer(r"\bmod\s+(" + IDENT + r")\s*\{", code):
-        depth, i = 1, m.end()
-        while i < len(code) and depth:
-            depth += {"{": 1, "}": -1}.get(code[i], 0)
-            i += 1
-        blocks.append((m.group(1), m.end(), i))
+        blocks.append((m.group(1), m.end(), block_end(code, m.end() - 1)))
     return blocks
 
 

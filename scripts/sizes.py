@@ -19,75 +19,14 @@ import re
 import sys
 from pathlib import Path
 
-WORKSPACE = Path(__file__).resolve().parent.parent
-IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-
-
-def blank(text):
-    """The code with comments, strings and chars blanked out, newlines kept
-    (so line numbers still hold)."""
-    out, i, n = [], 0, len(text)
-
-    def skip_to(j):
-        out.append("".join("\n" if c == "\n" else " " for c in text[i:j]))
-        return j
-
-    while i < n:
-        c = text[i]
-        if text.startswith("//", i):
-            j = text.find("\n", i)
-            i = skip_to(n if j < 0 else j)
-        elif text.startswith("/*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if text.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            i = skip_to(j)
-        elif (m := re.compile(r'b?r(#*)"').match(text, i)) and not (
-            i > 0 and re.match(r"[A-Za-z0-9_]", text[i - 1])
-        ):
-            end = text.find('"' + m.group(1), m.end())
-            i = skip_to(n if end < 0 else end + 1 + len(m.group(1)))
-        elif c == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            i = skip_to(j + 1)
-        elif m := re.compile(r"'(\\.[^']*|[^\\'])'").match(text, i):
-            i = skip_to(m.end())
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def block_end(code, open_brace):
-    """The index just past the `}` closing the `{` at `open_brace`."""
-    depth, i = 1, open_brace + 1
-    while i < len(code) and depth:
-        depth += {"{": 1, "}": -1}.get(code[i], 0)
-        i += 1
-    return i
-
-
-def test_ranges(code):
-    """Character ranges of `#[cfg(test)] mod name { ... }` blocks."""
-    pattern = re.compile(r"#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?mod\s+" + IDENT + r"\s*\{")
-    return [(m.start(), block_end(code, m.end() - 1)) for m in pattern.finditer(code)]
+from import_cycles import IDENT, WORKSPACE, block_end, crate_sources, drop_test_modules, strip
 
 
 def long_functions(path, limit):
     """`(name, first line, lines)` of each function over `limit` lines."""
-    code = blank(path.read_text())
-    tests = test_ranges(code)
+    code = drop_test_modules(strip(path.read_text()))
     found = []
     for m in re.finditer(r"\bfn\s+(" + IDENT + r")", code):
-        if any(a <= m.start() < b for a, b in tests):
-            continue
         # The body: the first `{` after the signature, unless a `;` comes
         # first (a trait method without a body).
         j = m.end()
@@ -114,20 +53,13 @@ def long_functions(path, limit):
     return found
 
 
-def crate_roots():
-    roots = [WORKSPACE / "loadgen", WORKSPACE / "bench"]
-    for group in ("services", "crates"):
-        roots += sorted(p for p in (WORKSPACE / group).iterdir() if (p / "Cargo.toml").exists())
-    return roots
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-file-lines", type=int, default=900)
     parser.add_argument("--max-fn-lines", type=int, default=120)
     parser.add_argument("roots", nargs="*", type=Path)
     args = parser.parse_args()
-    roots = args.roots or crate_roots()
+    roots = args.roots or [src.parent for src in crate_sources()]
     problems = 0
     files = 0
     for root in roots:
@@ -135,7 +67,9 @@ def main():
             if "target" in path.parts:
                 continue
             files += 1
-            rel = path.resolve().relative_to(WORKSPACE)
+            rel = path.resolve()
+            if rel.is_relative_to(WORKSPACE):
+                rel = rel.relative_to(WORKSPACE)
             lines = path.read_text().count("\n")
             if lines > args.max_file_lines:
                 print(f"{rel}: {lines} lines (at most {args.max_file_lines})")
