@@ -41,7 +41,7 @@ pub const REDACTED: &str = "[REDACTED]";
 
 /// The span attribute keys exported as they are (values still scrubbed),
 /// sorted for binary search. Adding a span field means adding it here;
-/// `tests/hygiene_telemetry.rs` checks the code against this list.
+/// `tests/api/hygiene_telemetry.rs` checks the code against this list.
 pub const ALLOWED_SPAN_ATTRIBUTES: &[&str] = &[
     // users: password hashing cost (never the password).
     "argon2.m_cost_kib",

@@ -2,7 +2,7 @@
 //! dev-dependency only): a database of the test's own, a server running on
 //! a task, and `TEST_LOG`.
 //!
-//! Every service's `tests/helpers.rs` builds its `spawn_app()` on these
+//! Every service's `tests/api/helpers.rs` builds its `spawn_app()` on these
 //! (zero2prod's `spawn_app`, port 0 and a fresh database), so the parts
 //! that are easy to get subtly wrong, dropping a PostgreSQL database from
 //! `Drop` while the server still holds connections, or stopping a server
