@@ -59,8 +59,9 @@ trap 'exit 130' INT TERM
 ON=(OTEL_EXPORTER_OTLP_ENDPOINT="http://$OTLP_GRPC" OTEL_EXPORTER_OTLP_PROTOCOL=grpc METRICS_ENABLED=true)
 OFF=(OTEL_SDK_DISABLED=true METRICS_ENABLED=false)
 NX=(OTEL_TRACES_EXPORTER=none METRICS_ENABLED=true)
-# The bench measures the hop, not the guards: no shedding, no rate limit.
-COMMON=(RUST_LOG=warn CONCURRENCY_LIMIT=0 RATE_LIMIT_PER_SECOND=0)
+# The bench measures the hop, not the guards: no shedding, no rate limit,
+# no per-client cap on requests in flight (wrk's connections are one client).
+COMMON=(RUST_LOG=warn CONCURRENCY_LIMIT=0 RATE_LIMIT_PER_SECOND=0 CONCURRENCY_LIMIT_PER_CLIENT=0)
 
 start() { # name env... -- args...
   local name=$1; shift
