@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use otlp_sink::span::{CapturedSpan, SpanKind};
+use otlp_sink::span::{AttrValue, CapturedSpan, SpanKind};
 use serde_json::{Value, json};
 
 use crate::support::{Otlp, TestSystem};
@@ -204,13 +204,39 @@ async fn checkout_is_traced_across_every_service(otlp: Otlp) {
     assert_eq!(provider.service_name, "payments");
     assert_eq!(provider.kind, SpanKind::Client);
 
-    // Database spans under each service that owns a database.
+    // Courses reads the catalog through its cache: each read is a span
+    // saying whether it was in memory, with the database spans of a miss
+    // inside it.
+    let catalog_reads: Vec<_> = by_service(&trace, "courses")
+        .into_iter()
+        .filter(|s| s.name == "catalog cache")
+        .collect();
+    assert!(
+        !catalog_reads.is_empty(),
+        "courses has no catalog cache spans"
+    );
+    for read in &catalog_reads {
+        let reads_database = trace.iter().any(|s| {
+            s.parent_span_id.as_deref() == Some(&read.span_id)
+                && s.attr_str("db.system.name").is_some()
+        });
+        match read.attr("cache.hit") {
+            Some(AttrValue::Bool(true)) => assert!(!reads_database, "a hit reads no database"),
+            Some(AttrValue::Bool(false)) => assert!(reads_database, "a miss reads the database"),
+            other => panic!("cache.hit is a boolean: {other:?}"),
+        }
+    }
+
+    // Database spans under each service that owns a database (courses'
+    // only where its cache missed).
     for svc in ["courses", "payments", "progress"] {
         let db_spans: Vec<_> = by_service(&trace, svc)
             .into_iter()
             .filter(|s| s.attr_str("db.system.name").is_some())
             .collect();
-        assert!(!db_spans.is_empty(), "{svc} has no database spans");
+        if svc != "courses" {
+            assert!(!db_spans.is_empty(), "{svc} has no database spans");
+        }
         for span in db_spans {
             assert_eq!(span.kind, SpanKind::Client);
             assert!(span.attr_str("db.operation.name").is_some());

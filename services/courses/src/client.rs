@@ -1,6 +1,7 @@
 //! The typed client other services (and loadgen) use to call courses.
 
-use mesh::{CallError, MeshClient};
+use bytes::Bytes;
+use mesh::{CallError, MeshClient, outbound::RequestBuilder};
 
 use crate::model::{Course, CourseSummary, Lesson, Page};
 
@@ -25,6 +26,21 @@ impl CoursesClient {
         per_page: u32,
         tag: Option<&str>,
     ) -> Result<Page<CourseSummary>, CallError> {
+        self.list_request(page, per_page, tag).send_json().await
+    }
+
+    /// [`Self::list`]'s page as courses encoded it, for a caller that
+    /// passes it on unchanged.
+    pub async fn list_encoded(
+        &self,
+        page: u32,
+        per_page: u32,
+        tag: Option<&str>,
+    ) -> Result<Bytes, CallError> {
+        self.list_request(page, per_page, tag).send_bytes().await
+    }
+
+    fn list_request(&self, page: u32, per_page: u32, tag: Option<&str>) -> RequestBuilder {
         let mut query = vec![
             ("page", page.to_string()),
             ("per_page", per_page.to_string()),
@@ -32,11 +48,7 @@ impl CoursesClient {
         if let Some(tag) = tag {
             query.push(("tag", tag.to_owned()));
         }
-        self.mesh
-            .get("/courses", &[])
-            .query(&query)
-            .send_json()
-            .await
+        self.mesh.get("/courses", &[]).query(&query)
     }
 
     /// `GET /courses/{course_id}`: the course with its lessons.
@@ -44,6 +56,15 @@ impl CoursesClient {
         self.mesh
             .get("/courses/{course_id}", &[course_id])
             .send_json()
+            .await
+    }
+
+    /// [`Self::get`]'s course as courses encoded it (a JSON object), for
+    /// a caller that passes it on unchanged.
+    pub async fn get_encoded(&self, course_id: &str) -> Result<Bytes, CallError> {
+        self.mesh
+            .get("/courses/{course_id}", &[course_id])
+            .send_bytes()
             .await
     }
 

@@ -21,6 +21,12 @@ pub struct Config {
     #[arg(long, env = "CATALOG_SEED", default_value_t = crate::catalog::DEFAULT_SEED)]
     pub catalog_seed: u64,
 
+    /// Courses, and as many pages of the listing, each replica keeps in
+    /// memory once read (the catalog changes only at seed); 0 reads every
+    /// request from the database.
+    #[arg(long, env = "CATALOG_CACHE_ENTRIES", default_value_t = 1024)]
+    pub catalog_cache_entries: usize,
+
     #[command(flatten)]
     pub serve: mesh::ServeConfig,
 

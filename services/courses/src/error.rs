@@ -17,6 +17,10 @@ pub enum AppError {
     /// 500: the database failed; details are logged, not sent.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// 500: a row read could not be written as JSON (a popularity that is
+    /// not a number, say); logged, not sent.
+    #[error("encoding error: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 impl AppError {
@@ -24,7 +28,7 @@ impl AppError {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(e) => e.status,
-            Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Database(_) | Self::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -38,6 +42,10 @@ impl IntoResponse for AppError {
             Self::BadRequest(e) => e.into_response(),
             Self::Database(ref e) => {
                 tracing::error!(error = %e, "database error");
+                error_response(self.status_code(), "internal", "internal error")
+            }
+            Self::Encode(ref e) => {
+                tracing::error!(error = %e, "encoding error");
                 error_response(self.status_code(), "internal", "internal error")
             }
         }

@@ -4,6 +4,7 @@
 //! are declared together ([`openapi`], served at `/openapi.json`).
 #![forbid(unsafe_code)]
 
+mod cache;
 pub mod catalog;
 pub mod client;
 pub mod config;
@@ -21,7 +22,7 @@ use mesh::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::{client::CoursesClient, config::Config, state::AppState};
+pub use crate::{cache::CatalogCache, client::CoursesClient, config::Config, state::AppState};
 
 /// `service.name` and the destination name other services use.
 pub const NAME: &str = "courses";
@@ -64,7 +65,11 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
             "seeded the catalog"
         );
     }
-    let api = router(AppState { db: db.clone() });
+    let cache = CatalogCache::new(config.catalog_cache_entries, mesh.metrics());
+    let api = router(AppState {
+        db: db.clone(),
+        cache,
+    });
     Ok(mesh.bind(api, Some(db), config.port).await?)
 }
 

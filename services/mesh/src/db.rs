@@ -141,6 +141,14 @@ impl Db {
         let namespace = namespace(&url, is_sqlite);
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 8 } else { 16 })
+            // No ping before each use. On PostgreSQL the ping is a round
+            // trip to the server, on SQLite a hand-off to the connection's
+            // thread and back: together they were most of a read's CPU
+            // (docs/performance.md). A connection that broke while idle
+            // (the server restarted) fails its next query instead, which
+            // answers a 500 and is dropped from the pool; the next request
+            // gets a new one.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {

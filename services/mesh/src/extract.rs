@@ -224,6 +224,25 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A JSON response body already encoded: one kept from an earlier answer,
+/// or another service's passed on unchanged. Sent as it is, with the
+/// content type [`Json`] gives.
+#[derive(Debug, Clone)]
+pub struct EncodedJson(pub Bytes);
+
+impl IntoResponse for EncodedJson {
+    fn into_response(self) -> Response {
+        (
+            [(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
 /// `axum::extract::Path`, rejecting with a JSON 400 naming the parameter.
 #[derive(Debug)]
 pub struct Path<T>(pub T);

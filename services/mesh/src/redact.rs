@@ -49,6 +49,10 @@ pub const ALLOWED_SPAN_ATTRIBUTES: &[&str] = &[
     "argon2.t_cost",
     // tracing-opentelemetry: time inside and outside the span.
     "busy_ns",
+    // courses: a catalog read, served from memory or not, and from which
+    // of its caches (`course`, `page`).
+    "cache.hit",
+    "cache.name",
     // HTTP server semantic conventions.
     "client.address",
     // tracing-opentelemetry: where the span was opened (current and

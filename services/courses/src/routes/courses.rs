@@ -1,14 +1,16 @@
 //! `/courses`: the catalog.
 
 use axum::extract::State;
+use bytes::Bytes;
 use mesh::{
     BadRequest, ErrorBody,
-    extract::{Json, Path, Query},
+    extract::{EncodedJson, Json, Path, Query},
 };
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
+    cache::PageKey,
     db,
     error::{AppError, Result},
     model::{Course, CourseSummary, Lesson, Page},
@@ -105,17 +107,31 @@ impl ListParams {
 async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
-) -> Result<Json<Page<CourseSummary>>> {
+) -> Result<EncodedJson> {
     params.check()?;
-    let limit = i64::from(params.per_page);
-    let offset = i64::from(params.page - 1) * limit;
-    let (items, total) = db::list_courses(&state.db, params.tag.as_deref(), limit, offset).await?;
-    Ok(Json(Page {
-        items,
+    let key = PageKey {
         page: params.page,
         per_page: params.per_page,
-        total,
-    }))
+        tag: params.tag,
+    };
+    let load = async {
+        let limit = i64::from(key.per_page);
+        let offset = i64::from(key.page - 1) * limit;
+        let (items, total) = db::list_courses(&state.db, key.tag.as_deref(), limit, offset).await?;
+        encode(&Page {
+            items,
+            page: key.page,
+            per_page: key.per_page,
+            total,
+        })
+    };
+    Ok(EncodedJson(state.cache.page(&key, load).await?))
+}
+
+/// A course or page as JSON, encoded once, when first read: the cache
+/// keeps it so.
+fn encode(value: &impl serde::Serialize) -> Result<Bytes> {
+    Ok(serde_json::to_vec(value).map(Bytes::from)?)
 }
 
 /// Whether `id` could name a row: no id has control characters, and NUL
@@ -140,13 +156,21 @@ fn could_exist(id: &str) -> bool {
 async fn get_one(
     State(state): State<AppState>,
     Path(course_id): Path<String>,
-) -> Result<Json<Course>> {
+) -> Result<EncodedJson> {
     if !could_exist(&course_id) {
         return Err(AppError::NotFound("course"));
     }
-    db::get_course(&state.db, &course_id)
+    let load = async {
+        db::get_course(&state.db, &course_id)
+            .await?
+            .map(|course: Course| encode(&course))
+            .transpose()
+    };
+    state
+        .cache
+        .course(&course_id, load)
         .await?
-        .map(Json)
+        .map(EncodedJson)
         .ok_or(AppError::NotFound("course"))
 }
 

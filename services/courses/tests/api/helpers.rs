@@ -35,8 +35,15 @@ pub struct TestApp {
 
 /// Courses on a fresh database, seeded and ready.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// [`spawn_app`] with more command-line arguments.
+pub async fn spawn_app_with(args: &[&str]) -> TestApp {
     let database = TestDatabase::create(courses::NAME).await;
-    let server = start_courses(database.url()).await.expect("courses builds");
+    let server = start_courses_with(database.url(), args)
+        .await
+        .expect("courses builds");
     let address = server.url();
     let serve = Config::try_parse_from(["courses"])
         .expect("default config parses")
@@ -64,9 +71,16 @@ pub async fn spawn_app() -> TestApp {
 /// serves it until the returned server is stopped or dropped. Tests that
 /// start several instances on one database call this directly.
 pub async fn start_courses(database_url: &str) -> anyhow::Result<RunningServer> {
+    start_courses_with(database_url, &[]).await
+}
+
+async fn start_courses_with(database_url: &str, args: &[&str]) -> anyhow::Result<RunningServer> {
     init_test_log(courses::NAME);
-    let config =
-        Config::try_parse_from(["courses", "--port", "0", "--database-url", database_url])?;
+    let config = Config::try_parse_from(
+        ["courses", "--port", "0", "--database-url", database_url]
+            .into_iter()
+            .chain(args.iter().copied()),
+    )?;
     let identity = ServiceIdentity::resolve(courses::NAME, "test", &config.telemetry);
     let server = courses::build(config, identity).await?;
     Ok(RunningServer::start(server))

@@ -11,6 +11,7 @@ mod helpers;
 
 mod admin;
 mod bad_input;
+mod cache;
 mod catalog;
 mod client;
 mod openapi;

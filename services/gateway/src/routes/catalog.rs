@@ -1,16 +1,20 @@
 //! Browsing the catalog, and the course page: a composite view.
 
-use axum::extract::State;
+use axum::{
+    extract::State,
+    response::{IntoResponse as _, Response},
+};
 use courses::model::{Course, CourseSummary, Page};
 use http::StatusCode;
 use mesh::{
-    ErrorBody,
+    CallError, ErrorBody,
     auth::MaybeCaller,
-    extract::{Json, Path, Query},
+    extract::{EncodedJson, Json, Path, Query},
     outbound::fallback::with_fallback,
 };
 use progress::model::CourseProgress;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{error::Result, state::AppState};
@@ -38,7 +42,7 @@ struct ListParams {
     tag: Option<String>,
 }
 
-/// The catalog, most popular first.
+/// The catalog, most popular first: courses' page, passed on as it came.
 #[utoipa::path(
     get,
     path = "/api/courses",
@@ -50,22 +54,19 @@ struct ListParams {
         (status = 422, description = "`invalid_input`: a page or tag out of bounds.", body = ErrorBody),
     )
 )]
-async fn list(
-    State(state): State<AppState>,
-    Query(p): Query<ListParams>,
-) -> Result<Json<Page<CourseSummary>>> {
+async fn list(State(state): State<AppState>, Query(p): Query<ListParams>) -> Result<EncodedJson> {
     let page = state
         .courses
-        .list(
+        .list_encoded(
             p.page.unwrap_or(1),
             p.per_page.unwrap_or(20),
             p.tag.as_deref(),
         )
         .await?;
-    Ok(Json(page))
+    Ok(EncodedJson(page))
 }
 
-/// One course with its lessons.
+/// One course with its lessons: courses' answer, passed on as it came.
 #[utoipa::path(
     get,
     path = "/api/courses/{course_id}",
@@ -80,8 +81,8 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     Path(course_id): Path<String>,
-) -> Result<Json<Course>> {
-    Ok(Json(state.courses.get(&course_id).await?))
+) -> Result<EncodedJson> {
+    Ok(EncodedJson(state.courses.get_encoded(&course_id).await?))
 }
 
 /// The course page: the course and, for a signed-in learner, their
@@ -98,6 +99,17 @@ pub struct CoursePage {
     /// Parts left out because a service did not answer: the page still
     /// renders (graceful degradation), and says so.
     pub degraded: Vec<String>,
+}
+
+/// [`CoursePage`] as the gateway writes it: the course is courses' JSON,
+/// checked to be one JSON value and passed on, not decoded and encoded
+/// again.
+#[derive(Serialize)]
+struct EncodedCoursePage<'a> {
+    course: &'a RawValue,
+    progress: Option<CourseProgress>,
+    enrolled: Option<bool>,
+    degraded: Vec<String>,
 }
 
 /// Fetches the course and the caller's progress concurrently. Progress has
@@ -122,7 +134,7 @@ async fn page(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
     Path(course_id): Path<String>,
-) -> Result<Json<CoursePage>> {
+) -> Result<Response> {
     let progress = async {
         match &caller {
             Some(c) => {
@@ -131,8 +143,12 @@ async fn page(
             None => None,
         }
     };
-    let (course, progress) = tokio::join!(state.courses.get(&course_id), progress);
+    let (course, progress) = tokio::join!(state.courses.get_encoded(&course_id), progress);
     let course = course?;
+    let course: &RawValue = serde_json::from_slice(&course).map_err(|e| CallError::Decode {
+        destination: courses::NAME.into(),
+        message: e.to_string(),
+    })?;
     let mut degraded = Vec::new();
     let (progress, enrolled) = match progress {
         None => (None, None),
@@ -147,10 +163,11 @@ async fn page(
             (None, None)
         }
     };
-    Ok(Json(CoursePage {
+    Ok(Json(EncodedCoursePage {
         course,
         progress,
         enrolled,
         degraded,
-    }))
+    })
+    .into_response())
 }

@@ -168,6 +168,16 @@ impl RequestBuilder {
         let res = self.send().await?;
         decode(&destination, res).await
     }
+
+    /// Sends and returns a 2xx body as it came, unread: for a caller that
+    /// passes the destination's JSON on unchanged, and so need not decode
+    /// and re-encode it. Other statuses are [`CallError::Status`], as with
+    /// [`Self::send_json`].
+    pub async fn send_bytes(self) -> Result<bytes::Bytes, CallError> {
+        let destination = self.client.destination.clone();
+        let res = self.send().await?;
+        body(&destination, res).await
+    }
 }
 
 /// Decodes a response: 2xx as `T`, anything else as [`CallError::Status`].
@@ -175,6 +185,15 @@ pub async fn decode<T: DeserializeOwned>(
     destination: &Arc<str>,
     res: reqwest::Response,
 ) -> Result<T, CallError> {
+    let bytes = body(destination, res).await?;
+    serde_json::from_slice(&bytes).map_err(|e| CallError::Decode {
+        destination: destination.clone(),
+        message: e.to_string(),
+    })
+}
+
+/// A 2xx response's body; anything else as [`CallError::Status`].
+async fn body(destination: &Arc<str>, res: reqwest::Response) -> Result<bytes::Bytes, CallError> {
     let status = res.status();
     let retry_after = res
         .headers()
@@ -197,10 +216,7 @@ pub async fn decode<T: DeserializeOwned>(
         }
     })?;
     if status.is_success() {
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Decode {
-            destination: destination.clone(),
-            message: e.to_string(),
-        })
+        Ok(bytes)
     } else {
         let body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
         let (code, message, body) = match body.clone().map(serde_json::from_value::<ErrorBody>) {
