@@ -601,7 +601,7 @@ def service_detail():
             "request rate means the database, not the load, changed. Dots open the trace.",
             [q("histogram_quantile(0.99, sum by (operation, collection, le) "
                f"(rate(db_client_operation_duration_seconds_bucket{{{s}}}[{rate}])))",
-               "{{operation}} {{collection}}")]),
+               "{{operation}} {{collection}}")], w=8),
         timeseries(
             "Queries by outcome",
             "Queries per second by operation, table and outcome. Any error outcome is worth "
@@ -609,7 +609,17 @@ def service_detail():
             [q("sum by (operation, collection, outcome) "
                f"(rate(db_client_operation_duration_seconds_count{{{s}}}[{rate}]))",
                "{{operation}} {{collection}} {{outcome}}")],
-            unit="ops"),
+            unit="ops", w=8),
+        timeseries(
+            "Catalog cache reads (courses only)",
+            "Catalog reads per second: hits served from memory, misses read from the "
+            "database (the queries beside this). Misses level off once each replica has read "
+            "what is asked; a falling hit share means new pages or tags, or a cache too small "
+            "for them (CATALOG_CACHE_ENTRIES). Empty for other services.",
+            [q("sum by (cache, result) "
+               f"(rate(courses_catalog_cache_requests_total{{{job}}}[{rate}]))",
+               "{{cache}} {{result}}")],
+            unit="ops", w=8),
         row("Messaging", "Events this service publishes through its outbox and consumes "
             "(docs/events.md). Empty for services without events."),
         timeseries(
