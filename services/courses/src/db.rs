@@ -47,9 +47,14 @@ const LIST_ALL: &str = "SELECT id, slug, title, summary, instructor, level, tags
 const LIST_TAGGED: &str = "SELECT id, slug, title, summary, instructor, level, tags, price_cents, currency, lesson_count, popularity \
      FROM courses WHERE id IN (SELECT course_id FROM course_tags WHERE tag = $1) \
      ORDER BY popularity DESC, id LIMIT $2 OFFSET $3";
-const GET_COURSE: &str = "SELECT id, slug, title, summary, instructor, level, tags, price_cents, currency, lesson_count, popularity \
-     FROM courses WHERE id = $1";
-const LESSONS_OF: &str = "SELECT id, course_id, position, title, duration_seconds FROM lessons WHERE course_id = $1 ORDER BY position";
+/// A course and its lessons in one round trip: a row per lesson (one with
+/// NULL lesson columns for a course without lessons).
+const GET_COURSE: &str = "SELECT c.id AS id, c.slug AS slug, c.title AS title, c.summary AS summary, \
+     c.instructor AS instructor, c.level AS level, c.tags AS tags, c.price_cents AS price_cents, \
+     c.currency AS currency, c.lesson_count AS lesson_count, c.popularity AS popularity, \
+     l.id AS lesson_id, l.position AS lesson_position, l.title AS lesson_title, \
+     l.duration_seconds AS lesson_duration_seconds \
+     FROM courses c LEFT JOIN lessons l ON l.course_id = c.id WHERE c.id = $1 ORDER BY l.position";
 const GET_LESSON: &str = "SELECT id, course_id, position, title, duration_seconds FROM lessons WHERE course_id = $1 AND id = $2";
 
 /// One page of courses, most popular first, optionally with one tag.
@@ -102,27 +107,33 @@ pub async fn list_courses(
     Ok((items, total.try_get("n")?))
 }
 
-/// A course with its lessons, or `None`.
+/// A course with its lessons, or `None`: one query, the lessons joined.
 pub async fn get_course(db: &Db, id: &str) -> Result<Option<Course>, sqlx::Error> {
-    let Some(row) = db
+    let rows = db
         .run(
             Op::new("SELECT", "courses", GET_COURSE),
-            sqlx::query(GET_COURSE).bind(id).fetch_optional(db.pool()),
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let lessons = db
-        .run(
-            Op::new("SELECT", "lessons", LESSONS_OF),
-            sqlx::query(LESSONS_OF).bind(id).fetch_all(db.pool()),
+            sqlx::query(GET_COURSE).bind(id).fetch_all(db.pool()),
         )
         .await?;
-    Ok(Some(Course {
-        summary: summary(&row)?,
-        lessons: lessons.iter().map(lesson).collect::<Result<_, _>>()?,
-    }))
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let summary = summary(first)?;
+    let mut lessons = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // NULL lesson columns: the course has no lessons.
+        let Some(lesson_id) = row.try_get::<Option<String>, _>("lesson_id")? else {
+            continue;
+        };
+        lessons.push(Lesson {
+            id: lesson_id,
+            course_id: summary.id.clone(),
+            position: row.try_get("lesson_position")?,
+            title: row.try_get("lesson_title")?,
+            duration_seconds: row.try_get("lesson_duration_seconds")?,
+        });
+    }
+    Ok(Some(Course { summary, lessons }))
 }
 
 /// The lesson `lesson_id` if it belongs to `course_id`.
