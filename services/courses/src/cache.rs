@@ -14,8 +14,10 @@
 //!   `courses_catalog_cache_requests_total{cache, result}`.
 //!
 //! It is bounded. A course that does not exist is never kept (anyone can
-//! name any id); pages are kept up to the bound, evicted least recently
-//! used first, because a page of an unknown tag is an answer too. While one
+//! name any id); pages are kept up to the bound, because a page of an
+//! unknown tag is an answer too. Past the bound, quick_cache's S3-FIFO
+//! policy evicts first what was read only once, so a scan of one-off
+//! pages does not push out the courses read all the time. While one
 //! request loads a key, the others asking for it wait for its answer
 //! instead of querying too. `CATALOG_CACHE_ENTRIES=0` turns the cache off,
 //! to show the database under the full load.
@@ -36,6 +38,16 @@ use tracing::{Instrument as _, field::Empty};
 enum Name {
     course,
     page,
+}
+
+impl Name {
+    /// As `cache.name` on the span and the label spell it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::course => "course",
+            Self::page => "page",
+        }
+    }
 }
 
 /// Whether the answer was in memory.
@@ -60,11 +72,41 @@ pub struct PageKey {
     pub tag: Option<String>,
 }
 
+/// One cache's two series, looked up once: a read increments its counter
+/// without a lock or a hash of the labels.
+#[derive(Clone, Debug)]
+struct Reads {
+    name: Name,
+    hit: Counter,
+    miss: Counter,
+}
+
+impl Reads {
+    /// Creates both series (at zero, so a hit ratio is defined from the
+    /// first scrape) and keeps a handle on each.
+    fn of(family: &Family<Labels, Counter>, name: Name) -> Self {
+        let series = |result| {
+            family
+                .get_or_create(&Labels {
+                    cache: name,
+                    result,
+                })
+                .clone()
+        };
+        Self {
+            name,
+            hit: series(Outcome::hit),
+            miss: series(Outcome::miss),
+        }
+    }
+}
+
 /// The courses and pages already sent, as their JSON; cheap to clone.
 #[derive(Clone)]
 pub struct CatalogCache {
     inner: Option<Arc<Caches>>,
-    requests: Family<Labels, Counter>,
+    course_reads: Reads,
+    page_reads: Reads,
 }
 
 struct Caches {
@@ -90,13 +132,8 @@ impl CatalogCache {
     /// counter registered in `metrics`.
     pub fn new(entries: usize, metrics: &mesh::Metrics) -> Self {
         let requests = Family::<Labels, Counter>::default();
-        // Every series exists from the start, at zero, so a hit ratio is
-        // defined from the first scrape.
-        for cache in [Name::course, Name::page] {
-            for result in [Outcome::hit, Outcome::miss] {
-                let _ = requests.get_or_create(&Labels { cache, result });
-            }
-        }
+        let course_reads = Reads::of(&requests, Name::course);
+        let page_reads = Reads::of(&requests, Name::page);
         // prometheus-client appends `_total` to counters itself.
         metrics.register(
             "courses_catalog_cache_requests",
@@ -109,7 +146,11 @@ impl CatalogCache {
                 pages: Cache::new(entries),
             })
         });
-        Self { inner, requests }
+        Self {
+            inner,
+            course_reads,
+            page_reads,
+        }
     }
 
     /// The course `id`'s JSON, from memory or from `load` (`None`: no such
@@ -121,7 +162,7 @@ impl CatalogCache {
     ) -> Result<Option<Bytes>, E> {
         match &self.inner {
             None => load.await,
-            Some(caches) => read(&caches.courses, id, Name::course, &self.requests, load).await,
+            Some(caches) => read(&caches.courses, id, &self.course_reads, load).await,
         }
     }
 
@@ -134,7 +175,7 @@ impl CatalogCache {
         let load = async { load.await.map(Some) };
         let found = match &self.inner {
             None => load.await,
-            Some(caches) => read(&caches.pages, key, Name::page, &self.requests, load).await,
+            Some(caches) => read(&caches.pages, key, &self.page_reads, load).await,
         }?;
         // `load` never answers `None`, so neither does `read`.
         Ok(found.unwrap_or_default())
@@ -145,8 +186,7 @@ impl CatalogCache {
 async fn read<K, Q, E>(
     cache: &Cache<K, Bytes>,
     key: &Q,
-    name: Name,
-    requests: &Family<Labels, Counter>,
+    reads: &Reads,
     load: impl Future<Output = Result<Option<Bytes>, E>>,
 ) -> Result<Option<Bytes>, E>
 where
@@ -156,27 +196,19 @@ where
     let span = tracing::info_span!(
         "catalog cache",
         otel.kind = "internal",
-        cache.name = ?name,
+        cache.name = reads.name.as_str(),
         cache.hit = Empty,
     );
     async {
-        let count = |result| {
-            requests
-                .get_or_create(&Labels {
-                    cache: name,
-                    result,
-                })
-                .inc();
-        };
         match cache.get_value_or_guard_async(key).await {
             Ok(body) => {
                 tracing::Span::current().record("cache.hit", true);
-                count(Outcome::hit);
+                reads.hit.inc();
                 Ok(Some(body))
             }
             Err(guard) => {
                 tracing::Span::current().record("cache.hit", false);
-                count(Outcome::miss);
+                reads.miss.inc();
                 // An error or a missing course leaves the key empty: the
                 // next read (and any waiting now) tries the database again.
                 let found = load.await?;
@@ -195,28 +227,39 @@ where
 mod tests {
     use super::*;
 
-    fn cache(entries: usize) -> CatalogCache {
+    /// A cache and the registry its counter is in.
+    fn cache(entries: usize) -> (CatalogCache, mesh::Metrics) {
         let identity = mesh::ServiceIdentity {
             name: "courses".into(),
             version: "test",
             instance_id: "test".into(),
         };
-        CatalogCache::new(entries, &mesh::Metrics::new(&identity))
+        let metrics = mesh::Metrics::new(&identity);
+        (CatalogCache::new(entries, &metrics), metrics)
     }
 
-    fn count(cache: &CatalogCache, name: Name, result: Outcome) -> u64 {
-        cache
-            .requests
-            .get_or_create(&Labels {
-                cache: name,
-                result,
-            })
-            .get()
+    /// What the registry exports for `courses_catalog_cache_requests_total`
+    /// with these labels, read from the text a scrape gets.
+    fn count(metrics: &mesh::Metrics, name: Name, result: Outcome) -> u64 {
+        let result = match result {
+            Outcome::hit => "hit",
+            Outcome::miss => "miss",
+        };
+        let series = format!(
+            "courses_catalog_cache_requests_total{{cache=\"{}\",result=\"{result}\"}} ",
+            name.as_str()
+        );
+        let text = metrics.encode_openmetrics();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&series))
+            .unwrap_or_else(|| panic!("no {series}in\n{text}"));
+        line[series.len()..].trim().parse().expect("a count")
     }
 
     #[tokio::test]
     async fn a_course_is_loaded_once_then_served_from_memory() {
-        let cache = cache(8);
+        let (cache, metrics) = cache(8);
         let loads = std::sync::atomic::AtomicUsize::new(0);
         for _ in 0..3 {
             let body = cache
@@ -229,13 +272,13 @@ mod tests {
             assert_eq!(body.as_deref(), Some(&b"{\"id\":\"c0001\"}"[..]));
         }
         assert_eq!(loads.into_inner(), 1);
-        assert_eq!(count(&cache, Name::course, Outcome::miss), 1);
-        assert_eq!(count(&cache, Name::course, Outcome::hit), 2);
+        assert_eq!(count(&metrics, Name::course, Outcome::miss), 1);
+        assert_eq!(count(&metrics, Name::course, Outcome::hit), 2);
     }
 
     #[tokio::test]
     async fn readers_of_a_key_being_loaded_wait_for_that_load() {
-        let cache = cache(8);
+        let (cache, metrics) = cache(8);
         let loads = std::sync::atomic::AtomicUsize::new(0);
         let read = || {
             cache.course("c0001", async {
@@ -247,13 +290,13 @@ mod tests {
         let (a, b, c) = tokio::join!(read(), read(), read());
         assert!(a.is_ok() && b.is_ok() && c.is_ok());
         assert_eq!(loads.into_inner(), 1);
-        assert_eq!(count(&cache, Name::course, Outcome::miss), 1);
-        assert_eq!(count(&cache, Name::course, Outcome::hit), 2);
+        assert_eq!(count(&metrics, Name::course, Outcome::miss), 1);
+        assert_eq!(count(&metrics, Name::course, Outcome::hit), 2);
     }
 
     #[tokio::test]
     async fn a_missing_course_or_a_failed_load_is_not_kept() {
-        let cache = cache(8);
+        let (cache, metrics) = cache(8);
         let none = cache.course("nope", async { Ok::<_, ()>(None) }).await;
         assert_eq!(none, Ok(None));
         let failed = cache
@@ -267,13 +310,13 @@ mod tests {
             })
             .await;
         assert_eq!(again, Ok(Some(Bytes::from_static(b"{}"))));
-        assert_eq!(count(&cache, Name::course, Outcome::miss), 3);
-        assert_eq!(count(&cache, Name::course, Outcome::hit), 0);
+        assert_eq!(count(&metrics, Name::course, Outcome::miss), 3);
+        assert_eq!(count(&metrics, Name::course, Outcome::hit), 0);
     }
 
     #[tokio::test]
     async fn pages_are_kept_per_query_and_bounded() {
-        let cache = cache(4);
+        let (cache, metrics) = cache(4);
         for page in 1..=50u32 {
             let key = PageKey {
                 page,
@@ -302,12 +345,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(body, Bytes::from_static(b"untagged"));
-        assert_eq!(count(&cache, Name::page, Outcome::miss), 51);
+        assert_eq!(count(&metrics, Name::page, Outcome::miss), 51);
     }
 
     #[tokio::test]
     async fn turned_off_every_read_loads() {
-        let cache = cache(0);
+        let (cache, metrics) = cache(0);
         for _ in 0..2 {
             let body = cache
                 .course("c0001", async {
@@ -317,7 +360,7 @@ mod tests {
                 .unwrap();
             assert!(body.is_some());
         }
-        assert_eq!(count(&cache, Name::course, Outcome::miss), 0);
-        assert_eq!(count(&cache, Name::course, Outcome::hit), 0);
+        assert_eq!(count(&metrics, Name::course, Outcome::miss), 0);
+        assert_eq!(count(&metrics, Name::course, Outcome::hit), 0);
     }
 }
