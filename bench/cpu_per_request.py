@@ -3,7 +3,7 @@
 Run through bench/cpu-per-request.sh, which builds the release binaries
 first. For each database (SQLite, PostgreSQL) and each telemetry mode
 (off; on, exporting over OTLP/gRPC to `loadgen receive`), it starts the
-whole system with `loadgen up --ports auto` and loads four paths at fixed
+whole system with `loadgen up --ports auto` and loads these paths at fixed
 rates (open model), one after another:
 
   course    GET /courses/c0001 on courses directly   (`loadgen bench`)
@@ -17,6 +17,11 @@ rates (open model), one after another:
   capacity  the browse journey at saturation: a closed model
             (`constant-vus`, no think time, --capacity-vus users); the
             rate shown is journeys per second, the CPU per request
+  floor     GET /healthz on courses and, at the same time, on the gateway,
+            each at the rate (`loadgen bench`): the same servers, with no
+            inbound layers and no handler work. What one HTTP/1.1 exchange
+            over loopback costs a process at that rate: the floor under
+            `course` (one exchange) and `hop` (two: in, and out to courses)
 
 For each, it reads every process's utime + stime from /proc/PID/stat at
 the start and the end of a window inside the load (after a warm-up), and
@@ -61,6 +66,13 @@ TOUCHES = {
     "browse": ["gateway", "courses"],
     "checkout": ["gateway", "users", "courses", "payments", "progress", "nats"],
     "capacity": ["gateway", "courses"],
+    "floor": ["gateway", "courses"],
+}
+# What `loadgen bench` loads, by path: (service, path) pairs, run at once.
+BENCH_URLS = {
+    "course": [("courses", "/courses/c0001")],
+    "hop": [("gateway", "/api/courses/c0001")],
+    "floor": [("courses", "/healthz"), ("gateway", "/healthz")],
 }
 
 
@@ -237,27 +249,35 @@ def scrape_requests(metrics_url: str) -> float:
 
 
 def measure_bench(system: System, path: str, rate: float, window: float, warmup: float, connections: int):
-    url = system.urls["courses"] + "/courses/c0001" if path == "course" else system.urls["gateway"] + "/api/courses/c0001"
+    """`loadgen bench` at `rate` on each of the path's URLs at once. The
+    requests counted are one URL's: for `floor` each process answers its
+    own /healthz, so each process's CPU divides by its own rate."""
     total = warmup + window + 1.0
-    proc = subprocess.Popen(
-        [str(system.bin), "bench", "--rate", str(rate), "--connections", str(connections),
-         "--duration", f"{total}s", url],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    procs = [
+        subprocess.Popen(
+            [str(system.bin), "bench", "--rate", str(rate), "--connections", str(connections),
+             "--duration", f"{total}s", system.urls[service] + url],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for service, url in BENCH_URLS[path]
+    ]
     time.sleep(warmup)
     before = system.groups.snapshot()
     time.sleep(window)
     after = system.groups.snapshot()
-    out, _ = proc.communicate(timeout=total + 30)
-    line = next((l for l in out.splitlines() if l.startswith("bench: ")), None)
-    if line is None:
-        raise SystemExit(f"loadgen bench printed no result:\n{out}")
-    values = dict(kv.split("=") for kv in line[len("bench: "):].split())
-    achieved = float(values["rps"])
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=total + 30)
+        line = next((l for l in out.splitlines() if l.startswith("bench: ")), None)
+        if line is None:
+            raise SystemExit(f"loadgen bench printed no result:\n{out}")
+        results.append(dict(kv.split("=") for kv in line[len("bench: "):].split()))
+    achieved = min(float(v["rps"]) for v in results)
     return spent(before, after), achieved * window, {
-        "achieved_rps": achieved, "errors": int(values["errors"]),
-        "achieved_ratio": float(values["achieved_ratio"]), "p50_ms": float(values["p50_ms"]),
-        "p99_ms": float(values["p99_ms"]),
+        "achieved_rps": achieved, "errors": sum(int(v["errors"]) for v in results),
+        "achieved_ratio": min(float(v["achieved_ratio"]) for v in results),
+        "p50_ms": max(float(v["p50_ms"]) for v in results),
+        "p99_ms": max(float(v["p99_ms"]) for v in results),
     }
 
 
@@ -361,7 +381,7 @@ def main() -> int:
     parser.add_argument("--capacity-vus", type=int, default=32, help="users of the capacity path")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--telemetry", default="off,on")
-    parser.add_argument("--paths", default="course,hop,browse,checkout,capacity")
+    parser.add_argument("--paths", default="floor,course,hop,browse,checkout,capacity")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=1,
                         help="trials per path and rate; the table shows each process's median")
@@ -394,7 +414,7 @@ def main() -> int:
                         for rate in path_rates:
                             trials = []
                             for _ in range(args.repeat):
-                                if path in ("course", "hop"):
+                                if path in BENCH_URLS:
                                     trial = measure_bench(system, path, rate, args.seconds, args.warmup, args.connections)
                                 elif path == "capacity":
                                     trial = measure_journey(system, "browse", rate, args.seconds, args.warmup,
