@@ -324,6 +324,15 @@ pub enum TracesExporter {
     None,
 }
 
+/// Which log record exporter to use (`OTEL_LOGS_EXPORTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogsExporter {
+    /// OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT`, like the spans.
+    Otlp,
+    /// Console lines only.
+    None,
+}
+
 /// OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OtlpProtocol {
@@ -392,6 +401,38 @@ pub struct TelemetryConfig {
     )]
     pub otlp_traces_protocol: Option<OtlpProtocol>,
 
+    /// Log record exporter: the `tracing` events that make the console
+    /// lines, as OpenTelemetry log records with their trace and span ids.
+    #[arg(long, env = "OTEL_LOGS_EXPORTER", value_enum, default_value = "otlp")]
+    pub logs_exporter: LogsExporter,
+
+    /// OTLP transport for log records.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+        value_enum,
+        hide = true
+    )]
+    pub otlp_logs_protocol: Option<OtlpProtocol>,
+
+    /// Log records waiting for export at most; more are dropped and
+    /// counted (`telemetry_log_records_dropped_total`).
+    #[arg(long, env = "OTEL_BLRP_MAX_QUEUE_SIZE", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..), hide = true)]
+    pub log_queue_size: u32,
+
+    /// Log records per export at most.
+    #[arg(long, env = "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), hide = true)]
+    pub log_batch_size: u32,
+
+    /// Milliseconds a log record waits for its batch to fill.
+    #[arg(
+        long,
+        env = "OTEL_BLRP_SCHEDULE_DELAY",
+        default_value_t = 1000,
+        hide = true
+    )]
+    pub log_schedule_delay_ms: u64,
+
     /// OTLP transport.
     #[arg(
         long,
@@ -413,6 +454,20 @@ impl TelemetryConfig {
     /// OTLP exporter specification says.
     pub fn traces_protocol(&self) -> OtlpProtocol {
         self.otlp_traces_protocol.unwrap_or(self.otlp_protocol)
+    }
+
+    /// The transport for log records, likewise.
+    pub fn logs_protocol(&self) -> OtlpProtocol {
+        self.otlp_logs_protocol.unwrap_or(self.otlp_protocol)
+    }
+
+    /// The log pipeline's queue and batches (`OTEL_BLRP_*`).
+    pub fn log_bounds(&self) -> crate::logs::LogBounds {
+        crate::logs::LogBounds {
+            max_queue: self.log_queue_size as usize,
+            max_batch: self.log_batch_size.min(self.log_queue_size) as usize,
+            delay: Duration::from_millis(self.log_schedule_delay_ms),
+        }
     }
 }
 

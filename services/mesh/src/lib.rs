@@ -27,7 +27,8 @@
 //!   [`events`] (outbox, consumers and trace context over NATS JetStream);
 //! - telemetry: [`telemetry`] (`tracing` logs with trace ids, OpenTelemetry
 //!   spans over OTLP, W3C propagators, configured from the standard
-//!   `OTEL_*` variables), [`metrics`] (the registry and its exemplars),
+//!   `OTEL_*` variables), [`logs`] (the same events as OTLP log records,
+//!   bounded and redacted), [`metrics`] (the registry and its exemplars),
 //!   [`redact`] and [`exporter`] (what leaves the process is scrubbed),
 //!   [`baggage`] (the baggage keys copied onto spans), [`identity`];
 //! - [`config`]: the settings every service shares, as `clap` groups;
@@ -49,6 +50,7 @@ pub mod identity;
 pub mod inbound;
 pub mod latency;
 mod log_format;
+pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod outbound;

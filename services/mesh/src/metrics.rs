@@ -228,6 +228,7 @@ impl Metrics {
             }),
         );
         registry.register_collector(Box::new(ProcessCollector::new()));
+        crate::logs::register(&mut registry);
         Self {
             service: identity.name.clone(),
             registry: Mutex::new(registry),

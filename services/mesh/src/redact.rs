@@ -1,8 +1,9 @@
 //! Telemetry hygiene: no passwords, tokens, email addresses or card
-//! numbers in exported spans or in log lines.
+//! numbers in exported spans, exported log records or console lines.
 //!
 //! Two controls, applied where telemetry leaves the process (the span
-//! exporter, the log formatter), so no handler has to remember them:
+//! exporter, the log record pipeline, the console formatter), so no
+//! handler has to remember them:
 //!
 //! - an allow-list of span attribute keys ([`is_allowed_attribute`]): the
 //!   keys the mesh and the services emit on purpose. Any other attribute is
@@ -26,12 +27,19 @@
 //!
 //! The scrubber is a hand-written single pass over the bytes (no regex
 //! engine, no allocation when nothing matches): it runs on the batch
-//! exporter's thread for spans, but on the request path for logs.
+//! exporter's thread for spans and the log pipeline's thread for log
+//! records ([`redact_log_record`], which also allow-lists their attribute
+//! keys: [`ALLOWED_LOG_ATTRIBUTES`]), but on the request path for console
+//! lines.
+
+mod logs;
 
 use std::borrow::Cow;
 
 use opentelemetry::{Array, KeyValue, Value, trace::Status};
 use opentelemetry_sdk::trace::SpanData;
+
+pub use self::logs::{ALLOWED_LOG_ATTRIBUTES, is_allowed_log_attribute, redact_log_record};
 
 /// Added to a span that lost attributes to the allow-list: how many.
 pub const REDACTED_ATTRIBUTES: &str = "redacted.attributes";

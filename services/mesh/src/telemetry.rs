@@ -1,17 +1,20 @@
-//! Process-wide telemetry: the `tracing` subscriber (logs) and the
-//! OpenTelemetry tracer provider (spans), set up once at start and flushed
-//! once at shutdown.
+//! Process-wide telemetry: the `tracing` subscriber (console lines), the
+//! OpenTelemetry tracer provider (spans) and logger provider (log records,
+//! [`crate::logs`]), set up once at start and flushed once at shutdown.
 //!
-//! Both leave the process through [`crate::redact`]: spans through the
-//! redacting exporter (attribute allow-list, value scrubber), log lines
-//! through the scrubbing formatter.
+//! All leave the process through [`crate::redact`]: spans through the
+//! redacting exporter (attribute allow-list, value scrubber), log records
+//! through the log pipeline (the same), console lines through the
+//! scrubbing formatter.
 
 use std::time::Duration;
 
 use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{
     Resource,
+    logs::SdkLoggerProvider,
     propagation::{BaggagePropagator, TraceContextPropagator},
     trace::SdkTracerProvider,
 };
@@ -22,25 +25,39 @@ use tracing_subscriber::{
 };
 
 use crate::{
-    config::{LogFormat, OtlpProtocol, TelemetryConfig, TracesExporter},
+    config::{LogFormat, LogsExporter, OtlpProtocol, TelemetryConfig, TracesExporter},
     exporter::{QuietExporter, RedactingExporter},
     identity::ServiceIdentity,
     log_format::TraceIdFormat,
+    logs::LogPipeline,
 };
 
-/// Keeps the tracer provider alive; [`TelemetryGuard::shutdown`] flushes the
-/// spans still queued in the batch processor.
+/// Keeps the tracer and logger providers alive;
+/// [`TelemetryGuard::shutdown`] flushes the spans and log records still
+/// queued.
 #[must_use = "dropping the guard without shutdown() loses the last batch of spans"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    logs: Option<SdkLoggerProvider>,
 }
 
 impl TelemetryGuard {
-    /// Flushes queued spans and stops the exporter, waiting at most `timeout`.
+    /// Flushes queued log records and spans and stops the exporters,
+    /// waiting at most `timeout` for each.
     pub async fn shutdown(mut self, timeout: Duration) {
+        // The SDK's shutdowns block on the export threads; keep them off the
+        // async workers, which the gRPC exporters still need to finish.
+        // Log records first: the spans' shutdown may log.
+        if let Some(logs) = self.logs.take() {
+            let joined =
+                tokio::task::spawn_blocking(move || logs.shutdown_with_timeout(timeout)).await;
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => eprintln!("flushing log records at shutdown failed: {error}"),
+                Err(error) => eprintln!("flushing log records at shutdown panicked: {error}"),
+            }
+        }
         if let Some(provider) = self.provider.take() {
-            // The SDK's shutdown blocks on the batch thread; keep it off the
-            // async workers, which the gRPC exporter still needs to finish.
             let joined =
                 tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
             match joined {
@@ -116,6 +133,50 @@ fn tracer_provider(
         .build())
 }
 
+/// The logger provider, or `None` when log records are not exported
+/// (`OTEL_SDK_DISABLED`, `OTEL_LOGS_EXPORTER=none`).
+fn logger_provider(
+    config: &TelemetryConfig,
+    identity: &ServiceIdentity,
+) -> anyhow::Result<Option<SdkLoggerProvider>> {
+    if config.otel_sdk_disabled || config.logs_exporter == LogsExporter::None {
+        return Ok(None);
+    }
+    let endpoint = config.export_endpoint.as_deref();
+    let exporter = match config.logs_protocol() {
+        OtlpProtocol::Grpc => {
+            let builder = opentelemetry_otlp::LogExporter::builder()
+                .with_tonic()
+                .with_protocol(opentelemetry_otlp::Protocol::Grpc);
+            match endpoint {
+                Some(endpoint) => builder.with_endpoint(endpoint).build()?,
+                None => builder.build()?,
+            }
+        }
+        // The blocking client, as for spans: the pipeline exports from its
+        // own thread.
+        OtlpProtocol::HttpProtobuf => {
+            let builder = opentelemetry_otlp::LogExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+            match endpoint {
+                Some(endpoint) => builder
+                    .with_endpoint(format!("{}/v1/logs", endpoint.trim_end_matches('/')))
+                    .build()?,
+                None => builder.build()?,
+            }
+        }
+    };
+    let resource = resource(identity);
+    let pipeline = LogPipeline::new(exporter, &resource, config.log_bounds());
+    Ok(Some(
+        SdkLoggerProvider::builder()
+            .with_resource(resource)
+            .with_log_processor(pipeline)
+            .build(),
+    ))
+}
+
 /// Which log lines are written: `directives` in `EnvFilter` syntax
 /// (`RUST_LOG`, else [`crate::config::DEFAULT_LOG_FILTER`]), INFO for
 /// targets they do not name.
@@ -163,18 +224,31 @@ pub fn init(
     let fmt_layer = tracing_subscriber::fmt::layer()
         .event_format(format)
         .with_filter(log_filter(&config.log_filter));
+    // Log records from the events the console shows, after the span layer:
+    // by then the event's span is the current OpenTelemetry context, which
+    // is where the record's trace and span ids come from.
+    let logs = logger_provider(config, identity)?;
+    let logs_layer = logs.as_ref().map(|logs| {
+        OpenTelemetryTracingBridge::new(logs)
+            .with_filter(crate::logs::bridge_filter(&config.log_filter))
+    });
 
     let installed = tracing_subscriber::registry()
         .with(otel_layer)
         .with(fmt_layer)
+        .with(logs_layer)
         .try_init()
         .is_ok();
     if !installed {
-        return Ok(TelemetryGuard { provider: None });
+        return Ok(TelemetryGuard {
+            provider: None,
+            logs: None,
+        });
     }
     global::set_tracer_provider(provider.clone());
     Ok(TelemetryGuard {
         provider: Some(provider),
+        logs,
     })
 }
 

@@ -278,6 +278,32 @@ fn field_name(arg: &str) -> Option<String> {
     }
 }
 
+/// Every field of a log event (`info!(…)` and the other levels, `event!`)
+/// in `src`: the arguments before the message literal.
+fn emitted_log_keys(src: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for mac in ["trace!(", "debug!(", "info!(", "warn!(", "error!(", "event!("] {
+        for (at, _) in src.match_indices(mac) {
+            if src[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let Some(args) = balanced(src, at + mac.len() - 1) else {
+                continue;
+            };
+            let args = arguments(args);
+            // `event!` names its level first.
+            let skip = usize::from(mac == "event!(");
+            for arg in args.iter().skip(skip) {
+                if arg.trim_start().starts_with('"') {
+                    break;
+                }
+                keys.extend(field_name(arg));
+            }
+        }
+    }
+    keys
+}
+
 /// Every span field and recorded attribute named in `src`; instrumented
 /// functions without `skip_all` are reported as `#[instrument] without
 /// skip_all` (their arguments would become attributes).
@@ -313,6 +339,48 @@ fn emitted_keys(src: &str) -> Vec<String> {
         }
     }
     keys
+}
+
+#[test]
+fn every_log_field_the_code_emits_is_allow_listed() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    // What runs under `telemetry::init`: the services and `loadgen run`.
+    for dir in ["services", "loadgen/src", "crates/load-engine/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    files.retain(|f| f.components().any(|c| c.as_os_str() == "src"));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut missing = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // Unit tests log what they like; only the code above them ships.
+        let shipped = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let src: String = shipped
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for key in emitted_log_keys(&src) {
+            if !redact::is_allowed_log_attribute(&key) {
+                missing.push(format!(
+                    "{key} ({})",
+                    file.strip_prefix(&root).unwrap().display()
+                ));
+            }
+            seen.insert(key);
+        }
+    }
+    assert!(
+        seen.len() >= 20,
+        "the scan should find the services' own fields: {seen:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "log fields the log pipeline would drop; add them to \
+         redact::ALLOWED_LOG_ATTRIBUTES if they carry no caller data:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]

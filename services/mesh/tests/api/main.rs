@@ -23,6 +23,7 @@ mod fuzz_trace_context;
 mod hygiene_telemetry;
 mod inbound_metrics;
 mod inbound_trace;
+mod logs;
 mod metrics_switch;
 mod outbound;
 mod shed;
