@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Generates LearnSphere's Grafana dashboards (dashboards/*.json) and the
 list of every PromQL expression they run (observability/dashboard-queries.json).
+Their LogQL expressions (the Loki panels) are parsed by
+observability/logql/check.mjs instead.
 
 The JSON files are checked in and provisioned as they are; edit this file,
 not them, and run `python3 dashboards/generate.py`. Output is deterministic
@@ -8,7 +10,9 @@ not them, and run `python3 dashboards/generate.py`. Output is deterministic
 `python3 dashboards/lint.py` fails if a checked-in file is out of date.
 
 Metric names and labels come from docs/metrics.md; recording rules
-(`service:*`, `edge:*`, `slo:*`) from observability/prometheus/rules.
+(`service:*`, `edge:*`, `slo:*`) from observability/prometheus/rules; log
+labels (`service_name`) and structured metadata (`severity_text`,
+`trace_id`) from Loki's OTLP ingestion as observability/loki.yml sets it up.
 """
 
 import json
@@ -22,11 +26,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # every 30 s.
 QUERIES_FILE = os.path.join("..", "observability", "dashboard-queries.json")
 
-# Every query goes to the provisioned Prometheus datasource, by fixed uid.
+# Metric queries go to the provisioned Prometheus datasource, log queries
+# to the provisioned Loki datasource, each by its fixed uid
+# (observability/grafana/provisioning/datasources). A panel with queries of
+# both uses Grafana's built-in mixed datasource, each query naming its own.
 DS = {"type": "prometheus", "uid": "prometheus"}
+LOKI = {"type": "loki", "uid": "loki"}
+MIXED = {"type": "datasource", "uid": "-- Mixed --"}
 
 SCHEMA_VERSION = 39
 TAGS = ["learnsphere"]
+# The range dashboards open on: what Jaeger keeps (observability/jaeger.yml,
+# 32,000 traces, about 22 minutes of `steady`), so that every exemplar on
+# screen opens a trace Jaeger still has.
+TIME_FROM = "now-20m"
+
+# Log levels as the services' OTLP log records carry them (severity_text,
+# from the tracing event's level), and their colours on the volume panels.
+LEVEL_COLOURS = {"ERROR": "red", "WARN": "orange", "INFO": "green",
+                 "DEBUG": "blue", "TRACE": "purple"}
 
 # The checkout SLOs (observability/prometheus/rules): availability 99.5 %,
 # latency 95 % of checkouts under 1 s, over 30 days.
@@ -70,6 +88,7 @@ def q(expr, legend="", instant=False, table=False, exemplar=False, core=False, r
     """One Prometheus query. `core` marks the queries the end-to-end test
     requires to return data after a short scenario with a fault."""
     return {
+        "ds": DS,
         "expr": expr,
         "legend": legend,
         "instant": instant,
@@ -80,10 +99,42 @@ def q(expr, legend="", instant=False, table=False, exemplar=False, core=False, r
     }
 
 
+def lq(expr, legend="", ref=None, max_lines=None):
+    """One LogQL query to Loki: a log query (lines, for a logs panel) or a
+    metric query over lines. Over the dashboard's range, never instant.
+    Labels are what observability/loki.yml indexes (service_name, ...);
+    everything else is structured metadata, filtered after a `|`."""
+    return {
+        "ds": LOKI,
+        "expr": expr,
+        "legend": legend,
+        "instant": False,
+        "table": False,
+        "exemplar": False,
+        "core": False,
+        "ref": ref,
+        "max_lines": max_lines,
+    }
+
+
 def _targets(queries):
     out = []
     for i, qq in enumerate(queries):
         ref = qq["ref"] or chr(ord("A") + i)
+        if qq["ds"] == LOKI:
+            t = {
+                "datasource": LOKI,
+                "editorMode": "code",
+                "expr": qq["expr"],
+                "queryType": "range",
+                "refId": ref,
+            }
+            if qq["legend"]:
+                t["legendFormat"] = qq["legend"]
+            if qq["max_lines"]:
+                t["maxLines"] = qq["max_lines"]
+            out.append((t, False))
+            continue
         t = {
             "datasource": DS,
             "editorMode": "code",
@@ -181,6 +232,34 @@ def state_timeline(title, description, queries, mappings, w=24, h=8, thresholds=
                                      "showLegend": True}})
 
 
+def logs(title, description, queries, w=24, h=10):
+    """Log lines, newest first, each expandable to its fields (structured
+    metadata) and, where it has a trace_id, the Loki datasource's link to
+    that trace in Jaeger."""
+    return panel("logs", title, description, queries, w=w, h=h,
+                 options={"dedupStrategy": "none", "enableLogDetails": True,
+                          "prettifyLogMessage": False, "showCommonLabels": False,
+                          "showLabels": False, "showTime": True,
+                          "sortOrder": "Descending", "wrapLogMessage": True})
+
+
+def level_colours():
+    """Overrides that give each log level its colour on a volume panel."""
+    return [{"matcher": {"id": "byName", "options": level},
+             "properties": [{"id": "color", "value": {"fixedColor": colour, "mode": "fixed"}}]}
+            for level, colour in LEVEL_COLOURS.items()]
+
+
+def panel_datasource(queries):
+    """The panel's datasource: its queries' own, or mixed when they differ."""
+    kinds = {qq["ds"]["uid"] for qq in queries}
+    if kinds == {DS["uid"]}:
+        return DS
+    if kinds == {LOKI["uid"]}:
+        return LOKI
+    return MIXED
+
+
 def row(title, description):
     return {"kind": "row", "title": title, "description": description}
 
@@ -193,7 +272,7 @@ def steps(*pairs):
 
 # === dashboard assembly ===
 
-def build(uid, title, description, items, variables=(), refresh="30s", time_from="now-30m"):
+def build(uid, title, description, items, variables=(), refresh="30s", time_from=TIME_FROM):
     panels = []
     queries = []
     x = y = row_h = 0
@@ -221,16 +300,19 @@ def build(uid, title, description, items, variables=(), refresh="30s", time_from
             y += row_h
             x, row_h = 0, 0
         targets = _targets(item["queries"])
-        defaults = {"unit": item["unit"] or "short"}
-        if item["field_config"]:
-            defaults.update({k: v for k, v in item["field_config"].items() if v is not None})
-        if item["mappings"]:
-            defaults["mappings"] = item["mappings"]
-        defaults["thresholds"] = item["thresholds"] or steps(("green", None))
-        defaults["color"] = {"mode": "thresholds" if item["kind"] in ("stat", "bargauge", "state-timeline")
-                             else "palette-classic"}
+        if item["kind"] == "logs":
+            defaults = {}  # lines, not numbers: no unit, thresholds or colours
+        else:
+            defaults = {"unit": item["unit"] or "short"}
+            if item["field_config"]:
+                defaults.update({k: v for k, v in item["field_config"].items() if v is not None})
+            if item["mappings"]:
+                defaults["mappings"] = item["mappings"]
+            defaults["thresholds"] = item["thresholds"] or steps(("green", None))
+            defaults["color"] = {"mode": "thresholds" if item["kind"] in ("stat", "bargauge", "state-timeline")
+                                 else "palette-classic"}
         p = {
-            "datasource": DS,
+            "datasource": panel_datasource(item["queries"]),
             "description": item["description"],
             "fieldConfig": {"defaults": defaults, "overrides": item["overrides"] or []},
             "gridPos": {"h": h, "w": w, "x": x, "y": y},
@@ -244,6 +326,8 @@ def build(uid, title, description, items, variables=(), refresh="30s", time_from
             p["transformations"] = item["transformations"]
         panels.append(p)
         for t, core in targets:
+            if t["datasource"] != DS:
+                continue  # LogQL: observability/logql/check.mjs parses it
             queries.append({"dashboard": uid, "panel_id": pid, "panel": item["title"],
                             "ref_id": t["refId"], "expr": t["expr"],
                             "instant": t["instant"], "core": core})
@@ -447,6 +531,9 @@ def service_detail():
     rate = "$__rate_interval"
     s = 'service="$service"'
     job = 'job="$service"'  # process_* and payments_* carry no service label: the scrape job names it
+    # The service's log stream(s): service.name is Loki's service_name label,
+    # and the variable's values (build_info's `service`) are the same names.
+    logs_of = '{service_name="$service"}'
     variable = {
         "current": {},
         "datasource": DS,
@@ -554,6 +641,41 @@ def service_detail():
                "{{source}} known"),
              q('max by (source) (http_client_endpoints_ejected{destination="$service"})',
                "{{source}} ejected")]),
+        row("Logs", "The service's own log lines (OTLP, through the Collector, in Loki): how "
+            "many at each level, the errors next to the 5xx, and the latest errors and "
+            "warnings, linked to their traces."),
+        timeseries(
+            "Log lines by level",
+            "Log lines per second from every replica of the service, stacked by level "
+            "(severity_text: ERROR, WARN, INFO, DEBUG, TRACE). INFO follows the traffic; a "
+            "band of WARN or ERROR appearing is the service saying something went wrong, "
+            "usually in the lines below.",
+            [lq(f"sum by (severity_text) (rate({logs_of} [$__auto]))", "{{severity_text}}")],
+            unit="cps", w=12, stack=True, overrides=level_colours()),
+        timeseries(
+            "Error log lines and 5xx answers",
+            "ERROR lines per second (Loki) beside 5xx answers per second (Prometheus). They "
+            "move together when each failed request logs its cause. Errors without 5xx are "
+            "failures the service absorbed (a retry that succeeded, a fallback, an event to "
+            "redeliver); 5xx without errors are failures it passed on without a word (a "
+            "shed request, an open breaker downstream, an injected fault).",
+            [lq(f'sum(rate({logs_of} | severity_text="ERROR" [$__auto]))', "ERROR log lines"),
+             q("sum(rate(http_server_request_duration_seconds_count"
+               f'{{{s}, status=~"5.."}}[{rate}]))', "5xx answers")],
+            unit="cps", w=12, overrides=[
+                {"matcher": {"id": "byName", "options": "ERROR log lines"},
+                 "properties": [{"id": "color", "value": {"fixedColor": "red", "mode": "fixed"}}]},
+                {"matcher": {"id": "byName", "options": "5xx answers"},
+                 "properties": [{"id": "color", "value": {"fixedColor": "orange", "mode": "fixed"}}]},
+            ]),
+        logs(
+            "Recent errors and warnings",
+            "The service's latest ERROR and WARN lines, newest first, from every replica. "
+            "Expand one for its fields (error, destination, fault_kind, the replica's "
+            "service_instance_id) and, when it was logged inside a request, a link that opens "
+            "its trace in Jaeger.",
+            [lq(f'{logs_of} | severity_text=~"ERROR|WARN"', max_lines=200)],
+            w=24, h=10),
         row("Saturation", "How close the replicas are to their limits."),
         timeseries(
             "In-flight requests per replica",
@@ -694,9 +816,9 @@ def service_detail():
     ]
     return build(
         "learnsphere-service", "LearnSphere / Service detail",
-        "One service, replica by replica: how many run, whether load is balanced, how "
-        "saturated they are, its database, its processes and its restarts. Pick the "
-        "service at the top. Orange marks are loadgen timeline events.",
+        "One service, replica by replica: how many run, whether load is balanced, what it "
+        "logs, how saturated they are, its database, its processes and its restarts. Pick "
+        "the service at the top. Orange marks are loadgen timeline events.",
         items, variables=[variable])
 
 
@@ -754,6 +876,27 @@ def failures():
                f'(rate(http_server_request_duration_seconds_count{{status=~"5.."}}[{rate}])) * 0), 0)',
                "{{service}}")],
             unit="reqps"),
+        row("Error logs", "What the services said while failing (Loki): error lines per "
+            "service against the orange timeline events, and the lines themselves with "
+            "loadgen's events among them."),
+        timeseries(
+            "Error log lines per service",
+            "ERROR lines per second by service (loadgen included). The orange marks are "
+            "loadgen's timeline events: a fault injected into payments should raise payments' "
+            "and its callers' lines from its mark until the recovery mark; lines that start "
+            "without a mark, or outlast the recovery, are a real problem.",
+            [lq('sum by (service_name) (rate({service_name=~".+"} | severity_text="ERROR" '
+                '[$__auto]))', "{{service_name}}")],
+            unit="cps", w=12, h=10),
+        logs(
+            "Error lines and timeline events",
+            "Every service's ERROR and WARN lines, newest first, with loadgen's own "
+            "'timeline event' lines (action and service in the fields) between them, so "
+            "the line that opened a breaker sits right after the fault that caused it. A "
+            "line logged inside a request links to its trace in Jaeger.",
+            [lq('{service_name=~".+"} | severity_text=~"ERROR|WARN"', ref="errors", max_lines=300),
+             lq('{service_name="loadgen"} |= "timeline event"', ref="timeline", max_lines=100)],
+            w=12, h=10),
         row("Circuit breakers", "Per-edge breakers: closed, probing, open."),
         state_timeline(
             "Breaker state per edge",
@@ -830,9 +973,10 @@ def failures():
     return build(
         "learnsphere-failures", "LearnSphere / Failures and resilience",
         "Why requests fail and what the mesh does about it: errors by status and outcome, "
-        "injected faults against real failures, circuit breakers, retries and their budget, "
-        "timeouts, fallbacks, rate limiting and shedding. Orange marks are loadgen timeline "
-        "events, usually the fault that started it.",
+        "injected faults against real failures, the services' error lines, circuit "
+        "breakers, retries and their budget, timeouts, fallbacks, rate limiting and "
+        "shedding. Orange marks are loadgen timeline events, usually the fault that "
+        "started it.",
         items)
 
 

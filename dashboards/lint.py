@@ -9,11 +9,22 @@
                                                   # must return data)
 
 Checks: each file is valid JSON and what generate.py produces; panel ids are
-unique; every panel (and row, and a row's children) has the Prometheus
-datasource and a description; every dashboard has a description and the
-loadgen-events annotation; no query pins an `instance`; every metric name in
-an expression is in docs/metrics.md, a recording rule, or a Prometheus
-built-in; only known template variables are used.
+unique; every panel (and row, and a row's children) has a description and a
+known datasource by its provisioned uid: Prometheus, Loki, or Grafana's
+mixed datasource for a panel whose queries go to both, each query naming
+its own (Prometheus or Loki) and agreeing with its panel; a logs panel
+queries Loki only; every dashboard has a description and the loadgen-events
+annotation; no query pins an `instance`; every metric name in a PromQL
+expression is in docs/metrics.md, a recording rule, or a Prometheus
+built-in; only known template variables are used, in PromQL and LogQL
+alike; a LogQL query selects its streams by label (`{...}`) over the
+dashboard's range, and on a dashboard with the `service` variable it
+selects that service's streams (`service_name="$service"`).
+
+LogQL's syntax is checked by observability/logql/check.mjs (Grafana's own
+LogQL grammar, @grafana/lezer-logql); PromQL's by the end-to-end test,
+against a real Prometheus. --list-queries lists PromQL only: Loki's
+queries cannot run there.
 """
 
 import argparse
@@ -30,7 +41,10 @@ sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # keep dashboards/ free of __pycache__
 import generate  # noqa: E402  (the generator is the source of truth)
 
-DS = {"type": "prometheus", "uid": "prometheus"}
+DS = generate.DS
+LOKI = generate.LOKI
+MIXED = generate.MIXED
+PANEL_DATASOURCES = (DS, LOKI, MIXED)
 
 # Recording rules every part of the observability stack agrees on.
 RECORDING_RULES = {
@@ -55,6 +69,12 @@ DEFAULT_VARS = {
     "__interval": "30s",
     "__range": "5m",
 }
+# Grafana's variables in a Loki query: $__auto is the step Grafana picks
+# for the panel's width ($__rate_interval is Prometheus' own).
+LOKI_VARS = {"__auto", "__interval", "__range"}
+# The stream selector of the service's own logs on a dashboard with the
+# `service` variable.
+SERVICE_STREAM = 'service_name="$service"'
 
 PROMQL_KEYWORDS = {
     "and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
@@ -128,14 +148,15 @@ def walk_panels(panels):
         yield from walk_panels(p.get("panels", []))
 
 
-def dashboard_queries(name, dash):
-    """(panel id, panel title, refId, expr, instant) for every expression."""
+def dashboard_queries(name, dash, datasource=DS):
+    """(panel id, panel title, refId, expr, instant) for every expression
+    that goes to `datasource` (PromQL by default, LogQL with LOKI)."""
     for p in walk_panels(dash.get("panels", [])):
         for t in p.get("targets", []):
-            if "expr" in t:
+            if "expr" in t and t.get("datasource", p.get("datasource")) == datasource:
                 yield p.get("id"), p.get("title"), t.get("refId"), t["expr"], bool(t.get("instant"))
     for a in dash.get("annotations", {}).get("list", []):
-        if "expr" in a:
+        if "expr" in a and a.get("datasource") == datasource:
             yield None, "annotation: " + a.get("name", ""), "annotation", a["expr"], False
 
 
@@ -180,23 +201,19 @@ def lint():
                    and a.get("enable") for a in annotations):
             problems.append(f"{where}: no enabled loadgen_events_total annotation")
         for a in annotations:
-            if "expr" in a and a.get("datasource") != DS:
-                problems.append(f"{where}: annotation {a.get('name')}: datasource is not {DS}")
+            if "expr" in a and a.get("datasource") not in (DS, LOKI):
+                problems.append(f"{where}: annotation {a.get('name')}: datasource is not {DS} or {LOKI}")
         ids = set()
         for p in walk_panels(dash.get("panels", [])):
             pw = f"{where}: panel {p.get('id')} ({p.get('title')!r})"
             if p.get("id") in ids:
                 problems.append(f"{pw}: duplicate panel id")
             ids.add(p.get("id"))
-            if p.get("datasource") != DS:
-                problems.append(f"{pw}: datasource is not {DS}")
+            problems.extend(panel_datasource_problems(pw, p))
             if not str(p.get("description", "")).strip():
                 problems.append(f"{pw}: no description")
             if p.get("type") != "row" and not p.get("targets"):
                 problems.append(f"{pw}: no queries")
-            for t in p.get("targets", []):
-                if t.get("datasource") != DS:
-                    problems.append(f"{pw} {t.get('refId')}: target datasource is not {DS}")
         for pid, title, ref, expr, _ in dashboard_queries(name, dash):
             qw = f"{where}: panel {pid} ({title!r}) {ref}"
             if re.search(r"\binstance\s*=~?\s*\"[^\"$]", expr):
@@ -210,6 +227,55 @@ def lint():
                 if not (known_metric(metric, catalogue) or metric in extra_rules):
                     problems.append(f"{qw}: metric {metric!r} is not in docs/metrics.md, "
                                     "the recording rules or Prometheus' built-ins")
+        for pid, title, ref, expr, instant in dashboard_queries(name, dash, LOKI):
+            qw = f"{where}: panel {pid} ({title!r}) {ref}"
+            problems.extend(logql_problems(qw, expr, instant, variables))
+    return problems
+
+
+def panel_datasource_problems(pw, p):
+    """A panel names one of the provisioned datasources by uid, or the mixed
+    one; its queries name Prometheus or Loki and agree with it."""
+    problems = []
+    ds = p.get("datasource")
+    if p.get("type") == "row":
+        if ds != DS:
+            problems.append(f"{pw}: row datasource is not {DS}")
+        return problems
+    if ds not in PANEL_DATASOURCES:
+        problems.append(f"{pw}: datasource {ds} is none of {PANEL_DATASOURCES}")
+    kinds = []
+    for t in p.get("targets", []):
+        tds = t.get("datasource")
+        kinds.append(tds)
+        if tds not in (DS, LOKI):
+            problems.append(f"{pw} {t.get('refId')}: target datasource {tds} is neither {DS} nor {LOKI}")
+        elif ds in (DS, LOKI) and tds != ds:
+            problems.append(f"{pw} {t.get('refId')}: target datasource {tds} differs from the panel's {ds}")
+        if tds == LOKI and t.get("queryType") != "range":
+            problems.append(f"{pw} {t.get('refId')}: a Loki query must be a range query (queryType range)")
+    if ds == MIXED and len({json.dumps(k, sort_keys=True) for k in kinds}) < 2:
+        problems.append(f"{pw}: mixed datasource, but every query goes to {kinds[:1]}")
+    if p.get("type") == "logs" and any(k != LOKI for k in kinds):
+        problems.append(f"{pw}: a logs panel queries Loki only")
+    return problems
+
+
+def logql_problems(qw, expr, instant, variables):
+    """What a LogQL expression must do beyond parsing (check.mjs parses it)."""
+    problems = []
+    if instant:
+        problems.append(f"{qw}: LogQL over the dashboard's range, not instant")
+    if not re.search(r"\{\s*[a-zA-Z_]\w*\s*(=|!=|=~|!~)\s*\"", expr):
+        problems.append(f"{qw}: no stream selector {{label=\"...\"}} in {expr!r}")
+    for var in re.findall(r"\$\{?(\w+)", expr):
+        if var not in variables and var not in LOKI_VARS:
+            problems.append(f"{qw}: unknown variable ${var} in LogQL (Grafana's: {sorted(LOKI_VARS)})")
+    if "service" in variables and SERVICE_STREAM not in expr:
+        problems.append(f"{qw}: on a dashboard with $service, a LogQL query selects "
+                        f"{{{SERVICE_STREAM}}}: {expr!r}")
+    if "__rate_interval" in expr:
+        problems.append(f"{qw}: $__rate_interval is Prometheus'; Loki's range is $__auto")
     return problems
 
 

@@ -27,9 +27,29 @@ Checks (exit 1 if any fails, each failure on its own line):
 - the URLs services call each other by are Compose service names (so every
   replica of a scaled service is found);
 - the Collector and Jaeger configs wire every pipeline component they
-  declare; the Grafana datasources have the UIDs dashboards rely on, and
-  exemplars link to Jaeger's own UI (JAEGER_PUBLIC_URL), not through the
-  jaeger datasource (Explore, which anonymous Viewers may not use);
+  declare; the Grafana datasources have the UIDs dashboards rely on (every
+  datasource a dashboard names exists, with its type), and exemplars link
+  to Jaeger's own UI (JAEGER_PUBLIC_URL), not through the jaeger datasource
+  (Explore, which anonymous Viewers may not use);
+- logs: the Collector's logs pipeline takes OTLP through memory_limiter and
+  batch, as the traces pipeline does, to an otlp_http exporter at Loki's
+  OTLP endpoint (http://loki:<port>/otlp, the service and port Loki runs
+  on); Loki runs a pinned 3.x image with observability/loki.yml mounted
+  where its command reads it, a volume where that config keeps its data,
+  a healthcheck on /ready, GOMEMLIMIT below its mem_limit, and Grafana
+  depends on it; loki.yml ingests OTLP with only bounded labels
+  (service.name and a few others, never an instance, pod or id), keeps
+  everything else as structured metadata (schema v13, TSDB), bounds its
+  retention (compactor on, at most 7 days) and its caches (within its
+  mem_limit); Grafana's Loki datasource turns trace_id (structured
+  metadata: matcherType label) into the same Jaeger link as the
+  exemplars, and the Jaeger datasource's tracesToLogsV2 points at that
+  datasource's uid, maps service.name to service_name and filters by trace
+  and span id;
+- footprint: every container has an expected use in FOOTPRINT (measured or
+  estimated, with its source; Jaeger's from its max_traces), none above its
+  mem_limit, and together they stay within the 1.5 GB budget
+  (docs/performance.md);
 - Compose v1 reads the file: no top-level `name:`, the project name in
   .env.example's COMPOSE_PROJECT_NAME;
 - every file or directory mounted from the repository exists (those other
@@ -82,6 +102,39 @@ REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]*\}")
 ANY_INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z0-9_]+)([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 # Mounted paths that other parts of the stack provide.
 PROVIDED_ELSEWHERE = {"observability/prometheus", "dashboards"}
+
+# The stack's memory budget (docs/performance.md), counted as docker stats
+# counts it: 1.5 GiB.
+BUDGET_MIB = 1536
+# Expected memory use of one replica of each container under `steady`, in
+# MiB (the budget counts one replica of each), and where the figure comes
+# from. "measured": scripts/compose-smoke --stats, the most of four samples
+# after 40 minutes (docs/compose.md), with the Debian stand-ins where the
+# real image cannot be pulled here; "estimated": not run here.
+FOOTPRINT = {
+    "gateway": (12, "measured", "docs/compose.md"),
+    "users": (45, "measured", "docs/compose.md"),
+    "courses": (9, "measured", "docs/compose.md"),
+    "payments": (8, "measured", "docs/compose.md"),
+    "progress": (9, "measured", "docs/compose.md"),
+    "loadgen": (12, "measured", "docs/compose.md"),
+    "postgres": (269, "measured", "docs/compose.md (stand-in: PostgreSQL 15)"),
+    "nats": (17, "measured", "docs/compose.md (stand-in: nats-server 2.9)"),
+    "prometheus": (102, "measured", "docs/compose.md (stand-in: Prometheus 2.42)"),
+    "otel-collector": (150, "estimated", "docs/performance.md; its stand-in measured 68, its memory_limiter refuses data from 180"),
+    "grafana": (150, "estimated", "docs/performance.md"),
+    "loki": (150, "estimated", "observability/loki.yml's caps (32 MB chunk cache, 6 x 8 MB result caches) over a single binary's Go heap; "
+                               "Loki's own monolithic Nomad job reserves 256 MB (grafana/loki production/nomad/loki/job.nomad.hcl)"),
+    # "jaeger": from observability/jaeger.yml's max_traces (jaeger_footprint).
+}
+# What a trace of `steady` costs in Jaeger's memory store: ~18 spans of
+# about 1 KB (docs/compose.md: measured span count, estimated bytes).
+SPANS_PER_TRACE = 18
+BYTES_PER_SPAN = 1000
+# Resource attributes that may become Loki labels: bounded, the same for
+# every line of a service in one deployment. Never a replica, a pod or an id.
+LOKI_LABEL_ATTRIBUTES = {"service.name", "service.namespace", "deployment.environment", "deployment.environment.name"}
+LOKI_MAX_RETENTION_HOURS = 7 * 24
 
 INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?+][^}]*)?\}")
 
@@ -470,6 +523,157 @@ def check_grafana(c: Checker, compose: dict) -> None:
     c.check("/var/lib/grafana/dashboards" in paths, "grafana: no dashboard provider for /var/lib/grafana/dashboards")
 
 
+def dashboard_datasources(root: Path) -> set[tuple[str, str]]:
+    """(type, uid) of every datasource the dashboards name (panels, their
+    targets, annotations, variables), Grafana's built-in mixed one aside."""
+    import json
+
+    found = set()
+
+    def visit(node):
+        if isinstance(node, dict):
+            ds = node.get("datasource")
+            if isinstance(ds, dict) and ds.get("uid") and ds.get("type") != "datasource":
+                found.add((ds.get("type"), ds["uid"]))
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    for path in sorted((root / "dashboards").glob("*.json")):
+        visit(json.loads(path.read_text(encoding="utf-8")))
+    return found
+
+
+def check_logs(c: Checker, compose: dict) -> None:
+    """Logs: the Collector's logs pipeline to Loki, Loki itself, and the
+    Grafana links between logs and traces."""
+    services = compose.get("services") or {}
+    loki = services.get("loki")
+    if not c.check(isinstance(loki, dict), "loki: no loki service (the Collector's logs pipeline and Grafana's Loki datasource need it)"):
+        return
+    config = c.load("observability/loki.yml")
+    port = (config.get("server") or {}).get("http_listen_port", 3100)
+
+    # The image: Loki 3 (native OTLP ingestion), pinned (check_services).
+    image = str(loki.get("image", ""))
+    c.check(re.fullmatch(r"grafana/loki:3\.\d+\.\d+", image) is not None, f"loki: image {image!r} is not a pinned grafana/loki 3.x.y (native OTLP ingestion needs 3)")
+    # Its config, where its command reads it; its data where the config keeps it.
+    command = loki.get("command") or []
+    command = command if isinstance(command, list) else str(command).split()
+    read = next((a.split("=", 1)[1] for a in command if str(a).startswith("-config.file=")), None)
+    mounts = [str(v) for v in loki.get("volumes") or []]
+    c.check(read is not None and any(m.split(":")[:2] == ["./observability/loki.yml", read] for m in mounts), f"loki: observability/loki.yml is not mounted where its command reads its config ({read})")
+    data_dir = (config.get("common") or {}).get("path_prefix")
+    c.check(bool(data_dir) and any(m.split(":")[1] == data_dir and not m.startswith("./") for m in mounts), f"loki: no volume at {data_dir} (common.path_prefix: WAL, index, chunks)")
+    test = " ".join((loki.get("healthcheck") or {}).get("test") or [])
+    c.check(f"127.0.0.1:{port}/ready" in test, f"loki: healthcheck does not probe /ready on its port {port}: {test}")
+    limit = memory_bytes(loki.get("mem_limit"))
+    m = re.fullmatch(r"(\d+)(MiB|GiB)", environment(loki).get("GOMEMLIMIT", ""))
+    gomemlimit = int(m.group(1)) << (20 if m.group(2) == "MiB" else 30) if m else None
+    c.check(gomemlimit is not None and limit is not None and gomemlimit < limit, f"loki: GOMEMLIMIT {environment(loki).get('GOMEMLIMIT')!r} is not below mem_limit {loki.get('mem_limit')!r}")
+    grafana_deps = (services.get("grafana") or {}).get("depends_on") or {}
+    c.check("loki" in grafana_deps, "grafana: does not depend on loki (its Loki datasource)")
+
+    # loki.yml: OTLP in, few labels, bounded retention and caches.
+    limits = config.get("limits_config") or {}
+    resource = ((limits.get("otlp_config") or {}).get("resource_attributes")) or {}
+    c.check(resource.get("ignore_defaults") is True, "loki.yml: otlp_config.resource_attributes.ignore_defaults must be true (Loki's defaults index service.instance.id and k8s.pod.name)")
+    indexed = {a for rule in resource.get("attributes_config") or [] if rule.get("action") == "index_label" for a in rule.get("attributes") or []}
+    regex_labels = [rule for rule in resource.get("attributes_config") or [] if rule.get("action") == "index_label" and rule.get("regex")]
+    c.check("service.name" in indexed, "loki.yml: service.name is not an index label (every query selects service_name)")
+    c.check(indexed <= LOKI_LABEL_ATTRIBUTES and not regex_labels, f"loki.yml: index labels {sorted(indexed)} beyond the bounded ones {sorted(LOKI_LABEL_ATTRIBUTES)} (or by regex): instance, pod and ids stay structured metadata")
+    c.check(limits.get("allow_structured_metadata", True) is True and not (limits.get("otlp_config") or {}).get("severity_text_as_label"), "loki.yml: structured metadata must be allowed, and severity_text stay in it")
+    schemas = (config.get("schema_config") or {}).get("configs") or []
+    c.check(bool(schemas) and schemas[-1].get("schema") == "v13" and schemas[-1].get("store") == "tsdb", "loki.yml: the current schema is not v13 on tsdb (structured metadata needs it)")
+    retention = str(limits.get("retention_period", "0"))
+    hours = re.fullmatch(r"(\d+)([hd])", retention)
+    retention_hours = int(hours.group(1)) * (24 if hours.group(2) == "d" else 1) if hours else 0
+    c.check((config.get("compactor") or {}).get("retention_enabled") is True and 0 < retention_hours <= LOKI_MAX_RETENTION_HOURS, f"loki.yml: retention is not bounded (compactor.retention_enabled and 0 < retention_period {retention!r} <= {LOKI_MAX_RETENTION_HOURS}h)")
+    chunk_cache = ((((config.get("chunk_store_config") or {}).get("chunk_cache_config") or {}).get("embedded_cache")) or {}).get("max_size_mb")
+    results_cache = (((((config.get("query_range") or {}).get("results_cache") or {}).get("cache") or {}).get("embedded_cache")) or {}).get("max_size_mb")
+    # Six result caches share the results cache's size (index stats,
+    # volume, series, labels, instant metrics and the results themselves).
+    caches_mib = (chunk_cache or 100) + 6 * (results_cache or 100)
+    c.check(chunk_cache is not None and results_cache is not None and limit is not None and caches_mib << 20 < limit // 2, f"loki.yml: its caches may hold {caches_mib} MB; set chunk and results embedded_cache max_size_mb to stay well inside mem_limit {loki.get('mem_limit')}")
+
+    # The Collector: a logs pipeline like the traces one, ending at Loki's OTLP endpoint.
+    collector = c.load("observability/otel-collector.yml")
+    pipelines = (collector.get("service") or {}).get("pipelines") or {}
+    logs = {name: p for name, p in pipelines.items() if name.split("/")[0] == "logs"}
+    if c.check(len(logs) == 1, f"collector: expected one logs pipeline, found {sorted(logs)}"):
+        (name, pipe), = logs.items()
+        traces = pipelines.get("traces") or {}
+        c.check(pipe.get("receivers") == ["otlp"], f"collector: {name} does not receive OTLP")
+        c.check(pipe.get("processors") == traces.get("processors"), f"collector: {name} processors {pipe.get('processors')} differ from the traces pipeline's {traces.get('processors')}")
+        exporters = pipe.get("exporters") or []
+        to_loki = [e for e in exporters if e.split("/")[0] in ("otlp_http", "otlphttp")]
+        c.check(len(to_loki) == 1 and to_loki == exporters, f"collector: {name} exports to {exporters}, not one otlp_http exporter (Loki's native OTLP endpoint)")
+        for e in to_loki:
+            endpoint = str(((collector.get("exporters") or {}).get(e) or {}).get("endpoint", ""))
+            c.check(endpoint == f"http://loki:{port}/otlp", f"collector: {e} endpoint {endpoint!r} is not Loki's OTLP endpoint http://loki:{port}/otlp")
+
+    # Grafana: the Loki datasource, and the links both ways.
+    ds = c.load("observability/grafana/provisioning/datasources/datasources.yml")
+    lokis = [d for d in ds.get("datasources") or [] if d.get("type") == "loki"]
+    if not c.check(len(lokis) == 1, f"grafana: expected one Loki datasource, found {len(lokis)}"):
+        return
+    loki_ds = lokis[0]
+    c.check(loki_ds.get("url") == f"http://loki:{port}", f"grafana: Loki datasource url {loki_ds.get('url')!r} is not http://loki:{port}")
+    derived = [f for f in (loki_ds.get("jsonData") or {}).get("derivedFields") or [] if f.get("matcherRegex") == "trace_id"]
+    c.check(len(derived) == 1 and derived[0].get("matcherType") == "label", "grafana: Loki derivedFields must match the trace_id structured metadata field (matcherType: label, matcherRegex: trace_id)")
+    for field in derived:
+        c.check(field.get("url") == "${JAEGER_PUBLIC_URL}/trace/$${__value.raw}", f"grafana: a log line's trace_id must link to ${{JAEGER_PUBLIC_URL}}/trace/$${{__value.raw}}, as the exemplars do, not {field.get('url')!r}")
+        c.check("datasourceUid" not in field, "grafana: a trace_id link through datasourceUid opens Explore (Viewers may not)")
+    jaeger = next((d for d in ds.get("datasources") or [] if d.get("type") == "jaeger"), {})
+    t2l = (jaeger.get("jsonData") or {}).get("tracesToLogsV2") or {}
+    c.check(t2l.get("datasourceUid") == loki_ds.get("uid"), f"grafana: Jaeger tracesToLogsV2.datasourceUid {t2l.get('datasourceUid')!r} is not the Loki datasource's uid {loki_ds.get('uid')!r}")
+    c.check({"key": "service.name", "value": "service_name"} in (t2l.get("tags") or []), "grafana: tracesToLogsV2 must map the span's service.name to Loki's service_name label")
+    c.check(t2l.get("filterByTraceID") is True and t2l.get("filterBySpanID") is True, "grafana: tracesToLogsV2 must filter by trace id and span id")
+    query = str(t2l.get("query", ""))
+    if t2l.get("customQuery"):
+        # The ids are structured metadata: label filters after a pipe, not
+        # line filters (|= "id" searches the line's text) nor stream labels.
+        c.check("{$${__tags}}" in query and re.search(r"\|\s*trace_id\s*=~?\s*\"[^\"]*\$\$\{__span\.traceId\}", query) is not None
+                and re.search(r"\|\s*span_id\s*=\s*\"\$\$\{__span\.spanId\}\"", query) is not None,
+                f"grafana: tracesToLogsV2.query must select {{$${{__tags}}}} and filter | trace_id and | span_id on the span's ids ($$ escaped): {query!r}")
+    else:
+        c.failures.append("grafana: tracesToLogsV2 without customQuery searches the ids in the line's text (|= \"<id>\"); OTLP logs carry them as structured metadata")
+
+    # Every datasource a dashboard names is provisioned, with that type.
+    provisioned = {(d.get("type"), d.get("uid")) for d in ds.get("datasources") or []}
+    for kind, uid in sorted(dashboard_datasources(c.root)):
+        c.check((kind, uid) in provisioned, f"dashboards: datasource {kind}/{uid} is not provisioned (datasources.yml has {sorted(provisioned)})")
+
+
+def jaeger_footprint(c: Checker) -> int:
+    """Jaeger's expected memory in MiB: its in-memory trace store full."""
+    jaeger = c.load("observability/jaeger.yml")
+    backends = ((jaeger.get("extensions") or {}).get("jaeger_storage") or {}).get("backends") or {}
+    max_traces = max(((b.get("memory") or {}).get("max_traces", 0) for b in backends.values()), default=0)
+    return max_traces * SPANS_PER_TRACE * BYTES_PER_SPAN >> 20
+
+
+def check_footprint(c: Checker, compose: dict) -> None:
+    """One replica of every container, at its expected use, within the budget."""
+    services = compose.get("services") or {}
+    footprint = {name: figure for name, (figure, _, _) in FOOTPRINT.items()}
+    if "jaeger" in services:
+        footprint["jaeger"] = jaeger_footprint(c)
+    for name, svc in services.items():
+        if not c.check(name in footprint, f"{name}: no expected memory use in check_compose.py's FOOTPRINT (the stack's budget counts every container)"):
+            continue
+        limit = memory_bytes((svc or {}).get("mem_limit"))
+        c.check(limit is None or footprint[name] << 20 <= limit, f"{name}: expected use {footprint[name]} MiB is above its mem_limit {svc.get('mem_limit')!r}")
+    for name in sorted(set(footprint) - set(services)):
+        c.failures.append(f"FOOTPRINT lists {name}, which docker-compose.yml does not run")
+    total = sum(footprint[name] for name in services if name in footprint)
+    c.check(total <= BUDGET_MIB, f"footprint: the stack's expected use is {total} MiB, over the {BUDGET_MIB} MiB budget (docs/performance.md)")
+    estimated = sum(footprint[n] for n in services if n in footprint and (n == "jaeger" or FOOTPRINT.get(n, (0, "estimated"))[1] == "estimated"))
+    c.notes.append(f"footprint: {total} MiB of {BUDGET_MIB} MiB expected ({estimated} MiB of it estimated: {', '.join(sorted(n for n in services if n == 'jaeger' or FOOTPRINT.get(n, (0, 'x'))[1] == 'estimated'))})")
+
+
 def check_compose_v1(c: Checker, compose: dict) -> None:
     """Compose v1 (Debian's and Ubuntu's docker-compose) reads the file too:
     no top-level `name:`, which it refuses; the project name comes from
@@ -514,6 +718,8 @@ def main() -> int:
     check_collector_config(c, "observability/jaeger.yml")
     check_collector_specifics(c)
     check_grafana(c, compose)
+    check_logs(c, compose)
+    check_footprint(c, compose)
     check_compose_v1(c, compose)
     check_mounts(c, compose)
     for note in c.notes:

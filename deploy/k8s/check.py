@@ -26,13 +26,19 @@ What it does (exit 1 if anything fails, each failure on its own line):
    - Prometheus discovers pods (kubernetes_sd_configs, role pod) with a
      ServiceAccount allowed to list and watch pods; every pod that asks to
      be scraped names a port it has; jobs are named as in Compose;
+   - Loki runs the shared config (observability/loki.yml, ConfigMap
+     loki-config) with a writable volume where that config keeps its data,
+     readiness on /ready, Compose's memory limit with GOMEMLIMIT below it,
+     and a Service on the port the Collector's logs exporter and Grafana's
+     Loki datasource use; the Collector's logs pipeline ends in an exporter
+     to that Service;
    - every image is pinned: third-party ones to the very versions Compose
      runs, LearnSphere's to the workspace version; none is `latest`;
    - no Secret in base/ holds anything but a CHANGE-ME placeholder, and
      production-like ships no Secret at all; every secret, ConfigMap and
      ServiceAccount a pod refers to exists in the same render (the
      loadgen Job's Secret excepted: the overlay provides it);
-   - the dashboards, the Prometheus rules, the Collector, Jaeger and
+   - the dashboards, the Prometheus rules, the Collector, Jaeger, Loki and
      Grafana provisioning configs, and the PostgreSQL init script are
      byte for byte the files Compose mounts (generated from them, not
      copied), every dashboard is provisioned, and no copy of them sits
@@ -86,6 +92,7 @@ COMPOSE_JOBS = set(SERVICES) | {"loadgen", "otel-collector"}
 SHARED_CONFIG = {
     "otel-collector-config": {"config.yml": "observability/otel-collector.yml"},
     "jaeger-config": {"config.yml": "observability/jaeger.yml"},
+    "loki-config": {"config.yml": "observability/loki.yml"},
     "grafana-datasources": {"datasources.yml": "observability/grafana/provisioning/datasources/datasources.yml"},
     "grafana-dashboard-providers": {"dashboards.yml": "observability/grafana/provisioning/dashboards/dashboards.yml"},
     "postgres-init": {"10-learnsphere.sh": "deploy/compose/postgres-init.sh"},
@@ -330,6 +337,68 @@ def check_prometheus(objects: list[dict], label: str, c: Checker) -> None:
     volumes = {v["name"]: v for v in spec.get("volumes") or []}
     rules_volume = volumes.get(mounts.get("/etc/prometheus/rules", ""), {})
     c.check((rules_volume.get("configMap") or {}).get("name", "").startswith("prometheus-rules"), f"{where}: the shared rules are not mounted at /etc/prometheus/rules")
+
+
+def compose_mem_limit(root: Path, service: str) -> int | None:
+    """A Compose service's mem_limit in bytes."""
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text(encoding="utf-8"))
+    value = str(((compose.get("services") or {}).get(service) or {}).get("mem_limit", ""))
+    m = re.fullmatch(r"(\d+)([kmg])?b?", value.strip().lower())
+    return int(m.group(1)) << {None: 0, "k": 10, "m": 20, "g": 30}[m.group(2)] if m else None
+
+
+def quantity_bytes(value: str) -> int | None:
+    """A Kubernetes memory quantity (binary suffixes, as the manifests use)."""
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi)?", str(value or ""))
+    return int(m.group(1)) << {None: 0, "Ki": 10, "Mi": 20, "Gi": 30}[m.group(2)] if m else None
+
+
+def check_loki(objects: list[dict], label: str, root: Path, c: Checker) -> None:
+    """Loki, as observability/loki.yml and the configs that point at it
+    expect it: the shared config, its data directory writable, ready on
+    /ready, Compose's memory limit, a Service where the Collector and
+    Grafana send."""
+    where = f"{label}: loki"
+    workload = find(objects, "Deployment", "loki") or find(objects, "StatefulSet", "loki")
+    if workload is None:
+        c.failures.append(f"{where}: no Deployment or StatefulSet loki")
+        return
+    spec = pod_template(workload)["spec"]
+    container = spec["containers"][0]
+    args = container.get("args") or []
+    config_flag = next((a for a in args if a.startswith("-config.file=")), "")
+    config_path = config_flag.partition("=")[2]
+    mounts = {m["mountPath"]: m for m in container.get("volumeMounts") or []}
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    config_mount = mounts.get(str(Path(config_path).parent))
+    config_volume = volumes.get((config_mount or {}).get("name", ""), {})
+    c.check(config_path.endswith("/config.yml") and (config_volume.get("configMap") or {}).get("name", "").startswith("loki-config"), f"{where}: does not run the shared config (ConfigMap loki-config key config.yml), args {args}")
+    config = yaml.safe_load((root / "observability/loki.yml").read_text(encoding="utf-8"))
+    data_dir = (config.get("common") or {}).get("path_prefix", "")
+    data_mount = mounts.get(data_dir)
+    data_volume = volumes.get((data_mount or {}).get("name", ""), {})
+    c.check(bool(data_dir) and data_mount is not None and not data_mount.get("readOnly") and ("emptyDir" in data_volume or "persistentVolumeClaim" in data_volume or any(t.get("metadata", {}).get("name") == data_mount["name"] for t in workload["spec"].get("volumeClaimTemplates") or [])), f"{where}: nothing writable mounted at {data_dir!r}, where observability/loki.yml keeps its WAL, index and chunks (the root filesystem is read-only)")
+    ready = (container.get("readinessProbe") or {}).get("httpGet") or {}
+    c.check(ready.get("path") == "/ready", f"{where}: readiness probe is not GET /ready (ready once the ingester has joined its ring)")
+    limit = quantity_bytes(((container.get("resources") or {}).get("limits") or {}).get("memory"))
+    compose_limit = compose_mem_limit(root, "loki")
+    c.check(limit is not None and limit == compose_limit, f"{where}: memory limit {limit} is not Compose's mem_limit {compose_limit} (observability/loki.yml's caches are sized for it)")
+    m = re.fullmatch(r"(\d+)(B|KiB|MiB|GiB)?", env_value(container, "GOMEMLIMIT") or "")  # Go's own units
+    gomemlimit = int(m.group(1)) << {None: 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30}[m.group(2)] if m else None
+    c.check(gomemlimit is not None and limit is not None and gomemlimit < limit, f"{where}: GOMEMLIMIT {env_value(container, 'GOMEMLIMIT')!r} is not below the memory limit")
+    port = ((config.get("server") or {}).get("http_listen_port"))
+    c.check(any(p.get("containerPort") == port for p in container.get("ports") or []), f"{where}: no container port {port} (server.http_listen_port in observability/loki.yml)")
+    # Where the others send and ask: the Collector's logs exporter, Grafana's datasource.
+    collector = yaml.safe_load((root / "observability/otel-collector.yml").read_text(encoding="utf-8"))
+    logs_exporters = [e for name, p in ((collector.get("service") or {}).get("pipelines") or {}).items() if name.split("/")[0] == "logs" for e in p.get("exporters") or []]
+    endpoints = [str(((collector.get("exporters") or {}).get(e) or {}).get("endpoint", "")) for e in logs_exporters]
+    datasources = yaml.safe_load((root / "observability/grafana/provisioning/datasources/datasources.yml").read_text(encoding="utf-8"))
+    endpoints += [str(d.get("url", "")) for d in datasources.get("datasources") or [] if d.get("type") == "loki"]
+    c.check(len(endpoints) >= 2, f"{where}: the Collector's logs pipeline or Grafana's Loki datasource is missing")
+    for endpoint in endpoints:
+        parts = urlsplit(endpoint)
+        svc = find(objects, "Service", parts.hostname or "")
+        c.check(svc is not None and selects(svc["spec"].get("selector", {}), pod_template(workload)["metadata"].get("labels") or {}) and any(p.get("port") == parts.port for p in svc["spec"].get("ports") or []), f"{where}: {endpoint} (shared config) reaches no Service selecting Loki's pods on port {parts.port}")
 
 
 def check_scrape_annotations(objects: list[dict], label: str, c: Checker) -> None:
@@ -738,6 +807,7 @@ def run_checks(renders: dict[str, list[dict]], root: Path, c: Checker) -> None:
         check_shared_files(objects, label, root, c)
         check_namespace_and_ingress(objects, label, c)
         check_nats_credentials(objects, label, c)
+        check_loki(objects, label, root, c)
     for label in ("overlays/production-like", "production-like+autoscale-requests-per-second"):
         check_network_policies(renders[label] + renders["loadgen"], label, root, c)
     check_autoscaling(renders["overlays/production-like"], "overlays/production-like", c, "cpu")
@@ -858,11 +928,33 @@ def self_test(renders: dict[str, list[dict]], root: Path) -> list[str]:
         policy = find(r["overlays/production-like"], "NetworkPolicy", "backends")
         policy["spec"]["ingress"][0]["from"].pop()
 
+    def edited_loki_config(r: dict) -> None:
+        cm = configmap_by_base(r["overlays/dev"], "loki-config")
+        cm["data"]["config.yml"] = cm["data"]["config.yml"].replace("retention_period: 72h", "retention_period: 0s")
+
+    def loki_ready_on_root(r: dict) -> None:
+        container(r["overlays/dev"], "loki")["readinessProbe"]["httpGet"]["path"] = "/"
+
+    def loki_without_data_volume(r: dict) -> None:
+        c_ = container(r["overlays/production-like"], "loki")
+        c_["volumeMounts"] = [m for m in c_["volumeMounts"] if m["mountPath"] != "/loki"]
+
+    def loki_bigger_than_compose(r: dict) -> None:
+        container(r["overlays/dev"], "loki")["resources"]["limits"]["memory"] = "1Gi"
+
+    def loki_service_elsewhere(r: dict) -> None:
+        find(r["overlays/dev"], "Service", "loki")["spec"]["ports"][0]["port"] = 80
+
+    def loki_unreachable(r: dict) -> None:
+        objects = r["overlays/production-like"]
+        objects.remove(find(objects, "NetworkPolicy", "loki"))
+
     mutations = [
         drop_headless, unpin_image, drift_image, no_readiness, writable_root, root_user, no_limits,
         no_drain, clusterip_url, real_secret, edited_dashboard, missing_dashboard, edited_rules,
         static_prometheus, hpa_fights_replicas, no_pdb, public_metrics, missing_secret_key, shared_nats_user, wildcard_role,
-        blocked_database, blocked_scrape,
+        blocked_database, blocked_scrape, edited_loki_config, loki_ready_on_root, loki_without_data_volume,
+        loki_bigger_than_compose, loki_service_elsewhere, loki_unreachable,
     ]
     missed = []
     for mutate in mutations:
