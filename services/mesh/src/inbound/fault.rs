@@ -142,13 +142,20 @@ impl<S> InjectFaults<S> {
                         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
                     "fault injected"
                 ),
-                (Outcome::Error { status, fault_id }, _) => tracing::info!(
+                // An injected failure is logged as what it looks like to
+                // the caller, an error, inside the failing server span: the
+                // line that explains the failed request in its trace, and
+                // what the logs panels count during a fault.
+                (Outcome::Error { status, fault_id }, _) => tracing::error!(
                     fault.kind = kind.as_str(),
                     fault.id = fault_id.as_str(),
                     http.response.status_code = i64::from(status.as_u16()),
-                    "fault injected"
+                    "fault injected: answering {status}"
                 ),
-                _ => tracing::info!(fault.kind = kind.as_str(), "fault injected"),
+                _ => tracing::error!(
+                    fault.kind = kind.as_str(),
+                    "fault injected: closing the connection unanswered"
+                ),
             }
         }
     }

@@ -401,7 +401,7 @@ async fn injected_faults_are_marked_on_the_server_span() {
     let kinds: Vec<String> = span
         .events
         .iter()
-        .filter(|e| e.name == "fault injected")
+        .filter(|e| e.name.starts_with("fault injected"))
         .filter_map(|e| {
             e.attributes
                 .iter()
@@ -410,6 +410,19 @@ async fn injected_faults_are_marked_on_the_server_span() {
         })
         .collect();
     assert_eq!(kinds, ["latency", "error"], "{:#?}", span.events);
+    // The injected error is logged as an error, saying what it answered.
+    let error = span
+        .events
+        .iter()
+        .find(|e| e.name == "fault injected: answering 502 Bad Gateway")
+        .unwrap_or_else(|| panic!("{:#?}", span.events));
+    assert!(
+        error
+            .attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "level" && kv.value.as_str() == "ERROR"),
+        "{error:#?}"
+    );
 
     // A request no fault touched carries no mark.
     let clean = telemetry.span("GET /items");

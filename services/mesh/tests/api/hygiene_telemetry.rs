@@ -282,7 +282,9 @@ fn field_name(arg: &str) -> Option<String> {
 /// in `src`: the arguments before the message literal.
 fn emitted_log_keys(src: &str) -> Vec<String> {
     let mut keys = Vec::new();
-    for mac in ["trace!(", "debug!(", "info!(", "warn!(", "error!(", "event!("] {
+    for mac in [
+        "trace!(", "debug!(", "info!(", "warn!(", "error!(", "event!(",
+    ] {
         for (at, _) in src.match_indices(mac) {
             if src[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
                 continue;

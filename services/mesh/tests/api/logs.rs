@@ -112,13 +112,18 @@ async fn an_error_line_leaves_as_a_record_inside_its_span_without_secrets() {
         .find(|r| r.record.severity_number() == Some(Severity::Error))
         .unwrap_or_else(|| panic!("no ERROR record in {records:#?}"));
     let record = &failed.record;
-    let cx = record.trace_context().expect("a record inside a span has its context");
+    let cx = record
+        .trace_context()
+        .expect("a record inside a span has its context");
     assert_eq!(cx.trace_id, server.span_context.trace_id());
     assert_eq!(cx.span_id, server.span_context.span_id());
     assert!(cx.trace_flags.is_some_and(|f| f.is_sampled()));
     assert_eq!(record.severity_text(), Some("ERROR"));
     assert_eq!(
-        failed.resource.get(&"service.name".into()).map(|v| v.to_string()),
+        failed
+            .resource
+            .get(&"service.name".into())
+            .map(|v| v.to_string()),
         Some("payments".to_owned())
     );
     // Scrubbed body and fields; the secret-named field gone and counted.
@@ -131,7 +136,10 @@ async fn an_error_line_leaves_as_a_record_inside_its_span_without_secrets() {
         Some("provider said no to card [REDACTED:card]")
     );
     assert_eq!(attribute(record, "password"), None);
-    assert_eq!(attribute(record, REDACTED_ATTRIBUTES), Some(&AnyValue::Int(1)));
+    assert_eq!(
+        attribute(record, REDACTED_ATTRIBUTES),
+        Some(&AnyValue::Int(1))
+    );
     for r in &records {
         let text = format!("{:?}", r.record);
         for secret in ["alice@example.com", "hunter2", "4111", "s3cr3t-t0k3n"] {
