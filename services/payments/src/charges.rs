@@ -240,7 +240,14 @@ async fn execute(
         created_at: Utc::now().trunc_subsecs(6),
     };
     match db::record_payment(&state.db, &state.outbox, &key, &owner, &payment).await {
-        Ok(true) => Ok(Some(payment)),
+        Ok(true) => {
+            tracing::info!(
+                payment.id = %payment.id,
+                status = payment.status.as_str(),
+                "payment recorded"
+            );
+            Ok(Some(payment))
+        }
         Ok(false) => {
             tracing::warn!(
                 payment.provider.reference = payment.provider_reference.as_deref(),
