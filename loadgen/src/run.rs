@@ -288,7 +288,7 @@ async fn wait_for_roots(running: &RunningReceiver, ids: &[&str]) {
         let complete = ids.iter().all(|id| {
             traces
                 .get(*id)
-                .is_some_and(|spans| spans.iter().any(|s| s.is_root()))
+                .is_some_and(|trace| trace.spans.iter().any(|s| s.is_root()))
         });
         if complete {
             return;

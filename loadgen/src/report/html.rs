@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use load_engine::{NamedStats, Sample, SeriesPoint, Stats};
-use otlp_sink::span::CapturedSpan;
+use otlp_sink::CapturedTrace;
 
 use super::chart::{self, Chart, Marker, Series, Style};
 use super::format::{self, BLUE, GREEN, GREY, ORANGE, PURPLE, RED, escape};
@@ -27,9 +27,9 @@ use crate::summary::{CheckResult, Summary};
 const OPEN_WATERFALLS: usize = 3;
 
 /// Renders the report. `traces` maps lowercase hex trace ids to their
-/// spans (as [`otlp_sink::Receiver::traces`] returns them); samples
-/// whose trace is there get a waterfall.
-pub fn render(summary: &Summary, traces: &BTreeMap<String, Vec<CapturedSpan>>) -> String {
+/// spans and log records (as [`otlp_sink::Receiver::traces`] returns
+/// them); samples whose trace is there get a waterfall.
+pub fn render(summary: &Summary, traces: &BTreeMap<String, CapturedTrace>) -> String {
     let jaeger = summary.links.jaeger.as_deref().and_then(jaeger_base);
     let page = Page {
         summary,
@@ -76,7 +76,7 @@ fn is_trace_id(id: &str) -> bool {
 
 struct Page<'a> {
     summary: &'a Summary,
-    traces: &'a BTreeMap<String, Vec<CapturedSpan>>,
+    traces: &'a BTreeMap<String, CapturedTrace>,
     jaeger: Option<&'a str>,
 }
 
@@ -516,8 +516,8 @@ impl Page<'_> {
              <p class=\"muted\">Captured spans of the journeys above: where the time went.</p>",
         );
         for (i, (sample, id)) in wanted.iter().enumerate() {
-            let spans = &self.traces[id];
-            waterfall::render(out, sample, id, spans, i < OPEN_WATERFALLS, self.jaeger);
+            let trace = &self.traces[id];
+            waterfall::render(out, sample, id, trace, i < OPEN_WATERFALLS, self.jaeger);
         }
         out.push_str("</section>");
     }

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use super::format::{self, RED, escape};
 use load_engine::Sample;
+use otlp_sink::CapturedTrace;
 use otlp_sink::span::{AttrValue, CapturedSpan, StatusCode};
 
 /// Rows drawn per waterfall; the rest are counted, not drawn, so a trace
@@ -126,10 +127,11 @@ pub(super) fn render(
     out: &mut String,
     sample: &Sample,
     id: &str,
-    spans: &[CapturedSpan],
+    trace: &CapturedTrace,
     open: bool,
     jaeger: Option<&str>,
 ) {
+    let spans = &trace.spans;
     let start = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
     let end = spans
         .iter()

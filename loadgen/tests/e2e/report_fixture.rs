@@ -8,6 +8,7 @@ use load_engine::{ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint,
 use loadgen::summary::{
     CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, TimelineRecord, Verdict,
 };
+use otlp_sink::CapturedTrace;
 use otlp_sink::span::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
 
 /// Captured: the slowest journey's trace.
@@ -282,7 +283,7 @@ fn span(
 
 /// Captured traces for [`SLOW_TRACE`] (4 spans over three services) and
 /// [`FAILED_TRACE`] (an injected fault).
-pub fn traces() -> BTreeMap<String, Vec<CapturedSpan>> {
+pub fn traces() -> BTreeMap<String, CapturedTrace> {
     let slow = vec![
         span(
             SLOW_TRACE,
@@ -352,7 +353,10 @@ pub fn traces() -> BTreeMap<String, Vec<CapturedSpan>> {
         message: "injected fault".into(),
     };
     BTreeMap::from([
-        (SLOW_TRACE.to_owned(), slow),
-        (FAILED_TRACE.to_owned(), vec![fault]),
+        (SLOW_TRACE.to_owned(), CapturedTrace::new(slow, Vec::new())),
+        (
+            FAILED_TRACE.to_owned(),
+            CapturedTrace::new(vec![fault], Vec::new()),
+        ),
     ])
 }
