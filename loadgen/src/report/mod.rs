@@ -5,6 +5,7 @@
 mod chart;
 mod format;
 pub mod html;
+mod logs;
 pub mod table;
 mod waterfall;
 
