@@ -5,9 +5,10 @@
 //!
 //! - **Values people write and read:** [`human`] (durations, error chains),
 //!   [`summary`] (the `summary.json` types every part shares).
-//! - **Traces**, from their own crate: [`otlp_sink`] (an OTLP receiver over
-//!   gRPC and HTTP, the span model, the traces a run keeps), which
-//!   `loadgen receive`, `run --capture-traces`, the report and the tests use.
+//! - **Traces and logs**, from their own crate: [`otlp_sink`] (an OTLP
+//!   receiver over gRPC and HTTP, the span and log-record models, the
+//!   traces a run keeps), which [`receive`] (`loadgen receive`), `run
+//!   --capture-traces`, the report and the tests use.
 //! - **Load:** [`journeys`] (what a simulated user does, and the one list
 //!   of them), run by the `load_engine` crate (plans, executors,
 //!   schedules, the recorder and its statistics, live progress; `loadgen
@@ -28,6 +29,7 @@ pub mod expect;
 pub mod human;
 pub mod journeys;
 pub mod platform;
+pub mod receive;
 pub mod report;
 pub mod run;
 pub mod scenario;

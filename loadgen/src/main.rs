@@ -87,24 +87,10 @@ enum Command {
         )]
         rate_limit_trust_forwarded_for: bool,
     },
-    /// Receive OTLP traces (gRPC and HTTP) and print what arrives: a
-    /// stand-in collector for benchmarks and quick looks without Jaeger.
-    Receive {
-        /// OTLP/gRPC listen address.
-        #[arg(long, default_value = "127.0.0.1:4317")]
-        grpc: std::net::SocketAddr,
-        /// OTLP/HTTP listen address.
-        #[arg(long, default_value = "127.0.0.1:4318")]
-        http: std::net::SocketAddr,
-        /// Spans kept in memory (oldest dropped first).
-        #[arg(long, default_value_t = 10_000)]
-        keep: usize,
-        /// Also serve the read-only query API here: `GET
-        /// /api/traces/{trace_id}`, `/api/stats` and `/metrics` (what the
-        /// Compose smoke test asks and Prometheus scrapes).
-        #[arg(long)]
-        query: Option<std::net::SocketAddr>,
-    },
+    /// Receive OTLP traces and logs (gRPC and HTTP) and print what
+    /// arrives: span counts, and each log record as it comes. A stand-in
+    /// collector for benchmarks and quick looks without Jaeger.
+    Receive(loadgen::receive::ReceiveArgs),
     /// Run a scenario: journeys through the gateway on a schedule, the
     /// scenario's timeline events on time, then a verdict from its
     /// thresholds and expectations (exit 0 passed, 1 a check failed, 2
@@ -282,54 +268,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn receive(
-    grpc: std::net::SocketAddr,
-    http: std::net::SocketAddr,
-    keep: usize,
-    query: Option<std::net::SocketAddr>,
-) -> anyhow::Result<()> {
-    let running = otlp_sink::Receiver::with_max_spans(keep)
-        .start(grpc, http)
-        .await?;
-    println!(
-        "receiving OTLP on {} (gRPC) and {} (HTTP); Ctrl-C stops",
-        running.grpc_endpoint(),
-        running.http_endpoint()
-    );
-    if let Some(addr) = query {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        println!(
-            "query API on http://{}/api/traces/{{trace_id}}",
-            listener.local_addr()?
-        );
-        let router = running.query_router();
-        // Ends with the process; nothing to drain in a read-only API.
-        tokio::spawn(async move { axum::serve(listener, router).await });
-    }
-    let mut last = 0;
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            () = mesh::server::shutdown_signal() => break,
-            _ = tick.tick() => {
-                let stats = running.stats();
-                if stats.received_spans != last {
-                    println!(
-                        "{} spans received ({} in the last 5 s)",
-                        stats.received_spans,
-                        stats.received_spans - last
-                    );
-                    last = stats.received_spans;
-                }
-            }
-        }
-    }
-    let stats = running.stats();
-    println!("{} spans received in all", stats.received_spans);
-    running.shutdown().await?;
-    Ok(())
-}
-
 fn list_scenarios(dir: Option<PathBuf>, journeys: bool) -> anyhow::Result<()> {
     use loadgen::{
         journeys::JOURNEYS,
@@ -396,12 +334,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Scenarios { dir, journeys } => list_scenarios(dir, journeys),
         Command::Run(args) => std::process::exit(loadgen::run::run(*args).await),
-        Command::Receive {
-            grpc,
-            http,
-            keep,
-            query,
-        } => receive(grpc, http, keep, query).await,
+        Command::Receive(args) => loadgen::receive::receive(args).await,
         Command::Bench(args) => {
             print!("{}", load_engine::bench::bench(args).await?);
             Ok(())

@@ -118,8 +118,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
 
-    /// Receive the services' spans in this process and keep the complete
-    /// traces of the slowest and failed journeys for `report.html`.
+    /// Receive the services' spans and log records in this process and
+    /// keep the complete traces of the slowest and failed journeys, with
+    /// their log lines, for `report.html`.
     #[arg(long)]
     pub capture_traces: bool,
 
@@ -196,8 +197,8 @@ async fn run_inner(mut args: RunArgs) -> Result<i32, Unable> {
         .map_err(|e| unable(e.into()))?
         .scaled(args.duration_scale);
 
-    // Trace capture: our own receiver, the services' exporters and ours
-    // pointed at it.
+    // Trace capture: our own receiver, the services' exporters (spans and
+    // log records) and ours pointed at it.
     let capture = if args.capture_traces {
         let running = Receiver::with_capture(CaptureLimits::default())
             .start(
@@ -280,7 +281,9 @@ async fn run_inner(mut args: RunArgs) -> Result<i32, Unable> {
 }
 
 /// Spans reach the capture a little after their journeys ended (batch
-/// exporters): wait, briefly, until each kept trace has its root.
+/// exporters): wait, briefly, until each kept trace has its root. Log
+/// records travel in batches on the same schedule, so they are there by
+/// then too, or nearly.
 async fn wait_for_roots(running: &RunningReceiver, ids: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(6);
     while Instant::now() < deadline {
@@ -288,7 +291,7 @@ async fn wait_for_roots(running: &RunningReceiver, ids: &[&str]) {
         let complete = ids.iter().all(|id| {
             traces
                 .get(*id)
-                .is_some_and(|spans| spans.iter().any(|s| s.is_root()))
+                .is_some_and(|trace| trace.spans.iter().any(|s| s.is_root()))
         });
         if complete {
             return;
@@ -393,7 +396,8 @@ fn platform_of(args: &RunArgs) -> Arc<dyn Platform> {
 }
 
 /// How a run launches its own system in `dir`: the scenario's replicas
-/// and settings, its spans to the run's receiver, its own databases.
+/// and settings, its spans and log records to the run's receiver, its own
+/// databases.
 fn launch_options(
     args: &RunArgs,
     scenario: &Scenario,
@@ -424,12 +428,7 @@ fn launch_options(
     env.entry("RATE_LIMIT_TRUST_FORWARDED_FOR".into())
         .or_insert_with(|| "true".into());
     if let Some(running) = capture {
-        env.insert(
-            "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
-            running.grpc_endpoint(),
-        );
-        env.insert("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into());
-        env.remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        export_to_capture(&mut env, &running.grpc_endpoint());
     }
     options.env = env;
     if let Some(admin_url) = &args.postgres {
@@ -523,6 +522,27 @@ async fn set_stage(target: &mut Target, scenario: &Scenario) -> Vec<String> {
     let notes = stage.notes.clone();
     target.stage = Some(stage);
     notes
+}
+
+/// Points a launched system's spans and log records at the run's capture
+/// (OTLP/gRPC on `endpoint`). The signal-specific settings are set as
+/// well as the general ones: the launcher passes the caller's environment
+/// on, where an `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `..._LOGS_ENDPOINT`
+/// would otherwise send that signal elsewhere (the OTLP exporter
+/// specification gives them precedence). Whether log records are exported
+/// at all (`OTEL_LOGS_EXPORTER`) is left to the scenario and the caller,
+/// as `OTEL_TRACES_EXPORTER` is.
+fn export_to_capture(env: &mut BTreeMap<String, String>, endpoint: &str) {
+    for signal in ["", "TRACES_", "LOGS_"] {
+        env.insert(
+            format!("OTEL_EXPORTER_OTLP_{signal}ENDPOINT"),
+            endpoint.to_owned(),
+        );
+        env.insert(
+            format!("OTEL_EXPORTER_OTLP_{signal}PROTOCOL"),
+            "grpc".into(),
+        );
+    }
 }
 
 /// Runs the scenario against `target`: the data prepared, the engine,
@@ -755,4 +775,71 @@ fn abort_on_fail(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run that captures traces gives its system the capture for both
+    /// signals, over whatever the caller's environment or the scenario
+    /// said about where they go, and leaves whether logs are exported to
+    /// them.
+    #[tokio::test]
+    async fn a_captured_runs_system_sends_spans_and_logs_to_the_capture() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let args = <Cli as clap::Parser>::parse_from(["loadgen", "steady"]).run;
+        let mut scenario = Scenario::load("steady").expect("a shipped scenario");
+        scenario.system.env = BTreeMap::from([
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT".into(),
+                "http://elsewhere:4317".into(),
+            ),
+            ("OTEL_LOGS_EXPORTER".into(), "none".into()),
+        ]);
+        let capture = Receiver::new()
+            .start(
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            )
+            .await
+            .expect("receiver starts");
+        let dir = tempfile::tempdir().expect("temporary directory");
+
+        let options =
+            launch_options(&args, &scenario, Some(&capture), dir.path(), "token").expect("options");
+        let endpoint = capture.grpc_endpoint();
+        for signal in ["", "TRACES_", "LOGS_"] {
+            let var = |name: &str| {
+                options
+                    .env
+                    .get(&format!("OTEL_EXPORTER_OTLP_{signal}{name}"))
+            };
+            assert_eq!(var("ENDPOINT"), Some(&endpoint), "{signal}");
+            assert_eq!(
+                var("PROTOCOL").map(String::as_str),
+                Some("grpc"),
+                "{signal}"
+            );
+        }
+        assert_eq!(
+            options.env.get("OTEL_LOGS_EXPORTER").map(String::as_str),
+            Some("none"),
+            "the scenario's choice to export no logs stands"
+        );
+
+        let options = launch_options(&args, &scenario, None, dir.path(), "token").expect("options");
+        assert_eq!(
+            options
+                .env
+                .get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+                .map(String::as_str),
+            Some("http://elsewhere:4317"),
+            "without a capture, the scenario's settings as they are"
+        );
+    }
 }

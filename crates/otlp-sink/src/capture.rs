@@ -1,42 +1,54 @@
 //! Trace capture for reports: keep the complete traces of the journeys that
-//! matter (the slowest, the failed) within a fixed memory budget.
+//! matter (the slowest, the failed), their spans and their log records,
+//! within a fixed memory budget.
 //!
 //! A load generator only learns which traces matter as journeys finish,
-//! while the services' batch exporters deliver spans seconds later — some
-//! spans of a journey arrive before its verdict, some after. So every span
-//! is held for a while in a *recent window*, grouped by trace; when the
-//! window is over budget, whole traces leave it, the one that has been
-//! quiet longest first (a trace cut in half is worse than no trace). [`TraceStore::keep`] pins a trace: the
-//! spans already held move out of the window, and spans arriving later join
+//! while the services' batch exporters deliver spans and log records
+//! seconds later — some of a journey's arrive before its verdict, some
+//! after. So every record is held for a while in a *recent window*,
+//! grouped by trace; when the window is over budget, whole traces leave
+//! it, the one that has been quiet longest first (a trace cut in half is
+//! worse than no trace). [`TraceStore::keep`] pins a trace: what is
+//! already held moves out of the window, and records arriving later join
 //! it, however late. [`TraceStore::release`] hands it back to the window
 //! (a journey pushed out of the slowest set by a slower one).
 //!
+//! A log record belongs to the trace its `trace_id` names, and goes where
+//! that trace goes: held, pinned, evicted with it. A record made outside
+//! any trace has nowhere to go: it is counted
+//! ([`CaptureStats::untraced_logs`]), never held.
+//!
 //! Two budgets, so that neither can starve the other:
 //!
-//! * the recent window: [`CaptureLimits::recent_spans`] and
-//!   [`CaptureLimits::recent_bytes`]. It decides how far back a pin can
+//! * the recent window: [`CaptureLimits::recent_spans`],
+//!   [`CaptureLimits::recent_logs`] and [`CaptureLimits::recent_bytes`]
+//!   (spans and log records together). It decides how far back a pin can
 //!   reach: at 20 000 spans/s, 200 000 spans cover 10 s.
 //! * pinned traces: at most [`CaptureLimits::max_pinned_traces`] of them,
 //!   [`CaptureLimits::pinned_bytes`] together.
 //!
-//! [`CaptureLimits::max_spans_per_trace`] caps every trace, so one runaway
-//! trace (a retry storm, a loop) cannot fill either budget alone.
+//! [`CaptureLimits::max_spans_per_trace`] and
+//! [`CaptureLimits::max_logs_per_trace`] cap every trace, so one runaway
+//! trace (a retry storm, a loop logging on every turn) cannot fill either
+//! budget alone.
 //!
-//! Sizes are estimates ([`approx_size`]): the heap the span's strings and
-//! maps own plus the struct itself, not allocator overhead. Plan for
-//! roughly twice the configured bytes of real memory.
+//! Sizes are estimates (`size.rs`): the heap a record's strings and maps
+//! own plus the struct itself, not allocator overhead. Plan for roughly
+//! twice the configured bytes of real memory.
 //!
 //! The store is not synchronised; [`Receiver::with_capture`]
-//! wraps it in the receiver's lock and feeds it every span received.
+//! wraps it in the receiver's lock and feeds it everything received.
 //!
 //! [`Receiver::with_capture`]: crate::Receiver::with_capture
 
 use std::collections::{BTreeMap, HashMap};
-use std::mem::size_of;
 
 use serde::Serialize;
 
-use crate::span::{AttrValue, CapturedEvent, CapturedSpan};
+use crate::log::CapturedLog;
+use crate::size;
+use crate::span::CapturedSpan;
+use crate::trace::CapturedTrace;
 
 /// The budgets of a trace capture ([`Receiver::with_capture`]).
 /// [`CaptureLimits::default`] suits a few thousand journeys per second on
@@ -45,23 +57,28 @@ use crate::span::{AttrValue, CapturedEvent, CapturedSpan};
 /// The recent window decides how far back a pin can reach: at 20 000
 /// spans/s, 200 000 spans cover 10 s. Pinned traces have their own budget,
 /// so that neither can starve the other. Sizes are estimates of the heap a
-/// span owns, not allocator overhead: plan for roughly twice the configured
-/// bytes of real memory.
+/// record owns, not allocator overhead: plan for roughly twice the
+/// configured bytes of real memory.
 ///
 /// [`Receiver::with_capture`]: crate::Receiver::with_capture
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CaptureLimits {
     /// Spans held in the recent window (traces nobody pinned yet).
     pub recent_spans: usize,
-    /// Approximate bytes held in the recent window.
+    /// Log records held in the recent window.
+    pub recent_logs: usize,
+    /// Approximate bytes held in the recent window, spans and log records
+    /// together.
     pub recent_bytes: usize,
     /// Traces pinned at once; pins beyond it are refused.
     pub max_pinned_traces: usize,
-    /// Approximate bytes of all pinned traces together; spans that would
+    /// Approximate bytes of all pinned traces together; records that would
     /// exceed it are dropped.
     pub pinned_bytes: usize,
     /// Spans kept per trace, pinned or not; later ones are dropped.
     pub max_spans_per_trace: usize,
+    /// Log records kept per trace, pinned or not; later ones are dropped.
+    pub max_logs_per_trace: usize,
 }
 
 impl Default for CaptureLimits {
@@ -69,27 +86,33 @@ impl Default for CaptureLimits {
         // A span as the services export it (a dozen attributes and the
         // resource) estimates at about 1 KB, so 200 000 spans would be
         // ~200 MB: the byte bound usually binds first and sets the window.
+        // A log record (the resource, a message, a few fields) is smaller,
+        // and a request makes fewer of them than spans.
         Self {
             recent_spans: 200_000,
+            recent_logs: 200_000,
             recent_bytes: 128 * 1024 * 1024,
             max_pinned_traces: 500,
             pinned_bytes: 64 * 1024 * 1024,
             max_spans_per_trace: 2_000,
+            max_logs_per_trace: 2_000,
         }
     }
 }
 
-/// What a trace capture did with the spans it was given
-/// ([`Receiver::capture_stats`](crate::Receiver::capture_stats)).
+/// What a trace capture did with the spans and log records it was given
+/// ([`Receiver::capture_stats`](crate::Receiver::capture_stats)). Every
+/// span received is held, evicted or dropped; every log record is held,
+/// evicted, dropped or untraced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct CaptureStats {
     /// Spans given to the store.
     pub received_spans: u64,
     /// Spans held now, pinned or not.
     pub held_spans: usize,
-    /// Approximate bytes held now.
+    /// Approximate bytes held now, spans and log records.
     pub held_bytes: usize,
-    /// Traces pinned now (including ones with no span yet).
+    /// Traces pinned now (including ones with nothing held yet).
     pub pinned_traces: usize,
     /// Spans held now in pinned traces.
     pub pinned_spans: usize,
@@ -102,9 +125,23 @@ pub struct CaptureStats {
     /// Pins refused ([`Receiver::keep`](crate::Receiver::keep)) because the
     /// pinned budget was full.
     pub refused_pins: u64,
+    /// Log records given to the store, with a trace id or without.
+    pub received_logs: u64,
+    /// Log records held now, pinned or not.
+    pub held_logs: usize,
+    /// Log records held now in pinned traces.
+    pub pinned_logs: usize,
+    /// Log records evicted with their traces.
+    pub evicted_logs: u64,
+    /// Log records refused on arrival: over
+    /// [`CaptureLimits::max_logs_per_trace`] or
+    /// [`CaptureLimits::pinned_bytes`], or larger than the whole window.
+    pub dropped_logs: u64,
+    /// Log records made outside any trace: counted, never held.
+    pub untraced_logs: u64,
 }
 
-/// Recent spans grouped by trace, with pins. See the module docs.
+/// Recent records grouped by trace, with pins. See the module docs.
 #[derive(Debug)]
 pub(crate) struct TraceStore {
     limits: CaptureLimits,
@@ -120,30 +157,73 @@ pub(crate) struct TraceStore {
 
 #[derive(Debug)]
 struct HeldTrace {
-    /// When it last received a span (or was pinned), its key in `by_age`
+    /// When it last received a record (or was pinned), its key in `by_age`
     /// while unpinned. A released trace goes back with its old age: it is
     /// among the first to go, as nothing wants it any more.
     age: u64,
     pinned: bool,
     spans: Vec<CapturedSpan>,
+    logs: Vec<CapturedLog>,
     bytes: usize,
 }
 
+impl HeldTrace {
+    fn new(age: u64, pinned: bool) -> Self {
+        Self {
+            age,
+            pinned,
+            spans: Vec::new(),
+            logs: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.spans.is_empty() && self.logs.is_empty()
+    }
+
+    fn count(&self, record: Record) -> usize {
+        match record {
+            Record::Span => self.spans.len(),
+            Record::Log => self.logs.len(),
+        }
+    }
+}
+
+/// The two kinds of record a trace holds.
+#[derive(Debug, Clone, Copy)]
+enum Record {
+    Span,
+    Log,
+}
+
+/// What one budget (the recent window, or the pinned traces) holds.
 #[derive(Debug, Default, Clone, Copy)]
 struct Usage {
     spans: usize,
+    logs: usize,
     bytes: usize,
 }
 
 impl Usage {
-    fn add(&mut self, spans: usize, bytes: usize) {
-        self.spans += spans;
+    fn add(&mut self, record: Record, bytes: usize) {
+        match record {
+            Record::Span => self.spans += 1,
+            Record::Log => self.logs += 1,
+        }
         self.bytes += bytes;
     }
 
-    fn sub(&mut self, spans: usize, bytes: usize) {
-        self.spans = self.spans.saturating_sub(spans);
-        self.bytes = self.bytes.saturating_sub(bytes);
+    fn add_trace(&mut self, trace: &HeldTrace) {
+        self.spans += trace.spans.len();
+        self.logs += trace.logs.len();
+        self.bytes += trace.bytes;
+    }
+
+    fn sub_trace(&mut self, trace: &HeldTrace) {
+        self.spans = self.spans.saturating_sub(trace.spans.len());
+        self.logs = self.logs.saturating_sub(trace.logs.len());
+        self.bytes = self.bytes.saturating_sub(trace.bytes);
     }
 }
 
@@ -172,65 +252,83 @@ impl TraceStore {
     /// budget.
     pub fn insert(&mut self, span: CapturedSpan) {
         self.stats.received_spans += 1;
-        let size = approx_size(&span);
-        if let Some(trace) = self.traces.get_mut(&span.trace_id) {
-            if trace.spans.len() >= self.limits.max_spans_per_trace {
-                self.stats.dropped_spans += 1;
-                return;
-            }
-            if trace.pinned {
-                if self.pinned.bytes + size > self.limits.pinned_bytes {
-                    self.stats.dropped_spans += 1;
-                    return;
-                }
-                self.pinned.add(1, size);
-            } else {
-                // Age is the latest arrival: a trace still receiving spans
-                // belongs to a journey that may not have ended, so the one
-                // quiet longest is the one to let go.
-                self.by_age.remove(&trace.age);
-                trace.age = self.next_age;
-                self.next_age += 1;
-                self.by_age.insert(trace.age, span.trace_id.clone());
-                self.recent.add(1, size);
-            }
-            trace.spans.push(span);
-            trace.bytes += size;
-        } else {
-            // A span that could never fit would only empty the window.
-            if self.limits.max_spans_per_trace == 0
-                || self.limits.recent_spans == 0
-                || size > self.limits.recent_bytes
-            {
-                self.stats.dropped_spans += 1;
-                return;
-            }
-            let age = self.next_age;
-            self.next_age += 1;
-            let id = span.trace_id.clone();
-            self.by_age.insert(age, id.clone());
-            self.traces.insert(
-                id,
-                HeldTrace {
-                    age,
-                    pinned: false,
-                    spans: vec![span],
-                    bytes: size,
-                },
-            );
-            self.recent.add(1, size);
+        let size = size::span(&span);
+        match self.admit(&span.trace_id, Record::Span, size) {
+            Some(trace) => trace.spans.push(span),
+            None => self.stats.dropped_spans += 1,
         }
         self.evict_over_budget();
     }
 
-    /// Pins a trace (`trace_id` is hex, either case): the spans held now
+    /// Takes one log record, as [`insert`](Self::insert) takes a span, into
+    /// the trace it names; one outside any trace is only counted.
+    pub fn insert_log(&mut self, log: CapturedLog) {
+        self.stats.received_logs += 1;
+        let Some(trace_id) = log.trace_id.as_deref() else {
+            self.stats.untraced_logs += 1;
+            return;
+        };
+        let size = size::log(&log);
+        match self.admit(trace_id, Record::Log, size) {
+            Some(trace) => trace.logs.push(log),
+            None => self.stats.dropped_logs += 1,
+        }
+        self.evict_over_budget();
+    }
+
+    /// Makes room for one record of `size` bytes in trace `id` and counts
+    /// it: in the pinned budget if the trace is pinned, otherwise in the
+    /// recent window, where the trace becomes the most recently active.
+    /// Returns the trace to add the record to, or `None` when it is refused
+    /// (its trace's cap or the pinned budget is full, or it could never fit
+    /// in the window). The caller evicts what is over budget afterwards.
+    fn admit(&mut self, id: &str, record: Record, size: usize) -> Option<&mut HeldTrace> {
+        let (per_trace, window) = match record {
+            Record::Span => (self.limits.max_spans_per_trace, self.limits.recent_spans),
+            Record::Log => (self.limits.max_logs_per_trace, self.limits.recent_logs),
+        };
+        let fresh = !self.traces.contains_key(id);
+        if fresh {
+            // A record that could never fit would only empty the window.
+            if per_trace == 0 || window == 0 || size > self.limits.recent_bytes {
+                return None;
+            }
+            // Its age is set below, as for any unpinned trace.
+            self.traces.insert(id.to_owned(), HeldTrace::new(0, false));
+        }
+        let trace = self.traces.get_mut(id)?;
+        if trace.count(record) >= per_trace {
+            return None;
+        }
+        if trace.pinned {
+            if self.pinned.bytes + size > self.limits.pinned_bytes {
+                return None;
+            }
+            self.pinned.add(record, size);
+        } else {
+            // Age is the latest arrival: a trace still receiving records
+            // belongs to a journey that may not have ended, so the one
+            // quiet longest is the one to let go.
+            if !fresh {
+                self.by_age.remove(&trace.age);
+            }
+            trace.age = self.next_age;
+            self.next_age += 1;
+            self.by_age.insert(trace.age, id.to_owned());
+            self.recent.add(record, size);
+        }
+        trace.bytes += size;
+        Some(trace)
+    }
+
+    /// Pins a trace (`trace_id` is hex, either case): the records held now
     /// and every later one are kept until [`release`](Self::release).
-    /// Pinning a trace with no span yet is how a span that is still on its
-    /// way gets kept.
+    /// Pinning a trace with nothing held yet is how a record that is still
+    /// on its way gets kept.
     ///
     /// Returns whether the trace is pinned now; `false` (counted in
     /// [`CaptureStats::refused_pins`]) when [`CaptureLimits::max_pinned_traces`]
-    /// traces are pinned already or its spans do not fit in
+    /// traces are pinned already or what it holds does not fit in
     /// [`CaptureLimits::pinned_bytes`].
     pub fn keep(&mut self, trace_id: &str) -> bool {
         let id = trace_id.to_ascii_lowercase();
@@ -244,8 +342,8 @@ impl TraceStore {
                 }
                 trace.pinned = true;
                 self.by_age.remove(&trace.age);
-                self.recent.sub(trace.spans.len(), trace.bytes);
-                self.pinned.add(trace.spans.len(), trace.bytes);
+                self.recent.sub_trace(trace);
+                self.pinned.add_trace(trace);
             }
             None => {
                 if full {
@@ -254,15 +352,7 @@ impl TraceStore {
                 }
                 let age = self.next_age;
                 self.next_age += 1;
-                self.traces.insert(
-                    id,
-                    HeldTrace {
-                        age,
-                        pinned: true,
-                        spans: Vec::new(),
-                        bytes: 0,
-                    },
-                );
+                self.traces.insert(id, HeldTrace::new(age, true));
             }
         }
         self.pinned_traces += 1;
@@ -281,12 +371,12 @@ impl TraceStore {
         }
         trace.pinned = false;
         self.pinned_traces -= 1;
-        self.pinned.sub(trace.spans.len(), trace.bytes);
-        if trace.spans.is_empty() {
+        self.pinned.sub_trace(trace);
+        if trace.is_empty() {
             self.traces.remove(&id);
             return;
         }
-        self.recent.add(trace.spans.len(), trace.bytes);
+        self.recent.add_trace(trace);
         self.by_age.insert(trace.age, id);
         self.evict_over_budget();
     }
@@ -299,10 +389,10 @@ impl TraceStore {
             .is_some_and(|t| t.pinned)
     }
 
-    /// The held spans of each trace asked for that has any, ordered by start
-    /// time (parents before children that start with them). Keys are
+    /// What is held of each trace asked for that has anything, spans by
+    /// start time and log records by time ([`CapturedTrace`]). Keys are
     /// lowercase hex; ids with nothing held are left out.
-    pub fn traces<I>(&self, trace_ids: I) -> BTreeMap<String, Vec<CapturedSpan>>
+    pub fn traces<I>(&self, trace_ids: I) -> BTreeMap<String, CapturedTrace>
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
@@ -311,10 +401,9 @@ impl TraceStore {
             .into_iter()
             .filter_map(|id| {
                 let id = id.as_ref().to_ascii_lowercase();
-                let trace = self.traces.get(&id).filter(|t| !t.spans.is_empty())?;
-                let mut spans = trace.spans.clone();
-                spans.sort_by_key(|s| (s.start_unix_nano, std::cmp::Reverse(s.end_unix_nano)));
-                Some((id, spans))
+                let trace = self.traces.get(&id).filter(|t| !t.is_empty())?;
+                let held = CapturedTrace::new(trace.spans.clone(), trace.logs.clone());
+                Some((id, held))
             })
             .collect()
     }
@@ -326,327 +415,64 @@ impl TraceStore {
             .map_or(&[], |t| &t.spans)
     }
 
+    /// The log records of one trace, in arrival order.
+    pub fn trace_logs(&self, trace_id: &str) -> &[CapturedLog] {
+        self.traces
+            .get(&trace_id.to_ascii_lowercase())
+            .map_or(&[], |t| &t.logs)
+    }
+
     /// Every held span: traces from the least to the most recently active,
     /// each in arrival order.
     pub fn spans(&self) -> impl Iterator<Item = &CapturedSpan> {
+        self.by_activity().flat_map(|t| t.spans.iter())
+    }
+
+    /// Every held log record, in the order of [`spans`](Self::spans).
+    pub fn logs(&self) -> impl Iterator<Item = &CapturedLog> {
+        self.by_activity().flat_map(|t| t.logs.iter())
+    }
+
+    fn by_activity(&self) -> impl Iterator<Item = &HeldTrace> {
         let mut traces: Vec<&HeldTrace> = self.traces.values().collect();
         traces.sort_by_key(|t| t.age);
-        traces.into_iter().flat_map(|t| t.spans.iter())
+        traces.into_iter()
     }
 
     pub fn stats(&self) -> CaptureStats {
         CaptureStats {
             held_spans: self.recent.spans + self.pinned.spans,
+            held_logs: self.recent.logs + self.pinned.logs,
             held_bytes: self.recent.bytes + self.pinned.bytes,
             pinned_traces: self.pinned_traces,
             pinned_spans: self.pinned.spans,
+            pinned_logs: self.pinned.logs,
             ..self.stats
         }
     }
 
-    /// Forgets every span and pin and resets the counters.
+    /// Forgets every record and pin and resets the counters.
     pub fn clear(&mut self) {
         *self = Self::new(self.limits);
     }
 
     fn evict_over_budget(&mut self) {
         while self.recent.spans > self.limits.recent_spans
+            || self.recent.logs > self.limits.recent_logs
             || self.recent.bytes > self.limits.recent_bytes
         {
             let Some((_, id)) = self.by_age.pop_first() else {
                 break;
             };
             if let Some(trace) = self.traces.remove(&id) {
-                self.recent.sub(trace.spans.len(), trace.bytes);
+                self.recent.sub_trace(&trace);
                 self.stats.evicted_traces += 1;
                 self.stats.evicted_spans += trace.spans.len() as u64;
+                self.stats.evicted_logs += trace.logs.len() as u64;
             }
         }
     }
-}
-
-/// Estimated memory a span holds: the struct plus the heap its strings,
-/// maps and lists own. Map nodes are counted at a flat overhead per entry;
-/// the aim is a bound that tracks real use within a small factor, cheaply.
-pub(crate) fn approx_size(span: &CapturedSpan) -> usize {
-    size_of::<CapturedSpan>()
-        + span.service_name.len()
-        + span.scope_name.len()
-        + span.trace_id.len()
-        + span.span_id.len()
-        + span.parent_span_id.as_ref().map_or(0, String::len)
-        + span.name.len()
-        + span.status.message.len()
-        + attributes_size(&span.resource)
-        + attributes_size(&span.attributes)
-        + span.events.iter().map(event_size).sum::<usize>()
-        + span
-            .links
-            .iter()
-            .map(|(t, s)| size_of::<(String, String)>() + t.len() + s.len())
-            .sum::<usize>()
-}
-
-/// Per-entry overhead of a `BTreeMap` node slot, roughly.
-const MAP_ENTRY_OVERHEAD: usize = 16;
-
-fn attributes_size(map: &BTreeMap<String, AttrValue>) -> usize {
-    map.iter()
-        .map(|(k, v)| {
-            MAP_ENTRY_OVERHEAD
-                + size_of::<String>()
-                + size_of::<AttrValue>()
-                + k.len()
-                + value_heap(v)
-        })
-        .sum()
-}
-
-fn value_heap(value: &AttrValue) -> usize {
-    match value {
-        AttrValue::String(s) => s.len(),
-        AttrValue::Bytes(b) => b.len(),
-        AttrValue::Array(items) => items
-            .iter()
-            .map(|v| size_of::<AttrValue>() + value_heap(v))
-            .sum(),
-        AttrValue::KvList(map) => attributes_size(map),
-        AttrValue::Bool(_) | AttrValue::Int(_) | AttrValue::Double(_) | AttrValue::Empty => 0,
-    }
-}
-
-fn event_size(event: &CapturedEvent) -> usize {
-    size_of::<CapturedEvent>() + event.name.len() + attributes_size(&event.attributes)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::span::{SpanKind, SpanStatus, Transport};
-
-    fn span(trace: u8, name: &str) -> CapturedSpan {
-        CapturedSpan {
-            service_name: "courses".into(),
-            resource: BTreeMap::from([(
-                "service.name".into(),
-                AttrValue::String("courses".into()),
-            )]),
-            scope_name: "mesh".into(),
-            trace_id: format!("{trace:032x}"),
-            span_id: format!("{:016x}", (u64::from(trace) << 8) | name.len() as u64),
-            parent_span_id: None,
-            name: name.into(),
-            kind: SpanKind::Server,
-            attributes: BTreeMap::new(),
-            status: SpanStatus::default(),
-            start_unix_nano: 0,
-            end_unix_nano: 1,
-            events: Vec::new(),
-            links: Vec::new(),
-            transport: Transport::Grpc,
-        }
-    }
-
-    fn id(trace: u8) -> String {
-        format!("{trace:032x}")
-    }
-
-    fn limits(recent_spans: usize) -> CaptureLimits {
-        CaptureLimits {
-            recent_spans,
-            recent_bytes: usize::MAX,
-            max_pinned_traces: 10,
-            pinned_bytes: usize::MAX,
-            max_spans_per_trace: 100,
-        }
-    }
-
-    fn names(store: &TraceStore, trace: u8) -> Vec<String> {
-        store
-            .trace(&id(trace))
-            .iter()
-            .map(|s| s.name.clone())
-            .collect()
-    }
-
-    #[test]
-    fn a_pin_keeps_spans_that_arrived_before_it_and_after_it() {
-        let mut store = TraceStore::new(limits(4));
-        store.insert(span(1, "before"));
-        assert!(
-            store.keep(&id(1).to_ascii_uppercase()),
-            "ids in either case"
-        );
-        store.insert(span(1, "after"));
-        // Flood the window well past its budget with other traces.
-        for t in 2..50 {
-            store.insert(span(t, "noise"));
-        }
-        assert_eq!(names(&store, 1), ["before", "after"]);
-        assert!(store.is_pinned(&id(1)));
-    }
-
-    #[test]
-    fn a_pin_before_any_span_keeps_the_late_ones() {
-        let mut store = TraceStore::new(limits(2));
-        assert!(store.keep(&id(7)));
-        assert!(store.traces([id(7)]).is_empty(), "nothing held yet");
-        for t in 10..20 {
-            store.insert(span(t, "noise"));
-        }
-        store.insert(span(7, "late"));
-        for t in 20..30 {
-            store.insert(span(t, "noise"));
-        }
-        let traces = store.traces([id(7), id(99)]);
-        assert_eq!(
-            traces.keys().collect::<Vec<_>>(),
-            [&id(7)],
-            "unknown ids are left out"
-        );
-        assert_eq!(traces[&id(7)][0].name, "late");
-    }
-
-    #[test]
-    fn eviction_takes_whole_oldest_traces_and_keeps_pinned() {
-        let mut store = TraceStore::new(limits(4));
-        store.insert(span(1, "a"));
-        store.insert(span(2, "a"));
-        store.insert(span(2, "b"));
-        store.insert(span(3, "a"));
-        store.insert(span(1, "b"));
-        // 5 spans > 4: trace 2, quiet longest, goes with both of its spans;
-        // trace 1 began first but has just received one.
-        assert!(store.trace(&id(2)).is_empty());
-        assert_eq!(names(&store, 1), ["a", "b"]);
-        assert_eq!(store.stats().evicted_traces, 1);
-        assert_eq!(store.stats().evicted_spans, 2);
-
-        assert!(store.keep(&id(1)));
-        store.insert(span(4, "a"));
-        store.insert(span(5, "a"));
-        store.insert(span(6, "a"));
-        store.insert(span(7, "a"));
-        assert!(store.trace(&id(3)).is_empty(), "the oldest unpinned went");
-        assert_eq!(names(&store, 1), ["a", "b"], "pinned stays");
-        let stats = store.stats();
-        assert_eq!((stats.held_spans, stats.pinned_spans), (6, 2));
-    }
-
-    #[test]
-    fn a_released_trace_is_first_to_go() {
-        let mut store = TraceStore::new(limits(3));
-        store.insert(span(1, "a"));
-        assert!(store.keep(&id(1)));
-        store.insert(span(2, "a"));
-        store.insert(span(3, "a"));
-        store.insert(span(4, "a"));
-        store.release(&id(1));
-        // Back in the window with its old age: over budget, so it goes first.
-        assert!(store.trace(&id(1)).is_empty());
-        assert_eq!(store.stats().held_spans, 3);
-        assert!(!store.is_pinned(&id(1)));
-
-        // Releasing a pin that never saw a span leaves nothing behind.
-        assert!(store.keep(&id(9)));
-        store.release(&id(9));
-        assert_eq!(store.stats().pinned_traces, 0);
-        store.release("not a trace id");
-    }
-
-    #[test]
-    fn pins_are_bounded() {
-        let mut store = TraceStore::new(CaptureLimits {
-            max_pinned_traces: 2,
-            ..limits(100)
-        });
-        assert!(store.keep(&id(1)));
-        assert!(store.keep(&id(2)));
-        assert!(store.keep(&id(2)), "pinning twice is not a second pin");
-        store.insert(span(3, "a"));
-        assert!(!store.keep(&id(3)));
-        assert!(!store.keep(&id(4)));
-        assert_eq!(store.stats().refused_pins, 2);
-        store.release(&id(1));
-        assert!(store.keep(&id(3)), "a release frees a slot");
-    }
-
-    #[test]
-    fn traces_are_capped_per_trace_and_pinned_bytes_are_bounded() {
-        let one = approx_size(&span(1, "a"));
-        let mut store = TraceStore::new(CaptureLimits {
-            max_spans_per_trace: 2,
-            pinned_bytes: 3 * one,
-            ..limits(100)
-        });
-        for name in ["a", "b", "c"] {
-            store.insert(span(1, name));
-        }
-        assert_eq!(names(&store, 1), ["a", "b"]);
-        assert_eq!(store.stats().dropped_spans, 1);
-
-        assert!(store.keep(&id(1)));
-        assert!(store.keep(&id(2)));
-        store.insert(span(2, "a"));
-        store.insert(span(2, "b"));
-        assert_eq!(names(&store, 2), ["a"], "the pinned budget is full");
-        assert_eq!(store.stats().dropped_spans, 2);
-    }
-
-    #[test]
-    fn memory_stays_bounded_under_a_flood() {
-        let limits = CaptureLimits {
-            recent_spans: 1_000,
-            recent_bytes: 200 * 1024,
-            max_pinned_traces: 20,
-            pinned_bytes: 100 * 1024,
-            max_spans_per_trace: 50,
-        };
-        let mut store = TraceStore::new(limits);
-        let mut big = span(0, "big");
-        big.attributes
-            .insert("payload".into(), AttrValue::String("x".repeat(2_000)));
-        for i in 0..100_000u32 {
-            let trace = (i % 251) as u8;
-            let mut s = if i % 7 == 0 {
-                big.clone()
-            } else {
-                span(trace, "s")
-            };
-            s.trace_id = format!("{:032x}", i / 3);
-            if i % 5_000 == 0 {
-                store.keep(&s.trace_id);
-            }
-            store.insert(s);
-            let stats = store.stats();
-            let recent_bytes = stats.held_bytes - pinned_bytes(&store);
-            assert!(stats.held_spans - stats.pinned_spans <= limits.recent_spans);
-            assert!(recent_bytes <= limits.recent_bytes);
-            assert!(pinned_bytes(&store) <= limits.pinned_bytes);
-            assert!(stats.pinned_traces <= limits.max_pinned_traces);
-        }
-        let stats = store.stats();
-        assert_eq!(stats.received_spans, 100_000);
-        assert_eq!(stats.pinned_traces, 20);
-        assert!(stats.refused_pins == 0, "20 pins fit exactly");
-        assert_eq!(
-            stats.received_spans,
-            stats.held_spans as u64 + stats.evicted_spans + stats.dropped_spans,
-            "every span is held, evicted or dropped"
-        );
-    }
-
-    fn pinned_bytes(store: &TraceStore) -> usize {
-        store.pinned.bytes
-    }
-
-    #[test]
-    fn size_counts_attributes() {
-        let plain = span(1, "a");
-        let mut heavy = plain.clone();
-        heavy
-            .attributes
-            .insert("http.route".into(), AttrValue::String("/x".repeat(500)));
-        assert!(approx_size(&heavy) >= approx_size(&plain) + 1_000);
-    }
-}
+mod tests;

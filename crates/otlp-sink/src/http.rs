@@ -1,9 +1,10 @@
-//! OTLP/HTTP: `POST /v1/traces` with a protobuf (`application/x-protobuf`)
-//! or OTLP/JSON (`application/json`: hex trace and span ids, 64-bit integers
-//! as strings) body, optionally with `Content-Encoding: gzip`. Answers are
-//! in the request's encoding, errors as a `google.rpc.Status` in it, as the
-//! OTLP specification asks (an unknown content type gets plain text: there
-//! is no agreed encoding to answer in).
+//! OTLP/HTTP: `POST /v1/traces` and `POST /v1/logs` with a protobuf
+//! (`application/x-protobuf`) or OTLP/JSON (`application/json`: hex trace
+//! and span ids, 64-bit integers as strings) body, optionally with
+//! `Content-Encoding: gzip`. Answers are in the request's encoding, errors
+//! as a `google.rpc.Status` in it, as the OTLP specification asks (an
+//! unknown content type gets plain text: there is no agreed encoding to
+//! answer in).
 
 use std::io::{self, Read as _};
 
@@ -13,10 +14,14 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message as _;
+use serde::de::DeserializeOwned;
 
 use crate::receiver::{MAX_REQUEST_BYTES, Receiver};
 use crate::span::Transport;
@@ -24,16 +29,68 @@ use crate::span::Transport;
 /// The OTLP/HTTP path for traces; `http_endpoint()` + this is the full URL.
 pub const HTTP_TRACES_PATH: &str = "/v1/traces";
 
+/// The OTLP/HTTP path for logs; `http_endpoint()` + this is the full URL.
+pub const HTTP_LOGS_PATH: &str = "/v1/logs";
+
 const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf";
 const CONTENT_TYPE_JSON: &str = "application/json";
 
-/// The router [`crate::server`] serves: [`HTTP_TRACES_PATH`], with request
-/// bodies bounded by [`MAX_REQUEST_BYTES`].
+/// The router [`crate::server`] serves: [`HTTP_TRACES_PATH`] and
+/// [`HTTP_LOGS_PATH`], with request bodies bounded by [`MAX_REQUEST_BYTES`].
 pub(crate) fn router(receiver: Receiver) -> Router {
     Router::new()
-        .route(HTTP_TRACES_PATH, post(export_http))
+        .route(
+            HTTP_TRACES_PATH,
+            post(export_http::<ExportTraceServiceRequest>),
+        )
+        .route(
+            HTTP_LOGS_PATH,
+            post(export_http::<ExportLogsServiceRequest>),
+        )
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(receiver)
+}
+
+/// What differs between the signals' endpoints: the request, its name in
+/// error messages, the success answer, and which store it feeds.
+trait Signal: prost::Message + Default + DeserializeOwned + Send + 'static {
+    /// The request's protobuf message name.
+    const REQUEST: &'static str;
+
+    /// An empty export response (full success), protobuf-encoded.
+    fn success() -> Vec<u8>;
+
+    fn ingest(self, receiver: &Receiver, transport: Transport);
+}
+
+impl Signal for ExportTraceServiceRequest {
+    const REQUEST: &'static str = "ExportTraceServiceRequest";
+
+    fn success() -> Vec<u8> {
+        ExportTraceServiceResponse {
+            partial_success: None,
+        }
+        .encode_to_vec()
+    }
+
+    fn ingest(self, receiver: &Receiver, transport: Transport) {
+        receiver.ingest(self, transport);
+    }
+}
+
+impl Signal for ExportLogsServiceRequest {
+    const REQUEST: &'static str = "ExportLogsServiceRequest";
+
+    fn success() -> Vec<u8> {
+        ExportLogsServiceResponse {
+            partial_success: None,
+        }
+        .encode_to_vec()
+    }
+
+    fn ingest(self, receiver: &Receiver, transport: Transport) {
+        receiver.ingest_logs(self, transport);
+    }
 }
 
 /// The two OTLP/HTTP body encodings.
@@ -75,18 +132,18 @@ impl Encoding {
         }
     }
 
-    fn decode(self, body: &[u8]) -> Result<ExportTraceServiceRequest, HttpError> {
-        Ok(match self {
-            Self::Protobuf => ExportTraceServiceRequest::decode(body)?,
-            Self::Json => serde_json::from_slice(body)?,
-        })
+    fn decode<S: Signal>(self, body: &[u8]) -> Result<S, HttpError> {
+        match self {
+            Self::Protobuf => S::decode(body).map_err(|e| HttpError::Protobuf(S::REQUEST, e)),
+            Self::Json => serde_json::from_slice(body).map_err(|e| HttpError::Json(S::REQUEST, e)),
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 enum HttpError {
     #[error(
-        "unsupported Content-Type {0:?}: OTLP/HTTP traces must be application/x-protobuf or application/json"
+        "unsupported Content-Type {0:?}: OTLP/HTTP requests must be application/x-protobuf or application/json"
     )]
     UnsupportedContentType(String),
     #[error("unsupported Content-Encoding {0:?}: only gzip and identity are accepted")]
@@ -95,10 +152,10 @@ enum HttpError {
     Gzip(#[source] io::Error),
     #[error("decompressed body exceeds {MAX_REQUEST_BYTES} bytes")]
     TooLarge,
-    #[error("body is not a protobuf ExportTraceServiceRequest: {0}")]
-    Protobuf(#[from] prost::DecodeError),
-    #[error("body is not an OTLP/JSON ExportTraceServiceRequest: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("body is not a protobuf {0}: {1}")]
+    Protobuf(&'static str, #[source] prost::DecodeError),
+    #[error("body is not an OTLP/JSON {0}: {1}")]
+    Json(&'static str, #[source] serde_json::Error),
 }
 
 impl HttpError {
@@ -108,7 +165,7 @@ impl HttpError {
                 HttpStatus::UNSUPPORTED_MEDIA_TYPE
             }
             Self::TooLarge => HttpStatus::PAYLOAD_TOO_LARGE,
-            Self::Gzip(_) | Self::Protobuf(_) | Self::Json(_) => HttpStatus::BAD_REQUEST,
+            Self::Gzip(_) | Self::Protobuf(..) | Self::Json(..) => HttpStatus::BAD_REQUEST,
         }
     }
 }
@@ -127,7 +184,7 @@ struct RpcStatus {
 /// gRPC's INVALID_ARGUMENT: every error here is the client's request.
 const RPC_INVALID_ARGUMENT: i32 = 3;
 
-async fn export_http(
+async fn export_http<S: Signal>(
     State(receiver): State<Receiver>,
     headers: HeaderMap,
     body: Bytes,
@@ -137,16 +194,12 @@ async fn export_http(
         // Without a known content type there is no agreed error encoding.
         Err(error) => return (error.status(), error.to_string()).into_response(),
     };
-    let request = decompress(&headers, body).and_then(|body| encoding.decode(&body));
+    let request = decompress(&headers, body).and_then(|body| encoding.decode::<S>(&body));
     match request {
         Ok(request) => {
-            receiver.ingest(request, encoding.transport());
+            request.ingest(&receiver, encoding.transport());
             let body = match encoding {
-                // An empty ExportTraceServiceResponse: full success.
-                Encoding::Protobuf => ExportTraceServiceResponse {
-                    partial_success: None,
-                }
-                .encode_to_vec(),
+                Encoding::Protobuf => S::success(),
                 Encoding::Json => b"{}".to_vec(),
             };
             with_content_type(HttpStatus::OK, encoding, body)
@@ -213,11 +266,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::log::Severity;
     use crate::samples::{
-        CHILD_HEX, ROOT_HEX, TRACE_HEX, assert_sample_captured, sample_request, start,
+        CHILD_HEX, ROOT_HEX, TRACE_HEX, assert_sample_captured, assert_sample_logs_captured,
+        sample_logs_request, sample_request, start,
     };
     use crate::server::RunningReceiver;
-    use crate::span::{SpanKind, StatusCode};
+    use crate::span::{AttrValue, SpanKind, StatusCode};
 
     fn http_client() -> reqwest::Client {
         // A proxy from the environment must not intercept loopback traffic.
@@ -232,8 +287,16 @@ mod tests {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (reqwest::StatusCode, Option<String>, Vec<u8>) {
-        let mut request =
-            http_client().post(format!("{}{HTTP_TRACES_PATH}", running.http_endpoint()));
+        post_to(running, HTTP_TRACES_PATH, headers, body).await
+    }
+
+    async fn post_to(
+        running: &RunningReceiver,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (reqwest::StatusCode, Option<String>, Vec<u8>) {
+        let mut request = http_client().post(format!("{}{path}", running.http_endpoint()));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -451,5 +514,119 @@ mod tests {
         );
 
         assert!(running.spans().is_empty());
+    }
+
+    #[tokio::test]
+    async fn http_protobuf_logs_are_captured() {
+        let running = start(Receiver::new()).await;
+        let (status, content_type, body) = post_to(
+            &running,
+            HTTP_LOGS_PATH,
+            &[
+                ("content-type", CONTENT_TYPE_PROTOBUF),
+                ("content-encoding", "gzip"),
+            ],
+            gzip(&sample_logs_request().encode_to_vec()),
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::OK);
+        assert_eq!(content_type.as_deref(), Some(CONTENT_TYPE_PROTOBUF));
+        let response = ExportLogsServiceResponse::decode(&body[..]).expect("protobuf response");
+        assert_eq!(response.partial_success, None);
+
+        assert_sample_logs_captured(&running.logs(), Transport::HttpProtobuf);
+        assert!(running.spans().is_empty(), "logs are not spans");
+    }
+
+    /// OTLP/JSON logs: hex ids, severity as an integer, 64-bit times as
+    /// strings, the body an `AnyValue`.
+    #[tokio::test]
+    async fn http_json_logs_are_captured() {
+        let json = r#"{
+          "resourceLogs": [{
+            "resource": {"attributes": [
+              {"key": "service.name", "value": {"stringValue": "payments"}},
+              {"key": "service.instance.id", "value": {"stringValue": "p-1"}}
+            ]},
+            "scopeLogs": [{
+              "scope": {"name": "payments"},
+              "logRecords": [{
+                "timeUnixNano": "1544712660300000000",
+                "observedTimeUnixNano": "1544712660300000001",
+                "severityNumber": 13,
+                "severityText": "WARN",
+                "traceId": "5B8EFFF798038103D269B633813FC60C",
+                "spanId": "0011223344556677",
+                "flags": 1,
+                "body": {"stringValue": "retrying <provider>"},
+                "attributes": [
+                  {"key": "attempt", "value": {"intValue": "2"}},
+                  {"key": "destination", "value": {"stringValue": "provider"}}
+                ]
+              }, {
+                "severityNumber": 9,
+                "body": {"stringValue": "no trace here"}
+              }]
+            }]
+          }]
+        }"#;
+        let running = start(Receiver::new()).await;
+        let (status, content_type, body) = post_to(
+            &running,
+            HTTP_LOGS_PATH,
+            &[("content-type", CONTENT_TYPE_JSON)],
+            json.as_bytes().to_vec(),
+        )
+        .await;
+        assert_eq!(
+            status,
+            reqwest::StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(content_type.as_deref(), Some(CONTENT_TYPE_JSON));
+        assert_eq!(body, b"{}");
+
+        let logs = running.logs();
+        assert_eq!(logs.len(), 2, "{logs:#?}");
+        let warn = &logs[0];
+        assert_eq!(warn.service_name, "payments");
+        assert_eq!(warn.trace_id.as_deref(), Some(TRACE_HEX), "lower-cased");
+        assert_eq!(warn.span_id.as_deref(), Some(CHILD_HEX));
+        assert_eq!(warn.flags, 1);
+        assert_eq!(warn.severity, Severity::Warn);
+        assert_eq!(warn.severity_text, "WARN");
+        assert_eq!(warn.body, AttrValue::String("retrying <provider>".into()));
+        assert_eq!(warn.attr_i64("attempt"), Some(2));
+        assert_eq!(warn.attr_str("destination"), Some("provider"));
+        assert_eq!(warn.time_unix_nano, 1_544_712_660_300_000_000);
+        assert_eq!(warn.transport, Transport::HttpJson);
+        let plain = &logs[1];
+        assert_eq!(
+            (plain.trace_id.as_deref(), plain.span_id.as_deref()),
+            (None, None)
+        );
+        assert_eq!(plain.severity, Severity::Info, "from the number alone");
+        assert_eq!(running.trace_logs(TRACE_HEX).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn http_logs_errors_name_the_logs_request() {
+        let running = start(Receiver::new()).await;
+        let (status, _, reply) = post_to(
+            &running,
+            HTTP_LOGS_PATH,
+            &[("content-type", CONTENT_TYPE_JSON)],
+            br#"{"resourceLogs": 5}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+        let reply: serde_json::Value = serde_json::from_slice(&reply).expect("JSON Status body");
+        let message = reply["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("body is not an OTLP/JSON ExportLogsServiceRequest"),
+            "{message}"
+        );
+        assert!(running.logs().is_empty());
     }
 }

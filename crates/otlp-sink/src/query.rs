@@ -6,7 +6,7 @@
 //!
 //! | Route | Answer |
 //! |---|---|
-//! | `GET /api/traces/{trace_id}` | `{"trace_id", "spans": [...]}`, the held spans of that trace ([`CapturedSpan`] as JSON), oldest first; 404 with no spans when none is held |
+//! | `GET /api/traces/{trace_id}` | `{"trace_id", "spans": [...], "logs": [...]}`, the held spans ([`CapturedSpan`] as JSON) and log records ([`CapturedLog`]) of that trace, each oldest first; 404 with empty lists when nothing of it is held |
 //! | `GET /api/stats` | [`ReceiverStats`] as JSON |
 //! | `GET /metrics` | the same counters in the Prometheus text format |
 
@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+use crate::log::CapturedLog;
 use crate::receiver::{Receiver, ReceiverStats};
 use crate::span::CapturedSpan;
 
@@ -26,10 +27,11 @@ use crate::span::CapturedSpan;
 struct TraceBody {
     trace_id: String,
     spans: Vec<CapturedSpan>,
+    logs: Vec<CapturedLog>,
 }
 
 impl Receiver {
-    /// The read-only query API (module docs), over this receiver's spans.
+    /// The read-only query API (module docs), over this receiver's store.
     pub fn query_router(&self) -> Router {
         Router::new()
             .route("/api/traces/{trace_id}", get(trace))
@@ -42,12 +44,18 @@ impl Receiver {
 async fn trace(State(receiver): State<Receiver>, Path(trace_id): Path<String>) -> Response {
     let trace_id = trace_id.to_ascii_lowercase();
     let spans = receiver.trace(&trace_id);
-    let status = if spans.is_empty() {
+    let logs = receiver.trace_logs(&trace_id);
+    let status = if spans.is_empty() && logs.is_empty() {
         StatusCode::NOT_FOUND
     } else {
         StatusCode::OK
     };
-    (status, Json(TraceBody { trace_id, spans })).into_response()
+    let body = TraceBody {
+        trace_id,
+        spans,
+        logs,
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn stats(State(receiver): State<Receiver>) -> Json<ReceiverStats> {
@@ -59,6 +67,9 @@ async fn metrics(State(receiver): State<Receiver>) -> Response {
         received_spans,
         stored_spans,
         dropped_spans,
+        received_logs,
+        stored_logs,
+        dropped_logs,
     } = receiver.stats();
     let body = format!(
         "# HELP otlp_receiver_spans_received_total Spans received over OTLP, dropped ones included.\n\
@@ -69,7 +80,16 @@ async fn metrics(State(receiver): State<Receiver>) -> Response {
          otlp_receiver_spans_stored {stored_spans}\n\
          # HELP otlp_receiver_spans_dropped_total Spans evicted to stay within the limit.\n\
          # TYPE otlp_receiver_spans_dropped_total counter\n\
-         otlp_receiver_spans_dropped_total {dropped_spans}\n"
+         otlp_receiver_spans_dropped_total {dropped_spans}\n\
+         # HELP otlp_receiver_logs_received_total Log records received over OTLP, dropped ones included.\n\
+         # TYPE otlp_receiver_logs_received_total counter\n\
+         otlp_receiver_logs_received_total {received_logs}\n\
+         # HELP otlp_receiver_logs_stored Log records held in memory.\n\
+         # TYPE otlp_receiver_logs_stored gauge\n\
+         otlp_receiver_logs_stored {stored_logs}\n\
+         # HELP otlp_receiver_logs_dropped_total Log records evicted to stay within the limit.\n\
+         # TYPE otlp_receiver_logs_dropped_total counter\n\
+         otlp_receiver_logs_dropped_total {dropped_logs}\n"
     );
     (
         [(
@@ -162,12 +182,33 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(body.contains("\"spans\":[]"), "{body}");
+        assert!(body.contains("\"logs\":[]"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_traces_log_records_come_with_it() {
+        let receiver = Receiver::new();
+        receiver.ingest_logs(crate::samples::sample_logs_request(), Transport::Grpc);
+        let uri = format!("/api/traces/{}", crate::samples::TRACE_HEX);
+        let (status, body) = get_text(receiver.query_router(), &uri).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "a trace of log records alone is found"
+        );
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let logs = json["logs"].as_array().unwrap();
+        assert_eq!(logs.len(), 1);
+        assert_eq!(logs[0]["severity"], "ERROR");
+        assert_eq!(logs[0]["body"], "payment provider failed");
+        assert_eq!(logs[0]["attributes"]["error"], "connection refused");
     }
 
     #[tokio::test]
     async fn metrics_count_what_arrived() {
         let receiver = Receiver::with_max_spans(1);
         receiver.ingest(two_spans(), Transport::Grpc);
+        receiver.ingest_logs(crate::samples::sample_logs_request(), Transport::Grpc);
         let (status, body) = get_text(receiver.query_router(), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(
@@ -179,10 +220,19 @@ mod tests {
             body.contains("\notlp_receiver_spans_dropped_total 1\n"),
             "{body}"
         );
+        assert!(
+            body.contains("\notlp_receiver_logs_received_total 2\n"),
+            "{body}"
+        );
+        assert!(body.contains("\notlp_receiver_logs_stored 1\n"), "{body}");
+        assert!(
+            body.contains("\notlp_receiver_logs_dropped_total 1\n"),
+            "{body}"
+        );
         let (_, body) = get_text(receiver.query_router(), "/api/stats").await;
         assert_eq!(
             body,
-            r#"{"received_spans":2,"stored_spans":1,"dropped_spans":1}"#
+            r#"{"received_spans":2,"stored_spans":1,"dropped_spans":1,"received_logs":2,"stored_logs":1,"dropped_logs":1}"#
         );
     }
 }

@@ -1,18 +1,21 @@
-//! Sample OTLP export requests, and the check that a receiver kept all
+//! Sample OTLP export requests, and the checks that a receiver kept all
 //! they carry, for the unit tests of both transports and of the store.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
 };
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status,
 };
 
+use crate::log::{CapturedLog, Severity};
 use crate::receiver::Receiver;
 use crate::server::RunningReceiver;
 use crate::span::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
@@ -118,6 +121,114 @@ pub(crate) fn sample_request() -> ExportTraceServiceRequest {
             ..Default::default()
         }],
     }
+}
+
+/// Two `payments` log records: an ERROR made in the sample trace's CLIENT
+/// span, with the event's fields, and an INFO made outside any trace
+/// (all-zero ids, as some exporters send).
+pub(crate) fn sample_logs_request() -> ExportLogsServiceRequest {
+    let error = LogRecord {
+        time_unix_nano: 3_500,
+        observed_time_unix_nano: 3_600,
+        severity_number: SeverityNumber::Error as i32,
+        severity_text: "ERROR".to_owned(),
+        body: Some(AnyValue {
+            value: Some(string("payment provider failed")),
+        }),
+        attributes: vec![
+            kv("error", string("connection refused")),
+            kv("destination", string("provider")),
+            kv("attempt", any_value::Value::IntValue(3)),
+        ],
+        flags: 1,
+        trace_id: TRACE_ID.to_vec(),
+        span_id: CHILD_ID.to_vec(),
+        ..Default::default()
+    };
+    let outside = LogRecord {
+        time_unix_nano: 500,
+        severity_number: SeverityNumber::Info as i32,
+        severity_text: "INFO".to_owned(),
+        body: Some(AnyValue {
+            value: Some(string("listening")),
+        }),
+        trace_id: vec![0; 16],
+        span_id: vec![0; 8],
+        ..Default::default()
+    };
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", string("payments")),
+                    kv("service.version", string("0.1.0")),
+                    kv("service.instance.id", string("payments-7")),
+                ],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "payments".to_owned(),
+                    ..Default::default()
+                }),
+                log_records: vec![error, outside],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// One log record of `trace` (a sample-trace-like id made of that byte),
+/// with `body`.
+pub(crate) fn log_in_trace(trace: u8, body: &str) -> ExportLogsServiceRequest {
+    let mut request = sample_logs_request();
+    let records = &mut request.resource_logs[0].scope_logs[0].log_records;
+    records.truncate(1);
+    records[0].trace_id = vec![trace; 16];
+    records[0].body = Some(AnyValue {
+        value: Some(string(body)),
+    });
+    request
+}
+
+/// Asserts everything `sample_logs_request` carries survived the trip.
+pub(crate) fn assert_sample_logs_captured(logs: &[CapturedLog], transport: Transport) {
+    assert_eq!(logs.len(), 2, "{logs:#?}");
+    let (error, outside) = (&logs[0], &logs[1]);
+
+    assert_eq!(error.service_name, "payments");
+    assert_eq!(
+        error
+            .resource
+            .get("service.instance.id")
+            .and_then(AttrValue::as_str),
+        Some("payments-7")
+    );
+    assert_eq!(error.scope_name, "payments");
+    assert_eq!(error.trace_id.as_deref(), Some(TRACE_HEX));
+    assert_eq!(error.span_id.as_deref(), Some(CHILD_HEX));
+    assert_eq!(error.flags, 1);
+    assert_eq!(error.severity, Severity::Error);
+    assert_eq!(
+        (error.severity_number, error.severity_text.as_str()),
+        (17, "ERROR")
+    );
+    assert_eq!(error.body_text(), "payment provider failed");
+    assert_eq!(error.attr_str("error"), Some("connection refused"));
+    assert_eq!(error.attr_str("destination"), Some("provider"));
+    assert_eq!(error.attr_i64("attempt"), Some(3));
+    assert_eq!(
+        (error.time_unix_nano, error.observed_time_unix_nano),
+        (3_500, 3_600)
+    );
+    assert_eq!(error.transport, transport);
+
+    assert_eq!(outside.trace_id, None, "all-zero ids are no trace");
+    assert_eq!(outside.span_id, None);
+    assert_eq!(outside.severity, Severity::Info);
+    assert_eq!(outside.body_text(), "listening");
+    assert_eq!(outside.transport, transport);
 }
 
 pub(crate) fn named_span(name: &str) -> ExportTraceServiceRequest {

@@ -1,5 +1,5 @@
-//! Serving a [`Receiver`]: the gRPC and the HTTP transport, each on its
-//! own listener, in the background until [`RunningReceiver::shutdown`] or
+//! Serving a [`Receiver`]: the gRPC and the HTTP transport (each with
+//! traces and logs), each on its own listener, in the background until [`RunningReceiver::shutdown`] or
 //! a drop, and the endpoints to point an exporter at.
 
 use std::io;
@@ -54,10 +54,12 @@ impl Receiver {
         let http_addr = http.local_addr()?;
 
         let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
-        let service = crate::grpc::service(self.clone());
+        let services = tonic::transport::Server::builder()
+            .add_service(crate::grpc::service(self.clone()))
+            .add_service(crate::grpc::logs_service(self.clone()));
         let grpc_task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .serve_with_incoming_shutdown(service, TcpIncoming::from(grpc), async {
+            services
+                .serve_with_incoming_shutdown(TcpIncoming::from(grpc), async {
                     // A dropped sender (the handle was dropped) stops the server too.
                     let _ = grpc_stopped.await;
                 })
@@ -114,7 +116,7 @@ impl Deref for RunningReceiver {
 }
 
 impl RunningReceiver {
-    /// The shared span store (also reachable through `Deref`).
+    /// The shared store (also reachable through `Deref`).
     pub fn receiver(&self) -> &Receiver {
         &self.receiver
     }
@@ -126,14 +128,16 @@ impl RunningReceiver {
     }
 
     /// `http://host:port` for an OTLP/HTTP exporter
-    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`; exporters append [`HTTP_TRACES_PATH`](crate::HTTP_TRACES_PATH)).
+    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`; exporters append
+    /// [`HTTP_TRACES_PATH`](crate::HTTP_TRACES_PATH) or
+    /// [`HTTP_LOGS_PATH`](crate::HTTP_LOGS_PATH)).
     pub fn http_endpoint(&self) -> String {
         format!("http://{}", connectable(self.http_addr))
     }
 
     /// Stops accepting connections, lets open ones drain for a few seconds,
-    /// and reports whether either server had failed. The captured spans stay
-    /// readable through any clone of the [`Receiver`].
+    /// and reports whether either server had failed. The captured spans and
+    /// log records stay readable through any clone of the [`Receiver`].
     pub async fn shutdown(self) -> Result<(), ReceiverError> {
         let Self {
             receiver: _,

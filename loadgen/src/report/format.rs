@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use otlp_sink::span::AttrValue;
+
 /// The report's palette: series and markers in charts, errors in waterfalls.
 pub(super) const BLUE: &str = "#1c7ed6";
 pub(super) const ORANGE: &str = "#e8590c";
@@ -91,6 +93,19 @@ pub fn by_count(counts: &BTreeMap<String, u64>) -> Vec<(&str, u64)> {
     let mut entries: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     entries.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
     entries
+}
+
+/// An attribute's value as text: strings as they are, lists and maps as
+/// JSON. Not escaped.
+pub fn attr_text(value: &AttrValue) -> String {
+    match value {
+        AttrValue::String(s) => s.clone(),
+        AttrValue::Bool(b) => b.to_string(),
+        AttrValue::Int(i) => i.to_string(),
+        AttrValue::Double(d) => d.to_string(),
+        AttrValue::Empty => String::new(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
 }
 
 /// Escapes text for HTML element content and quoted attribute values.

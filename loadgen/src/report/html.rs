@@ -1,5 +1,6 @@
 //! `report.html`: one self-contained page for people, from the same
-//! [`Summary`] as `summary.json` plus the traces captured during the run.
+//! [`Summary`] as `summary.json` plus the traces captured during the run,
+//! their spans and log records.
 //!
 //! Self-contained means no external script, stylesheet, font or image: the
 //! file can be mailed, attached to a CI run or opened offline years later
@@ -8,18 +9,19 @@
 //! collapsed waterfall when a link points at it.
 //!
 //! Every string from outside (scenario names, errors, span names and
-//! attributes, the Jaeger address) goes through [`escape`]; links are built
-//! only from an `http(s)` Jaeger base and hex trace ids.
+//! attributes, log messages and fields, the Jaeger address) goes through
+//! [`escape`]; links are built only from an `http(s)` Jaeger base and hex
+//! trace ids.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
 use load_engine::{NamedStats, Sample, SeriesPoint, Stats};
-use otlp_sink::span::CapturedSpan;
+use otlp_sink::CapturedTrace;
 
 use super::chart::{self, Chart, Marker, Series, Style};
 use super::format::{self, BLUE, GREEN, GREY, ORANGE, PURPLE, RED, escape};
-use super::waterfall;
+use super::{logs, waterfall};
 use crate::summary::{CheckResult, Summary};
 
 /// Waterfalls open when the page loads; the rest open on click (or when a
@@ -27,9 +29,9 @@ use crate::summary::{CheckResult, Summary};
 const OPEN_WATERFALLS: usize = 3;
 
 /// Renders the report. `traces` maps lowercase hex trace ids to their
-/// spans (as [`otlp_sink::Receiver::traces`] returns them); samples
-/// whose trace is there get a waterfall.
-pub fn render(summary: &Summary, traces: &BTreeMap<String, Vec<CapturedSpan>>) -> String {
+/// spans and log records (as [`otlp_sink::Receiver::traces`] returns
+/// them); samples whose trace is there get a waterfall.
+pub fn render(summary: &Summary, traces: &BTreeMap<String, CapturedTrace>) -> String {
     let jaeger = summary.links.jaeger.as_deref().and_then(jaeger_base);
     let page = Page {
         summary,
@@ -76,7 +78,7 @@ fn is_trace_id(id: &str) -> bool {
 
 struct Page<'a> {
     summary: &'a Summary,
-    traces: &'a BTreeMap<String, Vec<CapturedSpan>>,
+    traces: &'a BTreeMap<String, CapturedTrace>,
     jaeger: Option<&'a str>,
 }
 
@@ -449,7 +451,8 @@ impl Page<'_> {
         );
         for (i, sample) in samples.iter().enumerate() {
             let status = sample.status.map(|s| s.to_string()).unwrap_or_default();
-            let error = sample.error.as_deref().map(escape).unwrap_or_default();
+            let mut error = sample.error.as_deref().map(escape).unwrap_or_default();
+            error.push_str(&self.explanation(sample.trace_id.as_deref()));
             let _ = write!(
                 out,
                 "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
@@ -465,6 +468,15 @@ impl Page<'_> {
             );
         }
         out.push_str("</tbody></table></div></section>");
+    }
+
+    /// The log lines that explain a journey, from its captured trace (its
+    /// ERROR records, else its WARN ones), beside its error.
+    fn explanation(&self, trace_id: Option<&str>) -> String {
+        trace_id
+            .and_then(|id| self.traces.get(&id.to_ascii_lowercase()))
+            .map(logs::explanation)
+            .unwrap_or_default()
     }
 
     /// The trace id, with a link to its waterfall when captured and to
@@ -513,11 +525,12 @@ impl Page<'_> {
         }
         out.push_str(
             "<section id=\"traces\"><h2>Traces</h2>\
-             <p class=\"muted\">Captured spans of the journeys above: where the time went.</p>",
+             <p class=\"muted\">Captured spans of the journeys above: where the time went; \
+             under each span, the log lines made in it (errors and warnings marked).</p>",
         );
         for (i, (sample, id)) in wanted.iter().enumerate() {
-            let spans = &self.traces[id];
-            waterfall::render(out, sample, id, spans, i < OPEN_WATERFALLS, self.jaeger);
+            let trace = &self.traces[id];
+            waterfall::render(out, sample, id, trace, i < OPEN_WATERFALLS, self.jaeger);
         }
         out.push_str("</section>");
     }
@@ -637,8 +650,8 @@ decodeURIComponent(location.hash.slice(1)));if(e&&e.tagName==='DETAILS'){e.open=
 addEventListener('hashchange',openTarget);openTarget();</script>";
 
 const STYLE: &str = r#"
-:root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#fff;--soft:#f6f8fa;--ok:#1a7f37;--err:#cf222e;--accent:#0969da}
-@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#8d96a0;--line:#30363d;--bg:#0d1117;--soft:#161b22;--ok:#3fb950;--err:#f85149;--accent:#4493f8}}
+:root{--fg:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#fff;--soft:#f6f8fa;--ok:#1a7f37;--err:#cf222e;--warn:#9a6700;--accent:#0969da}
+@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#8d96a0;--line:#30363d;--bg:#0d1117;--soft:#161b22;--ok:#3fb950;--err:#f85149;--warn:#d29922;--accent:#4493f8}}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 main{max-width:1280px;margin:0 auto;padding:24px 20px 48px}
@@ -697,6 +710,18 @@ details.trace:target{outline:2px solid var(--accent)}
 .lane{position:relative;height:12px;background:var(--soft);border-radius:3px}
 .lane .bar{position:absolute;top:1px;bottom:1px;border-radius:2px;min-width:2px}
 .wf .num{text-align:right;font-variant-numeric:tabular-nums}
+.wf-log{border-bottom:1px dashed var(--line);color:var(--muted)}
+.wf-log .log{overflow-wrap:anywhere}
+.wf-log .lane{background:none}
+.wf-log .tick{position:absolute;top:2px;bottom:2px;width:2px;background:var(--muted)}
+.sev{display:inline-block;min-width:3.6em;padding:0 4px;border-radius:3px;background:var(--soft);color:var(--muted);font:0.85em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;text-align:center}
+.msg{color:var(--fg)}
+.log-warn{background:color-mix(in srgb,var(--warn) 10%,transparent)}
+.log-warn .sev,.log-warn .tick{background:var(--warn);color:#fff}
+.log-error{background:color-mix(in srgb,var(--err) 10%,transparent)}
+.log-error .sev,.log-error .tick{background:var(--err);color:#fff}
+.log-error .msg{color:var(--err);font-weight:600}
+.logline{margin-top:4px;color:var(--fg);font-weight:400;padding:1px 4px;border-radius:4px}
 footer{margin-top:40px;color:var(--muted);font-size:.85em}
 @media (max-width:720px){.wf-row{grid-template-columns:1fr 1fr;}.wf-row .lane{grid-column:1/-1}}
 "#;

@@ -5,6 +5,7 @@
 mod chart;
 mod format;
 pub mod html;
+mod logs;
 pub mod table;
 mod waterfall;
 
@@ -13,7 +14,7 @@ use std::fs;
 use std::io::{self, BufWriter, Write as _};
 use std::path::Path;
 
-use otlp_sink::span::CapturedSpan;
+use otlp_sink::CapturedTrace;
 
 use crate::summary::Summary;
 
@@ -28,7 +29,7 @@ pub const HTML_FILE: &str = "report.html";
 pub fn write(
     dir: &Path,
     summary: &Summary,
-    traces: &BTreeMap<String, Vec<CapturedSpan>>,
+    traces: &BTreeMap<String, CapturedTrace>,
 ) -> io::Result<()> {
     fs::create_dir_all(dir).map_err(|e| with_path(e, "create", dir))?;
 

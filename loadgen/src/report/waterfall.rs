@@ -1,14 +1,17 @@
 //! A trace's waterfall in `report.html`: its spans in tree order, each a
 //! row positioned with CSS by its start and duration, coloured by service,
 //! errors marked, with the attributes that say where a request went and
-//! what answered.
+//! what answered; under each span, the log lines made in it
+//! ([`super::logs`]), and after them those whose span was not captured.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use super::format::{self, RED, escape};
+use super::format::{self, RED, attr_text, escape};
+use super::logs::{self, MAX_LOG_ROWS, Scale};
 use load_engine::Sample;
-use otlp_sink::span::{AttrValue, CapturedSpan, StatusCode};
+use otlp_sink::CapturedTrace;
+use otlp_sink::span::{CapturedSpan, StatusCode};
 
 /// Rows drawn per waterfall; the rest are counted, not drawn, so a trace
 /// with thousands of spans cannot make the page unusable.
@@ -103,17 +106,6 @@ fn is_error(span: &CapturedSpan) -> bool {
             .is_some_and(|s| s >= 500)
 }
 
-fn attr_text(value: &AttrValue) -> String {
-    match value {
-        AttrValue::String(s) => s.clone(),
-        AttrValue::Bool(b) => b.to_string(),
-        AttrValue::Int(i) => i.to_string(),
-        AttrValue::Double(d) => d.to_string(),
-        AttrValue::Empty => String::new(),
-        other => serde_json::to_string(other).unwrap_or_default(),
-    }
-}
-
 fn service_colour(service: &str) -> &'static str {
     // FNV-1a: stable across runs and platforms, unlike the std hasher.
     let hash = service.bytes().fold(0x811c_9dc5_u32, |h, b| {
@@ -122,35 +114,62 @@ fn service_colour(service: &str) -> &'static str {
     SERVICE_COLOURS[hash as usize % SERVICE_COLOURS.len()]
 }
 
+/// The trace's first instant and length: its spans' extent, widened to
+/// the log lines that fall outside it (clocks of different services
+/// differ a little).
+fn scale(trace: &CapturedTrace) -> Scale {
+    let instants = trace
+        .spans
+        .iter()
+        .flat_map(|s| [s.start_unix_nano, s.end_unix_nano.max(s.start_unix_nano)])
+        .chain(
+            trace
+                .logs
+                .iter()
+                .map(|l| l.timestamp_unix_nano())
+                .filter(|&t| t > 0),
+        );
+    let (start, end) = instants.fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let start = start.min(end);
+    Scale {
+        start,
+        total: end.saturating_sub(start).max(1) as f64,
+    }
+}
+
 pub(super) fn render(
     out: &mut String,
     sample: &Sample,
     id: &str,
-    spans: &[CapturedSpan],
+    trace: &CapturedTrace,
     open: bool,
     jaeger: Option<&str>,
 ) {
-    let start = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or(0);
-    let end = spans
-        .iter()
-        .map(|s| s.end_unix_nano.max(s.start_unix_nano))
-        .max()
-        .unwrap_or(start);
-    let total = end.saturating_sub(start).max(1) as f64;
+    let spans = &trace.spans;
+    let scale = scale(trace);
     let errors = spans.iter().filter(|s| is_error(s)).count();
-    let mut services: Vec<&str> = spans.iter().map(|s| s.service_name.as_str()).collect();
+    let mut services: Vec<&str> = spans
+        .iter()
+        .map(|s| s.service_name.as_str())
+        .chain(trace.logs.iter().map(|l| l.service_name.as_str()))
+        .collect();
     services.sort_unstable();
     services.dedup();
+    let logs = match trace.logs.len() {
+        0 => String::new(),
+        1 => " · 1 log line".to_owned(),
+        n => format!(" · {n} log lines"),
+    };
 
     let _ = write!(
         out,
         "<details class=\"trace\" id=\"trace-{id}\"{}><summary><b>{}</b> <code>{id}</code> \
-         <span class=\"muted\">{} ms journey · {} spans over {} ms · {}</span>{}</summary>",
+         <span class=\"muted\">{} ms journey · {} spans over {} ms{logs} · {}</span>{}</summary>",
         if open { " open" } else { "" },
         escape(&sample.journey),
         format::ms(sample.latency_ms),
         spans.len(),
-        format::ms(total / 1e6),
+        format::ms(scale.total / 1e6),
         escape(&services.join(", ")),
         if errors > 0 {
             format!(" <span class=\"err-text\">✗ {errors} failed</span>")
@@ -170,56 +189,15 @@ pub(super) fn render(
          <span class=\"num\">Start ms</span><span></span><span class=\"num\">Duration ms</span></div>",
     );
     let rows = tree_order(spans);
+    let mut log_rows = 0;
     for row in rows.iter().take(MAX_WATERFALL_ROWS) {
-        let span = row.span;
-        let offset = span.start_unix_nano.saturating_sub(start) as f64;
-        let duration = span.end_unix_nano.saturating_sub(span.start_unix_nano) as f64;
-        let left = offset / total * 100.0;
-        // At least a sliver, so an instant span is still visible.
-        let width = (duration / total * 100.0)
-            .max(0.3)
-            .min(100.0 - left.min(99.7));
-        let error = is_error(span);
-        let colour = if error {
-            RED
-        } else {
-            service_colour(&span.service_name)
-        };
-        let attrs: String = KEY_ATTRIBUTES
-            .iter()
-            .filter_map(|key| {
-                let value = span.attr(key)?;
-                Some(format!(
-                    "<span class=\"attr\">{}={}</span>",
-                    escape(key),
-                    escape(&attr_text(value))
-                ))
-            })
-            .collect();
-        let message = if error && !span.status.message.is_empty() {
-            format!(
-                "<span class=\"attr err-text\">{}</span>",
-                escape(&span.status.message)
-            )
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            out,
-            "<div class=\"wf-row{}\"><span class=\"svc\"><i style=\"background:{}\"></i>{}</span>\
-             <span class=\"op\" style=\"padding-left:{}em\">{}{}{attrs}{message}</span>\
-             <span class=\"num\">{}</span><span class=\"lane\"><span class=\"bar\" \
-             style=\"left:{left:.2}%;width:{width:.2}%;background:{colour}\"></span></span>\
-             <span class=\"num\">{}</span></div>",
-            if error { " err" } else { "" },
-            service_colour(&span.service_name),
-            escape(&span.service_name),
-            (row.depth as f64 * 0.9).min(9.0),
-            if error { "✗ " } else { "" },
-            escape(&span.name),
-            format::ms(offset / 1e6),
-            format::ms(duration / 1e6)
-        );
+        span_row(out, row, scale);
+        for log in trace.logs_of(&row.span.span_id) {
+            if log_rows < MAX_LOG_ROWS {
+                logs::row(out, log, row.depth + 1, None, scale);
+            }
+            log_rows += 1;
+        }
     }
     if rows.len() > MAX_WATERFALL_ROWS {
         let _ = write!(
@@ -228,7 +206,85 @@ pub(super) fn render(
             rows.len() - MAX_WATERFALL_ROWS
         );
     }
+    // Made outside any drawn span: its span was not captured (or not
+    // drawn), or the record names none.
+    let drawn: HashSet<&str> = rows
+        .iter()
+        .take(MAX_WATERFALL_ROWS)
+        .map(|r| r.span.span_id.as_str())
+        .collect();
+    for log in trace
+        .logs
+        .iter()
+        .filter(|l| !l.span_id.as_deref().is_some_and(|id| drawn.contains(id)))
+    {
+        if log_rows < MAX_LOG_ROWS {
+            logs::row(out, log, 0, Some(&log.service_name), scale);
+        }
+        log_rows += 1;
+    }
+    if log_rows > MAX_LOG_ROWS {
+        let _ = write!(
+            out,
+            "<p class=\"muted\">{} more log lines not shown.</p>",
+            log_rows - MAX_LOG_ROWS
+        );
+    }
     out.push_str("</div></details>");
+}
+
+/// One span's row: service, name with its key attributes (and its error
+/// message if it failed), start, bar and duration.
+fn span_row(out: &mut String, row: &Row<'_>, scale: Scale) {
+    let span = row.span;
+    let offset = span.start_unix_nano.saturating_sub(scale.start) as f64;
+    let duration = span.end_unix_nano.saturating_sub(span.start_unix_nano) as f64;
+    let left = offset / scale.total * 100.0;
+    // At least a sliver, so an instant span is still visible.
+    let width = (duration / scale.total * 100.0)
+        .max(0.3)
+        .min(100.0 - left.min(99.7));
+    let error = is_error(span);
+    let colour = if error {
+        RED
+    } else {
+        service_colour(&span.service_name)
+    };
+    let attrs: String = KEY_ATTRIBUTES
+        .iter()
+        .filter_map(|key| {
+            let value = span.attr(key)?;
+            Some(format!(
+                "<span class=\"attr\">{}={}</span>",
+                escape(key),
+                escape(&attr_text(value))
+            ))
+        })
+        .collect();
+    let message = if error && !span.status.message.is_empty() {
+        format!(
+            "<span class=\"attr err-text\">{}</span>",
+            escape(&span.status.message)
+        )
+    } else {
+        String::new()
+    };
+    let _ = write!(
+        out,
+        "<div class=\"wf-row{}\"><span class=\"svc\"><i style=\"background:{}\"></i>{}</span>\
+         <span class=\"op\" style=\"padding-left:{}em\">{}{}{attrs}{message}</span>\
+         <span class=\"num\">{}</span><span class=\"lane\"><span class=\"bar\" \
+         style=\"left:{left:.2}%;width:{width:.2}%;background:{colour}\"></span></span>\
+         <span class=\"num\">{}</span></div>",
+        if error { " err" } else { "" },
+        service_colour(&span.service_name),
+        escape(&span.service_name),
+        (row.depth as f64 * 0.9).min(9.0),
+        if error { "✗ " } else { "" },
+        escape(&span.name),
+        format::ms(offset / 1e6),
+        format::ms(duration / 1e6)
+    );
 }
 
 #[cfg(test)]
@@ -236,7 +292,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use otlp_sink::span::{SpanKind, SpanStatus, Transport};
+    use otlp_sink::log::{CapturedLog, Severity};
+    use otlp_sink::span::{AttrValue, SpanKind, SpanStatus, Transport};
 
     fn span(id: &str, parent: Option<&str>, name: &str, start: u64, end: u64) -> CapturedSpan {
         CapturedSpan {
@@ -282,5 +339,119 @@ mod tests {
             ]
         );
         assert_eq!(rows.len(), 6, "cycle members are still drawn once each");
+    }
+
+    fn log(span: &str, severity: Severity, body: &str, at_ms: u64) -> CapturedLog {
+        CapturedLog {
+            service_name: "svc".into(),
+            resource: BTreeMap::new(),
+            scope_name: String::new(),
+            trace_id: Some("ab".repeat(16)),
+            span_id: Some(span.into()),
+            flags: 1,
+            severity,
+            severity_number: 0,
+            severity_text: severity.as_str().into(),
+            body: AttrValue::String(body.into()),
+            attributes: BTreeMap::new(),
+            event_name: String::new(),
+            time_unix_nano: at_ms * 1_000_000,
+            observed_time_unix_nano: at_ms * 1_000_000,
+            transport: Transport::Grpc,
+        }
+    }
+
+    fn sample() -> Sample {
+        Sample {
+            journey: "checkout".into(),
+            request: None,
+            trace_id: Some("ab".repeat(16)),
+            start_s: 0.0,
+            latency_ms: 100.0,
+            uncorrected_latency_ms: 100.0,
+            status: Some(503),
+            error: Some("503".into()),
+        }
+    }
+
+    #[test]
+    fn a_spans_log_lines_sit_under_it_errors_marked_and_escaped() {
+        let ms = 1_000_000;
+        let spans = vec![
+            span("a", None, "root", 0, 100 * ms),
+            span("b", Some("a"), "charge", 10 * ms, 90 * ms),
+        ];
+        let mut declined = log("b", Severity::Error, "<script>x()</script> declined", 50);
+        declined
+            .attributes
+            .insert("error".into(), AttrValue::String("card & <b>".into()));
+        let logs = vec![
+            declined,
+            log("a", Severity::Info, "checkout started", 1),
+            log("zz", Severity::Warn, "retrying", 60),
+        ];
+        let mut out = String::new();
+        render(
+            &mut out,
+            &sample(),
+            &"ab".repeat(16),
+            &CapturedTrace::new(spans, logs),
+            true,
+            None,
+        );
+
+        let rows: Vec<&str> = out.split("<div class=\"wf-row").skip(2).collect();
+        assert_eq!(rows.len(), 5, "{out}");
+        assert!(rows[0].contains(">root<"), "{}", rows[0]);
+        assert!(rows[1].starts_with(" wf-log\""), "{}", rows[1]);
+        assert!(rows[1].contains("checkout started") && rows[1].contains(">INFO<"));
+        assert!(
+            rows[1].contains("padding-left:0.9em"),
+            "one level under root"
+        );
+        assert!(rows[2].contains(">charge<"), "{}", rows[2]);
+
+        let error = rows[3];
+        assert!(
+            error.starts_with(" wf-log log-error\""),
+            "highlighted: {error}"
+        );
+        assert!(error.contains(">ERROR<"), "{error}");
+        assert!(
+            error.contains("&lt;script&gt;x()&lt;/script&gt; declined"),
+            "{error}"
+        );
+        assert!(error.contains("error=card &amp; &lt;b&gt;"), "{error}");
+        assert!(error.contains("padding-left:1.8em"), "under its span");
+        assert!(error.contains(">50.0<"), "its time from the trace's start");
+        assert!(error.contains("left:50.00%"), "its tick in the lane");
+
+        let elsewhere = rows[4];
+        assert!(elsewhere.starts_with(" wf-log log-warn\""), "{elsewhere}");
+        assert!(
+            elsewhere.contains("<span class=\"svc\">svc</span>"),
+            "a line whose span is not drawn names its service: {elsewhere}"
+        );
+        assert!(!out.contains("<script>") && !out.contains("card & <b>"));
+        assert!(out.contains("3 log lines"), "counted in the summary");
+    }
+
+    #[test]
+    fn log_lines_are_bounded_like_spans() {
+        let spans = vec![span("a", None, "root", 0, 10)];
+        let logs = (0..MAX_LOG_ROWS + 5)
+            .map(|i| log("a", Severity::Info, &format!("line {i}"), 0))
+            .collect();
+        let mut out = String::new();
+        render(
+            &mut out,
+            &sample(),
+            &"ab".repeat(16),
+            &CapturedTrace::new(spans, logs),
+            false,
+            None,
+        );
+        assert_eq!(out.matches("wf-row wf-log").count(), MAX_LOG_ROWS);
+        assert!(out.contains("5 more log lines not shown."));
     }
 }

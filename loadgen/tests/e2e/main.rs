@@ -3,9 +3,10 @@
 //! Most are end to end: the five services as real processes under the
 //! launcher (or `loadgen` itself, as a user runs it), on free loopback
 //! ports, over SQLite or, with `TEST_DATABASE_URL`, PostgreSQL. `support`
-//! starts and inspects such a system. `reports` and `summary_schema` render
-//! and validate a populated summary (`report_fixture`) through the public
-//! API, with nothing running.
+//! starts and inspects such a system. `receive` runs `loadgen receive`
+//! alone. `reports` and `summary_schema` render and validate a populated
+//! summary (`report_fixture`) through the public API, with nothing
+//! running.
 //!
 //! One binary rather than one per file: each end-to-end file linked all
 //! five services, and a link is most of what an incremental test build
@@ -22,6 +23,7 @@ mod events;
 mod gateway;
 mod lifecycle;
 mod platform;
+mod receive;
 mod replicas;
 mod reports;
 mod resilience;

@@ -8,6 +8,8 @@ use load_engine::{ExecutorSummary, NamedStats, Percentiles, Sample, SeriesPoint,
 use loadgen::summary::{
     CheckResult, Links, SCHEMA_VERSION, ScenarioInfo, Summary, TimelineRecord, Verdict,
 };
+use otlp_sink::CapturedTrace;
+use otlp_sink::log::{CapturedLog, Severity};
 use otlp_sink::span::{AttrValue, CapturedSpan, SpanKind, SpanStatus, StatusCode, Transport};
 
 /// Captured: the slowest journey's trace.
@@ -19,6 +21,8 @@ pub const FAILED_TRACE: &str = "5b8efff798038103d269b633813fc60c";
 pub const JAEGER: &str = "http://localhost:16686";
 /// A value an attacker could put in a span attribute.
 pub const HOSTILE: &str = "<script>alert('owned')</script>";
+/// The message of the error log record that explains the failed journey.
+pub const FAILED_LOG: &str = "payment provider failed";
 
 fn percentiles(base: f64) -> Percentiles {
     Percentiles {
@@ -280,9 +284,40 @@ fn span(
     }
 }
 
-/// Captured traces for [`SLOW_TRACE`] (4 spans over three services) and
-/// [`FAILED_TRACE`] (an injected fault).
-pub fn traces() -> BTreeMap<String, Vec<CapturedSpan>> {
+/// A log record of `trace`, made in span `span`, `at_ms` into the trace.
+fn log(
+    trace: &str,
+    span: &str,
+    service: &str,
+    severity: Severity,
+    body: &str,
+    at_ms: u64,
+    attributes: BTreeMap<String, AttrValue>,
+) -> CapturedLog {
+    const T0: u64 = 1_790_000_000_000_000_000;
+    CapturedLog {
+        service_name: service.into(),
+        resource: attrs(&[("service.name", s(service))]),
+        scope_name: service.into(),
+        trace_id: Some(trace.into()),
+        span_id: Some(span.into()),
+        flags: 1,
+        severity,
+        severity_number: 0,
+        severity_text: severity.as_str().into(),
+        body: s(body),
+        attributes,
+        event_name: String::new(),
+        time_unix_nano: T0 + at_ms * 1_000_000,
+        observed_time_unix_nano: T0 + at_ms * 1_000_000,
+        transport: Transport::Grpc,
+    }
+}
+
+/// Captured traces for [`SLOW_TRACE`] (4 spans over three services, a
+/// retry logged) and [`FAILED_TRACE`] (an injected fault, the error
+/// logged, and a warning from a span that was not captured).
+pub fn traces() -> BTreeMap<String, CapturedTrace> {
     let slow = vec![
         span(
             SLOW_TRACE,
@@ -351,8 +386,41 @@ pub fn traces() -> BTreeMap<String, Vec<CapturedSpan>> {
         code: StatusCode::Error,
         message: "injected fault".into(),
     };
+    let slow_logs = vec![log(
+        SLOW_TRACE,
+        "2222222222222222",
+        "gateway",
+        Severity::Info,
+        "retrying payments",
+        800,
+        attrs(&[("attempt", AttrValue::Int(2))]),
+    )];
+    let failed_logs = vec![
+        log(
+            FAILED_TRACE,
+            "aaaaaaaaaaaaaaaa",
+            "payments",
+            Severity::Error,
+            FAILED_LOG,
+            20,
+            // Fields come from request data too.
+            attrs(&[("error", s(HOSTILE)), ("destination", s("provider"))]),
+        ),
+        log(
+            FAILED_TRACE,
+            "bbbbbbbbbbbbbbbb",
+            "gateway",
+            Severity::Warn,
+            "breaker half-open",
+            25,
+            BTreeMap::new(),
+        ),
+    ];
     BTreeMap::from([
-        (SLOW_TRACE.to_owned(), slow),
-        (FAILED_TRACE.to_owned(), vec![fault]),
+        (SLOW_TRACE.to_owned(), CapturedTrace::new(slow, slow_logs)),
+        (
+            FAILED_TRACE.to_owned(),
+            CapturedTrace::new(vec![fault], failed_logs),
+        ),
     ])
 }

@@ -8,7 +8,9 @@ use loadgen::{
     summary::Summary,
 };
 
-use crate::report_fixture::{self, FAILED_TRACE, HOSTILE, JAEGER, SLOW_TRACE, UNCAPTURED_TRACE};
+use crate::report_fixture::{
+    self, FAILED_LOG, FAILED_TRACE, HOSTILE, JAEGER, SLOW_TRACE, UNCAPTURED_TRACE,
+};
 
 fn page() -> String {
     html::render(&report_fixture::summary(), &report_fixture::traces())
@@ -66,7 +68,11 @@ fn samples_link_to_jaeger_and_to_captured_waterfalls() {
 fn waterfalls_show_each_span_in_tree_order_with_key_attributes() {
     let page = page();
     let slow = waterfall(&page, SLOW_TRACE);
-    let rows: Vec<&str> = slow.split("<div class=\"wf-row").skip(2).collect();
+    let rows: Vec<&str> = slow
+        .split("<div class=\"wf-row")
+        .skip(2)
+        .filter(|row| !row.starts_with(" wf-log"))
+        .collect();
     assert_eq!(rows.len(), 4, "one row per span: {slow}");
     let order: Vec<usize> = [
         "POST /api/checkout",
@@ -98,6 +104,48 @@ fn waterfalls_show_each_span_in_tree_order_with_key_attributes() {
     assert!(failed.contains("fault.injected=true"));
     assert!(failed.contains("error.type=503"));
     assert!(failed.contains("injected fault"), "the status message");
+}
+
+/// A failed journey's row shows the error line that explains it, and its
+/// waterfall shows that line under the span that failed, marked as an
+/// error, beside the other lines of the trace.
+#[test]
+fn failed_journeys_show_the_log_lines_that_explain_them() {
+    let page = page();
+    let failed_table = section(&page, "failed");
+    assert!(failed_table.contains(FAILED_LOG), "{failed_table}");
+    assert!(failed_table.contains("logline log-error"), "{failed_table}");
+    assert!(
+        !failed_table.contains("breaker half-open"),
+        "a warning does not explain a journey that logged an error"
+    );
+
+    let failed = waterfall(&page, FAILED_TRACE);
+    let rows: Vec<&str> = failed.split("<div class=\"wf-row").skip(2).collect();
+    assert!(rows[0].contains("✗ POST /payments<"), "the span first");
+    assert!(rows[1].starts_with(" wf-log log-error\""), "{}", rows[1]);
+    assert!(rows[1].contains(FAILED_LOG) && rows[1].contains("destination=provider"));
+    assert!(
+        rows[2].starts_with(" wf-log log-warn\"") && rows[2].contains(">gateway<"),
+        "a line from a span not captured, with its service: {}",
+        rows[2]
+    );
+
+    let slow = waterfall(&page, SLOW_TRACE);
+    assert!(slow.contains("retrying payments") && slow.contains("attempt=2"));
+    assert!(
+        !section(&page, "slowest").contains("retrying payments"),
+        "an INFO line explains nothing"
+    );
+}
+
+/// The `<section id="{id}">` of the page.
+fn section<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!("<section id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("section {id}"));
+    let end = page[start..].find("</section>").expect("closed") + start;
+    &page[start..end]
 }
 
 #[test]

@@ -51,6 +51,29 @@ impl Supervisor {
         replica: usize,
         port: u16,
     ) -> anyhow::Result<Child> {
+        let label = replica_label(service, replica);
+        let mut child = self
+            .command(service, replica, port)?
+            .spawn()
+            .with_context(|| format!("starting {label}"))?;
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pipe_lines(label.clone(), out));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pipe_lines(label, err));
+        }
+        Ok(child)
+    }
+
+    /// The command that starts one replica: its arguments, and the
+    /// environment it gets on top of the launcher's own, which it inherits
+    /// whole. That is how the OpenTelemetry settings reach every service,
+    /// the same for log records as for spans (`OTEL_EXPORTER_OTLP_*`,
+    /// `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, ...): the launch
+    /// options' and the overrides' win over the inherited ones, and only
+    /// what must differ per process is taken out (`OTEL_SERVICE_NAME`, the
+    /// `service.instance.id` in `OTEL_RESOURCE_ATTRIBUTES`).
+    fn command(&self, service: &'static str, replica: usize, port: u16) -> anyhow::Result<Command> {
         let spec = spec(service).context("unknown service")?;
         let label = replica_label(service, replica);
         let mut args: Vec<String> = vec![
@@ -123,14 +146,7 @@ impl Supervisor {
                 cmd.stdout(file.try_clone()?).stderr(file);
             }
         }
-        let mut child = cmd.spawn().with_context(|| format!("starting {label}"))?;
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(pipe_lines(label.clone(), out));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(pipe_lines(label, err));
-        }
-        Ok(child)
+        Ok(cmd)
     }
 }
 
@@ -152,5 +168,75 @@ async fn pipe_lines(label: String, stream: impl AsyncRead + Unpin + Send + 'stat
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         println!("{label:>11} | {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::ffi::OsStr;
+
+    use super::*;
+    use crate::options::LaunchOptions;
+
+    /// Log records go where spans go: every OpenTelemetry setting the
+    /// launch options give reaches the replica as given, logs' as spans',
+    /// and none inherited from the launcher is taken out but the service's
+    /// name (each names itself).
+    #[test]
+    fn a_replica_gets_the_otlp_settings_for_logs_as_for_spans() {
+        let mut options = LaunchOptions::local("unused");
+        options.env = BTreeMap::from([
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                "http://collector:4317".into(),
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into()),
+            ("OTEL_TRACES_EXPORTER".into(), "otlp".into()),
+            ("OTEL_LOGS_EXPORTER".into(), "otlp".into()),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT".into(),
+                "http://logs:4317".into(),
+            ),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES".into(),
+                "deployment.environment.name=test,service.instance.id=x".into(),
+            ),
+        ]);
+        let (supervisor, _exits) = Supervisor::new(
+            &options,
+            "loadgen".into(),
+            BTreeMap::new(),
+            None,
+            None,
+            None,
+            BTreeMap::new(),
+        );
+        let command = supervisor
+            .command("payments", 1, 40_000)
+            .expect("a command");
+        let env: BTreeMap<&OsStr, Option<&OsStr>> = command.as_std().get_envs().collect();
+        let given = |name: &str| env.get(OsStr::new(name)).copied().flatten();
+
+        for (name, value) in &options.env {
+            if name != "OTEL_RESOURCE_ATTRIBUTES" {
+                assert_eq!(given(name), Some(OsStr::new(value)), "{name}");
+            }
+        }
+        assert_eq!(
+            given("OTEL_RESOURCE_ATTRIBUTES"),
+            Some(OsStr::new("deployment.environment.name=test")),
+            "each process makes its own instance id"
+        );
+        let removed: Vec<&OsStr> = env
+            .iter()
+            .filter(|(name, value)| name.to_string_lossy().starts_with("OTEL_") && value.is_none())
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(
+            removed,
+            [OsStr::new("OTEL_SERVICE_NAME")],
+            "the launcher's own OTEL_* settings are inherited, the service name aside"
+        );
     }
 }
