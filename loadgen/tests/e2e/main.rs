@@ -22,6 +22,7 @@ mod dashboards;
 mod events;
 mod gateway;
 mod lifecycle;
+mod logs;
 mod platform;
 mod receive;
 mod replicas;

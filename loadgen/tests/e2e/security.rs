@@ -393,6 +393,14 @@ async fn no_password_token_email_or_card_number_reaches_telemetry() {
         logs.lines().count() > 10,
         "the services logged almost nothing"
     );
+    // The log records exported over OTLP: the same events as the lines.
+    let records = sys.receiver.logs();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.body_text().contains("payment recorded")),
+        "the checkout's log records were never exported: {records:#?}"
+    );
     // The user id may appear (it is not personal data); the email the
     // path carried must have been redacted.
     for (what, secret) in secrets {
@@ -403,6 +411,14 @@ async fn no_password_token_email_or_card_number_reaches_telemetry() {
                 "the {what} is in a span of {}: {} {text}",
                 span.service_name,
                 span.name
+            );
+        }
+        for record in &records {
+            let text = format!("{record:?}");
+            assert!(
+                !text.contains(secret),
+                "the {what} is in a log record of {}: {text}",
+                record.service_name
             );
         }
         assert!(!metrics.contains(secret), "the {what} is in /metrics");
@@ -726,6 +742,14 @@ async fn a_token_minted_with_the_development_secret_is_refused() {
     assert!(
         logs.lines().count() > 10,
         "the services logged almost nothing"
+    );
+    // The log records exported over OTLP: the same events as the lines.
+    let records = sys.receiver.logs();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.body_text().contains("payment recorded")),
+        "the checkout's log records were never exported: {records:#?}"
     );
     assert!(!logs.contains(&secret), "the secret is in a log");
     assert!(

@@ -43,7 +43,7 @@ use std::{
 
 use opentelemetry::{
     Context, InstrumentationScope,
-    logs::{Logger as _, LoggerProvider as _},
+    logs::{LogRecord as _, Logger as _, LoggerProvider as _},
 };
 use opentelemetry_sdk::{
     Resource,
@@ -282,10 +282,17 @@ impl<E: LogExporter> Worker<E> {
             {
                 Ok(Message::Record(record)) => {
                     let (record, scope) = *record;
-                    batch.push((
-                        crate::redact::redact_log_record(&record, &self.blank),
-                        scope,
-                    ));
+                    let mut record = crate::redact::redact_log_record(&record, &self.blank);
+                    // The bridge leaves the event's time unset; the SDK
+                    // stamps when it saw the record, which is the same
+                    // moment. Backends that read only the event's time
+                    // would otherwise show 1970.
+                    if record.timestamp().is_none()
+                        && let Some(seen) = record.observed_timestamp()
+                    {
+                        record.set_timestamp(seen);
+                    }
+                    batch.push((record, scope));
                     if batch.len() >= self.bounds.max_batch {
                         // A failure is counted and reported by `export`.
                         let _ = self.export(&mut batch);

@@ -95,6 +95,8 @@ impl TestSystem {
             ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), protocol.into()),
             // Export within 100 ms instead of 5 s so tests need not wait.
             ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+            // The same for log records.
+            ("OTEL_BLRP_SCHEDULE_DELAY".into(), "100".into()),
             ("OTEL_TRACES_SAMPLER".into(), "parentbased_always_on".into()),
             ("RUST_LOG".into(), "info".into()),
             // Tests sign up and log in many users from one address (and

@@ -119,6 +119,7 @@ async fn an_error_line_leaves_as_a_record_inside_its_span_without_secrets() {
     assert_eq!(cx.span_id, server.span_context.span_id());
     assert!(cx.trace_flags.is_some_and(|f| f.is_sampled()));
     assert_eq!(record.severity_text(), Some("ERROR"));
+    assert!(record.timestamp().is_some(), "the event's time is set");
     assert_eq!(
         failed
             .resource
