@@ -6,12 +6,17 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::ChildStdout;
 
-/// Reads lines into `seen` until one contains `needle`, and returns it.
+/// The first line that contains `needle`: among those already read (the
+/// 5 s counts may come before or after the records they count), else read
+/// into `seen` until one does.
 async fn line_with(
     lines: &mut Lines<BufReader<ChildStdout>>,
     seen: &mut Vec<String>,
     needle: &str,
 ) -> String {
+    if let Some(line) = seen.iter().find(|line| line.contains(needle)) {
+        return line.clone();
+    }
     let read = async {
         while let Some(line) = lines.next_line().await.expect("stdout is readable") {
             seen.push(line.clone());

@@ -85,6 +85,44 @@ fn resource(identity: &ServiceIdentity) -> Resource {
     builder.build()
 }
 
+/// One signal's OTLP exporter (`SpanExporter`, `LogExporter`: the same
+/// builder methods, no shared trait) over `$protocol`. Without `$endpoint`
+/// the SDK reads `OTEL_EXPORTER_OTLP_{SIGNAL}_ENDPOINT`, then
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, itself.
+macro_rules! otlp_exporter {
+    ($exporter:path, $protocol:expr, $endpoint:expr, $path:literal) => {{
+        use $exporter as Exporter;
+        let endpoint: Option<&str> = $endpoint;
+        match $protocol {
+            OtlpProtocol::Grpc => {
+                let builder = Exporter::builder()
+                    .with_tonic()
+                    .with_protocol(opentelemetry_otlp::Protocol::Grpc);
+                match endpoint {
+                    Some(endpoint) => builder.with_endpoint(endpoint).build()?,
+                    None => builder.build()?,
+                }
+            }
+            // The blocking client: the batch processors export from their
+            // own threads, where the async reqwest client panics for want
+            // of a reactor (opentelemetry-rust #2673).
+            OtlpProtocol::HttpProtobuf => {
+                let builder = Exporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+                match endpoint {
+                    // A signal-specific URL, as the signal's own variable
+                    // would be: the path is not appended for us.
+                    Some(endpoint) => builder
+                        .with_endpoint(format!("{}{}", endpoint.trim_end_matches('/'), $path))
+                        .build()?,
+                    None => builder.build()?,
+                }
+            }
+        }
+    }};
+}
+
 fn tracer_provider(
     config: &TelemetryConfig,
     identity: &ServiceIdentity,
@@ -95,34 +133,12 @@ fn tracer_provider(
     if config.otel_sdk_disabled || config.traces_exporter == TracesExporter::None {
         return Ok(builder.build());
     }
-    let endpoint = config.export_endpoint.as_deref();
-    let exporter = match config.traces_protocol() {
-        OtlpProtocol::Grpc => {
-            let builder = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_protocol(opentelemetry_otlp::Protocol::Grpc);
-            match endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build()?,
-                None => builder.build()?,
-            }
-        }
-        // The blocking client: the batch processor exports from its own
-        // thread, where the async reqwest client panics for want of a
-        // reactor (opentelemetry-rust #2673).
-        OtlpProtocol::HttpProtobuf => {
-            let builder = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
-            match endpoint {
-                // A signal-specific URL, as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
-                // would be: the path is not appended for us.
-                Some(endpoint) => builder
-                    .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
-                    .build()?,
-                None => builder.build()?,
-            }
-        }
-    };
+    let exporter = otlp_exporter!(
+        opentelemetry_otlp::SpanExporter,
+        config.traces_protocol(),
+        config.export_endpoint.as_deref(),
+        "/v1/traces"
+    );
     // Redaction inside the quiet wrapper: whatever the collector's state,
     // no span leaves without the allow-list and the scrubber (`redact`).
     Ok(builder
@@ -142,31 +158,12 @@ fn logger_provider(
     if config.otel_sdk_disabled || config.logs_exporter == LogsExporter::None {
         return Ok(None);
     }
-    let endpoint = config.export_endpoint.as_deref();
-    let exporter = match config.logs_protocol() {
-        OtlpProtocol::Grpc => {
-            let builder = opentelemetry_otlp::LogExporter::builder()
-                .with_tonic()
-                .with_protocol(opentelemetry_otlp::Protocol::Grpc);
-            match endpoint {
-                Some(endpoint) => builder.with_endpoint(endpoint).build()?,
-                None => builder.build()?,
-            }
-        }
-        // The blocking client, as for spans: the pipeline exports from its
-        // own thread.
-        OtlpProtocol::HttpProtobuf => {
-            let builder = opentelemetry_otlp::LogExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
-            match endpoint {
-                Some(endpoint) => builder
-                    .with_endpoint(format!("{}/v1/logs", endpoint.trim_end_matches('/')))
-                    .build()?,
-                None => builder.build()?,
-            }
-        }
-    };
+    let exporter = otlp_exporter!(
+        opentelemetry_otlp::LogExporter,
+        config.logs_protocol(),
+        config.export_endpoint.as_deref(),
+        "/v1/logs"
+    );
     let resource = resource(identity);
     let pipeline = LogPipeline::new(exporter, &resource, config.log_bounds());
     Ok(Some(
