@@ -32,9 +32,9 @@
 //! borrowed, so nothing between could rewrite them.
 
 use std::{
+    mem,
     sync::{
         LazyLock, Mutex,
-        atomic::{AtomicBool, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},
     },
     thread::JoinHandle,
@@ -184,7 +184,7 @@ impl LogPipeline {
             receiver,
             bounds,
             blank: blank_record(),
-            failing: AtomicBool::new(false),
+            failing: false,
         };
         let handle = std::thread::Builder::new()
             .name("otel-logs".into())
@@ -265,11 +265,12 @@ struct Worker<E> {
     receiver: Receiver<Message>,
     bounds: LogBounds,
     blank: SdkLogRecord,
-    failing: AtomicBool,
+    /// The last export failed: reported once, until one succeeds.
+    failing: bool,
 }
 
 impl<E: LogExporter> Worker<E> {
-    fn run(self) {
+    fn run(mut self) {
         // What the exporter logs (the collector is down, say) goes to the
         // console and never back into this queue.
         let _suppressed = Context::enter_telemetry_suppressed_scope();
@@ -319,7 +320,7 @@ impl<E: LogExporter> Worker<E> {
     }
 
     /// Exports and empties `batch`; counts what went and what was lost.
-    fn export(&self, batch: &mut Vec<(SdkLogRecord, InstrumentationScope)>) -> OTelSdkResult {
+    fn export(&mut self, batch: &mut Vec<(SdkLogRecord, InstrumentationScope)>) -> OTelSdkResult {
         if batch.is_empty() {
             return Ok(());
         }
@@ -334,13 +335,13 @@ impl<E: LogExporter> Worker<E> {
         match &result {
             Ok(()) => {
                 COUNTERS.exported.inc_by(records as u64);
-                if self.failing.swap(false, Ordering::Relaxed) {
+                if mem::replace(&mut self.failing, false) {
                     tracing::info!("log collector reachable again; exporting log records");
                 }
             }
             Err(error) => {
                 COUNTERS.dropped(DropReason::export_failed, records);
-                if !self.failing.swap(true, Ordering::Relaxed) {
+                if !mem::replace(&mut self.failing, true) {
                     tracing::warn!(
                         %error,
                         dropped_records = records,
