@@ -23,6 +23,8 @@ use otlp_sink::log::{CapturedLog, Severity};
 use otlp_sink::span::AttrValue;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::report::format::attr_text;
+
 /// `loadgen receive`'s options.
 #[derive(Debug, clap::Args)]
 pub struct ReceiveArgs {
@@ -94,8 +96,10 @@ const COUNT_EVERY: Duration = Duration::from_secs(5);
 /// Runs the receiver until Ctrl-C or SIGTERM.
 pub async fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
     let receiver = Receiver::with_max_records(args.keep, args.keep_logs);
-    // Subscribed before the ports open, so the first record is printed too.
-    let feed = receiver.subscribe_logs();
+    // Subscribed before the ports open, so the first record is printed too;
+    // not at all when nothing is printed, as a subscriber costs the
+    // receiver a copy of every record.
+    let feed = (args.print_logs != PrintLogs::Off).then(|| receiver.subscribe_logs());
     let running = receiver.start(args.grpc, args.http).await?;
     println!(
         "receiving OTLP on {} (gRPC) and {} (HTTP); Ctrl-C stops",
@@ -113,7 +117,7 @@ pub async fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(listener, router).await });
     }
     let (stop_printing, stopped) = oneshot::channel();
-    let printer = tokio::spawn(print_logs(feed, args.print_logs, stopped));
+    let printer = feed.map(|feed| tokio::spawn(print_logs(feed, args.print_logs, stopped)));
 
     let (mut spans_before, mut logs_before) = (0, 0);
     let mut tick = tokio::time::interval(COUNT_EVERY);
@@ -124,22 +128,8 @@ pub async fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
             () = &mut shutdown => break,
             _ = tick.tick() => {
                 let stats = running.stats();
-                if stats.received_spans != spans_before {
-                    println!(
-                        "{} spans received ({} in the last 5 s)",
-                        stats.received_spans,
-                        stats.received_spans - spans_before
-                    );
-                    spans_before = stats.received_spans;
-                }
-                if stats.received_logs != logs_before {
-                    println!(
-                        "{} log records received ({} in the last 5 s)",
-                        stats.received_logs,
-                        stats.received_logs - logs_before
-                    );
-                    logs_before = stats.received_logs;
-                }
+                print_count("spans", stats.received_spans, &mut spans_before);
+                print_count("log records", stats.received_logs, &mut logs_before);
             }
         }
     }
@@ -147,10 +137,25 @@ pub async fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
     running.shutdown().await?;
     // Nothing arrives any more: the printer finishes what was announced.
     let _ = stop_printing.send(());
-    let _ = printer.await;
+    if let Some(printer) = printer {
+        let _ = printer.await;
+    }
     println!("{} spans received in all", stats.received_spans);
     println!("{} log records received in all", stats.received_logs);
     Ok(())
+}
+
+/// Prints how many `what` have been received in all and since the last
+/// count, when that changed.
+fn print_count(what: &str, received: u64, before: &mut u64) {
+    if received != *before {
+        println!(
+            "{received} {what} received ({} in the last {} s)",
+            received - *before,
+            COUNT_EVERY.as_secs()
+        );
+        *before = received;
+    }
 }
 
 /// Prints the records `feed` announces that `which` selects, until `stop`,
@@ -162,17 +167,15 @@ async fn print_logs(
     mut stop: oneshot::Receiver<()>,
 ) {
     loop {
+        // `None` once stopped: what is still queued is written, then no more.
         let arrival = tokio::select! {
             biased;
-            arrival = feed.recv() => arrival,
-            _ = &mut stop => {
-                write_queued(&mut feed, which);
-                return;
-            }
+            arrival = feed.recv() => Some(arrival),
+            _ = &mut stop => None,
         };
         let mut out = io::stdout().lock();
-        let open = write_arrival(&mut out, arrival, which);
-        write_queued_to(&mut out, &mut feed, which);
+        let open = arrival.is_some_and(|arrival| write_arrival(&mut out, arrival, which));
+        write_queued(&mut out, &mut feed, which);
         let _ = out.flush();
         if !open {
             return;
@@ -180,14 +183,8 @@ async fn print_logs(
     }
 }
 
-fn write_queued(feed: &mut broadcast::Receiver<CapturedLog>, which: PrintLogs) {
-    let mut out = io::stdout().lock();
-    write_queued_to(&mut out, feed, which);
-    let _ = out.flush();
-}
-
 /// Writes what is queued without waiting for more.
-fn write_queued_to(
+fn write_queued(
     out: &mut impl io::Write,
     feed: &mut broadcast::Receiver<CapturedLog>,
     which: PrintLogs,
@@ -240,9 +237,9 @@ pub fn log_line(log: &CapturedLog) -> String {
         &log.service_name
     };
     let severity = match log.severity {
-        Severity::Unspecified if !log.severity_text.is_empty() => log.severity_text.clone(),
-        Severity::Unspecified => "-".to_owned(),
-        known => known.to_string(),
+        Severity::Unspecified if !log.severity_text.is_empty() => &log.severity_text,
+        Severity::Unspecified => "-",
+        known => known.as_str(),
     };
     let trace = log
         .trace_id
@@ -251,7 +248,7 @@ pub fn log_line(log: &CapturedLog) -> String {
     let mut line = format!(
         "{:<10} {:<5} {trace:<8} {}",
         printable(service),
-        printable(&severity),
+        printable(severity),
         printable(&log.body_text())
     );
     for (key, value) in &log.attributes {
@@ -263,14 +260,7 @@ pub fn log_line(log: &CapturedLog) -> String {
 /// A field's value in logfmt style: bare when it is one word, quoted
 /// otherwise.
 fn field_value(value: &AttrValue) -> String {
-    let text = match value {
-        AttrValue::String(s) => Cow::Borrowed(s.as_str()),
-        AttrValue::Bool(b) => Cow::Owned(b.to_string()),
-        AttrValue::Int(i) => Cow::Owned(i.to_string()),
-        AttrValue::Double(d) => Cow::Owned(d.to_string()),
-        AttrValue::Empty => Cow::Borrowed(""),
-        other => Cow::Owned(serde_json::to_string(other).unwrap_or_default()),
-    };
+    let text = attr_text(value);
     let bare = !text.is_empty()
         && !text
             .chars()
@@ -288,17 +278,15 @@ fn printable(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);
     }
-    Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -280,70 +280,71 @@ impl Receiver {
     pub async fn wait_for(
         &self,
         timeout: Duration,
-        mut pred: impl FnMut(&[CapturedSpan]) -> bool,
+        pred: impl FnMut(&[CapturedSpan]) -> bool,
     ) -> Result<Vec<CapturedSpan>, Vec<CapturedSpan>> {
-        let check = |store: &mut Store| match store {
-            Store::Buffer(buffer) => {
-                let spans = buffer.spans.as_slice();
-                pred(spans).then(|| spans.to_vec())
-            }
-            // Grouped by trace, the spans are not one slice: copy them. Tests
-            // wait on small stores; a capture is asked for its traces, not waited on.
-            Store::Capture(store) => {
-                let spans: Vec<CapturedSpan> = store.spans().cloned().collect();
-                pred(&spans).then_some(spans)
-            }
-        };
-        self.wait_until(timeout, check)
-            .await
-            .ok_or_else(|| self.spans())
+        self.wait_for_records(
+            timeout,
+            pred,
+            |buffer| buffer.spans.as_slice(),
+            |store| store.spans().cloned().collect(),
+        )
+        .await
     }
 
     /// [`wait_for`](Self::wait_for), over the stored log records.
     pub async fn wait_for_logs(
         &self,
         timeout: Duration,
-        mut pred: impl FnMut(&[CapturedLog]) -> bool,
+        pred: impl FnMut(&[CapturedLog]) -> bool,
     ) -> Result<Vec<CapturedLog>, Vec<CapturedLog>> {
-        let check = |store: &mut Store| match store {
-            Store::Buffer(buffer) => {
-                let logs = buffer.logs.as_slice();
-                pred(logs).then(|| logs.to_vec())
-            }
-            Store::Capture(store) => {
-                let logs: Vec<CapturedLog> = store.logs().cloned().collect();
-                pred(&logs).then_some(logs)
-            }
-        };
-        self.wait_until(timeout, check)
-            .await
-            .ok_or_else(|| self.logs())
+        self.wait_for_records(
+            timeout,
+            pred,
+            |buffer| buffer.logs.as_slice(),
+            |store| store.logs().cloned().collect(),
+        )
+        .await
     }
 
-    /// Runs `check` on the store now and after every ingest until it
-    /// answers, or `None` once `timeout` has passed.
-    async fn wait_until<T>(
+    /// The waits, for either signal: `buffered` reads its records in the
+    /// plain buffers, `captured` copies them out of a capture.
+    async fn wait_for_records<T: Clone>(
         &self,
         timeout: Duration,
-        mut check: impl FnMut(&mut Store) -> Option<T>,
-    ) -> Option<T> {
+        mut pred: impl FnMut(&[T]) -> bool,
+        buffered: impl Fn(&mut Buffer) -> &[T],
+        captured: impl Fn(&TraceStore) -> Vec<T>,
+    ) -> Result<Vec<T>, Vec<T>> {
+        // The records, if `pred` holds for them.
+        let check = |pred: &mut dyn FnMut(&[T]) -> bool| -> Option<Vec<T>> {
+            // One check, the lock held only for it (never across an await).
+            match &mut *self.lock() {
+                Store::Buffer(buffer) => {
+                    let held = buffered(buffer);
+                    pred(held).then(|| held.to_vec())
+                }
+                // Grouped by trace, the records are not one slice: copy them.
+                // Tests wait on small stores; a capture is asked for its
+                // traces, not waited on.
+                Store::Capture(store) => {
+                    let held = captured(store);
+                    pred(&held).then_some(held)
+                }
+            }
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Created before the check so an ingest between the check and
             // the await still wakes us.
             let changed = self.shared.changed.notified();
-            if let Some(found) = self.check(&mut check) {
-                return Some(found);
+            if let Some(found) = check(&mut pred) {
+                return Ok(found);
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return self.check(&mut check);
+                // On time out, every record there is, for the failure message.
+                return check(&mut pred).ok_or_else(|| check(&mut |_| true).unwrap_or_default());
             }
         }
-    }
-
-    /// One check, the lock held only for it (never across an await).
-    fn check<T>(&self, check: &mut impl FnMut(&mut Store) -> Option<T>) -> Option<T> {
-        check(&mut self.lock())
     }
 
     /// Every log record that arrives from now on, as it arrives, whether

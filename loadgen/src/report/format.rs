@@ -2,6 +2,7 @@
 //! print the same values the same way, and report.html escapes every text
 //! it did not write itself.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use otlp_sink::span::AttrValue;
@@ -96,15 +97,16 @@ pub fn by_count(counts: &BTreeMap<String, u64>) -> Vec<(&str, u64)> {
 }
 
 /// An attribute's value as text: strings as they are, lists and maps as
-/// JSON. Not escaped.
-pub fn attr_text(value: &AttrValue) -> String {
+/// JSON. Not escaped (the report escapes it for HTML, `loadgen receive`
+/// quotes it for a terminal).
+pub fn attr_text(value: &AttrValue) -> Cow<'_, str> {
     match value {
-        AttrValue::String(s) => s.clone(),
-        AttrValue::Bool(b) => b.to_string(),
-        AttrValue::Int(i) => i.to_string(),
-        AttrValue::Double(d) => d.to_string(),
-        AttrValue::Empty => String::new(),
-        other => serde_json::to_string(other).unwrap_or_default(),
+        AttrValue::String(s) => Cow::Borrowed(s),
+        AttrValue::Bool(b) => Cow::Owned(b.to_string()),
+        AttrValue::Int(i) => Cow::Owned(i.to_string()),
+        AttrValue::Double(d) => Cow::Owned(d.to_string()),
+        AttrValue::Empty => Cow::Borrowed(""),
+        other => Cow::Owned(serde_json::to_string(other).unwrap_or_default()),
     }
 }
 

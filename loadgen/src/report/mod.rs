@@ -3,7 +3,8 @@
 //! printed at the end of the run.
 
 mod chart;
-mod format;
+// `attr_text` is also how `loadgen receive` prints a field.
+pub(crate) mod format;
 pub mod html;
 mod logs;
 pub mod table;

@@ -374,6 +374,14 @@ mod tests {
         }
     }
 
+    /// The waterfall of `sample()`'s trace made of `spans` and `logs`.
+    fn rendered(spans: Vec<CapturedSpan>, logs: Vec<CapturedLog>, open: bool) -> String {
+        let mut out = String::new();
+        let trace = CapturedTrace::new(spans, logs);
+        render(&mut out, &sample(), &"ab".repeat(16), &trace, open, None);
+        out
+    }
+
     #[test]
     fn a_spans_log_lines_sit_under_it_errors_marked_and_escaped() {
         let ms = 1_000_000;
@@ -390,15 +398,7 @@ mod tests {
             log("a", Severity::Info, "checkout started", 1),
             log("zz", Severity::Warn, "retrying", 60),
         ];
-        let mut out = String::new();
-        render(
-            &mut out,
-            &sample(),
-            &"ab".repeat(16),
-            &CapturedTrace::new(spans, logs),
-            true,
-            None,
-        );
+        let out = rendered(spans, logs, true);
 
         let rows: Vec<&str> = out.split("<div class=\"wf-row").skip(2).collect();
         assert_eq!(rows.len(), 5, "{out}");
@@ -442,15 +442,7 @@ mod tests {
         let logs = (0..MAX_LOG_ROWS + 5)
             .map(|i| log("a", Severity::Info, &format!("line {i}"), 0))
             .collect();
-        let mut out = String::new();
-        render(
-            &mut out,
-            &sample(),
-            &"ab".repeat(16),
-            &CapturedTrace::new(spans, logs),
-            false,
-            None,
-        );
+        let out = rendered(spans, logs, false);
         assert_eq!(out.matches("wf-row wf-log").count(), MAX_LOG_ROWS);
         assert!(out.contains("5 more log lines not shown."));
     }
