@@ -70,6 +70,8 @@ pub struct PageKey {
     pub page: u32,
     pub per_page: u32,
     pub tag: Option<String>,
+    /// Lowercased, trimmed, never empty.
+    pub search: Option<String>,
 }
 
 /// One cache's two series, looked up once: a read increments its counter
@@ -322,6 +324,7 @@ mod tests {
                 page,
                 per_page: 20,
                 tag: Some("rust".into()),
+                search: None,
             };
             let body = cache
                 .page(
@@ -339,6 +342,7 @@ mod tests {
             page: 50,
             per_page: 20,
             tag: None,
+            search: None,
         };
         let body = cache
             .page(&key, async { Ok::<_, ()>(Bytes::from_static(b"untagged")) })

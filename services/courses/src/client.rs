@@ -20,33 +20,26 @@ impl CoursesClient {
     }
 
     /// `GET /courses`: one page, most popular first.
-    pub async fn list(
-        &self,
-        page: u32,
-        per_page: u32,
-        tag: Option<&str>,
-    ) -> Result<Page<CourseSummary>, CallError> {
-        self.list_request(page, per_page, tag).send_json().await
+    pub async fn list(&self, query: &CatalogQuery<'_>) -> Result<Page<CourseSummary>, CallError> {
+        self.list_request(query).send_json().await
     }
 
     /// [`Self::list`]'s page as courses encoded it, for a caller that
     /// passes it on unchanged.
-    pub async fn list_encoded(
-        &self,
-        page: u32,
-        per_page: u32,
-        tag: Option<&str>,
-    ) -> Result<Bytes, CallError> {
-        self.list_request(page, per_page, tag).send_bytes().await
+    pub async fn list_encoded(&self, query: &CatalogQuery<'_>) -> Result<Bytes, CallError> {
+        self.list_request(query).send_bytes().await
     }
 
-    fn list_request(&self, page: u32, per_page: u32, tag: Option<&str>) -> RequestBuilder {
+    fn list_request(&self, q: &CatalogQuery<'_>) -> RequestBuilder {
         let mut query = vec![
-            ("page", page.to_string()),
-            ("per_page", per_page.to_string()),
+            ("page", q.page.to_string()),
+            ("per_page", q.per_page.to_string()),
         ];
-        if let Some(tag) = tag {
+        if let Some(tag) = q.tag {
             query.push(("tag", tag.to_owned()));
+        }
+        if let Some(search) = q.search {
+            query.push(("q", search.to_owned()));
         }
         self.mesh.get("/courses", &[]).query(&query)
     }
@@ -78,5 +71,29 @@ impl CoursesClient {
             )
             .send_json()
             .await
+    }
+}
+
+/// Which page of the catalog to list, and what to filter it by.
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogQuery<'a> {
+    /// From 1.
+    pub page: u32,
+    pub per_page: u32,
+    /// Only courses with this tag.
+    pub tag: Option<&'a str>,
+    /// Only courses whose title or instructor contains this, ignoring case.
+    pub search: Option<&'a str>,
+}
+
+impl Default for CatalogQuery<'_> {
+    /// The first page of 20, unfiltered (the API's defaults).
+    fn default() -> Self {
+        Self {
+            page: 1,
+            per_page: 20,
+            tag: None,
+            search: None,
+        }
     }
 }

@@ -40,13 +40,65 @@ fn lesson(row: &AnyRow) -> Result<Lesson, sqlx::Error> {
     })
 }
 
+/// The columns of a course summary, from `courses`.
+macro_rules! summaries {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, slug, title, summary, instructor, level, tags, price_cents, currency, lesson_count, popularity FROM courses",
+            $rest
+        )
+    };
+}
+/// The tag filter, its value the first parameter.
+macro_rules! tagged {
+    () => {
+        "id IN (SELECT course_id FROM course_tags WHERE tag = $1)"
+    };
+}
+/// The search filter, its pattern parameter `$n` (twice: title and
+/// instructor, separate parameters since SQLite does not reuse them).
+macro_rules! searched {
+    ($a:literal, $b:literal) => {
+        concat!(
+            "(LOWER(title) LIKE ",
+            $a,
+            " ESCAPE '\\' OR LOWER(instructor) LIKE ",
+            $b,
+            " ESCAPE '\\')"
+        )
+    };
+}
+
 const COUNT_ALL: &str = "SELECT COUNT(*) AS n FROM courses";
 const COUNT_TAGGED: &str = "SELECT COUNT(*) AS n FROM course_tags WHERE tag = $1";
-const LIST_ALL: &str = "SELECT id, slug, title, summary, instructor, level, tags, price_cents, currency, lesson_count, popularity \
-     FROM courses ORDER BY popularity DESC, id LIMIT $1 OFFSET $2";
-const LIST_TAGGED: &str = "SELECT id, slug, title, summary, instructor, level, tags, price_cents, currency, lesson_count, popularity \
-     FROM courses WHERE id IN (SELECT course_id FROM course_tags WHERE tag = $1) \
-     ORDER BY popularity DESC, id LIMIT $2 OFFSET $3";
+const COUNT_SEARCHED: &str = concat!(
+    "SELECT COUNT(*) AS n FROM courses WHERE ",
+    searched!("$1", "$2")
+);
+const COUNT_TAGGED_SEARCHED: &str = concat!(
+    "SELECT COUNT(*) AS n FROM courses WHERE ",
+    tagged!(),
+    " AND ",
+    searched!("$2", "$3")
+);
+const LIST_ALL: &str = summaries!(" ORDER BY popularity DESC, id LIMIT $1 OFFSET $2");
+const LIST_TAGGED: &str = concat!(
+    summaries!(" WHERE "),
+    tagged!(),
+    " ORDER BY popularity DESC, id LIMIT $2 OFFSET $3"
+);
+const LIST_SEARCHED: &str = concat!(
+    summaries!(" WHERE "),
+    searched!("$1", "$2"),
+    " ORDER BY popularity DESC, id LIMIT $3 OFFSET $4"
+);
+const LIST_TAGGED_SEARCHED: &str = concat!(
+    summaries!(" WHERE "),
+    tagged!(),
+    " AND ",
+    searched!("$2", "$3"),
+    " ORDER BY popularity DESC, id LIMIT $4 OFFSET $5"
+);
 /// A course and its lessons in one round trip: a row per lesson (one with
 /// NULL lesson columns for a course without lessons).
 const GET_COURSE: &str = "SELECT c.id AS id, c.slug AS slug, c.title AS title, c.summary AS summary, \
@@ -57,52 +109,71 @@ const GET_COURSE: &str = "SELECT c.id AS id, c.slug AS slug, c.title AS title, c
      FROM courses c LEFT JOIN lessons l ON l.course_id = c.id WHERE c.id = $1 ORDER BY l.position";
 const GET_LESSON: &str = "SELECT id, course_id, position, title, duration_seconds FROM lessons WHERE course_id = $1 AND id = $2";
 
-/// One page of courses, most popular first, optionally with one tag.
+/// What a page of the catalog is filtered by.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// Courses with this tag.
+    pub tag: Option<&'a str>,
+    /// Courses whose title or instructor contains this (lowercased).
+    pub search: Option<&'a str>,
+}
+
+/// `search` as a `LIKE` pattern that matches it anywhere, its own `%`,
+/// `_` and `\` taken literally.
+fn contains_pattern(search: &str) -> String {
+    let mut pattern = String::with_capacity(search.len() + 2);
+    pattern.push('%');
+    for c in search.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// One page of courses, most popular first, filtered by tag and search.
 pub async fn list_courses(
     db: &Db,
-    tag: Option<&str>,
+    filter: Filter<'_>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<CourseSummary>, i64), sqlx::Error> {
-    let (rows, total) = match tag {
-        None => {
-            let rows = db
-                .run(
-                    Op::new("SELECT", "courses", LIST_ALL),
-                    sqlx::query(LIST_ALL)
-                        .bind(limit)
-                        .bind(offset)
-                        .fetch_all(db.pool()),
-                )
-                .await?;
-            let total = db
-                .run(
-                    Op::new("SELECT", "courses", COUNT_ALL),
-                    sqlx::query(COUNT_ALL).fetch_one(db.pool()),
-                )
-                .await?;
-            (rows, total)
-        }
-        Some(tag) => {
-            let rows = db
-                .run(
-                    Op::new("SELECT", "courses", LIST_TAGGED),
-                    sqlx::query(LIST_TAGGED)
-                        .bind(tag)
-                        .bind(limit)
-                        .bind(offset)
-                        .fetch_all(db.pool()),
-                )
-                .await?;
-            let total = db
-                .run(
-                    Op::new("SELECT", "course_tags", COUNT_TAGGED),
-                    sqlx::query(COUNT_TAGGED).bind(tag).fetch_one(db.pool()),
-                )
-                .await?;
-            (rows, total)
-        }
+    let pattern = filter.search.map(contains_pattern);
+    // Each filter's values first, in the order of its statement's
+    // parameters; then the page's.
+    let mut values: Vec<&str> = Vec::new();
+    values.extend(filter.tag);
+    if let Some(p) = &pattern {
+        values.extend([p.as_str(), p.as_str()]);
+    }
+    let (list, count, collection) = match (filter.tag.is_some(), pattern.is_some()) {
+        (false, false) => (LIST_ALL, COUNT_ALL, "courses"),
+        (true, false) => (LIST_TAGGED, COUNT_TAGGED, "course_tags"),
+        (false, true) => (LIST_SEARCHED, COUNT_SEARCHED, "courses"),
+        (true, true) => (LIST_TAGGED_SEARCHED, COUNT_TAGGED_SEARCHED, "courses"),
     };
+    let mut query = sqlx::query(list);
+    for value in &values {
+        query = query.bind(*value);
+    }
+    let rows = db
+        .run(
+            Op::new("SELECT", "courses", list),
+            query.bind(limit).bind(offset).fetch_all(db.pool()),
+        )
+        .await?;
+    let mut query = sqlx::query(count);
+    for value in &values {
+        query = query.bind(*value);
+    }
+    let total = db
+        .run(
+            Op::new("SELECT", collection, count),
+            query.fetch_one(db.pool()),
+        )
+        .await?;
     let items = rows.iter().map(summary).collect::<Result<_, _>>()?;
     Ok((items, total.try_get("n")?))
 }

@@ -22,7 +22,12 @@ use mesh::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::{cache::CatalogCache, client::CoursesClient, config::Config, state::AppState};
+pub use crate::{
+    cache::CatalogCache,
+    client::{CatalogQuery, CoursesClient},
+    config::Config,
+    state::AppState,
+};
 
 /// `service.name` and the destination name other services use.
 pub const NAME: &str = "courses";

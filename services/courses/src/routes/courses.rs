@@ -24,6 +24,9 @@ pub const MAX_PER_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 10_000;
 /// Longest tag, in characters; every catalog tag is far shorter.
 pub const MAX_TAG_CHARS: usize = 64;
+/// Longest search, in characters: longer than any title, and it bounds
+/// the pattern the database matches.
+pub const MAX_SEARCH_CHARS: usize = 64;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -50,6 +53,10 @@ struct ListParams {
     /// Only courses with this tag (exact match); no control characters.
     #[param(max_length = 64)]
     tag: Option<String>,
+    /// Only courses whose title or instructor contains this text, ignoring
+    /// case; no control characters. Blank is no filter.
+    #[param(max_length = 64)]
+    q: Option<String>,
 }
 
 fn first_page() -> u32 {
@@ -86,6 +93,18 @@ impl ListParams {
                 ));
             }
         }
+        if let Some(q) = &self.q {
+            if q.chars().count() > MAX_SEARCH_CHARS {
+                return Err(BadRequest::invalid(format!(
+                    "q (the search) is at most {MAX_SEARCH_CHARS} characters"
+                )));
+            }
+            if q.chars().any(char::is_control) {
+                return Err(BadRequest::invalid(
+                    "q (the search) must not contain control characters",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -101,7 +120,7 @@ impl ListParams {
     responses(
         (status = 200, description = "One page of courses, and how many match over all pages.", body = Page<CourseSummary>),
         (status = 400, description = "`invalid_query`: a parameter that does not parse (`page=abc`, `page=-1`), is repeated, or is unknown.", body = ErrorBody),
-        (status = 422, description = "`invalid_input`: `page`, `per_page` or `tag` out of its bounds; the message names it.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: `page`, `per_page`, `tag` or `q` out of its bounds; the message names it.", body = ErrorBody),
     )
 )]
 async fn list(
@@ -113,11 +132,20 @@ async fn list(
         page: params.page,
         per_page: params.per_page,
         tag: params.tag,
+        // Searched for lowercased, so `Rust` and `rust` are one cache entry.
+        search: params
+            .q
+            .map(|q| q.trim().to_lowercase())
+            .filter(|q| !q.is_empty()),
     };
     let load = async {
         let limit = i64::from(key.per_page);
         let offset = i64::from(key.page - 1) * limit;
-        let (items, total) = db::list_courses(&state.db, key.tag.as_deref(), limit, offset).await?;
+        let filter = db::Filter {
+            tag: key.tag.as_deref(),
+            search: key.search.as_deref(),
+        };
+        let (items, total) = db::list_courses(&state.db, filter, limit, offset).await?;
         encode(&Page {
             items,
             page: key.page,

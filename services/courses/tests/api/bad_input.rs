@@ -49,6 +49,18 @@ async fn bad_list_parameters_are_rejected() {
             "invalid_input",
             "page",
         ),
+        (
+            &format!("q={long_tag}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "q (the search)",
+        ),
+        (
+            "q=rust%00",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "q (the search)",
+        ),
         // Control characters (NUL would be a 500 from PostgreSQL).
         (
             "tag=rust%00",

@@ -121,6 +121,56 @@ async fn a_tag_lists_exactly_the_courses_carrying_it() {
 }
 
 #[tokio::test]
+async fn a_search_lists_the_courses_whose_title_or_instructor_contain_it() {
+    let app = spawn_app().await;
+    let catalog = catalog::generate(DEFAULT_SEED);
+    // A word from the most popular course's title, in another case.
+    let word = catalog
+        .courses
+        .iter()
+        .max_by(|a, b| a.popularity.total_cmp(&b.popularity))
+        .and_then(|c| c.title.split_whitespace().max_by_key(|w| w.len()))
+        .expect("a title with a word")
+        .to_owned();
+    let needle = word.to_lowercase();
+    let contains = |title: &str, instructor: &str| {
+        title.to_lowercase().contains(&needle) || instructor.to_lowercase().contains(&needle)
+    };
+    let matches = |c: &CourseSummary| contains(&c.title, &c.instructor);
+    let expected: HashSet<&str> = catalog
+        .courses
+        .iter()
+        .filter(|c| contains(&c.title, &c.instructor))
+        .map(|c| c.id.as_str())
+        .collect();
+    let (items, total) = all_pages(&app, &format!("q={}", word.to_uppercase()), 7).await;
+    assert!(!items.is_empty(), "{word} is in a title");
+    assert_most_popular_first(&items);
+    assert_eq!(total, expected.len() as i64);
+    let listed: HashSet<&str> = items.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(listed, expected);
+
+    // With a tag too: both filters hold.
+    let tag = items[0].tags[0].clone();
+    let (both, _) = all_pages(&app, &format!("q={needle}&tag={tag}"), 20).await;
+    assert!(both.iter().all(|c| matches(c) && c.tags.contains(&tag)));
+    assert!(both.iter().any(|c| c.id == items[0].id));
+
+    // LIKE's wildcards are text like any other; blank is no filter.
+    for literal in ["%25", "_", "%5C"] {
+        let page: Page<CourseSummary> = app.get_ok(&format!("/courses?q={literal}")).await;
+        assert_eq!(
+            page.total,
+            0,
+            "q={literal} matched {:?}",
+            page.items.first()
+        );
+    }
+    let blank: Page<CourseSummary> = app.get_ok("/courses?q=%20%20").await;
+    assert_eq!(blank.total, app.row_counts().await.courses);
+}
+
+#[tokio::test]
 async fn an_unknown_tag_lists_nothing() {
     let app = spawn_app().await;
     let page: Page<CourseSummary> = app.get_ok("/courses?tag=underwater-basket-weaving").await;

@@ -1,6 +1,7 @@
 //! `CoursesClient`, the typed client other services use, against the real
 //! service.
 
+use courses::CatalogQuery;
 use mesh::CallError;
 use reqwest::StatusCode;
 
@@ -21,18 +22,39 @@ fn assert_status<T: std::fmt::Debug>(result: Result<T, CallError>, status: Statu
 #[tokio::test]
 async fn the_client_lists_courses_and_filters_by_tag() {
     let app = spawn_app().await;
-    let page = app.client.list(2, 5, None).await.expect("a page");
+    let page = app
+        .client
+        .list(&CatalogQuery {
+            page: 2,
+            per_page: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("a page");
     assert_eq!((page.page, page.per_page, page.items.len()), (2, 5, 5));
     assert_eq!(page.total, app.row_counts().await.courses);
 
     let tag = page.items[0].tags[0].clone();
-    let tagged = app.client.list(1, 100, Some(&tag)).await.expect("a page");
+    let tagged = app
+        .client
+        .list(&CatalogQuery {
+            per_page: 100,
+            tag: Some(&tag),
+            ..Default::default()
+        })
+        .await
+        .expect("a page");
     assert!(!tagged.items.is_empty());
     assert!(tagged.items.iter().all(|c| c.tags.contains(&tag)));
     assert_eq!(tagged.total, tagged.items.len() as i64);
 
     assert_status(
-        app.client.list(1, 0, None).await,
+        app.client
+            .list(&CatalogQuery {
+                per_page: 0,
+                ..Default::default()
+            })
+            .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_input",
     );
@@ -41,7 +63,15 @@ async fn the_client_lists_courses_and_filters_by_tag() {
 #[tokio::test]
 async fn the_client_gets_a_course_and_its_lessons() {
     let app = spawn_app().await;
-    let listed = app.client.list(1, 1, None).await.expect("a page").items;
+    let listed = app
+        .client
+        .list(&CatalogQuery {
+            per_page: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("a page")
+        .items;
     let course = app.client.get(&listed[0].id).await.expect("the course");
     assert_eq!(course.summary, listed[0]);
     let last = course.lessons.last().expect("a course has lessons");

@@ -4,7 +4,10 @@ use axum::{
     extract::State,
     response::{IntoResponse as _, Response},
 };
-use courses::model::{Course, CourseSummary, Page};
+use courses::{
+    CatalogQuery,
+    model::{Course, CourseSummary, Page},
+};
 use http::StatusCode;
 use mesh::{
     CallError, ErrorBody,
@@ -40,6 +43,9 @@ struct ListParams {
     /// Only courses with this tag.
     #[param(max_length = 64)]
     tag: Option<String>,
+    /// Only courses whose title or instructor contains this, ignoring case.
+    #[param(max_length = 64)]
+    q: Option<String>,
 }
 
 /// The catalog, most popular first: courses' page, passed on as it came.
@@ -51,17 +57,18 @@ struct ListParams {
     params(ListParams),
     responses(
         (status = 200, description = "One page of courses.", body = Page<CourseSummary>),
-        (status = 422, description = "`invalid_input`: a page or tag out of bounds.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: a page, tag or search out of bounds.", body = ErrorBody),
     )
 )]
 async fn list(State(state): State<AppState>, Query(p): Query<ListParams>) -> Result<EncodedJson> {
     let page = state
         .courses
-        .list_encoded(
-            p.page.unwrap_or(1),
-            p.per_page.unwrap_or(20),
-            p.tag.as_deref(),
-        )
+        .list_encoded(&CatalogQuery {
+            page: p.page.unwrap_or(1),
+            per_page: p.per_page.unwrap_or(20),
+            tag: p.tag.as_deref(),
+            search: p.q.as_deref(),
+        })
         .await?;
     Ok(EncodedJson(page))
 }
