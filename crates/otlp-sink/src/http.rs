@@ -5,13 +5,20 @@
 //! as a `google.rpc.Status` in it, as the OTLP specification asks (an
 //! unknown content type gets plain text: there is no agreed encoding to
 //! answer in).
+//!
+//! Browsers may export here from any origin (CORS: `POST` with
+//! `Content-Type` and `Content-Encoding`, preflights cached for an hour):
+//! a web page's OpenTelemetry SDK is a client like any other, and a
+//! receiver that stands in for a Collector on a developer's machine has
+//! no page origin to be configured with. It takes telemetry and answers
+//! nothing a page could read beyond the export's status.
 
 use std::io::{self, Read as _};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode as HttpStatus, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -22,6 +29,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message as _;
 use serde::de::DeserializeOwned;
+use tower_http::cors::{self, CorsLayer};
 
 use crate::receiver::{MAX_REQUEST_BYTES, Receiver};
 use crate::span::Transport;
@@ -48,6 +56,13 @@ pub(crate) fn router(receiver: Receiver) -> Router {
             post(export_http::<ExportLogsServiceRequest>),
         )
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(cors::Any)
+                .allow_methods([Method::POST])
+                .allow_headers([header::CONTENT_TYPE, header::CONTENT_ENCODING])
+                .max_age(std::time::Duration::from_secs(3600)),
+        )
         .with_state(receiver)
 }
 
@@ -351,6 +366,44 @@ mod tests {
                 ("content-encoding", "gzip"),
             ],
             gzip(&sample_request().encode_to_vec()),
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::OK);
+        assert_sample_captured(&running.spans(), Transport::HttpProtobuf);
+    }
+
+    /// A web page on another origin exports as a browser does: a
+    /// preflight first, then the `POST`, whose answer it may read.
+    #[tokio::test]
+    async fn a_browser_on_another_origin_may_export() {
+        let running = start(Receiver::new()).await;
+        let url = format!("{}{HTTP_TRACES_PATH}", running.http_endpoint());
+        let origin = "http://127.0.0.1:8080";
+        let preflight = http_client()
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .expect("preflight answered");
+        assert!(preflight.status().is_success(), "{}", preflight.status());
+        let allowed = |name: &str| {
+            preflight
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        };
+        assert_eq!(allowed("access-control-allow-origin"), "*");
+        assert!(allowed("access-control-allow-methods").contains("post"));
+        assert!(allowed("access-control-allow-headers").contains("content-type"));
+
+        let (status, _, _) = post(
+            &running,
+            &[("content-type", CONTENT_TYPE_PROTOBUF), ("origin", origin)],
+            sample_request().encode_to_vec(),
         )
         .await;
         assert_eq!(status, reqwest::StatusCode::OK);
