@@ -86,6 +86,8 @@ PUBLISHED = {
     "grafana": {3000},
     "jaeger": {16686},
     "prometheus": {9090},
+    # OTLP/HTTP for the learner app's browser spans (docs/web.md).
+    "otel-collector": {4318},
 }
 # Services without a healthcheck, and why.
 NO_HEALTHCHECK = {
@@ -471,6 +473,14 @@ def check_collector_specifics(c: Checker) -> None:
     config = c.load("observability/otel-collector.yml")
     otlp = config["receivers"]["otlp"]["protocols"]
     c.check(otlp["grpc"]["endpoint"].endswith(":4317") and otlp["http"]["endpoint"].endswith(":4318"), "collector: OTLP must listen on 4317 (gRPC) and 4318 (HTTP)")
+    # The learner app's page exports its spans here from the gateway's
+    # origin: the CORS list must allow it, or every browser span is lost.
+    origins = set(((otlp["http"].get("cors") or {}).get("allowed_origins")) or [])
+    c.check({"http://localhost:8080", "http://127.0.0.1:8080"} <= origins, f"collector: OTLP/HTTP CORS must allow the learner app's origins (http://localhost:8080, http://127.0.0.1:8080), allows {sorted(origins)}")
+    c.check("*" not in origins, "collector: OTLP/HTTP CORS must not allow every origin")
+    compose = c.load("docker-compose.yml")
+    web_otlp = (compose["services"]["gateway"].get("environment") or {}).get("WEB_OTLP_TRACES_URL", "")
+    c.check(web_otlp == "http://localhost:4318/v1/traces", f"gateway: WEB_OTLP_TRACES_URL must be the Collector's published OTLP/HTTP traces URL, is {web_otlp!r}")
     prom = config["exporters"].get("prometheus") or {}
     c.check(prom.get("endpoint", "").endswith(":8889"), "collector: prometheus exporter must serve :8889")
     c.check(prom.get("enable_open_metrics") is True, "collector: enable_open_metrics must be on (exemplars)")

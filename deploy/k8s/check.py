@@ -46,7 +46,8 @@ What it does (exit 1 if anything fails, each failure on its own line):
    - the HPAs of production-like scale users and payments, whose
      Deployments leave `replicas` to them and request CPU;
    - the namespace enforces the `restricted` Pod Security Standard and the
-     ingress publishes /api and /openapi.json only;
+     ingress publishes /api, /openapi.json and the learner app's / ,
+     /index.html and /assets only;
    - production-like denies inbound connections by default, and its
      NetworkPolicies let through every flow the system has: each URL a
      pod is configured with (services, PostgreSQL, NATS, the Collector),
@@ -573,7 +574,8 @@ def check_namespace_and_ingress(objects: list[dict], label: str, c: Checker) -> 
             c.check(obj["metadata"].get("namespace") == "learnsphere", f"{label}: {ref(obj)} is not in namespace learnsphere")
     for ingress in of_kind(objects, "Ingress"):
         paths = {(p["path"], p["pathType"]) for rule in ingress["spec"].get("rules", []) for p in rule["http"]["paths"]}
-        c.check(paths == {("/api", "Prefix"), ("/openapi.json", "Exact")}, f"{label}: Ingress {name(ingress)} publishes {sorted(paths)}; only /api and /openapi.json are public (docs/security.md)")
+        public = {("/api", "Prefix"), ("/openapi.json", "Exact"), ("/", "Exact"), ("/index.html", "Exact"), ("/assets", "Prefix")}
+        c.check(paths == public, f"{label}: Ingress {name(ingress)} publishes {sorted(paths)}; only /api, /openapi.json and the learner app (/, /index.html, /assets) are public (docs/security.md)")
 
 
 def matches(selector: dict | None, labels: dict) -> bool:

@@ -21,10 +21,14 @@
 //!   their times), [`scrape`], [`expect`] and [`check`] (what is measured
 //!   and judged), [`verdict`], [`run`] (one scenario run, end to end).
 //! - **Reports:** [`report`] (the terminal table and `report.html`).
+//! - **The operator console:** [`console`] (the page and its API on `loadgen
+//!   up`'s control API listener: faults, scenario runs as `loadgen run`
+//!   children).
 
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod console;
 pub mod expect;
 pub mod human;
 pub mod journeys;

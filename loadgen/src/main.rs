@@ -86,6 +86,18 @@ enum Command {
             value_name = "BOOL"
         )]
         rate_limit_trust_forwarded_for: bool,
+        /// Grafana as your browser reaches it: the operator console
+        /// (`/console` on the control API) links its dashboards.
+        #[arg(long, env = "GRAFANA_URL", default_value = "http://localhost:3000")]
+        grafana_url: String,
+        /// Jaeger's UI as your browser reaches it: the learner app and the
+        /// console link trace ids to it.
+        #[arg(
+            long,
+            env = "LOADGEN_JAEGER_URL",
+            default_value = "http://localhost:16686"
+        )]
+        jaeger_url: String,
     },
     /// Receive OTLP traces and logs (gRPC and HTTP) and print what
     /// arrives: span counts, and each log record as it comes. A stand-in
@@ -153,6 +165,68 @@ async fn serve(service: &str, args: Vec<String>) -> anyhow::Result<()> {
     }
 }
 
+/// Where the learner app exports its spans: the OTLP/HTTP traces URL of
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` when the services export over HTTP, else
+/// `loadgen receive`'s (and a Collector's) default HTTP port on this
+/// machine. A browser cannot speak gRPC.
+fn web_otlp_traces_url() -> String {
+    let protocol = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").unwrap_or_default();
+    match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if protocol.starts_with("http") => {
+            format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+        }
+        _ => "http://localhost:4318/v1/traces".into(),
+    }
+}
+
+/// What `loadgen up` prints once everything is ready: where each replica
+/// is, and how to reach the system.
+fn print_up(system: &System, bearer: &str) {
+    println!();
+    println!("LearnSphere is up:");
+    for s in system.services() {
+        for r in system.replicas(s.name) {
+            let name = if r.replica == 0 {
+                s.name.to_owned()
+            } else {
+                format!("{}-{}", s.name, r.replica)
+            };
+            println!(
+                "  {:<11} {:<24} pid {:<7} {}",
+                name,
+                r.url,
+                r.pid.map_or("-".into(), |p| p.to_string()),
+                s.database.as_deref().unwrap_or("(no database)")
+            );
+        }
+    }
+    println!();
+    println!(
+        "  learner app: {}/",
+        system.url("gateway").unwrap_or_default()
+    );
+    println!(
+        "  try:  curl -i {}/api/courses?per_page=3",
+        system.url("gateway").unwrap_or_default()
+    );
+    if let Some(addr) = system.control_addr() {
+        println!("  operator console: http://{addr}/console (the admin token above)");
+        println!(
+            "  control API: curl -s -H \"authorization: Bearer {bearer}\" http://{addr}/services"
+        );
+    }
+    if let Some(path) = system.targets_file() {
+        println!("  discovery targets: {}", path.display());
+    }
+    println!(
+        "  events: NATS {}, subjects {}.events.* (docs/events.md)",
+        system.nats_url(),
+        system.events_prefix()
+    );
+    println!("  Ctrl-C stops everything.");
+    println!();
+}
+
 /// What `loadgen up` was asked for.
 struct UpArgs {
     ports: Ports,
@@ -164,6 +238,8 @@ struct UpArgs {
     admin_token: Option<String>,
     jwt_secret: Option<String>,
     rate_limit_trust_forwarded_for: bool,
+    grafana_url: String,
+    jaeger_url: String,
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -175,10 +251,20 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // of this machine's user: by default the gateway takes each one's
     // address from the `X-Forwarded-For` they send, as a system `loadgen
     // run` starts does (docs/decisions.md, 16).
-    options.env = BTreeMap::from([(
-        "RATE_LIMIT_TRUST_FORWARDED_FOR".into(),
-        args.rate_limit_trust_forwarded_for.to_string(),
-    )]);
+    options.env = BTreeMap::from([
+        (
+            "RATE_LIMIT_TRUST_FORWARDED_FOR".into(),
+            args.rate_limit_trust_forwarded_for.to_string(),
+        ),
+        ("WEB_JAEGER_URL".into(), args.jaeger_url.clone()),
+    ]);
+    // The learner app's spans go where `loadgen receive` listens for
+    // OTLP/HTTP unless told otherwise (docs/web.md).
+    if std::env::var_os("WEB_OTLP_TRACES_URL").is_none() {
+        options
+            .env
+            .insert("WEB_OTLP_TRACES_URL".into(), web_otlp_traces_url());
+    }
     options.replicas = args.replicas;
     let (token, written) = launcher::admin_token(args.admin_token, &args.data_dir)?;
     // What to put in `Authorization: Bearer` for the control API and the
@@ -214,46 +300,23 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             prefix: "learnsphere".into(),
         };
     }
+    let console = loadgen::console::Console::new(loadgen::console::Settings {
+        grafana_url: args.grafana_url,
+        jaeger_url: args.jaeger_url,
+        admin_token: options.admin_token.clone().unwrap_or_default(),
+        runs_dir: std::path::absolute(args.data_dir.join("runs"))?,
+        exe: None,
+    });
+    options.control_extension = Some(console.extension());
     println!("starting LearnSphere...");
     let mut system = System::start(options).await?;
-    println!();
-    println!("LearnSphere is up:");
-    for s in system.services() {
-        for r in system.replicas(s.name) {
-            let name = if r.replica == 0 {
-                s.name.to_owned()
-            } else {
-                format!("{}-{}", s.name, r.replica)
-            };
-            println!(
-                "  {:<11} {:<24} pid {:<7} {}",
-                name,
-                r.url,
-                r.pid.map_or("-".into(), |p| p.to_string()),
-                s.database.as_deref().unwrap_or("(no database)")
-            );
-        }
-    }
-    println!();
-    println!(
-        "  try:  curl -i {}/api/courses?per_page=3",
-        system.url("gateway").unwrap_or_default()
-    );
     if let Some(addr) = system.control_addr() {
-        println!(
-            "  control API: curl -s -H \"authorization: Bearer {bearer}\" http://{addr}/services"
-        );
+        console.attach(loadgen::console::Target {
+            gateway_url: system.url("gateway").unwrap_or_default(),
+            control_url: format!("http://{addr}"),
+        });
     }
-    if let Some(path) = system.targets_file() {
-        println!("  discovery targets: {}", path.display());
-    }
-    println!(
-        "  events: NATS {}, subjects {}.events.* (docs/events.md)",
-        system.nats_url(),
-        system.events_prefix()
-    );
-    println!("  Ctrl-C stops everything.");
-    println!();
+    print_up(&system, &bearer);
 
     loop {
         tokio::select! {
@@ -313,6 +376,8 @@ async fn main() -> anyhow::Result<()> {
             admin_token,
             jwt_secret,
             rate_limit_trust_forwarded_for,
+            grafana_url,
+            jaeger_url,
         } => {
             up(UpArgs {
                 ports,
@@ -324,6 +389,8 @@ async fn main() -> anyhow::Result<()> {
                 admin_token,
                 jwt_secret,
                 rate_limit_trust_forwarded_for,
+                grafana_url,
+                jaeger_url,
             })
             .await
         }

@@ -41,6 +41,10 @@ use crate::{
     verdict,
 };
 
+mod progress;
+
+pub use self::progress::ProgressLine;
+
 /// Exit codes.
 pub const PASSED: i32 = 0;
 pub const FAILED: i32 = 1;
@@ -135,6 +139,13 @@ pub struct RunArgs {
     /// No live progress line (it is drawn only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Print the live progress as one JSON object per line on stdout,
+    /// once a second (`{"progress": {...}}`, the fields of
+    /// [`ProgressLine`]): for a program watching the run, such as the
+    /// operator console.
+    #[arg(long)]
+    pub progress_json: bool,
 
     /// The deadline of each request loadgen sends.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -588,6 +599,7 @@ async fn drive(
     };
     let run = Run::start(scenario.plan(&world), options).map_err(|e| unable(e.into()))?;
     let live = run.live();
+    let watchers = progress::Watchers::start(&live, args.progress_json);
     let t0 = tokio::time::Instant::from_std(Instant::now() - live.elapsed());
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -608,6 +620,7 @@ async fn drive(
     );
 
     let stats = run.finish().await;
+    watchers.abort();
     let _ = stop_tx.send(true);
     let timeline_records = timeline_task.await.unwrap_or_default();
     let observations = watcher_task.await.ok();

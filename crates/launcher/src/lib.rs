@@ -47,8 +47,8 @@ mod system;
 mod targets;
 
 pub use self::options::{
-    Databases, Discovery, LaunchOptions, Logs, RestartPolicy, admin_token, events_prefix,
-    jwt_secret,
+    ControlExtension, Databases, Discovery, LaunchOptions, Logs, RestartPolicy, admin_token,
+    events_prefix, jwt_secret,
 };
 pub use self::status::{
     ControlError, Exit, ReplicaInfo, ReplicaState, Restarted, RestartedReplica, RunningService,

@@ -132,6 +132,20 @@ pub struct LaunchOptions {
     /// found on `PATH` (or Debian's `/usr/sbin`). Ignored when `NATS_URL`
     /// names a broker of the user's own.
     pub nats_server: Option<PathBuf>,
+    /// More routes on the control API's listener (loadgen's operator
+    /// console), behind the same checks as its own.
+    pub control_extension: Option<ControlExtension>,
+}
+
+/// Routes another crate serves beside the control API's own, on its
+/// listener: `operations` behind every check the control API's
+/// operations pass (`Host`, `Origin`, the admin token, JSON bodies), and
+/// `pages` behind the `Host` check alone (a page and its files, which a
+/// browser loads before it has a token to send).
+#[derive(Clone, Default)]
+pub struct ControlExtension {
+    pub operations: axum::Router,
+    pub pages: axum::Router,
 }
 
 impl LaunchOptions {
@@ -162,6 +176,7 @@ impl LaunchOptions {
             delete_streams_on_stop: false,
             data_dir,
             nats_server: None,
+            control_extension: None,
         }
     }
 }
@@ -188,6 +203,7 @@ impl std::fmt::Debug for LaunchOptions {
             .field("jwt_secret", &redacted(&self.jwt_secret))
             .field("exe", &self.exe)
             .field("delete_streams_on_stop", &self.delete_streams_on_stop)
+            .field("control_extension", &self.control_extension.is_some())
             .finish()
     }
 }

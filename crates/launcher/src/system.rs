@@ -235,6 +235,7 @@ impl System {
                 token
                     .parse()
                     .map_err(|e| anyhow::anyhow!("the admin token: {e}"))?,
+                options.control_extension.clone().unwrap_or_default(),
             )?),
             _ => None,
         };

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 /// A fault, as the admin API takes it (`POST /admin/faults`): the mesh's
 /// own wire type.
-pub use mesh::fault::FaultSpec;
-use mesh::fault::FaultView;
+pub use mesh::fault::{FaultSpec, FaultView};
 
 use super::Replica;
 use crate::human::error_chain;
@@ -103,8 +102,8 @@ impl<T> FanOut<T> {
     }
 }
 
-/// A fault injected on a service: the ids each replica gave it.
-pub type Injected = FanOut<String>;
+/// A fault injected on a service: as each replica took it (its id there).
+pub type Injected = FanOut<FaultView>;
 
 impl Injected {
     /// `fault on 2 of 3 payments replicas (ids 5f0c.., 9a1b..)`.
@@ -112,7 +111,7 @@ impl Injected {
         let ids: Vec<&str> = self
             .replicas
             .iter()
-            .filter_map(|(_, r)| r.as_ref().ok().map(String::as_str))
+            .filter_map(|(_, r)| r.as_ref().ok().map(|f| f.id.as_str()))
             .collect();
         format!(
             "{} on {} of {} {} replicas (fault ids {})",
@@ -200,18 +199,31 @@ impl AdminClient {
         })
     }
 
-    /// `POST /admin/faults` on one replica; the fault's id.
+    /// `POST /admin/faults` on one replica; the fault as it took it.
     pub async fn add_fault(
         &self,
         replica: &Replica,
         fault: &FaultSpec,
-    ) -> Result<String, AdminError> {
+    ) -> Result<FaultView, AdminError> {
         let url = format!("{}/admin/faults", replica.base_url);
         let res = self.call(reqwest::Method::POST, url, Some(fault)).await?;
         res.json::<FaultView>()
             .await
-            .map(|fault| fault.id)
             .map_err(|e| AdminError::Unreachable(format!("the answer to a new fault: {e}")))
+    }
+
+    /// `GET /admin/faults` on one replica: its active faults, oldest first.
+    pub async fn list_faults(&self, replica: &Replica) -> Result<Vec<FaultView>, AdminError> {
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            faults: Vec<FaultView>,
+        }
+        let url = format!("{}/admin/faults", replica.base_url);
+        let res = self.call(reqwest::Method::GET, url, None).await?;
+        res.json::<Listed>()
+            .await
+            .map(|listed| listed.faults)
+            .map_err(|e| AdminError::Unreachable(format!("the list of faults: {e}")))
     }
 
     /// `DELETE /admin/faults/{id}` on one replica.

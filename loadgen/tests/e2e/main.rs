@@ -18,6 +18,7 @@ mod report_fixture;
 mod support;
 
 mod checkout;
+mod console;
 mod dashboards;
 mod events;
 mod gateway;

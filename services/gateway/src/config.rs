@@ -45,10 +45,55 @@ pub struct Config {
     pub client_concurrency: ClientConcurrencyConfig,
 
     #[command(flatten)]
+    pub web: WebConfig,
+
+    #[command(flatten)]
     pub serve: mesh::ServeConfig,
 
     #[command(flatten)]
     pub telemetry: mesh::TelemetryConfig,
+}
+
+/// The learner web app served at `/` (docs/web.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebConfig {
+    /// Jaeger's UI as the learner's browser reaches it: the page links
+    /// each action's trace id to `<URL>/trace/<id>`.
+    #[arg(
+        long = "web-jaeger-url",
+        env = "WEB_JAEGER_URL",
+        default_value = "http://localhost:16686",
+        value_parser = parse_web_url
+    )]
+    pub jaeger_url: String,
+
+    /// Where the page exports its spans: an OTLP/HTTP traces URL the
+    /// browser can reach (`http://localhost:4318/v1/traces`), which must
+    /// answer CORS for the page's origin. Unset or empty: the page still
+    /// starts traces (every API call carries `traceparent`) but sends no
+    /// spans.
+    #[arg(long = "web-otlp-traces-url", env = "WEB_OTLP_TRACES_URL", value_parser = parse_optional_web_url)]
+    pub otlp_traces_url: Option<String>,
+}
+
+/// An absolute `http` or `https` URL, as a page may be given one.
+fn parse_web_url(s: &str) -> Result<String, String> {
+    match mesh::web::origin_of(s) {
+        Some(_) => Ok(s.trim_end_matches('/').to_owned()),
+        None => Err(format!(
+            "{s:?} is not an absolute http:// or https:// URL without credentials"
+        )),
+    }
+}
+
+/// [`parse_web_url`], or an empty string: none (how a Compose file or a
+/// Kubernetes manifest unsets a variable).
+fn parse_optional_web_url(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Ok(String::new())
+    } else {
+        parse_web_url(s)
+    }
 }
 
 /// The per-client rate limit (a token bucket per client; see

@@ -1,6 +1,7 @@
-//! LearnSphere API gateway: the public API under `/api`. It verifies the
-//! caller's token, keeps users to their own data, and composes the
-//! services: `POST /api/checkout` (courses → payments → progress) and
+//! LearnSphere API gateway: the public API under `/api`, and the learner
+//! web app at `/` (`site.rs`). It verifies the caller's token, keeps
+//! users to their own data, and composes the services: `POST
+//! /api/checkout` (courses → payments → progress) and
 //! `GET /api/courses/{id}/page` (courses and progress concurrently, served
 //! without progress if progress is down). Each client is held to a rate
 //! limit ([`rate_limit`]) and to a number of requests in flight
@@ -13,6 +14,7 @@ pub mod config;
 pub(crate) mod error;
 pub(crate) mod rate_limit;
 pub(crate) mod routes;
+mod site;
 mod state;
 
 use axum::Router;
@@ -76,7 +78,9 @@ pub async fn build(config: Config, identity: ServiceIdentity) -> anyhow::Result<
         .serve
         .refuse_development_secrets(&[("JWT_SECRET", config.auth.jwt_secret.expose())])?;
     let tokens = config.auth.keys()?;
-    let mesh = Mesh::new(identity, &config.serve).with_openapi(&openapi());
+    let mesh = Mesh::new(identity, &config.serve)
+        .with_openapi(&openapi())
+        .with_site(site::router(&config.web));
     let rate_limit = RateLimitLayer::new(&config.rate_limit, tokens.clone(), mesh.metrics())?;
     tokio::spawn(rate_limit.sweeper(rate_limit::SWEEP_EVERY));
     let client_concurrency =

@@ -60,6 +60,7 @@ pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod web;
 
 use std::{sync::Arc, time::Duration};
 
@@ -91,6 +92,8 @@ pub struct Mesh {
     inbound: InboundParts,
     /// `/openapi.json`, serialized once.
     openapi: Option<bytes::Bytes>,
+    /// Routes served beside the API, outside its stack ([`Mesh::with_site`]).
+    site: Option<Router>,
 }
 
 /// What the inbound stack and the admin API share across every route.
@@ -138,12 +141,22 @@ impl Mesh {
             serve: serve.clone(),
             inbound,
             openapi: None,
+            site: None,
         }
     }
 
     /// Serves `document` at `/openapi.json` (see [`openapi::finish`]).
     pub fn with_openapi(mut self, document: &utoipa::openapi::OpenApi) -> Self {
         self.openapi = Some(openapi::to_json(document));
+        self
+    }
+
+    /// Serves `site` (a web page and its files: the gateway's learner app)
+    /// beside the API, outside its stack, like `/openapi.json`: loading a
+    /// page's files is neither traced nor counted nor rate limited; the
+    /// API calls the page makes are, with the page's trace context.
+    pub fn with_site(mut self, site: Router) -> Self {
+        self.site = Some(site);
         self
     }
 
@@ -225,8 +238,12 @@ impl Mesh {
                     )
                 }),
             ));
-        match document {
+        let router = match document {
             Some(document) => router.merge(document),
+            None => router,
+        };
+        match self.site.clone() {
+            Some(site) => router.merge(site),
             None => router,
         }
     }

@@ -1,0 +1,405 @@
+//! Scenario runs started from the console: `loadgen run <scenario>
+//! --target <gateway> --control <this listener> --progress-json --out
+//! <dir>` as a child process, the same run a terminal starts, watched
+//! through its progress lines and judged from its `summary.json`. A child
+//! keeps a run's telemetry setup, its memory and a crash of its own out of
+//! the process supervising the system. One run at a time: two scenarios
+//! on one system would judge each other's load.
+
+use std::{
+    collections::VecDeque,
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::SystemTime,
+};
+
+use axum::{
+    Json,
+    body::Body,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use mesh::{
+    error::error_response,
+    extract::{Json as JsonBody, Path},
+};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use super::{
+    run_view::{CheckView, KEPT_RUNS, RunView, VerdictView, lock},
+    state::{Console, Settings, Target},
+};
+use crate::{
+    report,
+    run::ProgressLine,
+    scenario::{SHIPPED, Scenario},
+    summary::Summary,
+};
+
+/// Lines of a run's stderr kept to explain a run that could not be made.
+const STDERR_LINES: usize = 20;
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// `GET /console/api/scenarios`.
+pub(super) async fn scenarios() -> Response {
+    let list: Vec<_> = SHIPPED
+        .iter()
+        .filter_map(|(name, text)| Scenario::parse(text, name).ok())
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "description": s.description,
+                "duration_seconds": s.duration.as_secs_f64(),
+            })
+        })
+        .collect();
+    Json(json!({ "scenarios": list })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StartRun {
+    scenario: String,
+    #[serde(default = "full_length")]
+    duration_scale: f64,
+}
+
+fn full_length() -> f64 {
+    1.0
+}
+
+/// `POST /console/api/runs`.
+pub(super) async fn start(
+    State(console): State<Console>,
+    JsonBody(body): JsonBody<StartRun>,
+) -> Response {
+    let (target, _) = match console.target() {
+        Ok(t) => t,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if !SHIPPED.iter().any(|(name, _)| *name == body.scenario) {
+        return error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_scenario",
+            format!(
+                "no shipped scenario named {:?}: one of {}",
+                body.scenario,
+                SHIPPED
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    if !(body.duration_scale.is_finite()
+        && body.duration_scale > 0.0
+        && body.duration_scale <= 100.0)
+    {
+        return error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "duration_scale is above 0 and at most 100 (0.1 runs the story ten times faster)",
+        );
+    }
+    let runs = &console.inner.runs;
+    let mut list = lock(&runs.runs);
+    if let Some(running) = list.iter().find(|r| lock(r).state == "running") {
+        let running = lock(running);
+        return error_response(
+            StatusCode::CONFLICT,
+            "run_in_progress",
+            format!(
+                "scenario {} is running (run {}); stop it or wait for its verdict",
+                running.scenario, running.id
+            ),
+        );
+    }
+    let settings = &console.inner.settings;
+    let id = format!("{:032x}", rand::random::<u128>());
+    let out = settings.runs_dir.join(&id);
+    let exe = match settings
+        .exe
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(std::env::current_exe)
+    {
+        Ok(exe) => exe,
+        Err(e) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "start_failed",
+                format!("cannot find loadgen's own executable: {e}"),
+            );
+        }
+    };
+    let mut command = run_command(exe, settings, target, &body, &out);
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "start_failed",
+                format!("starting loadgen run: {e}"),
+            );
+        }
+    };
+    let view = Arc::new(Mutex::new(RunView {
+        id: id.clone(),
+        scenario: body.scenario.clone(),
+        duration_scale: body.duration_scale,
+        state: "running",
+        started_at: now(),
+        finished_at: None,
+        progress: None,
+        verdict: None,
+        report_url: None,
+        message: None,
+        pid: child.id(),
+        out,
+        stop_asked: false,
+    }));
+    list.push_front(view.clone());
+    while list.len() > KEPT_RUNS {
+        list.pop_back();
+    }
+    drop(list);
+    tracing::info!(target: "loadgen::console", scenario = %body.scenario, run = %id, "scenario started from the console");
+
+    watch(child, view.clone());
+    (StatusCode::ACCEPTED, Json(lock(&view).clone())).into_response()
+}
+
+/// `loadgen run` against this system, writing into `out`.
+fn run_command(
+    exe: PathBuf,
+    settings: &Settings,
+    target: &Target,
+    body: &StartRun,
+    out: &std::path::Path,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .arg("run")
+        .arg(&body.scenario)
+        .args(["--target", &target.gateway_url])
+        .args(["--platform", "local", "--control", &target.control_url])
+        .args(["--duration-scale", &body.duration_scale.to_string()])
+        .arg("--out")
+        .arg(out)
+        .args(["--jaeger-url", &settings.jaeger_url])
+        .args(["--no-progress", "--progress-json"])
+        .env("ADMIN_TOKEN", &settings.admin_token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Follows `child`'s progress lines into `view`, keeps its last words,
+/// and judges it when it exits.
+fn watch(mut child: tokio::process::Child, view: Arc<Mutex<RunView>>) {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    tokio::spawn(async move {
+        let progress = async {
+            if let Some(stdout) = stdout {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(Update { progress }) = serde_json::from_str::<Update>(&line) {
+                        lock(&view).progress = Some(progress);
+                    }
+                }
+            }
+        };
+        let errors = async {
+            let mut kept = VecDeque::new();
+            if let Some(stderr) = stderr {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    kept.push_back(line);
+                    if kept.len() > STDERR_LINES {
+                        kept.pop_front();
+                    }
+                }
+            }
+            kept
+        };
+        let ((), stderr) = tokio::join!(progress, errors);
+        let status = child.wait().await;
+        finish(&view, status.ok().and_then(|s| s.code()), stderr);
+    });
+}
+
+#[derive(Deserialize)]
+struct Update {
+    progress: ProgressLine,
+}
+
+/// The run's verdict from its exit and its `summary.json`.
+fn finish(view: &Mutex<RunView>, code: Option<i32>, stderr: VecDeque<String>) {
+    let mut v = lock(view);
+    v.finished_at = Some(now());
+    let summary = std::fs::read_to_string(v.out.join(report::SUMMARY_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Summary>(&text).ok());
+    match summary {
+        Some(summary) => {
+            let checks = summary
+                .thresholds
+                .iter()
+                .chain(&summary.expectations)
+                .map(|c| CheckView {
+                    name: c.name.clone(),
+                    passed: c.passed,
+                    detail: c.detail.clone(),
+                })
+                .collect();
+            v.state = match (summary.verdict.passed, v.stop_asked) {
+                (_, true) => "stopped",
+                (true, false) => "passed",
+                (false, false) => "failed",
+            };
+            v.message = Some(if summary.verdict.passed {
+                format!("{} passed", v.scenario)
+            } else {
+                format!(
+                    "{} failed: {}",
+                    v.scenario,
+                    summary
+                        .verdict
+                        .aborted
+                        .iter()
+                        .chain(&summary.verdict.failures)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            });
+            v.verdict = Some(VerdictView {
+                passed: summary.verdict.passed,
+                aborted: summary.verdict.aborted,
+                checks,
+            });
+            if v.out.join(report::HTML_FILE).is_file() {
+                v.report_url = Some(format!("/console/runs/{}/report.html", v.id));
+            }
+        }
+        None => {
+            v.state = if v.stop_asked { "stopped" } else { "error" };
+            let said: Vec<String> = stderr.into_iter().collect();
+            v.message = Some(format!(
+                "the run could not be made (exit {}): {}",
+                code.map_or("by a signal".into(), |c| c.to_string()),
+                if said.is_empty() {
+                    "it said nothing".into()
+                } else {
+                    said.join("\n")
+                }
+            ));
+        }
+    }
+}
+
+fn find(console: &Console, id: &str) -> Option<Arc<Mutex<RunView>>> {
+    lock(&console.inner.runs.runs)
+        .iter()
+        .find(|r| lock(r).id == id)
+        .cloned()
+}
+
+fn no_such_run(id: &str) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "unknown_run",
+        format!("no run {id:?} (the console remembers the last {KEPT_RUNS})"),
+    )
+}
+
+/// `GET /console/api/runs`: newest first.
+pub(super) async fn list(State(console): State<Console>) -> Response {
+    let runs: Vec<RunView> = lock(&console.inner.runs.runs)
+        .iter()
+        .map(|r| lock(r).clone())
+        .collect();
+    Json(json!({ "runs": runs })).into_response()
+}
+
+/// `GET /console/api/runs/{id}`.
+pub(super) async fn get(State(console): State<Console>, Path(id): Path<String>) -> Response {
+    match find(&console, &id) {
+        Some(run) => Json(lock(&run).clone()).into_response(),
+        None => no_such_run(&id),
+    }
+}
+
+/// `DELETE /console/api/runs/{id}`: SIGTERM, which `loadgen run` takes as
+/// "stop the schedule now": it still judges what ran, restores the
+/// system and writes its report.
+pub(super) async fn stop(State(console): State<Console>, Path(id): Path<String>) -> Response {
+    let Some(run) = find(&console, &id) else {
+        return no_such_run(&id);
+    };
+    let mut v = lock(&run);
+    if v.state != "running" {
+        return error_response(
+            StatusCode::CONFLICT,
+            "run_finished",
+            format!("run {id} has already finished ({})", v.state),
+        );
+    }
+    if let Some(pid) = v.pid {
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM) {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "stop_failed",
+                format!("signalling the run: {e}"),
+            );
+        }
+    }
+    v.stop_asked = true;
+    let scenario = v.scenario.clone();
+    drop(v);
+    Json(json!({ "message": format!("stopping {scenario}: it is judged on what ran so far") }))
+        .into_response()
+}
+
+/// `GET /console/runs/{id}/report.html`.
+pub(super) async fn report(State(console): State<Console>, Path(id): Path<String>) -> Response {
+    let Some(run) = find(&console, &id) else {
+        return no_such_run(&id);
+    };
+    let path = lock(&run).out.join(report::HTML_FILE);
+    match tokio::fs::read(&path).await {
+        Ok(html) => {
+            let mut response = Response::new(Body::from(html));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            response
+        }
+        Err(_) => error_response(
+            StatusCode::NOT_FOUND,
+            "no_report",
+            format!("run {id} has no report (yet)"),
+        ),
+    }
+}
