@@ -5,7 +5,7 @@ that a schema cannot see. No Docker engine is needed.
     python3 observability/check_compose.py [--root DIR]
 
 Checks (exit 1 if any fails, each failure on its own line):
-- scalable services (users, courses, payments, progress, loadgen) have no
+- scalable services (users, courses, payments, progress) have no
   container_name and publish no host ports; no service has a container_name;
   only the gateway and the UIs publish ports, on 127.0.0.1;
 - every service has a healthcheck (the OTel Collector excepted: its image
@@ -71,7 +71,7 @@ import yaml
 # Services that `docker compose up --scale S=N` may run several of.
 # Services that publish or consume events over NATS (docs/events.md).
 EVENT_SERVICES = {"users", "payments", "progress"}
-SCALABLE = {"users", "courses", "payments", "progress", "loadgen"}
+SCALABLE = {"users", "courses", "payments", "progress"}
 # LearnSphere services: `loadgen serve <name>`, port and whether they own a database.
 APP_SERVICES = {
     "gateway": (8080, False),
@@ -88,6 +88,8 @@ PUBLISHED = {
     "prometheus": {9090},
     # OTLP/HTTP for the learner app's browser spans (docs/web.md).
     "otel-collector": {4318},
+    # The operator console (docs/web.md).
+    "loadgen": {8070},
 }
 # Services without a healthcheck, and why.
 NO_HEALTHCHECK = {

@@ -368,6 +368,76 @@ class Smoke:
         return f"trace {trace}: {len(spans)} spans in {where} from {', '.join(sorted(TRACE_SERVICES))}, payments → NATS → progress"
 
     # 2b
+    def learner_app(self):
+        """The page at :8080/ with its policy, and a browser's export: the
+        preflight a page on the gateway's origin sends, then its spans,
+        through the Collector's published OTLP/HTTP port into the trace
+        store (docs/web.md)."""
+        page = http("GET", f"{GATEWAY}/")
+        if page.status != 200 or "<script" not in page.body:
+            raise AssertionError(f"GET /: {page.status} {page.body[:200]}")
+        csp = page.headers.get("content-security-policy") or ""
+        if "connect-src 'self' http://localhost:4318" not in csp or "script-src 'self'" not in csp:
+            raise AssertionError(f"GET /: Content-Security-Policy {csp!r}")
+        if 'content="http://localhost:4318/v1/traces"' not in page.body:
+            raise AssertionError("GET /: the page is not told the Collector's OTLP/HTTP URL")
+        origin = "http://localhost:8080"
+        url = "http://127.0.0.1:4318/v1/traces"
+        preflight = http("OPTIONS", url, headers={
+            "origin": origin, "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        })
+        allowed = preflight.headers.get("access-control-allow-origin")
+        if preflight.status >= 300 or allowed not in (origin, "*"):
+            raise AssertionError(f"preflight from {origin}: {preflight.status}, allow-origin {allowed!r}")
+        trace = os.urandom(16).hex()
+        now = time.time_ns()
+        spans = {"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
+            "scopeSpans": [{"scope": {"name": "compose-smoke"}, "spans": [{
+                "traceId": trace, "spanId": os.urandom(8).hex(), "name": "click Buy this course",
+                "kind": 1, "startTimeUnixNano": str(now - 1_000_000), "endTimeUnixNano": str(now),
+            }]}],
+        }]}
+        export = http("POST", url, body=spans, headers={"origin": origin})
+        if export.status != 200:
+            raise AssertionError(f"browser export: {export.status} {export.body[:200]}")
+        wait_for("the browser's span in the trace store", 30,
+                 lambda: any(s["service"] == "web" for s in self.trace_spans(trace)))
+        return f"CSP {csp.split('connect-src ')[1].split(';')[0]!r}; a browser's span reached the trace store ({trace[:8]}...)"
+
+    def console(self):
+        """The operator console in the loadgen container: the page, the
+        replicas it finds through Docker's DNS, a fault injected on every
+        progress replica and cleared (docs/web.md)."""
+        base = "http://127.0.0.1:8070"
+        auth = {"authorization": f"Bearer {os.environ['ADMIN_TOKEN']}"}
+        page = http("GET", f"{base}/console")
+        if page.status != 200 or "content-security-policy" not in {k.lower() for k in page.headers.keys()}:
+            raise AssertionError(f"GET /console: {page.status}")
+        if http("GET", f"{base}/console/api/info").status != 401:
+            raise AssertionError("the console's API answers without the admin token")
+        info = get_json(f"{base}/console/api/info", headers=auth)
+        if info["platform"] != "compose" or info["can_scale"]:
+            raise AssertionError(f"info: {info}")
+        wait_for("every service's replicas ready in the console", 60, lambda: all(
+            s["replicas"] and all(r["state"] == "ready" for r in s["replicas"])
+            for s in get_json(f"{base}/services", headers=auth)["services"]))
+        fault = {"route": "/users/{user_id}/enrollments", "error": {"rate": 1.0, "status": 503}, "expires_in": "60s"}
+        injected = http("POST", f"{base}/console/api/faults/progress", body=fault, headers=auth)
+        if injected.status != 201:
+            raise AssertionError(f"inject: {injected.status} {injected.body[:300]}")
+        def faults():
+            services = get_json(f"{base}/console/api/faults", headers=auth)["services"]
+            (progress,) = [s for s in services if s["service"] == "progress"]
+            return [f for r in progress["replicas"] for f in r["faults"]]
+        if len(faults()) != len(injected.json()["injected"]) or not faults():
+            raise AssertionError(f"listed faults {faults()} after {injected.body[:300]}")
+        cleared = http("DELETE", f"{base}/console/api/faults/progress", headers=auth)
+        if cleared.status != 200 or faults():
+            raise AssertionError(f"clear: {cleared.status} {cleared.body[:200]}; left {faults()}")
+        return f"every replica ready; {injected.json()['message']}; cleared"
+
     def checkout_logged(self):
         """The checkout's log records, in the Collector's stand-in: its
         trace id, and span ids that are spans of that trace. (With the real
@@ -691,6 +761,8 @@ class Smoke:
         if self.failed:
             return self.summary()
         self.run("a checkout through :8080 is one trace across every service and NATS", self.checkout_traced)
+        self.run("the learner app at :8080/, and a browser's spans through the Collector's :4318", self.learner_app)
+        self.run("the operator console at :8070 finds every replica and injects a fault", self.console)
         if "loki" in self.services:
             self.skip("log records", "Loki runs: the compose-real-images workflow checks its datasource")
         elif hasattr(self, "checkout_trace"):

@@ -6,12 +6,14 @@ use std::{
     collections::BTreeMap,
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
+    sync::Arc,
     time::Duration,
 };
 
 use clap::{Parser, Subcommand, ValueEnum, builder::PossibleValuesParser};
 use launcher::services::{SERVICES, parse_replicas};
 use launcher::{Databases, Discovery, LaunchOptions, Logs, System};
+use loadgen::platform::LocalPlatform;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -121,6 +123,10 @@ enum Command {
     /// answers (like wrk) or at a fixed rate (like wrk2), and print
     /// throughput and coordinated-omission corrected latency.
     Bench(load_engine::bench::BenchArgs),
+    /// Serve the operator console (docs/web.md) for a system on Compose or
+    /// Kubernetes, optionally running a background scenario in a loop
+    /// while no operator run is on (Compose's loadgen container does).
+    Console(Box<ConsoleArgs>),
     /// Print the event bus server's configuration for a deployment whose
     /// subjects start with PREFIX: one user per service, allowed to
     /// publish only its own events (`deploy/compose/nats.conf` is this for
@@ -227,6 +233,77 @@ fn print_up(system: &System, bearer: &str) {
     println!();
 }
 
+/// `loadgen console`'s arguments.
+#[derive(Debug, clap::Args)]
+struct ConsoleArgs {
+    /// Where the console listens (publish it on loopback only).
+    #[arg(long, default_value = "127.0.0.1:8070")]
+    listen: SocketAddr,
+    /// The gateway the runs drive.
+    #[arg(long)]
+    target: String,
+    #[command(flatten)]
+    on: loadgen::run::PlatformArgs,
+    /// Grafana as the operator's browser reaches it.
+    #[arg(long, env = "GRAFANA_URL", default_value = "http://localhost:3000")]
+    grafana_url: String,
+    /// Jaeger's UI as the operator's browser reaches it.
+    #[arg(
+        long,
+        env = "LOADGEN_JAEGER_URL",
+        default_value = "http://localhost:16686"
+    )]
+    jaeger_url: String,
+    /// Where runs write their summaries and reports.
+    #[arg(long, default_value = "console-runs")]
+    runs_dir: PathBuf,
+    /// Each run serves loadgen's /metrics here.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// A scenario to run in a loop while no operator run is on.
+    #[arg(long)]
+    background: Option<String>,
+    /// The background scenario's duration scale.
+    #[arg(long, default_value_t = 1.0)]
+    background_duration_scale: f64,
+}
+
+/// `loadgen console`: the console alone, guarded by the admin token.
+async fn console(args: ConsoleArgs) -> anyhow::Result<()> {
+    let token = args.on.admin_token.clone().ok_or_else(|| {
+        anyhow::anyhow!("the console needs the admin token (--admin-token or ADMIN_TOKEN)")
+    })?;
+    let console = loadgen::console::Console::new(loadgen::console::Settings {
+        grafana_url: args.grafana_url,
+        jaeger_url: args.jaeger_url,
+        admin_token: token.clone(),
+        runs_dir: std::path::absolute(&args.runs_dir)?,
+        exe: None,
+        metrics_addr: args.metrics_addr,
+        background: args
+            .background
+            .map(|scenario| (scenario, args.background_duration_scale)),
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    console.attach(
+        loadgen::console::Target {
+            gateway_url: args.target.trim_end_matches('/').to_owned(),
+            run_flags: args.on.flags(),
+            launcher: false,
+        },
+        args.on.platform(),
+    );
+    let token = token
+        .parse()
+        .map_err(|e| anyhow::anyhow!("the admin token: {e}"))?;
+    println!("operator console: http://{addr}/console");
+    axum::serve(listener, console.standalone(token, addr))
+        .with_graceful_shutdown(mesh::server::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
 /// What `loadgen up` was asked for.
 struct UpArgs {
     ports: Ports,
@@ -306,15 +383,30 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         admin_token: options.admin_token.clone().unwrap_or_default(),
         runs_dir: std::path::absolute(args.data_dir.join("runs"))?,
         exe: None,
+        metrics_addr: None,
+        background: None,
     });
     options.control_extension = Some(console.extension());
     println!("starting LearnSphere...");
     let mut system = System::start(options).await?;
     if let Some(addr) = system.control_addr() {
-        console.attach(loadgen::console::Target {
-            gateway_url: system.url("gateway").unwrap_or_default(),
-            control_url: format!("http://{addr}"),
-        });
+        let control_url = format!("http://{addr}");
+        console.attach(
+            loadgen::console::Target {
+                gateway_url: system.url("gateway").unwrap_or_default(),
+                run_flags: vec![
+                    "--platform".into(),
+                    "local".into(),
+                    "--control".into(),
+                    control_url.clone().into(),
+                ],
+                launcher: true,
+            },
+            Arc::new(LocalPlatform::new(
+                control_url,
+                system.control_token().map(str::to_owned),
+            )),
+        );
     }
     print_up(&system, &bearer);
 
@@ -401,6 +493,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Scenarios { dir, journeys } => list_scenarios(dir, journeys),
         Command::Run(args) => std::process::exit(loadgen::run::run(*args).await),
+        Command::Console(args) => console(*args).await,
         Command::Receive(args) => loadgen::receive::receive(args).await,
         Command::Bench(args) => {
             print!("{}", load_engine::bench::bench(args).await?);

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use gateway::client::GatewayClient;
 use load_engine::{EngineMetrics, Live, Run, RunOptions, TraceEvent, TraceListener};
 use mesh::{Mesh, ServeConfig, ServiceIdentity, TelemetryConfig};
@@ -30,10 +30,7 @@ use launcher::{Databases, LaunchOptions, Logs, System, services::parse_replicas}
 use crate::{
     expect::{Observations, Watcher},
     journeys::World,
-    platform::{
-        ComposeOptions, ComposePlatform, KubernetesOptions, KubernetesPlatform, LocalPlatform,
-        Platform,
-    },
+    platform::{LocalPlatform, Platform},
     report,
     scenario::{Scenario, Threshold},
     summary::{Links, SCHEMA_VERSION, ScenarioInfo, Summary, Verdict},
@@ -44,22 +41,12 @@ use crate::{
 mod progress;
 
 pub use self::progress::ProgressLine;
+pub use crate::platform::args::{PlatformArgs, PlatformKind};
 
 /// Exit codes.
 pub const PASSED: i32 = 0;
 pub const FAILED: i32 = 1;
 pub const UNABLE: i32 = 2;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PlatformKind {
-    /// The local launcher: started by this run, or `loadgen up` (give
-    /// `--target` and `--control`).
-    Local,
-    /// `docker compose` (give `--target`).
-    Compose,
-    /// `kubectl` (give `--target`).
-    Kubernetes,
-}
 
 /// `loadgen run`'s arguments.
 #[derive(Debug, Args)]
@@ -79,44 +66,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub target: Option<String>,
 
-    /// Where the system runs, for the timeline's scale, crash and restart
-    /// events.
-    #[arg(long, value_enum, default_value = "local")]
-    pub platform: PlatformKind,
-
-    /// The launcher's control API (`loadgen up` prints it), with
-    /// `--target` on the local platform.
-    #[arg(long, default_value = "http://127.0.0.1:8070")]
-    pub control: String,
-
-    /// The services' admin token, for faults and drains. A system this
-    /// run starts gets a fresh one.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-
-    /// Compose: the project name (`-p`).
-    #[arg(long)]
-    pub compose_project: Option<String>,
-
-    /// Compose: the Compose file(s) (`-f`).
-    #[arg(long)]
-    pub compose_file: Vec<PathBuf>,
-
-    /// Compose and Kubernetes: the DNS name whose addresses are a
-    /// service's replicas, `{service}` replaced by its name (default:
-    /// `{service}` for Compose, `{service}-headless` for Kubernetes).
-    /// Faults and expectations reach every replica through it, so loadgen
-    /// must run where that name resolves (inside the network or cluster).
-    #[arg(long)]
-    pub replica_dns: Option<String>,
-
-    /// Kubernetes: the namespace (`-n`).
-    #[arg(long)]
-    pub namespace: Option<String>,
-
-    /// Kubernetes: the kubectl context.
-    #[arg(long)]
-    pub kube_context: Option<String>,
+    /// Where the system runs (`--platform` and its driver's settings).
+    #[command(flatten)]
+    pub on: PlatformArgs,
 
     /// Write `summary.json` and `report.html` into this directory.
     #[arg(long)]
@@ -319,16 +271,16 @@ async fn find_target(
     if let Some(gateway) = &args.target {
         return Ok(Target {
             gateway: gateway.trim_end_matches('/').to_owned(),
-            platform: platform_of(args),
+            platform: args.on.platform(),
             system: None,
             data_dir: None,
             stage: None,
         });
     }
-    if args.platform != PlatformKind::Local {
+    if args.on.platform != PlatformKind::Local {
         return Err(Unable(anyhow::anyhow!(
             "--platform {:?} needs --target: only the local platform can be started by a run",
-            args.platform
+            args.on.platform
         )));
     }
     let (dir, remove) = match &args.data_dir {
@@ -346,6 +298,7 @@ async fn find_target(
     std::fs::create_dir_all(&dir)
         .map_err(|e| Unable(anyhow::anyhow!("creating {}: {e}", dir.display())))?;
     let admin_token = args
+        .on
         .admin_token
         .clone()
         .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
@@ -377,35 +330,6 @@ async fn find_target(
 }
 
 /// The platform that runs a system given with `--target`.
-fn platform_of(args: &RunArgs) -> Arc<dyn Platform> {
-    match args.platform {
-        PlatformKind::Local => Arc::new(LocalPlatform::new(
-            args.control.clone(),
-            args.admin_token.clone(),
-        )),
-        PlatformKind::Compose => Arc::new(ComposePlatform::new(ComposeOptions {
-            project: args.compose_project.clone(),
-            files: args.compose_file.clone(),
-            admin_token: args.admin_token.clone(),
-            host: args
-                .replica_dns
-                .clone()
-                .unwrap_or_else(|| ComposeOptions::default().host),
-            ..ComposeOptions::default()
-        })),
-        PlatformKind::Kubernetes => Arc::new(KubernetesPlatform::new(KubernetesOptions {
-            namespace: args.namespace.clone(),
-            context: args.kube_context.clone(),
-            admin_token: args.admin_token.clone(),
-            headless: args
-                .replica_dns
-                .clone()
-                .unwrap_or_else(|| KubernetesOptions::default().headless),
-            ..KubernetesOptions::default()
-        })),
-    }
-}
-
 /// How a run launches its own system in `dir`: the scenario's replicas
 /// and settings, its spans and log records to the run's receiver, its own
 /// databases.

@@ -114,7 +114,6 @@ pub(crate) fn router(
     access: Access,
     extension: ControlExtension,
 ) -> Router {
-    let access = Arc::new(access);
     let operations = Router::new()
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
@@ -123,11 +122,33 @@ pub(crate) fn router(
         .route("/services/{name}/env", axum::routing::put(configure))
         .route("/services/{name}/replicas/{replica}/kill", post(kill))
         .with_state(supervisor.clone())
-        .merge(extension.operations)
-        // Only matched routes are guarded: an unknown path is the same
-        // JSON 404 for everyone.
-        .route_layer(middleware::from_fn_with_state(access.clone(), guard));
-    // axum refuses a route layer on a router without routes.
+        .merge(extension.operations);
+    let extension = ControlExtension {
+        operations,
+        pages: extension.pages,
+    };
+    guarded(extension, access).merge(
+        Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(supervisor),
+    )
+}
+
+/// `extension` behind the control API's checks, with its JSON 404 and
+/// 405: what serves the operator console where no launcher runs (Compose,
+/// Kubernetes), with the same guard as beside one.
+pub fn guarded(extension: ControlExtension, access: Access) -> Router {
+    let access = Arc::new(access);
+    // Only matched routes are guarded: an unknown path is the same JSON
+    // 404 for everyone. axum refuses a route layer on a router without
+    // routes.
+    let operations = if extension.operations.has_routes() {
+        extension
+            .operations
+            .route_layer(middleware::from_fn_with_state(access.clone(), guard))
+    } else {
+        Router::new()
+    };
     let pages = if extension.pages.has_routes() {
         extension
             .pages
@@ -136,8 +157,6 @@ pub(crate) fn router(
         Router::new()
     };
     Router::new()
-        .route("/metrics", get(metrics))
-        .with_state(supervisor)
         .merge(operations)
         .merge(pages)
         .fallback(mesh::error::not_found)

@@ -30,6 +30,8 @@ mod run_view;
 mod runs;
 mod state;
 
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
 use axum::{
     Json, Router,
     extract::State,
@@ -39,9 +41,11 @@ use axum::{
 };
 use launcher::ControlExtension;
 use serde::Serialize;
+use serde_json::json;
 
 use self::state::Answer;
 pub use self::state::{Console, Settings, Target};
+use crate::platform::Platform;
 
 /// Grafana's dashboards (`dashboards/*.json`: uid, title); a test keeps
 /// the two in step.
@@ -54,6 +58,27 @@ pub const DASHBOARDS: &[(&str, &str)] = &[
 ];
 
 impl Console {
+    /// The system is up, on `platform`: from now on the API acts on it,
+    /// and the background scenario, if any, starts.
+    pub fn attach(&self, target: Target, platform: Arc<dyn Platform>) {
+        if self.set_target(target, platform)
+            && let Some((scenario, scale)) = self.inner.settings.background.clone()
+        {
+            tokio::spawn(runs::background(self.clone(), scenario, scale));
+        }
+    }
+
+    /// The console alone, where no launcher runs (Compose, Kubernetes):
+    /// its routes and a `GET /services` of its own, behind the control
+    /// API's guard for the listener at `addr`.
+    pub fn standalone(&self, token: mesh::config::AdminToken, addr: SocketAddr) -> Router {
+        let mut extension = self.extension();
+        extension.operations = extension
+            .operations
+            .route("/services", get(services).with_state(self.clone()));
+        launcher::control::guarded(extension, launcher::control::Access { token, addr })
+    }
+
     /// The routes, for the launcher to serve beside its own.
     pub fn extension(&self) -> ControlExtension {
         let operations = Router::new()
@@ -130,11 +155,50 @@ async fn info(State(console): State<Console>) -> Answer {
                 url: format!("{grafana}/d/{uid}"),
             })
             .collect(),
-        // The launcher's control API (scale, kill) is this listener's.
-        can_scale: true,
-        can_kill: true,
+        // Scale and kill are the launcher's control API's, on this
+        // listener when the console sits beside it.
+        can_scale: target.launcher,
+        can_kill: target.launcher,
     })
     .into_response())
+}
+
+/// `GET /services` where no launcher answers it: each service's replicas
+/// as the platform finds them (DNS), each asked `/readyz`, in the
+/// launcher's shape so the page shows them alike.
+async fn services(State(console): State<Console>) -> Answer {
+    let (_, platform) = console.target()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_or_default();
+    let per_service = launcher::services::SERVICES.iter().map(|spec| {
+        let http = http.clone();
+        async move {
+            let replicas = platform.replicas(spec.name).await.unwrap_or_default();
+            let states = futures::future::join_all(replicas.iter().map(|r| {
+                let http = http.clone();
+                async move {
+                    match http.get(format!("{}/readyz", r.base_url)).send().await {
+                        Ok(res) if res.status().is_success() => "ready",
+                        Ok(_) => "not ready",
+                        Err(_) => "unreachable",
+                    }
+                }
+            }))
+            .await;
+            json!({
+                "name": spec.name,
+                "desired": replicas.len(),
+                "restarts": 0,
+                "replicas": replicas.iter().zip(states).enumerate().map(|(i, (r, state))| json!({
+                    "replica": i, "name": r.name, "url": r.base_url, "pid": null, "restarts": 0, "state": state,
+                })).collect::<Vec<_>>(),
+            })
+        }
+    });
+    let services = futures::future::join_all(per_service).await;
+    Ok(Json(json!({ "services": services })).into_response())
 }
 
 #[cfg(test)]

@@ -13,9 +13,23 @@ use crate::run::ProgressLine;
 /// Runs remembered (the oldest finished ones are forgotten first).
 pub(super) const KEPT_RUNS: usize = 20;
 
-#[derive(Default)]
 pub(super) struct Runs {
     pub(super) runs: Mutex<VecDeque<Arc<Mutex<RunView>>>>,
+    /// The background scenario's process, while one runs.
+    pub(super) background: Mutex<Option<u32>>,
+    /// True while an operator's run is on (or starting): the background
+    /// loop waits.
+    pub(super) paused: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Self {
+            runs: Mutex::default(),
+            background: Mutex::default(),
+            paused: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 /// What the console shows of a run.

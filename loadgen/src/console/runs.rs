@@ -11,7 +11,7 @@ use std::{
     path::PathBuf,
     process::Stdio,
     sync::{Arc, Mutex},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use axum::{
@@ -31,7 +31,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use super::{
     run_view::{CheckView, KEPT_RUNS, RunView, VerdictView, lock},
-    state::{Console, Settings, Target},
+    state::{Console, Refusal, Settings, Target},
 };
 use crate::{
     report,
@@ -108,48 +108,9 @@ pub(super) async fn start(
             "duration_scale is above 0 and at most 100 (0.1 runs the story ten times faster)",
         );
     }
-    let runs = &console.inner.runs;
-    let mut list = lock(&runs.runs);
-    if let Some(running) = list.iter().find(|r| lock(r).state == "running") {
-        let running = lock(running);
-        return error_response(
-            StatusCode::CONFLICT,
-            "run_in_progress",
-            format!(
-                "scenario {} is running (run {}); stop it or wait for its verdict",
-                running.scenario, running.id
-            ),
-        );
-    }
     let settings = &console.inner.settings;
     let id = format!("{:032x}", rand::random::<u128>());
     let out = settings.runs_dir.join(&id);
-    let exe = match settings
-        .exe
-        .clone()
-        .map(Ok)
-        .unwrap_or_else(std::env::current_exe)
-    {
-        Ok(exe) => exe,
-        Err(e) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "start_failed",
-                format!("cannot find loadgen's own executable: {e}"),
-            );
-        }
-    };
-    let mut command = run_command(exe, settings, target, &body, &out);
-    let child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "start_failed",
-                format!("starting loadgen run: {e}"),
-            );
-        }
-    };
     let view = Arc::new(Mutex::new(RunView {
         id: id.clone(),
         scenario: body.scenario.clone(),
@@ -161,51 +122,187 @@ pub(super) async fn start(
         verdict: None,
         report_url: None,
         message: None,
-        pid: child.id(),
-        out,
+        pid: None,
+        out: out.clone(),
         stop_asked: false,
     }));
-    list.push_front(view.clone());
-    while list.len() > KEPT_RUNS {
-        list.pop_back();
+    if let Err(refused) = claim(&console.inner.runs, view.clone()) {
+        return refused.into_response();
     }
-    drop(list);
-    tracing::info!(target: "loadgen::console", scenario = %body.scenario, run = %id, "scenario started from the console");
 
-    watch(child, view.clone());
+    // The background load makes way first: two runs would judge each
+    // other's load.
+    let runs = &console.inner.runs;
+    runs.paused.send_replace(true);
+    stop_background(runs).await;
+    let spawned = exe(settings).and_then(|exe| {
+        run_command(
+            exe,
+            settings,
+            target,
+            &body.scenario,
+            body.duration_scale,
+            Some(&out),
+        )
+        .spawn()
+        .map_err(|e| format!("starting loadgen run: {e}"))
+    });
+    let child = match spawned {
+        Ok(child) => child,
+        Err(message) => {
+            {
+                let mut v = lock(&view);
+                v.state = "error";
+                v.finished_at = Some(now());
+                v.message = Some(message.clone());
+            }
+            runs.paused.send_replace(false);
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "start_failed", message);
+        }
+    };
+    lock(&view).pid = child.id();
+    tracing::info!(target: "loadgen::console", scenario = %body.scenario, run = %id, "scenario started from the console");
+    watch(console.clone(), child, view.clone());
     (StatusCode::ACCEPTED, Json(lock(&view).clone())).into_response()
 }
 
-/// `loadgen run` against this system, writing into `out`.
+/// Puts `view` first in the list unless a run is on: checked and claimed
+/// under one lock, so of two starts at once one gets 409.
+fn claim(runs: &super::run_view::Runs, view: Arc<Mutex<RunView>>) -> Result<(), Refusal> {
+    let mut list = lock(&runs.runs);
+    if let Some(running) = list.iter().find(|r| lock(r).state == "running") {
+        let running = lock(running);
+        return Err(Refusal::new(
+            StatusCode::CONFLICT,
+            "run_in_progress",
+            format!(
+                "scenario {} is running (run {}); stop it or wait for its verdict",
+                running.scenario, running.id
+            ),
+        ));
+    }
+    list.push_front(view);
+    while list.len() > KEPT_RUNS {
+        list.pop_back();
+    }
+    Ok(())
+}
+
+/// The `loadgen` runs are started with: [`Settings::exe`], or this one.
+fn exe(settings: &Settings) -> Result<PathBuf, String> {
+    match &settings.exe {
+        Some(exe) => Ok(exe.clone()),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find loadgen's own executable: {e}")),
+    }
+}
+
+/// `loadgen run <scenario>` against this system. `out`: an operator's
+/// run, which writes its report there and whose progress the console
+/// reads; `None`: the background run, whose output is this process's.
 fn run_command(
     exe: PathBuf,
     settings: &Settings,
     target: &Target,
-    body: &StartRun,
-    out: &std::path::Path,
+    scenario: &str,
+    duration_scale: f64,
+    out: Option<&std::path::Path>,
 ) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(exe);
     command
         .arg("run")
-        .arg(&body.scenario)
+        .arg(scenario)
         .args(["--target", &target.gateway_url])
-        .args(["--platform", "local", "--control", &target.control_url])
-        .args(["--duration-scale", &body.duration_scale.to_string()])
-        .arg("--out")
-        .arg(out)
+        .args(&target.run_flags)
+        .args(["--duration-scale", &duration_scale.to_string()])
         .args(["--jaeger-url", &settings.jaeger_url])
-        .args(["--no-progress", "--progress-json"])
+        .arg("--no-progress")
         .env("ADMIN_TOKEN", &settings.admin_token)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(addr) = settings.metrics_addr {
+        command.args(["--metrics-addr", &addr.to_string()]);
+    }
+    match out {
+        Some(out) => {
+            command
+                .arg("--out")
+                .arg(out)
+                .arg("--progress-json")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+        }
+        None => {
+            command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        }
+    }
     command
+}
+
+/// Runs `scenario` again and again while no operator run is on; an
+/// operator's run stops the current one first ([`stop_background`]).
+pub(super) async fn background(console: Console, scenario: String, duration_scale: f64) {
+    let runs = &console.inner.runs;
+    let mut paused = runs.paused.subscribe();
+    loop {
+        while *paused.borrow_and_update() {
+            if paused.changed().await.is_err() {
+                return;
+            }
+        }
+        let Ok((target, _)) = console.target() else {
+            return;
+        };
+        let settings = &console.inner.settings;
+        let spawned = exe(settings).and_then(|exe| {
+            run_command(exe, settings, target, &scenario, duration_scale, None)
+                .spawn()
+                .map_err(|e| e.to_string())
+        });
+        match spawned {
+            Ok(mut child) => {
+                *lock(&runs.background) = child.id();
+                let status = child.wait().await;
+                *lock(&runs.background) = None;
+                if let Ok(status) = status
+                    && status.code() == Some(crate::run::UNABLE)
+                {
+                    tracing::warn!(target: "loadgen::console", %scenario, "the background run could not be made; again in a few seconds");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "loadgen::console", %scenario, error = %e, "cannot start the background run");
+            }
+        }
+        // As the loop it replaces did: a breath between runs, and no spin
+        // when runs cannot be made.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// SIGTERM to the background run, if one is on, and its exit awaited
+/// (it is judged and restores what it changed); SIGKILL after 30 s.
+async fn stop_background(runs: &super::run_view::Runs) {
+    // Read through a function: a guard must not live across an await.
+    let running = || *lock(&runs.background);
+    let Some(pid) = running() else {
+        return;
+    };
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while running().is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Follows `child`'s progress lines into `view`, keeps its last words,
 /// and judges it when it exits.
-fn watch(mut child: tokio::process::Child, view: Arc<Mutex<RunView>>) {
+fn watch(console: Console, mut child: tokio::process::Child, view: Arc<Mutex<RunView>>) {
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     tokio::spawn(async move {
@@ -235,6 +332,7 @@ fn watch(mut child: tokio::process::Child, view: Arc<Mutex<RunView>>) {
         let ((), stderr) = tokio::join!(progress, errors);
         let status = child.wait().await;
         finish(&view, status.ok().and_then(|s| s.code()), stderr);
+        console.inner.runs.paused.send_replace(false);
     });
 }
 

@@ -15,7 +15,7 @@ use mesh::{
     web::{Asset, Page},
 };
 
-use crate::platform::{LocalPlatform, Platform, faults::AdminClient};
+use crate::platform::{Platform, faults::AdminClient};
 
 const INDEX: &str = include_str!("../../../web/dist/console/index.html");
 const SCRIPT: &[u8] = include_bytes!("../../../web/dist/console/console.js");
@@ -34,6 +34,13 @@ pub struct Settings {
     pub runs_dir: PathBuf,
     /// The `loadgen` executable runs start (this one by default).
     pub exe: Option<PathBuf>,
+    /// Every run serves its `/metrics` here (one run at a time, so one
+    /// port), for a Prometheus that scrapes loadgen.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// A scenario run again and again while no operator run is on (the
+    /// load that keeps the dashboards alive in Compose), and its duration
+    /// scale. An operator's run stops it first and it resumes after.
+    pub background: Option<(String, f64)>,
 }
 
 /// The running system, known once it is up.
@@ -41,8 +48,16 @@ pub struct Settings {
 pub struct Target {
     /// The gateway the learner app and the runs use.
     pub gateway_url: String,
-    /// The launcher's control API.
-    pub control_url: String,
+    /// The platform flags of the `loadgen run` the console starts
+    /// (`--platform local --control URL`: [`PlatformArgs::flags`]).
+    pub run_flags: Vec<std::ffi::OsString>,
+    /// Whether the console sits beside the launcher's control API, whose
+    /// `/services`, scale and kill the page uses. Elsewhere the console
+    /// answers `GET /services` itself, from the platform, and the page
+    /// offers no scaling or killing.
+    ///
+    /// [`PlatformArgs::flags`]: crate::platform::args::PlatformArgs::flags
+    pub launcher: bool,
 }
 
 /// The console's state, shared by its handlers.
@@ -81,13 +96,9 @@ impl Console {
         }
     }
 
-    /// The system is up: from now on the API acts on it.
-    pub fn attach(&self, target: Target) {
-        let platform: Arc<dyn Platform> = Arc::new(LocalPlatform::new(
-            target.control_url.clone(),
-            Some(self.inner.settings.admin_token.clone()),
-        ));
-        let _ = self.inner.target.set((target, platform));
+    /// Sets the system the API acts on (once).
+    pub(super) fn set_target(&self, target: Target, platform: Arc<dyn Platform>) -> bool {
+        self.inner.target.set((target, platform)).is_ok()
     }
 
     /// The system, or the answer saying it is not up yet.

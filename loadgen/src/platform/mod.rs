@@ -15,6 +15,7 @@
 //! so a run holds an `Arc<dyn Platform>` chosen at run time.
 //! `docs/platforms.md` lists exactly what each driver runs.
 
+pub mod args;
 pub mod compose;
 pub mod faults;
 pub mod kubernetes;

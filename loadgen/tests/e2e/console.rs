@@ -5,9 +5,15 @@
 //! progress, refuses a second run meanwhile, and ends with a verdict and a
 //! report. (The page itself is driven by the browser tests in `web/e2e`.)
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use loadgen::console::{Console, Settings, Target};
+use loadgen::{
+    console::{Console, Settings, Target},
+    platform::LocalPlatform,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -23,6 +29,8 @@ async fn system_with_console() -> (TestSystem, tempfile::TempDir) {
         admin_token: ADMIN_TOKEN.into(),
         runs_dir: runs.path().to_owned(),
         exe: Some(env!("CARGO_BIN_EXE_loadgen").into()),
+        metrics_addr: None,
+        background: None,
     });
     let extension = console.extension();
     let sys = TestSystem::start_with_options(Otlp::Grpc, &[], &[], |options| {
@@ -31,10 +39,19 @@ async fn system_with_console() -> (TestSystem, tempfile::TempDir) {
         options.control_extension = Some(extension);
     })
     .await;
-    console.attach(Target {
-        gateway_url: sys.gateway(),
-        control_url: sys.control(),
-    });
+    console.attach(
+        Target {
+            gateway_url: sys.gateway(),
+            run_flags: vec![
+                "--platform".into(),
+                "local".into(),
+                "--control".into(),
+                sys.control().into(),
+            ],
+            launcher: true,
+        },
+        Arc::new(LocalPlatform::new(sys.control(), Some(ADMIN_TOKEN.into()))),
+    );
     (sys, runs)
 }
 
