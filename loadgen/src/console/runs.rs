@@ -161,7 +161,7 @@ pub(super) async fn start(
         }
     };
     lock(&view).pid = child.id();
-    tracing::info!(target: "loadgen::console", scenario = %body.scenario, run = %id, "scenario started from the console");
+    tracing::info!(target: "loadgen::console", scenario = %body.scenario, run.id = %id, "scenario started from the console");
     watch(console.clone(), child, view.clone());
     (StatusCode::ACCEPTED, Json(lock(&view).clone())).into_response()
 }

@@ -61,6 +61,10 @@ pub const ALLOWED_LOG_ATTRIBUTES: &[&str] = &[
     "retry.reason",
     "retry_in",
     "route",
+    // loadgen's operator console: the run an operator started, and its
+    // scenario (shipped names only).
+    "run.id",
+    "scenario",
     "service",
     "stale_since",
     "status",
