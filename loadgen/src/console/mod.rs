@@ -1,8 +1,11 @@
 //! The operator console: a web page (`web/src/console`, built into
-//! `web/dist/console` and embedded here) and the JSON API behind it,
-//! served on the launcher's control API listener by `loadgen up`
-//! (`/console`), next to the routes it uses for scaling and killing
-//! replicas (docs/console.md).
+//! `web/dist/console` and embedded here) and the JSON API behind it
+//! (docs/web.md). `loadgen up` serves it on the launcher's control API
+//! listener ([`Console::extension`]), next to the routes the page uses
+//! for scaling and killing replicas; `loadgen console` serves it alone
+//! for Compose or Kubernetes ([`Console::standalone`]), with a `GET
+//! /services` of its own and, optionally, a background scenario in a
+//! loop that makes way for the operator's runs.
 //!
 //! | Route | Does |
 //! |---|---|
