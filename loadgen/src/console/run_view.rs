@@ -15,11 +15,23 @@ pub(super) const KEPT_RUNS: usize = 20;
 
 pub(super) struct Runs {
     pub(super) runs: Mutex<VecDeque<Arc<Mutex<RunView>>>>,
-    /// The background scenario's process, while one runs.
-    pub(super) background: Mutex<Option<u32>>,
+    /// The background scenario's process: being started, or running.
+    pub(super) background: Mutex<Background>,
     /// True while an operator's run is on (or starting): the background
     /// loop waits.
     pub(super) paused: tokio::sync::watch::Sender<bool>,
+}
+
+/// Where the background loop is. Its check of `paused` and the move to
+/// `Starting` happen under one lock, and an operator's run sets `paused`
+/// before it looks here, so it always sees a background run it must wait
+/// for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Background {
+    #[default]
+    Idle,
+    Starting,
+    Running(u32),
 }
 
 impl Default for Runs {

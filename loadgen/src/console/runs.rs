@@ -30,7 +30,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use super::{
-    run_view::{CheckView, KEPT_RUNS, RunView, VerdictView, lock},
+    run_view::{Background, CheckView, KEPT_RUNS, RunView, VerdictView, lock},
     state::{Console, Refusal, Settings, Target},
 };
 use crate::{
@@ -245,10 +245,20 @@ pub(super) async fn background(console: Console, scenario: String, duration_scal
     let runs = &console.inner.runs;
     let mut paused = runs.paused.subscribe();
     loop {
-        while *paused.borrow_and_update() {
+        // Read through a function: a guard must not live across an await.
+        let claimed = || {
+            let mut state = lock(&runs.background);
+            let free = !*runs.paused.borrow();
+            if free {
+                *state = Background::Starting;
+            }
+            free
+        };
+        if !claimed() {
             if paused.changed().await.is_err() {
                 return;
             }
+            continue;
         }
         let Ok((target, _)) = console.target() else {
             return;
@@ -261,9 +271,9 @@ pub(super) async fn background(console: Console, scenario: String, duration_scal
         });
         match spawned {
             Ok(mut child) => {
-                *lock(&runs.background) = child.id();
+                *lock(&runs.background) = child.id().map_or(Background::Idle, Background::Running);
                 let status = child.wait().await;
-                *lock(&runs.background) = None;
+                *lock(&runs.background) = Background::Idle;
                 if let Ok(status) = status
                     && status.code() == Some(crate::run::UNABLE)
                 {
@@ -271,6 +281,7 @@ pub(super) async fn background(console: Console, scenario: String, duration_scal
                 }
             }
             Err(e) => {
+                *lock(&runs.background) = Background::Idle;
                 tracing::warn!(target: "loadgen::console", %scenario, error = %e, "cannot start the background run");
             }
         }
@@ -280,21 +291,28 @@ pub(super) async fn background(console: Console, scenario: String, duration_scal
     }
 }
 
-/// SIGTERM to the background run, if one is on, and its exit awaited
-/// (it is judged and restores what it changed); SIGKILL after 30 s.
+/// Waits for the background run to be gone, with `paused` already set:
+/// one being started is waited for, one running gets SIGTERM (it is
+/// judged and restores what it changed) and SIGKILL after 30 s.
 async fn stop_background(runs: &super::run_view::Runs) {
     // Read through a function: a guard must not live across an await.
-    let running = || *lock(&runs.background);
-    let Some(pid) = running() else {
-        return;
-    };
-    let pid = nix::unistd::Pid::from_raw(pid as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let state = || *lock(&runs.background);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while running().is_some() {
-        if tokio::time::Instant::now() >= deadline {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            return;
+    let mut signalled = None;
+    loop {
+        match state() {
+            Background::Idle => return,
+            Background::Starting => {}
+            Background::Running(pid) => {
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                if signalled != Some(pid) {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                    signalled = Some(pid);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

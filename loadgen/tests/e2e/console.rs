@@ -22,6 +22,12 @@ use crate::support::{Otlp, TestSystem, token_for};
 const ADMIN_TOKEN: &str = "console-test-admin-token-0123456789";
 
 async fn system_with_console() -> (TestSystem, tempfile::TempDir) {
+    system_with_background(None).await
+}
+
+async fn system_with_background(
+    background: Option<(String, f64)>,
+) -> (TestSystem, tempfile::TempDir) {
     let runs = tempfile::tempdir().unwrap();
     let console = Console::new(Settings {
         grafana_url: "http://grafana.test:3000".into(),
@@ -30,7 +36,7 @@ async fn system_with_console() -> (TestSystem, tempfile::TempDir) {
         runs_dir: runs.path().to_owned(),
         exe: Some(env!("CARGO_BIN_EXE_loadgen").into()),
         metrics_addr: None,
-        background: None,
+        background,
     });
     let extension = console.extension();
     let sys = TestSystem::start_with_options(Otlp::Grpc, &[], &[], |options| {
@@ -285,5 +291,91 @@ async fn a_scenario_runs_to_its_verdict_one_at_a_time() {
         .unwrap();
     assert_eq!(report.status(), StatusCode::OK);
     assert!(report.text().await.unwrap().contains("steady"));
+    sys.stop().await;
+}
+
+/// The scale of the background runs below: no other test uses it, so a
+/// process with it in its arguments is this test's background run.
+const BACKGROUND_SCALE: &str = "0.0517";
+
+/// This process's children whose arguments contain every one of `words`.
+fn children_with(words: &[&str]) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // `pid (comm) state ppid ...`: comm may hold spaces.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = args.split(|b| *b == 0).collect();
+            ppid == Some(me) && words.iter().all(|w| args.contains(&w.as_bytes()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_background_load_makes_way_for_an_operator_run() {
+    let scale: f64 = BACKGROUND_SCALE.parse().unwrap();
+    let (sys, _runs) = system_with_background(Some(("steady".into(), scale))).await;
+    let background = || children_with(&["run", "steady", BACKGROUND_SCALE]);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while background().is_empty() {
+        assert!(Instant::now() < deadline, "no background run started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Answered only once the background run has gone: never two at once.
+    let (status, run) = call(
+        &sys,
+        Method::POST,
+        "/console/api/runs",
+        Some(json!({"scenario": "steady", "duration_scale": 0.05})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let run = loop {
+        // The snapshot first: the run is marked finished before the
+        // background may resume, so a background run seen while the run
+        // still reads "running" ran beside it.
+        let beside = background();
+        let (_, run) = call(&sys, Method::GET, &format!("/console/api/runs/{id}"), None).await;
+        if run["state"] != "running" {
+            break run;
+        }
+        assert!(
+            beside.is_empty(),
+            "a background run beside the operator's: {:?}",
+            beside
+                .iter()
+                .map(|pid| String::from_utf8_lossy(
+                    &std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+                )
+                .replace('\0', " "))
+                .collect::<Vec<_>>()
+        );
+        assert!(Instant::now() < deadline, "the run did not finish: {run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["state"], "passed", "{run}");
+
+    // And it comes back after (its 5 s breath between runs included).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while background().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the background run did not resume"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     sys.stop().await;
 }
