@@ -88,18 +88,8 @@ enum Command {
             value_name = "BOOL"
         )]
         rate_limit_trust_forwarded_for: bool,
-        /// Grafana as your browser reaches it: the operator console
-        /// (`/console` on the control API) links its dashboards.
-        #[arg(long, env = "GRAFANA_URL", default_value = "http://localhost:3000")]
-        grafana_url: String,
-        /// Jaeger's UI as your browser reaches it: the learner app and the
-        /// console link trace ids to it.
-        #[arg(
-            long,
-            env = "LOADGEN_JAEGER_URL",
-            default_value = "http://localhost:16686"
-        )]
-        jaeger_url: String,
+        #[command(flatten)]
+        links: Links,
     },
     /// Receive OTLP traces and logs (gRPC and HTTP) and print what
     /// arrives: span counts, and each log record as it comes. A stand-in
@@ -233,6 +223,24 @@ fn print_up(system: &System, bearer: &str) {
     println!();
 }
 
+/// Grafana and Jaeger as the operator's browser reaches them, for the
+/// console's links (and, under `up`, the learner app's trace links).
+#[derive(Debug, clap::Args)]
+struct Links {
+    /// Grafana as your browser reaches it: the operator console links its
+    /// dashboards.
+    #[arg(long, env = "GRAFANA_URL", default_value = "http://localhost:3000")]
+    grafana_url: String,
+    /// Jaeger's UI as your browser reaches it: the console (and the
+    /// learner app) link trace ids to it.
+    #[arg(
+        long,
+        env = "LOADGEN_JAEGER_URL",
+        default_value = "http://localhost:16686"
+    )]
+    jaeger_url: String,
+}
+
 /// `loadgen console`'s arguments.
 #[derive(Debug, clap::Args)]
 struct ConsoleArgs {
@@ -244,16 +252,8 @@ struct ConsoleArgs {
     target: String,
     #[command(flatten)]
     on: loadgen::run::PlatformArgs,
-    /// Grafana as the operator's browser reaches it.
-    #[arg(long, env = "GRAFANA_URL", default_value = "http://localhost:3000")]
-    grafana_url: String,
-    /// Jaeger's UI as the operator's browser reaches it.
-    #[arg(
-        long,
-        env = "LOADGEN_JAEGER_URL",
-        default_value = "http://localhost:16686"
-    )]
-    jaeger_url: String,
+    #[command(flatten)]
+    links: Links,
     /// Where runs write their summaries and reports.
     #[arg(long, default_value = "console-runs")]
     runs_dir: PathBuf,
@@ -274,8 +274,8 @@ async fn console(args: ConsoleArgs) -> anyhow::Result<()> {
         anyhow::anyhow!("the console needs the admin token (--admin-token or ADMIN_TOKEN)")
     })?;
     let console = loadgen::console::Console::new(loadgen::console::Settings {
-        grafana_url: args.grafana_url,
-        jaeger_url: args.jaeger_url,
+        grafana_url: args.links.grafana_url,
+        jaeger_url: args.links.jaeger_url,
         admin_token: token.clone(),
         runs_dir: std::path::absolute(&args.runs_dir)?,
         exe: None,
@@ -315,8 +315,7 @@ struct UpArgs {
     admin_token: Option<String>,
     jwt_secret: Option<String>,
     rate_limit_trust_forwarded_for: bool,
-    grafana_url: String,
-    jaeger_url: String,
+    links: Links,
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -333,7 +332,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "RATE_LIMIT_TRUST_FORWARDED_FOR".into(),
             args.rate_limit_trust_forwarded_for.to_string(),
         ),
-        ("WEB_JAEGER_URL".into(), args.jaeger_url.clone()),
+        ("WEB_JAEGER_URL".into(), args.links.jaeger_url.clone()),
     ]);
     // The learner app's spans go where `loadgen receive` listens for
     // OTLP/HTTP unless told otherwise (docs/web.md).
@@ -378,8 +377,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         };
     }
     let console = loadgen::console::Console::new(loadgen::console::Settings {
-        grafana_url: args.grafana_url,
-        jaeger_url: args.jaeger_url,
+        grafana_url: args.links.grafana_url,
+        jaeger_url: args.links.jaeger_url,
         admin_token: options.admin_token.clone().unwrap_or_default(),
         runs_dir: std::path::absolute(args.data_dir.join("runs"))?,
         exe: None,
@@ -468,8 +467,7 @@ async fn main() -> anyhow::Result<()> {
             admin_token,
             jwt_secret,
             rate_limit_trust_forwarded_for,
-            grafana_url,
-            jaeger_url,
+            links,
         } => {
             up(UpArgs {
                 ports,
@@ -481,8 +479,7 @@ async fn main() -> anyhow::Result<()> {
                 admin_token,
                 jwt_secret,
                 rate_limit_trust_forwarded_for,
-                grafana_url,
-                jaeger_url,
+                links,
             })
             .await
         }

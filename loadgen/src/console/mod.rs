@@ -33,7 +33,7 @@ mod run_view;
 mod runs;
 mod state;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -171,16 +171,11 @@ async fn info(State(console): State<Console>) -> Answer {
 /// launcher's shape so the page shows them alike.
 async fn services(State(console): State<Console>) -> Answer {
     let (_, platform) = console.target()?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap_or_default();
+    let http = &console.inner.probe;
     let per_service = launcher::services::SERVICES.iter().map(|spec| {
-        let http = http.clone();
         async move {
             let replicas = platform.replicas(spec.name).await.unwrap_or_default();
             let states = futures::future::join_all(replicas.iter().map(|r| {
-                let http = http.clone();
                 async move {
                     match http.get(format!("{}/readyz", r.base_url)).send().await {
                         Ok(res) if res.status().is_success() => "ready",

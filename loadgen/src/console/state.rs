@@ -70,6 +70,9 @@ pub(super) struct Inner {
     pub(super) settings: Settings,
     target: OnceLock<(Target, Arc<dyn Platform>)>,
     pub(super) admin: AdminClient,
+    /// Asks replicas `/readyz` (`GET /services` without a launcher): a
+    /// replica that takes longer is not ready.
+    pub(super) probe: reqwest::Client,
     pub(super) runs: super::run_view::Runs,
     pub(super) page: Page,
     pub(super) index: Asset,
@@ -82,6 +85,10 @@ impl Console {
         let index = Page::html(INDEX, &[]);
         let inner = Inner {
             admin: AdminClient::new(Some(settings.admin_token.clone())),
+            probe: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
             runs: super::run_view::Runs::default(),
             settings,
             target: OnceLock::new(),

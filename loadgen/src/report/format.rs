@@ -110,21 +110,9 @@ pub fn attr_text(value: &AttrValue) -> Cow<'_, str> {
     }
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML element content and quoted attribute values:
+/// the web pages' own (`mesh::web`).
+pub use mesh::web::escape;
 
 #[cfg(test)]
 mod tests {

@@ -137,8 +137,18 @@ mod tests {
             assert!(!body.is_empty(), "{path}");
             assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
         }
-        // No inline script: the policy would block it, and the page relies
-        // on none.
-        assert!(!index.contains("<script>"), "{index}");
+        // No inline script or style: the policy would block them, so the
+        // page must rely on none.
+        let scripts: Vec<&str> = index
+            .split("<script")
+            .skip(1)
+            .map(|tag| tag.split('>').next().unwrap_or_default())
+            .collect();
+        assert!(!scripts.is_empty(), "{index}");
+        assert!(scripts.iter().all(|tag| tag.contains(" src=")), "{index}");
+        assert!(
+            !index.contains("<style") && !index.contains(" style="),
+            "{index}"
+        );
     }
 }

@@ -155,8 +155,9 @@ impl Page {
     }
 }
 
-/// Text safe inside a double-quoted HTML attribute.
-fn escape(text: &str) -> String {
+/// Text safe as HTML element content and inside a quoted attribute value
+/// (either quote).
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

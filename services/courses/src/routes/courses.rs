@@ -81,32 +81,29 @@ impl ListParams {
             )));
         }
         if let Some(tag) = &self.tag {
-            if tag.chars().count() > MAX_TAG_CHARS {
-                return Err(BadRequest::invalid(format!(
-                    "tag is at most {MAX_TAG_CHARS} characters"
-                )));
-            }
-            // NUL would also fail in PostgreSQL `text`: a 422, not a 500.
-            if tag.chars().any(char::is_control) {
-                return Err(BadRequest::invalid(
-                    "tag must not contain control characters",
-                ));
-            }
+            check_text("tag", tag, MAX_TAG_CHARS)?;
         }
         if let Some(q) = &self.q {
-            if q.chars().count() > MAX_SEARCH_CHARS {
-                return Err(BadRequest::invalid(format!(
-                    "q (the search) is at most {MAX_SEARCH_CHARS} characters"
-                )));
-            }
-            if q.chars().any(char::is_control) {
-                return Err(BadRequest::invalid(
-                    "q (the search) must not contain control characters",
-                ));
-            }
+            check_text("q (the search)", q, MAX_SEARCH_CHARS)?;
         }
         Ok(())
     }
+}
+
+/// A filter's text: at most `max` characters, and no control character
+/// (NUL would also fail in PostgreSQL `text`: a 422, not a 500).
+fn check_text(name: &str, text: &str, max: usize) -> Result<(), BadRequest> {
+    if text.chars().count() > max {
+        return Err(BadRequest::invalid(format!(
+            "{name} is at most {max} characters"
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(BadRequest::invalid(format!(
+            "{name} must not contain control characters"
+        )));
+    }
+    Ok(())
 }
 
 /// One page of the catalog, most popular first.
